@@ -1,0 +1,255 @@
+//! The configuration's shape: one struct per TOML table, spelled as in
+//! `shared/INTERFACES.md`. Every table denies unknown keys so that a typo is an
+//! error with a line number, not a setting silently ignored.
+//!
+//! Defaults are the embedded ones: a box with no file at all would run the test
+//! camera and tone into no destination, which is safe.
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub device_id: String,
+    pub video: VideoConfig,
+    pub audio: AudioConfig,
+    pub live: LiveConfig,
+    pub destinations: Vec<DestinationConfig>,
+    pub recording: RecordingConfig,
+    pub gpio: GpioConfig,
+    pub scale: ScaleConfig,
+    pub products: Vec<ProductConfig>,
+    pub mqtt: MqttConfig,
+    pub fleet: FleetConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            device_id: "farmcast".into(),
+            video: VideoConfig::default(),
+            audio: AudioConfig::default(),
+            live: LiveConfig::default(),
+            destinations: Vec::new(),
+            recording: RecordingConfig::default(),
+            gpio: GpioConfig::default(),
+            scale: ScaleConfig::default(),
+            products: Vec::new(),
+            mqtt: MqttConfig::default(),
+            fleet: FleetConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    /// "auto" | "test" | "v4l2:/dev/videoN" | "file:/path"
+    pub source: String,
+    pub width: u32,
+    pub height: u32,
+    pub framerate: u32,
+    pub bitrate_kbps: u32,
+    /// Floor for adaptive bitrate on a thin uplink.
+    pub min_bitrate_kbps: u32,
+    /// "auto" or a GStreamer element name.
+    pub encoder: String,
+    /// Seconds between keyframes; platforms want 1 to 4.
+    pub keyframe_interval_s: u32,
+    /// x264enc speed preset when the software encoder is used.
+    pub x264_preset: String,
+    /// Pass camera-native H.264 through without re-encoding when the camera has it
+    /// (saves a core; loses the on-air overlay and the slate).
+    pub passthrough: bool,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        VideoConfig {
+            source: "auto".into(),
+            width: 1280,
+            height: 720,
+            framerate: 30,
+            bitrate_kbps: 2500,
+            min_bitrate_kbps: 400,
+            encoder: "auto".into(),
+            keyframe_interval_s: 2,
+            x264_preset: "veryfast".into(),
+            passthrough: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    /// "auto" | "test" | "none" | "alsa:hw:1,0"
+    pub source: String,
+    pub bitrate_kbps: u32,
+    /// Delay applied to the sound, for cameras whose picture lags it. May be negative.
+    pub offset_ms: i32,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            source: "auto".into(),
+            bitrate_kbps: 128,
+            offset_ms: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    pub autostart: bool,
+    /// Text shown to viewers while the camera is lost.
+    pub slate_text: String,
+    /// Optional image (PNG/JPEG) shown instead of the text.
+    pub slate_image: Option<String>,
+    /// Longest reconnect backoff, in milliseconds.
+    pub reconnect_cap_ms: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            autostart: false,
+            slate_text: "Back in a moment".into(),
+            slate_image: None,
+            reconnect_cap_ms: 2000,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Deserialize, Serialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub name: String,
+    /// rtmp://, rtmps:// or srt://
+    pub url: String,
+    /// File holding the stream key (kept out of the main file).
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// The stream key inline; accepted, but `key_file` is preferred.
+    #[serde(default)]
+    pub key: Option<Secret>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    pub enabled: bool,
+    pub dir: String,
+    /// Length of one segment file, in seconds.
+    pub segment_s: u32,
+    /// Disk budget for all recordings, in GB (oldest past shows are removed first).
+    pub max_gb: f64,
+    /// Free space to keep on the disk, in MB.
+    pub min_free_mb: u64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            enabled: true,
+            dir: "/var/lib/farmcast/recordings".into(),
+            segment_s: 120,
+            max_gb: 8.0,
+            min_free_mb: 512,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpioConfig {
+    /// "rppal" | "sim"
+    pub backend: String,
+    pub sim_socket: String,
+    /// BCM numbering.
+    pub go_live_pin: u8,
+    pub tally_led_pin: u8,
+    /// Optional second LED for faults.
+    pub status_led_pin: Option<u8>,
+    pub debounce_ms: u64,
+    pub long_press_ms: u64,
+}
+
+impl Default for GpioConfig {
+    fn default() -> Self {
+        GpioConfig {
+            backend: "rppal".into(),
+            sim_socket: "/run/farmcast/sim.sock".into(),
+            go_live_pin: 17,
+            tally_led_pin: 27,
+            status_led_pin: None,
+            debounce_ms: 30,
+            long_press_ms: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScaleConfig {
+    /// "none" | "hx711" | "serial" | "sim"
+    pub kind: String,
+}
+
+impl Default for ScaleConfig {
+    fn default() -> Self {
+        ScaleConfig {
+            kind: "none".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductConfig {
+    pub id: String,
+    pub name: String,
+    /// "kg" | "piece"
+    pub unit: String,
+    /// Decimal string, never a float.
+    pub unit_price: String,
+    pub currency: String,
+    #[serde(default)]
+    pub button_pin: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    pub enabled: bool,
+    /// mqtt:// or mqtts://
+    pub url: String,
+    pub topic_prefix: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            enabled: false,
+            url: "mqtt://127.0.0.1:1883".into(),
+            topic_prefix: "farmcast".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    pub groups: Vec<String>,
+    pub trusted_keys_file: Option<String>,
+}

@@ -1,0 +1,14 @@
+//! farmcast: appliance firmware that puts a farmer's produce on shopping livestreams.
+//!
+//! The crate is split by concern; a reader should find the room for a change from
+//! the module names alone:
+//! - [`config`]: the TOML file, its validation and its error messages.
+//! - [`show`]: the pure state machine of a show (no I/O, time passed in).
+//! - [`gpio`]: buttons and lights behind narrow traits, `rppal` and `sim` back ends.
+//! - [`media`]: GStreamer at the edge: capture, encode, destinations, recording, probe.
+//! - [`app`]: the driver that wires the pure core to the edges.
+
+pub mod config;
+pub mod gpio;
+pub mod media;
+pub mod show;
