@@ -5,10 +5,13 @@
 //! - [`config`]: the TOML file, its validation and its error messages.
 //! - [`show`]: the pure state machine of a show (no I/O, time passed in).
 //! - [`gpio`]: buttons and lights behind narrow traits, `rppal` and `sim` back ends.
-//! - [`media`]: GStreamer at the edge: capture, encode, destinations, recording, probe.
-//! - [`app`]: the driver that wires the pure core to the edges.
+//! - [`media`]: GStreamer at the edge: capture, encode, destinations, probe.
+//! - [`recording`]: segment files on the box and their disk budget.
+//! - [`mqtt`]: status, events and commands for field technicians.
 
 pub mod config;
 pub mod gpio;
 pub mod media;
+pub mod mqtt;
+pub mod recording;
 pub mod show;
