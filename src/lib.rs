@@ -8,9 +8,12 @@
 //! - [`media`]: GStreamer at the edge: capture, encode, destinations, probe.
 //! - [`recording`]: segment files on the box and their disk budget.
 //! - [`mqtt`]: status, events and commands for field technicians.
+//! - [`app`]: the driver that wires the pure core to the edges.
 
+pub mod app;
 pub mod config;
 pub mod gpio;
+pub mod logging;
 pub mod media;
 pub mod mqtt;
 pub mod recording;

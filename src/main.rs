@@ -1,1 +1,93 @@
-fn main() {}
+//! `farmcast`: the command line. Wiring only; the work lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "farmcast",
+    version,
+    about = "Live shopping shows from a box in the barn"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon: standby, then live on the button, a command, or at start.
+    Run {
+        #[arg(long, default_value = "/etc/farmcast/farmcast.toml")]
+        config: PathBuf,
+    },
+    /// Check a configuration file; print each problem with its key path and line.
+    CheckConfig { file: PathBuf },
+    /// What this box has: cameras, audio inputs, encoders, GPIO chips, serial ports.
+    Probe {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Run { config } => {
+            farmcast::logging::init();
+            match farmcast::app::run(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::Probe { json } => match farmcast::media::probe::probe() {
+            Ok(report) => {
+                if json {
+                    match serde_json::to_string_pretty(&report) {
+                        Ok(s) => println!("{s}"),
+                        Err(e) => {
+                            eprintln!("farmcast probe: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                } else {
+                    print!("{}", farmcast::media::probe::render_human(&report));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("farmcast probe: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    let name = file.display().to_string();
+    match farmcast::config::check_file(file) {
+        Ok(config) => {
+            println!(
+                "{name}: ok (device {}, {} destination(s), {} product(s))",
+                config.device_id,
+                config.destinations.len(),
+                config.products.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}", p.in_file(&name));
+            }
+            eprintln!("{name}: {} problem(s)", problems.len());
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,8 +1,25 @@
-//! The configuration file: shape ([`schema`]), secrets ([`secret`]).
-//! Loading and validation are added by the config module's owner.
+//! The configuration file: shape ([`schema`]), secrets ([`secret`]), loading
+//! with key paths and lines ([`load`]), checks ([`validate`]), stream keys
+//! ([`keys`]) and fleet layers ([`layers`]).
+//!
+//! The CLI and the daemon both call [`check_file`]: load, read the key files,
+//! validate; each [`Problem`] names its key path and, where written, its line.
 
+pub mod keys;
+pub mod layers;
+pub mod load;
+pub mod problem;
 pub mod schema;
 pub mod secret;
+pub mod spans;
+mod url;
+pub mod validate;
 
+pub use keys::resolve_keys;
+pub use layers::{check_layers, load_layers, merge};
+pub use load::{check_file, check_str, load_str};
+pub use problem::Problem;
 pub use schema::*;
 pub use secret::Secret;
+pub use spans::line_of;
+pub use validate::validate;

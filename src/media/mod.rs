@@ -1,1 +1,67 @@
-//! placeholder, filled by the owner of this module
+//! GStreamer at the edge: capture and encode ([`capture`]), one pipeline per
+//! destination ([`destination`]), the local recorder ([`recorder`]), and what
+//! they are made of ([`plan`], [`encoder`], [`modes`]). [`probe`] tells what
+//! this box has.
+//!
+//! Contract with the driver: the runtime objects are plain structs owned by
+//! the driver's task; everything they learn asynchronously (a bus error, a
+//! first byte sent, a stalled camera) arrives as a [`MediaEvent`] on the
+//! channel given to them. Nothing here decides what to do about it: that is
+//! the show machine's job.
+
+pub mod bus;
+pub mod camera;
+pub mod capture;
+pub mod destination;
+pub mod discover;
+pub mod encoder;
+pub mod modes;
+pub mod plan;
+pub mod probe;
+pub mod recorder;
+
+use std::sync::Once;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What the media edge tells the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// The encode pipeline runs and the camera delivers frames.
+    CaptureReady,
+    /// The encode pipeline could not start (missing encoder, bad pipeline).
+    CaptureFailed(String),
+    /// The camera stopped delivering frames or its pipeline failed.
+    CameraLost(String),
+    CameraRestored,
+    /// The microphone pipeline failed; the stream carries silence meanwhile.
+    MicLost(String),
+    DestinationUp(String),
+    DestinationDown {
+        name: String,
+        reason: String,
+    },
+    /// A destination's pipeline has finished (EOS sent, or torn down).
+    DestinationStopped(String),
+    RecorderError(String),
+    RecorderStopped,
+}
+
+pub type EventTx = UnboundedSender<MediaEvent>;
+
+static INIT: Once = Once::new();
+
+/// Initialise GStreamer once per process.
+pub fn init() -> anyhow::Result<()> {
+    let mut result = Ok(());
+    INIT.call_once(|| {
+        result = gstreamer::init();
+    });
+    result.map_err(|e| anyhow::anyhow!("GStreamer could not start: {e}"))
+}
+
+/// For unit tests: GStreamer is installed on every machine that runs them.
+#[cfg(test)]
+pub fn init_for_tests() {
+    init().expect("GStreamer init");
+}

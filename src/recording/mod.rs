@@ -1,1 +1,25 @@
-//! placeholder, filled by the owner of this module
+//! Recordings kept on the box, and their disk budget.
+//!
+//! Layout: `recording.dir/<UTC stamp>_<show id>/seg-00001.ts`, ... one
+//! directory per show ([`naming`]); splitmuxsink writes the segments, using
+//! [`segment_pattern`] as its `location`. The budget ([`budget`]) is a pure
+//! decision — which files of past shows to delete, oldest first — and
+//! [`disk`] applies it: [`enforce`] at show start and after each segment,
+//! [`disk_usage`] for status. The current show is never deleted from; when
+//! it alone is over budget, [`CleanupReport::over_budget`] says so and the
+//! stream keeps going.
+
+pub mod budget;
+pub mod disk;
+pub mod naming;
+
+pub use budget::{plan_cleanup, SegmentInfo};
+pub use disk::{
+    budget_bytes, disk_usage, enforce, free_space, min_free_bytes, scan, CleanupReport,
+};
+pub use naming::{
+    is_segment_name, segment_pattern, show_dir, show_dir_name, show_id, utc_stamp, SEGMENT_PRINTF,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,29 @@
+# Developer entry points. `make bench` measures farmcast against gst-launch-1.0
+# and ffmpeg (see bench/run.sh); the farmcast rows read "n/a" with the reason
+# when the release build fails or the daemon cannot stream yet.
+
+.PHONY: all build test lint fmt bench bench-quick
+
+all: build
+
+build:
+	cargo build --release
+
+test:
+	cargo test
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+fmt:
+	cargo fmt
+
+bench:
+	-cargo build --release --bin farmcast
+	bench/run.sh $(BENCH_ARGS)
+
+# One short run of each peer, for checking the script itself.
+bench-quick:
+	-cargo build --release --bin farmcast
+	bench/run.sh --runs 1 --seconds 8 --presses 2 --out bench/out/BENCHMARKS-quick.md $(BENCH_ARGS)

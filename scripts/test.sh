@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 / Raspberry Pi OS machine:
+# installs what it needs, then formatting, lints, unit and integration tests.
+# Integration tests start real nginx-rtmp, srt-live-transmit and mosquitto on
+# free loopback ports; nothing else on the machine is touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+export CARGO_TERM_COLOR=never
+# 2 cores: the heavy streaming tests serialize themselves; the rest run in parallel.
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked --all-targets -- --test-threads=2

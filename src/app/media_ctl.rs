@@ -1,0 +1,329 @@
+//! Carries out the show machine's media actions on the GStreamer edge, and
+//! turns what the edge reports back into the machine's inputs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::{anyhow, Result};
+
+use crate::config::{Config, DestinationConfig};
+use crate::media::capture::{CameraFault, Capture, CaptureSettings};
+use crate::media::destination::Destination;
+use crate::media::plan::{self, AudioSource, EncoderPlan, VideoSource};
+use crate::media::recorder::Recorder;
+use crate::media::{encoder, EventTx, MediaEvent};
+use crate::show::Input;
+
+pub struct MediaCtl {
+    settings: Option<CaptureSettings>,
+    /// Why the capture cannot be built (missing encoder), reported at every try.
+    setup_error: Option<String>,
+    capture: Option<Capture>,
+    destinations: HashMap<String, Destination>,
+    config: Vec<DestinationConfig>,
+    recorder: Option<Recorder>,
+    recording: crate::config::RecordingConfig,
+    recorder_stopping: bool,
+    /// The show whose recording should be running (to restart it after an error).
+    recording_show: Option<String>,
+    camera_lost: bool,
+    pub encoder_name: String,
+    events: EventTx,
+}
+
+impl MediaCtl {
+    pub fn new(config: &Config, events: EventTx) -> MediaCtl {
+        let (settings, setup_error, encoder_name) = match capture_settings(config) {
+            Ok((s, name)) => (Some(s), None, name),
+            Err(e) => {
+                tracing::error!(error = %e, "the capture cannot be set up");
+                (None, Some(format!("{e:#}")), String::new())
+            }
+        };
+        MediaCtl {
+            settings,
+            setup_error,
+            capture: None,
+            destinations: HashMap::new(),
+            config: config.destinations.clone(),
+            recorder: None,
+            recording: config.recording.clone(),
+            recorder_stopping: false,
+            recording_show: None,
+            camera_lost: false,
+            encoder_name,
+            events,
+        }
+    }
+
+    pub fn capture(&self) -> Option<&Capture> {
+        self.capture.as_ref()
+    }
+
+    /// `StartCapture` and `RestartCapture`: build what is missing and (re)open
+    /// the camera and mic. An error is the machine's `CaptureFailed`.
+    pub fn start_capture(&mut self, restart: bool) -> Option<Input> {
+        let Some(settings) = self.settings.clone() else {
+            return Some(Input::CaptureFailed(
+                self.setup_error
+                    .clone()
+                    .unwrap_or_else(|| "capture not configured".into()),
+            ));
+        };
+        if self.capture.is_none() {
+            match Capture::new(settings, self.events.clone()) {
+                Ok(c) => self.capture = Some(c),
+                Err(e) => return Some(Input::CaptureFailed(format!("{e:#}"))),
+            }
+        }
+        let capture = self.capture.as_mut()?;
+        if let Err(e) = capture.start_camera() {
+            tracing::warn!(error = %format!("{e:#}"), "camera did not start");
+            return Some(if restart && self.camera_lost {
+                // Still lost: the machine keeps its camera retry timer running.
+                Input::CameraLost(format!("{e:#}"))
+            } else {
+                Input::CaptureFailed(format!("{e:#}"))
+            });
+        }
+        if let Err(e) = capture.start_mic() {
+            // The stream goes on with silence; the mic is retried with the camera.
+            tracing::warn!(error = %format!("{e:#}"), "microphone did not start");
+        }
+        None
+    }
+
+    pub fn connect(&mut self, name: &str) -> Option<Input> {
+        let result = (|| -> Result<Destination> {
+            let capture = self
+                .capture
+                .as_ref()
+                .ok_or_else(|| anyhow!("capture not running"))?;
+            let cfg = self
+                .config
+                .iter()
+                .find(|d| d.name == name)
+                .ok_or_else(|| anyhow!("no destination named {name}"))?;
+            let url = cfg.ingest_url();
+            let redact = cfg
+                .key
+                .as_ref()
+                .map(|k| k.expose().to_string())
+                .unwrap_or_default();
+            Destination::start(name, &url, &redact, capture, self.events.clone())
+        })();
+        match result {
+            Ok(d) => {
+                tracing::info!(destination = name, "connecting");
+                self.destinations.insert(name.to_string(), d);
+                None
+            }
+            Err(e) => Some(Input::DestinationDown(name.to_string(), format!("{e:#}"))),
+        }
+    }
+
+    pub fn disconnect(&mut self, name: &str) -> Option<Input> {
+        match self.destinations.remove(name) {
+            Some(d) => {
+                d.stop();
+                None
+            }
+            None => Some(Input::DestinationStopped(name.to_string())),
+        }
+    }
+
+    pub fn start_recording(&mut self, show_id: &str) {
+        self.recording_show = Some(show_id.to_string());
+        self.restart_recorder();
+    }
+
+    /// Start (or start again after a failure) the recorder of the current show.
+    pub fn restart_recorder(&mut self) {
+        if !self.recording.enabled || self.recorder.is_some() {
+            return;
+        }
+        let (Some(show), Some(capture)) = (self.recording_show.clone(), self.capture.as_ref())
+        else {
+            return;
+        };
+        let root = PathBuf::from(&self.recording.dir);
+        let dir = crate::recording::show_dir(&root, SystemTime::now(), &show);
+        match crate::recording::enforce(&root, Some(&dir_name(&dir)), &self.recording) {
+            Ok(report) if report.over_budget => {
+                tracing::warn!(
+                    used = report.used_bytes,
+                    "recordings are over their disk budget"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not apply the recording budget")
+            }
+        }
+        match Recorder::start(&dir, self.recording.segment_s, capture, self.events.clone()) {
+            Ok(r) => {
+                tracing::info!(dir = %dir.display(), "recording");
+                self.recorder = Some(r);
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "recording did not start; the stream goes on");
+                let _ = self
+                    .events
+                    .send(MediaEvent::RecorderError(format!("{e:#}")));
+            }
+        }
+    }
+
+    pub fn stop_recording(&mut self) {
+        self.recording_show = None;
+        if let Some(r) = self.recorder.take() {
+            self.recorder_stopping = true;
+            r.stop(false);
+        }
+    }
+
+    /// Nothing to restart: recording is off, or a recorder runs.
+    pub fn recorder_running(&self) -> bool {
+        !self.recording.enabled || self.recorder.is_some() || self.recording_show.is_none()
+    }
+
+    pub fn recorder_stopping(&self) -> bool {
+        self.recorder_stopping
+    }
+
+    pub fn set_slate(&self, on: bool) {
+        if let Some(c) = &self.capture {
+            c.set_slate(on);
+        }
+    }
+
+    pub fn simulate_camera(&mut self, fault: CameraFault) {
+        if let Some(c) = &mut self.capture {
+            c.simulate_camera(fault);
+        }
+    }
+
+    /// Turn a media event into the machine's input (or handle it here when the
+    /// machine need not know).
+    pub fn on_event(&mut self, ev: MediaEvent) -> Option<Input> {
+        match ev {
+            MediaEvent::CaptureReady if self.camera_lost => {
+                self.set_camera_lost(false);
+                Some(Input::CameraRestored)
+            }
+            MediaEvent::CaptureReady => Some(Input::CaptureReady),
+            MediaEvent::CaptureFailed(why) => Some(Input::CaptureFailed(why)),
+            MediaEvent::CameraLost(why) => {
+                if self.capture.as_ref().is_some_and(|c| c.is_clip()) && why == "end of clip" {
+                    // A clip loops: open it again, the show never notices.
+                    return self.start_capture(true);
+                }
+                if self.camera_lost {
+                    return None;
+                }
+                self.set_camera_lost(true);
+                Some(Input::CameraLost(why))
+            }
+            MediaEvent::MicLost(why) => {
+                tracing::warn!(reason = %why, "microphone lost; sending silence");
+                None
+            }
+            MediaEvent::CameraRestored => Some(Input::CameraRestored),
+            MediaEvent::DestinationUp(name) => self
+                .destinations
+                .contains_key(&name)
+                .then_some(Input::DestinationUp(name)),
+            MediaEvent::DestinationDown { name, reason } => {
+                let d = self.destinations.remove(&name)?;
+                d.abort();
+                Some(Input::DestinationDown(name, reason))
+            }
+            MediaEvent::DestinationStopped(name) => Some(Input::DestinationStopped(name)),
+            MediaEvent::RecorderError(why) => {
+                if let Some(r) = self.recorder.take() {
+                    r.stop(false);
+                }
+                tracing::error!(reason = %why, "recorder failed; retrying shortly");
+                None
+            }
+            MediaEvent::RecorderStopped => {
+                self.recorder_stopping = false;
+                None
+            }
+        }
+    }
+
+    fn set_camera_lost(&mut self, lost: bool) {
+        self.camera_lost = lost;
+        if let Some(c) = &mut self.capture {
+            c.set_camera_lost(lost);
+        }
+    }
+
+    /// The driver's health tick: stalls and destination counters.
+    pub fn tick(&mut self) -> Option<Input> {
+        for d in self.destinations.values_mut() {
+            d.poll();
+        }
+        let stall = self.capture.as_mut().and_then(|c| c.check_stall())?;
+        self.on_event(stall)
+    }
+
+    pub fn destination_bitrate(&self, name: &str) -> u32 {
+        self.destinations.get(name).map_or(0, |d| d.bitrate_kbps())
+    }
+
+    pub fn shutdown(&mut self) {
+        for (_, d) in self.destinations.drain() {
+            d.abort();
+        }
+        if let Some(r) = self.recorder.take() {
+            r.stop(true);
+        }
+        if let Some(mut c) = self.capture.take() {
+            c.shutdown();
+        }
+    }
+}
+
+fn dir_name(dir: &std::path::Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Everything the capture needs, chosen from the config and this box's
+/// GStreamer registry. Returns the settings and the encoder's name.
+pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, String)> {
+    crate::media::init()?;
+    let video_source =
+        VideoSource::parse(&config.video.source).map_err(|e| anyhow!("video.source: {e}"))?;
+    let audio_source =
+        AudioSource::parse(&config.audio.source).map_err(|e| anyhow!("audio.source: {e}"))?;
+    let choice = encoder::choose(&config.video.encoder, &encoder::registry_available)
+        .map_err(|e| anyhow!("video.encoder: {e}"))?;
+    tracing::info!(encoder = %choice.element, reason = %choice.reason, "encoder chosen");
+    let s = encoder::settings(&choice.element, &config.video);
+    let enc = EncoderPlan {
+        input_caps: s.input_caps,
+        element_desc: s.element_desc,
+        output_caps: s.output_caps,
+    };
+    let aac = plan::aac_encoder(&config.audio, &encoder::registry_available)
+        .ok_or_else(|| anyhow!("no AAC encoder: install gstreamer1.0-libav"))?;
+    let raw = plan::raw_format(&config.video, &enc);
+    Ok((
+        CaptureSettings {
+            video_source,
+            audio_source,
+            raw,
+            encoder: enc,
+            aac,
+            slate_text: config.live.slate_text.clone(),
+            audio_offset_ms: config.audio.offset_ms,
+            camera_head: crate::media::camera::camera_head,
+        },
+        choice.element,
+    ))
+}

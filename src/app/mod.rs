@@ -1,0 +1,273 @@
+//! The driver: the one place that owns clocks, sockets, signals and GStreamer,
+//! and feeds the pure show machine.
+//!
+//! Run-loop contract (quinn/str0m style): every input goes through
+//! `Show::handle(now, input)`; after each, the driver drains
+//! `Show::poll_action()` and carries the actions out; it sleeps until the
+//! earliest of the machine's `poll_timeout()`, the buttons' and the LEDs'
+//! next deadlines and the health tick. Actions whose execution fails at once
+//! produce inputs that are fed back in the same turn.
+
+mod hardware;
+mod leds;
+mod media_ctl;
+mod notify;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::gpio::buttons::Buttons;
+use crate::gpio::sim_parse::CameraCommand;
+use crate::gpio::SimEvent;
+use crate::media::capture::CameraFault;
+use crate::show::{Action, Input, Show, ShowEvent, ShowSettings};
+
+pub use media_ctl::capture_settings;
+
+/// How often the driver looks at frame counters, stalls and byte counters.
+const HEALTH_TICK: Duration = Duration::from_millis(250);
+
+/// Load the config and run the daemon until SIGTERM.
+pub fn run(config_path: &Path) -> Result<()> {
+    let config = match crate::config::check_file(config_path) {
+        Ok(c) => c,
+        Err(problems) => {
+            let file = config_path.display().to_string();
+            for p in &problems {
+                tracing::error!("{}", p.in_file(&file));
+            }
+            anyhow::bail!(
+                "{file}: {} problem(s) in the configuration; nothing started (run `farmcast check-config {file}`)",
+                problems.len()
+            );
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(Driver::run(config))
+}
+
+struct Driver {
+    show: Show,
+    buttons: Buttons,
+    media: media_ctl::MediaCtl,
+    leds: leds::Leds,
+    notify: notify::Notifier,
+    pending: VecDeque<Input>,
+    last_frames: u64,
+    recorder_retry_at: Option<Instant>,
+    exit: bool,
+}
+
+impl Driver {
+    async fn run(config: Config) -> Result<()> {
+        crate::media::init()?;
+        let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+        let (edge_tx, mut edge_rx) = mpsc::unbounded_channel();
+        let (sim_tx, mut sim_rx) = mpsc::unbounded_channel();
+        let hw = hardware::start(&config, edge_tx, sim_tx)?;
+
+        let now = Instant::now();
+        let mut settings = ShowSettings::from_live(&config.live);
+        settings.jitter_seed ^=
+            u64::from(std::process::id()) << 17 ^ now.elapsed().as_nanos() as u64;
+        let names = config
+            .destinations
+            .iter()
+            .filter(|d| d.enabled)
+            .map(|d| d.name.clone())
+            .collect();
+        let mut d = Driver {
+            show: Show::new(settings, names, now),
+            buttons: Buttons::new(
+                Duration::from_millis(config.gpio.debounce_ms),
+                Duration::from_millis(config.gpio.long_press_ms),
+            ),
+            media: media_ctl::MediaCtl::new(&config, media_tx),
+            leds: leds::Leds::new(hw.tally, hw.status),
+            notify: notify::Notifier::new(),
+            pending: VecDeque::new(),
+            last_frames: 0,
+            recorder_retry_at: None,
+            exit: false,
+        };
+        tracing::info!(device = %config.device_id, destinations = config.destinations.len(), "farmcast starting");
+
+        let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let mut next_health = Instant::now() + HEALTH_TICK;
+        d.pump(Instant::now());
+
+        while !d.exit {
+            let deadline = [
+                d.show.poll_timeout(),
+                d.buttons.poll_timeout(),
+                d.leds.next_change(),
+                d.recorder_retry_at,
+                Some(next_health),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_health);
+            tokio::select! {
+                // GStreamer's threads: bus errors, first bytes out, camera frames.
+                Some(ev) = media_rx.recv() => {
+                    if let Some(input) = d.media.on_event(ev) {
+                        d.pending.push_back(input);
+                    }
+                }
+                // Button edges from rppal interrupts or the sim socket.
+                Some(edge) = edge_rx.recv() => {
+                    let edge: crate::gpio::RawEdge = edge;
+                    d.buttons.edge(&edge.button, edge.at, edge.pressed);
+                }
+                // The rest of the simulated hardware.
+                Some(sim) = sim_rx.recv() => d.on_sim(sim),
+                // systemd stop or Ctrl-C: end the show cleanly, then exit.
+                _ = sigterm.recv() => d.pending.push_back(Input::Shutdown),
+                _ = sigint.recv() => d.pending.push_back(Input::Shutdown),
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            let now = Instant::now();
+            if now >= next_health {
+                next_health = now + HEALTH_TICK;
+                d.health(now);
+            }
+            if d.recorder_retry_at.is_some_and(|t| now >= t) {
+                d.recorder_retry_at = None;
+                d.media.restart_recorder();
+            }
+            d.pump(now);
+        }
+        tracing::info!("stopped");
+        d.media.shutdown();
+        d.notify.stopping();
+        Ok(())
+    }
+
+    /// Feed everything pending to the machine and carry out what it asks.
+    fn pump(&mut self, now: Instant) {
+        self.buttons.handle_timeout(now);
+        while let Some(ev) = self.buttons.poll_event() {
+            tracing::info!(button = ?ev.button, kind = ?ev.kind, "button");
+            self.pending.push_back(Input::Button(ev));
+        }
+        self.pending.push_back(Input::Tick);
+        while let Some(input) = self.pending.pop_front() {
+            let before = self.show.state();
+            self.show.handle(now, input);
+            while let Some(action) = self.show.poll_action() {
+                self.act(now, action);
+            }
+            if self.show.state() != before {
+                self.notify.status(self.show.state().as_str());
+            }
+        }
+        self.leds.update(now);
+    }
+
+    fn act(&mut self, now: Instant, action: Action) {
+        let feedback = match action {
+            Action::StartCapture => self.media.start_capture(false),
+            Action::RestartCapture => self.media.start_capture(true),
+            Action::Connect(name) => self.media.connect(&name),
+            Action::Disconnect(name) => self.media.disconnect(&name),
+            Action::StartRecording { show_id } => {
+                self.media.start_recording(&show_id);
+                None
+            }
+            Action::StopRecording => {
+                self.recorder_retry_at = None;
+                self.media.stop_recording();
+                None
+            }
+            Action::Slate(on) => {
+                tracing::info!(on, "slate");
+                self.media.set_slate(on);
+                None
+            }
+            Action::Tally(p) => {
+                self.leds.set_tally(now, p);
+                None
+            }
+            Action::StatusLed(p) => {
+                self.leds.set_status(now, p);
+                None
+            }
+            Action::Event(e) => {
+                log_event(&e);
+                None
+            }
+            Action::Ready => {
+                self.notify.ready();
+                None
+            }
+            Action::Exit => {
+                self.exit = true;
+                None
+            }
+        };
+        if let Some(input) = feedback {
+            self.pending.push_back(input);
+        }
+    }
+
+    fn on_sim(&mut self, sim: SimEvent) {
+        match sim {
+            SimEvent::Camera(cmd) => {
+                let fault = match cmd {
+                    CameraCommand::Stall => CameraFault::Stall,
+                    CameraCommand::Resume => CameraFault::Resume,
+                    CameraCommand::Fail => CameraFault::Fail,
+                };
+                tracing::info!(?fault, "simulated camera fault");
+                self.media.simulate_camera(fault);
+            }
+            SimEvent::Weight(kg) => tracing::debug!(kg, "scale reading (sim)"),
+        }
+    }
+
+    fn health(&mut self, now: Instant) {
+        if let Some(input) = self.media.tick() {
+            self.pending.push_back(input);
+        }
+        // The watchdog is fed only while encoded frames flow: a hung pipeline
+        // gets the daemon restarted by systemd.
+        if let Some(c) = self.media.capture() {
+            let frames = c
+                .health()
+                .frames_out
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if frames != self.last_frames {
+                self.last_frames = frames;
+                self.notify.watchdog();
+            }
+        }
+        if self.show.state().in_show()
+            && self.recorder_retry_at.is_none()
+            && !self.media.recorder_running()
+        {
+            self.recorder_retry_at = Some(now + Duration::from_secs(5));
+        }
+    }
+}
+
+fn log_event(e: &ShowEvent) {
+    match e {
+        ShowEvent::Error { what } => tracing::error!(what = %what, "show error"),
+        ShowEvent::DestinationDown { name, reason } => {
+            tracing::warn!(destination = %name, reason = %reason, "destination down")
+        }
+        other => tracing::info!(event = ?other, "show"),
+    }
+}

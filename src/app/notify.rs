@@ -1,0 +1,42 @@
+//! systemd notification (`Type=notify`): READY once standby is reached,
+//! `STATUS=` with the show state, watchdog pings while frames flow. Outside
+//! systemd (no `NOTIFY_SOCKET`) every call is a no-op.
+
+use sd_notify::NotifyState;
+
+pub struct Notifier {
+    enabled: bool,
+}
+
+impl Notifier {
+    pub fn new() -> Notifier {
+        Notifier {
+            enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
+        }
+    }
+
+    fn send(&self, states: &[NotifyState]) {
+        if self.enabled {
+            if let Err(e) = sd_notify::notify(false, states) {
+                tracing::debug!(error = %e, "sd_notify failed");
+            }
+        }
+    }
+
+    pub fn ready(&self) {
+        tracing::info!("standby reached: ready");
+        self.send(&[NotifyState::Ready, NotifyState::Status("standby")]);
+    }
+
+    pub fn status(&self, state: &str) {
+        self.send(&[NotifyState::Status(state)]);
+    }
+
+    pub fn watchdog(&self) {
+        self.send(&[NotifyState::Watchdog]);
+    }
+
+    pub fn stopping(&self) {
+        self.send(&[NotifyState::Stopping]);
+    }
+}

@@ -1,0 +1,196 @@
+//! Stream keys: read from `key_file`s, and spliced into the ingest URL only at
+//! the moment a destination connects. Everywhere else (logs, status, errors)
+//! the URL is shown with `***` in place of the key.
+
+use std::path::Path;
+
+use super::problem::Problem;
+use super::schema::{Config, DestinationConfig};
+use super::secret::Secret;
+use super::url;
+
+/// Reads every destination's `key_file` into its `key`. Relative paths are
+/// relative to `config_dir` (the folder of the config file); disabled
+/// destinations are skipped. Problems name
+/// `destinations[i].key_file` and the file, never the key.
+pub fn resolve_keys(config: &mut Config, config_dir: &Path) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, dest) in config.destinations.iter_mut().enumerate() {
+        let Some(file) = dest.key_file.as_deref() else {
+            continue;
+        };
+        // A switched-off destination must not stop the box for want of its key.
+        if dest.key.is_some() || !dest.enabled {
+            // Validation reports "not both"; do not let the file silently win.
+            continue;
+        }
+        let path = config_dir.join(file);
+        let path_key = format!("destinations[{i}].key_file");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let key = text.trim_end_matches(['\n', '\r']);
+                if key.trim().is_empty() {
+                    problems.push(Problem::new(
+                        path_key,
+                        format!("the key file {} is empty; paste the platform's stream key into it", path.display()),
+                    ));
+                } else {
+                    dest.key = Some(Secret::new(key));
+                }
+            }
+            Err(e) => problems.push(Problem::new(
+                path_key,
+                format!(
+                    "cannot read the stream key file {}: {e}; create it with the platform's stream key on one line",
+                    path.display()
+                ),
+            )),
+        }
+    }
+    problems
+}
+
+impl DestinationConfig {
+    /// The URL to hand the sink, key included. RTMP: `rtmp://host/app/KEY`.
+    /// SRT: the key as the `streamid` query parameter. Never log this.
+    pub fn ingest_url(&self) -> String {
+        self.url_with_key(self.key.as_ref().map(Secret::expose), true)
+    }
+
+    /// The ingest URL with `***` where the key goes: safe for logs and status.
+    pub fn redacted_url(&self) -> String {
+        self.url_with_key(self.key.as_ref().map(|_| "***"), false)
+    }
+
+    fn url_with_key(&self, key: Option<&str>, encode: bool) -> String {
+        let Some(key) = key.filter(|k| !k.is_empty()) else {
+            return self.url.clone();
+        };
+        let is_srt = url::parse(&self.url).is_some_and(|u| u.scheme == "srt");
+        if is_srt {
+            let key = if encode {
+                percent_encode(key)
+            } else {
+                key.to_string()
+            };
+            let sep = if self.url.contains('?') { '&' } else { '?' };
+            format!("{}{sep}streamid={key}", self.url)
+        } else {
+            // RTMP: the key is the stream name after the application, verbatim:
+            // some platforms put `?auth=...` in it and expect it unchanged.
+            format!("{}/{key}", self.url.trim_end_matches('/'))
+        }
+    }
+}
+
+/// SRT stream ids like `#!::r=live,m=publish` must survive as one query value.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(url: &str, key: Option<&str>) -> DestinationConfig {
+        DestinationConfig {
+            name: "d".into(),
+            url: url.into(),
+            key_file: None,
+            key: key.map(Secret::new),
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn rtmp_key_is_the_stream_name() {
+        let d = dest("rtmp://127.0.0.1:1935/live", Some("abc?auth=1"));
+        assert_eq!(d.ingest_url(), "rtmp://127.0.0.1:1935/live/abc?auth=1");
+        assert_eq!(d.redacted_url(), "rtmp://127.0.0.1:1935/live/***");
+        let d = dest("rtmps://h/app/", Some("k"));
+        assert_eq!(d.ingest_url(), "rtmps://h/app/k");
+    }
+
+    #[test]
+    fn srt_key_is_the_streamid() {
+        let d = dest("srt://h:9000", Some("#!::r=live,m=publish"));
+        assert_eq!(
+            d.ingest_url(),
+            "srt://h:9000?streamid=%23%21%3A%3Ar%3Dlive%2Cm%3Dpublish"
+        );
+        assert_eq!(d.redacted_url(), "srt://h:9000?streamid=***");
+        let d = dest("srt://h:9000?latency=200", Some("k"));
+        assert_eq!(d.ingest_url(), "srt://h:9000?latency=200&streamid=k");
+    }
+
+    #[test]
+    fn no_key_leaves_the_url() {
+        let d = dest("rtmp://h/live/stream", None);
+        assert_eq!(d.ingest_url(), "rtmp://h/live/stream");
+        assert_eq!(d.redacted_url(), "rtmp://h/live/stream");
+    }
+
+    fn config_with(key_file: &str) -> Config {
+        let mut c = Config::default();
+        let mut d = dest("rtmp://h/live", None);
+        d.key_file = Some(key_file.into());
+        c.destinations.push(d);
+        c
+    }
+
+    #[test]
+    fn reads_relative_key_files_and_trims_the_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        std::fs::write(dir.path().join("keys/taobao"), "s3cr3t-key\n").unwrap();
+        let mut c = config_with("keys/taobao");
+        assert!(resolve_keys(&mut c, dir.path()).is_empty());
+        assert_eq!(
+            c.destinations[0].key.as_ref().unwrap().expose(),
+            "s3cr3t-key"
+        );
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn reads_absolute_key_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k");
+        std::fs::write(&file, "abs-key\r\n").unwrap();
+        let mut c = config_with(file.to_str().unwrap());
+        assert!(resolve_keys(&mut c, Path::new("/elsewhere")).is_empty());
+        assert_eq!(c.destinations[0].key.as_ref().unwrap().expose(), "abs-key");
+    }
+
+    #[test]
+    fn disabled_destinations_need_no_key_file() {
+        let mut c = config_with("nope");
+        c.destinations[0].enabled = false;
+        assert!(resolve_keys(&mut c, Path::new("/nonexistent")).is_empty());
+        assert!(c.destinations[0].key.is_none());
+    }
+
+    #[test]
+    fn missing_and_empty_key_files_are_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config_with("nope");
+        let problems = resolve_keys(&mut c, dir.path());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "destinations[0].key_file");
+        assert!(c.destinations[0].key.is_none());
+
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let mut c = config_with("empty");
+        let problems = resolve_keys(&mut c, dir.path());
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].message.contains("empty"));
+    }
+}

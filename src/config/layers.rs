@@ -1,0 +1,186 @@
+//! Fleet layers: the local file overlaid by TOML layers pushed from the fleet
+//! manager (groups in order, then the device's own).
+//!
+//! Precedence is defaults < file < layers in order. Tables merge key by key;
+//! everything else, arrays (`destinations`, `products`) included, is replaced
+//! whole, so a layer that sets `destinations` says the complete list.
+
+use std::path::Path;
+
+use super::keys::resolve_keys;
+use super::load::{from_toml_error, load_str};
+use super::problem::Problem;
+use super::schema::Config;
+use super::spans;
+use super::validate::validate;
+
+/// Overlays `layer` on `base`: tables merge key by key, other values replace.
+pub fn merge(base: &mut toml::Table, layer: &toml::Table) {
+    for (key, value) in layer {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(l)) => merge(b, l),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// `file_src` with `layers` merged over it, in order, as a [`Config`]
+/// (defaults fill what none of them sets). Values are not validated; see
+/// [`check_layers`]. Problems in a layer say which (`layer 1` is the first).
+pub fn load_layers(file_src: &str, layers: &[&str]) -> Result<Config, Vec<Problem>> {
+    let sources: Vec<&str> = std::iter::once(file_src)
+        .chain(layers.iter().copied())
+        .collect();
+    let mut problems = Vec::new();
+    let mut merged = toml::Table::new();
+    for (n, src) in sources.iter().enumerate() {
+        match toml::from_str::<toml::Table>(src) {
+            Ok(table) => merge(&mut merged, &table),
+            Err(e) => problems.push(label(from_toml_error(src, &e), n)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    // Re-read the merged document through the spanned loader so type errors and
+    // unknown keys get key paths; then point each at the source that wrote it.
+    let text = toml::to_string(&merged)
+        .map_err(|e| vec![Problem::new("", format!("cannot merge the layers: {e}"))])?;
+    load_str(&text).map_err(|ps| ps.into_iter().map(|p| locate(p, &sources)).collect())
+}
+
+/// [`load_layers`], then stream keys (relative to `config_dir`) and validation.
+pub fn check_layers(
+    file_src: &str,
+    layers: &[&str],
+    config_dir: &Path,
+) -> Result<Config, Vec<Problem>> {
+    let sources: Vec<&str> = std::iter::once(file_src)
+        .chain(layers.iter().copied())
+        .collect();
+    let mut config = load_layers(file_src, layers)?;
+    let mut problems = resolve_keys(&mut config, config_dir);
+    problems.extend(validate(&config));
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems.into_iter().map(|p| locate(p, &sources)).collect())
+    }
+}
+
+/// Gives `p` the line in the last source that writes its key (that one won).
+fn locate(mut p: Problem, sources: &[&str]) -> Problem {
+    p.line = None;
+    let indexes: Vec<_> = sources.iter().map(|s| spans::index(s)).collect();
+    let exact = (0..sources.len())
+        .rev()
+        .find(|&n| indexes[n].iter().any(|e| e.path == p.path));
+    let found = exact.or_else(|| {
+        (0..sources.len())
+            .rev()
+            .find(|&n| spans::line_in(sources[n], &indexes[n], &p.path).is_some())
+    });
+    if let Some(n) = found {
+        p.line = spans::line_in(sources[n], &indexes[n], &p.path);
+        p = label(p, n);
+    }
+    p
+}
+
+fn label(mut p: Problem, source: usize) -> Problem {
+    if source > 0 {
+        p.message = format!("in layer {source}: {}", p.message);
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(src: &str) -> toml::Table {
+        toml::from_str(src).unwrap()
+    }
+
+    #[test]
+    fn tables_merge_key_by_key() {
+        let mut base = table("[video]\nwidth = 1280\nheight = 720\n");
+        merge(&mut base, &table("[video]\nwidth = 640\n"));
+        assert_eq!(base, table("[video]\nwidth = 640\nheight = 720\n"));
+    }
+
+    #[test]
+    fn arrays_and_scalars_are_replaced_whole() {
+        let mut base = table(
+            "device_id = \"a\"\n[[products]]\nid = \"x\"\n[[products]]\nid = \"y\"\n[fleet]\ngroups = [\"n\", \"s\"]\n",
+        );
+        merge(
+            &mut base,
+            &table("device_id = \"b\"\n[[products]]\nid = \"z\"\n[fleet]\ngroups = [\"e\"]\n"),
+        );
+        assert_eq!(
+            base,
+            table("device_id = \"b\"\n[[products]]\nid = \"z\"\n[fleet]\ngroups = [\"e\"]\n")
+        );
+    }
+
+    #[test]
+    fn a_table_replaces_a_scalar_and_back() {
+        let mut base = table("a = 1\n[b]\nc = 2\n");
+        merge(&mut base, &table("b = 3\n[a]\nc = 4\n"));
+        assert_eq!(base, table("b = 3\n[a]\nc = 4\n"));
+    }
+
+    #[test]
+    fn defaults_then_file_then_layers_in_order() {
+        let file = "device_id = \"farm-01\"\n[video]\nwidth = 1920\nheight = 1080\n";
+        let group = "[video]\nwidth = 1280\nframerate = 25\n";
+        let device = "[video]\nframerate = 20\n";
+        let c = load_layers(file, &[group, device]).unwrap();
+        assert_eq!(c.device_id, "farm-01");
+        assert_eq!(c.video.width, 1280);
+        assert_eq!(c.video.height, 1080);
+        assert_eq!(c.video.framerate, 20);
+        assert_eq!(c.video.bitrate_kbps, Config::default().video.bitrate_kbps);
+    }
+
+    #[test]
+    fn layer_destinations_replace_the_files() {
+        let file = "[[destinations]]\nname = \"a\"\nurl = \"rtmp://h/live\"\n[[destinations]]\nname = \"b\"\nurl = \"rtmp://h/live\"\n";
+        let layer = "[[destinations]]\nname = \"c\"\nurl = \"srt://h:9000\"\n";
+        let c = load_layers(file, &[layer]).unwrap();
+        let names: Vec<_> = c.destinations.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["c"]);
+    }
+
+    #[test]
+    fn problems_point_at_the_layer_that_wrote_the_key() {
+        let file = "[video]\nwidth = 1280\n";
+        let layer = "\n[video]\nwidht = 640\n";
+        let ps = load_layers(file, &[layer]).unwrap_err();
+        assert_eq!(ps.len(), 1);
+        assert_eq!(ps[0].path, "video.widht");
+        assert_eq!(ps[0].line, Some(3));
+        assert!(
+            ps[0].message.starts_with("in layer 1:"),
+            "{}",
+            ps[0].message
+        );
+
+        let ps = load_layers(file, &["[video\n"]).unwrap_err();
+        assert!(ps[0].message.starts_with("in layer 1:"));
+        assert_eq!(ps[0].line, Some(1));
+    }
+
+    #[test]
+    fn check_layers_validates_the_merged_config() {
+        let file = "[video]\nsource = \"test\"\n";
+        let ps = check_layers(file, &["[video]\nwidth = 641\n"], Path::new(".")).unwrap_err();
+        assert_eq!(ps.len(), 1);
+        assert_eq!(ps[0].path, "video.width");
+        assert_eq!(ps[0].line, Some(2));
+        assert!(check_layers(file, &["[video]\nwidth = 640\n"], Path::new(".")).is_ok());
+    }
+}

@@ -1,0 +1,535 @@
+//! Checks every value of a loaded [`Config`] and says, in words a field
+//! technician can act on, what is wrong and what would be valid.
+//!
+//! Pure: no file system, no hardware. Whether the named camera or encoder
+//! exists on this box is for `farmcast probe` and the media module; here we
+//! only check that a value could be right on some box.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+
+use super::problem::Problem;
+use super::schema::Config;
+use super::url::{self, Url};
+
+/// x264enc's `speed-preset` names.
+pub const X264_PRESETS: &[&str] = &[
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
+/// Highest BCM GPIO on the 40-pin header.
+pub const MAX_BCM_PIN: u8 = 27;
+
+/// Every problem in `config`, in file order of the tables; empty when valid.
+pub fn validate(config: &Config) -> Vec<Problem> {
+    let mut v = Checks::default();
+    top(&mut v, config);
+    video(&mut v, config);
+    audio(&mut v, config);
+    v.range(
+        "live.reconnect_cap_ms",
+        config.live.reconnect_cap_ms,
+        100,
+        60_000,
+        " ms",
+    );
+    if config
+        .live
+        .slate_image
+        .as_deref()
+        .is_some_and(|s| s.trim().is_empty())
+    {
+        v.bad(
+            "live.slate_image",
+            "is empty; give the path of a PNG or JPEG, or remove the line",
+        );
+    }
+    destinations(&mut v, config);
+    recording(&mut v, config);
+    gpio(&mut v, config);
+    v.one_of(
+        "scale.kind",
+        &config.scale.kind,
+        &["none", "hx711", "serial", "sim"],
+    );
+    products(&mut v, config);
+    mqtt(&mut v, config);
+    fleet(&mut v, config);
+    v.problems
+}
+
+#[derive(Default)]
+struct Checks {
+    problems: Vec<Problem>,
+}
+
+impl Checks {
+    fn bad(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem::new(path, message));
+    }
+
+    fn range<T: PartialOrd + Display>(&mut self, path: &str, value: T, lo: T, hi: T, unit: &str) {
+        if value < lo || value > hi {
+            self.bad(
+                path,
+                format!("{value}{unit} is out of range; use a value from {lo} to {hi}{unit}"),
+            );
+        }
+    }
+
+    fn one_of(&mut self, path: &str, value: &str, valid: &[&str]) {
+        if !valid.contains(&value) {
+            self.bad(
+                path,
+                format!("\"{value}\" is not known; use one of: {}", quoted(valid)),
+            );
+        }
+    }
+
+    /// Names that end up in MQTT topics, file names and logs.
+    fn safe_name(&mut self, path: &str, value: &str, what: &str, max: usize) {
+        if value.is_empty() {
+            self.bad(
+                path,
+                format!("{what} is empty; give a short name like \"farm-01\""),
+            );
+        } else if let Some(c) = value.chars().find(|c| !is_safe(*c)) {
+            self.bad(
+                path,
+                format!(
+                    "\"{value}\" contains {c:?}; use only letters A-Z a-z, digits, '-' and '_'"
+                ),
+            );
+        } else if value.len() > max {
+            self.bad(
+                path,
+                format!(
+                    "is {} characters long; keep it to {max} or fewer",
+                    value.len()
+                ),
+            );
+        }
+    }
+
+    fn non_empty(&mut self, path: &str, value: &str, hint: &str) {
+        if value.trim().is_empty() {
+            self.bad(path, format!("is empty; {hint}"));
+        }
+    }
+
+    /// Reports the second and later uses of the same name.
+    fn unique<'a>(&mut self, items: impl Iterator<Item = (String, &'a str)>, what: &str) {
+        let mut seen: HashMap<&str, String> = HashMap::new();
+        for (path, name) in items {
+            if name.is_empty() {
+                continue;
+            }
+            match seen.get(name) {
+                Some(first) => self.bad(
+                    path,
+                    format!("{what} \"{name}\" is already used by {first}; each must be different"),
+                ),
+                None => {
+                    seen.insert(name, path);
+                }
+            }
+        }
+    }
+}
+
+fn is_safe(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+fn quoted(valid: &[&str]) -> String {
+    valid
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn top(v: &mut Checks, c: &Config) {
+    v.safe_name("device_id", &c.device_id, "the device id", 64);
+}
+
+fn video(v: &mut Checks, c: &Config) {
+    let vc = &c.video;
+    let source = vc.source.as_str();
+    if let Some(dev) = source.strip_prefix("v4l2:") {
+        if !dev.starts_with("/dev/") || dev.len() <= "/dev/".len() {
+            v.bad("video.source", format!("\"{source}\": name the camera device, e.g. \"v4l2:/dev/video0\" (see `farmcast probe`)"));
+        }
+    } else if let Some(file) = source.strip_prefix("file:") {
+        if file.trim().is_empty() {
+            v.bad(
+                "video.source",
+                "\"file:\" needs a path, e.g. \"file:/var/lib/farmcast/clip.mp4\"",
+            );
+        }
+    } else if source != "auto" && source != "test" {
+        v.bad("video.source", format!("\"{source}\" is not known; use \"auto\", \"test\", \"v4l2:/dev/video0\" or \"file:/path/clip.mp4\""));
+    }
+    for (path, value, lo, hi) in [
+        ("video.width", vc.width, 160, 3840),
+        ("video.height", vc.height, 120, 2160),
+    ] {
+        if value < lo || value > hi {
+            v.range(path, value, lo, hi, " pixels");
+        } else if value % 2 != 0 {
+            v.bad(
+                path,
+                format!(
+                    "{value} is odd; the encoder needs an even number, e.g. {}",
+                    value - 1
+                ),
+            );
+        }
+    }
+    v.range("video.framerate", vc.framerate, 1, 60, " fps");
+    v.range("video.bitrate_kbps", vc.bitrate_kbps, 100, 50_000, " kbps");
+    if vc.min_bitrate_kbps < 100 {
+        v.bad(
+            "video.min_bitrate_kbps",
+            format!(
+                "{} kbps is too low to show anything; use at least 100",
+                vc.min_bitrate_kbps
+            ),
+        );
+    } else if vc.min_bitrate_kbps > vc.bitrate_kbps {
+        v.bad(
+            "video.min_bitrate_kbps",
+            format!(
+                "{} kbps is above video.bitrate_kbps ({}); the floor must not exceed the target",
+                vc.min_bitrate_kbps, vc.bitrate_kbps
+            ),
+        );
+    }
+    let enc = vc.encoder.as_str();
+    let element_like = !enc.is_empty()
+        && enc
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !element_like {
+        v.bad("video.encoder", format!("\"{enc}\" is not an encoder name; use \"auto\" or a GStreamer element such as \"x264enc\" or \"v4l2h264enc\" (see `farmcast probe`)"));
+    }
+    v.range(
+        "video.keyframe_interval_s",
+        vc.keyframe_interval_s,
+        1,
+        10,
+        " s",
+    );
+    v.one_of("video.x264_preset", &vc.x264_preset, X264_PRESETS);
+}
+
+fn audio(v: &mut Checks, c: &Config) {
+    let source = c.audio.source.as_str();
+    match source.strip_prefix("alsa:") {
+        Some(dev) if dev.trim().is_empty() || dev.contains(char::is_whitespace) => v.bad(
+            "audio.source",
+            format!(
+                "\"{source}\": name the ALSA device, e.g. \"alsa:hw:1,0\" (see `farmcast probe`)"
+            ),
+        ),
+        Some(_) => {}
+        None if ["auto", "test", "none"].contains(&source) => {}
+        None => v.bad(
+            "audio.source",
+            format!(
+                "\"{source}\" is not known; use \"auto\", \"test\", \"none\" or \"alsa:hw:1,0\""
+            ),
+        ),
+    }
+    v.range("audio.bitrate_kbps", c.audio.bitrate_kbps, 32, 320, " kbps");
+    v.range("audio.offset_ms", c.audio.offset_ms, -5000, 5000, " ms");
+}
+
+fn destinations(v: &mut Checks, c: &Config) {
+    for (i, d) in c.destinations.iter().enumerate() {
+        let p = |k: &str| format!("destinations[{i}].{k}");
+        v.safe_name(&p("name"), &d.name, "the destination name", 64);
+        destination_url(
+            v,
+            &p("url"),
+            &d.url,
+            d.key.is_some() || d.key_file.is_some(),
+        );
+        match (&d.key, &d.key_file) {
+            (Some(_), Some(_)) => v.bad(
+                p("key"),
+                "both `key` and `key_file` are set; keep only `key_file` (preferred) or `key`",
+            ),
+            (Some(k), None) if k.is_empty() => v.bad(
+                p("key"),
+                "is empty; paste the platform's stream key, or use `key_file`",
+            ),
+            (None, Some(f)) if f.trim().is_empty() => v.bad(
+                p("key_file"),
+                "is empty; give the path of the file holding the stream key",
+            ),
+            _ => {}
+        }
+    }
+    v.unique(
+        c.destinations
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("destinations[{i}].name"), d.name.as_str())),
+        "destination name",
+    );
+}
+
+fn destination_url(v: &mut Checks, path: &str, s: &str, has_key: bool) {
+    const HINT: &str = "e.g. \"rtmp://live.example.com/app\" or \"srt://ingest.example.com:9000\"";
+    if s.contains(char::is_whitespace) {
+        return v.bad(path, format!("contains a space; remove it ({HINT})"));
+    }
+    let Some(u) = url::parse(s) else {
+        return v.bad(
+            path,
+            // The URL itself is not echoed: it may hold a stream key.
+            format!("has no scheme; start it with rtmp://, rtmps:// or srt:// ({HINT})"),
+        );
+    };
+    if !["rtmp", "rtmps", "srt"].contains(&u.scheme) {
+        return v.bad(
+            path,
+            format!(
+                "scheme \"{}\" is not supported; use rtmp://, rtmps:// or srt://",
+                u.scheme
+            ),
+        );
+    }
+    if u.host.is_empty() {
+        return v.bad(path, format!("has no server name; {HINT}"));
+    }
+    if let Some(Err(port)) = u.port {
+        return v.bad(
+            path,
+            format!("port \"{port}\" is not a number from 1 to 65535"),
+        );
+    }
+    if u.scheme == "srt" {
+        if u.port.is_none() {
+            v.bad(
+                path,
+                "an srt:// URL needs a port, e.g. \"srt://ingest.example.com:9000\"",
+            );
+        }
+    } else {
+        let segments = u.path.split('/').filter(|s| !s.is_empty()).count();
+        if segments == 0 {
+            v.bad(path, "has no application name; RTMP URLs look like \"rtmp://host/app\" (the key is added after it)");
+        } else if segments == 1 && !has_key {
+            v.bad(path, "has no stream key; set `key_file` (or `key`), or write the URL as \"rtmp://host/app/KEY\"");
+        }
+    }
+}
+
+fn recording(v: &mut Checks, c: &Config) {
+    let r = &c.recording;
+    v.non_empty(
+        "recording.dir",
+        &r.dir,
+        "give a folder on a disk with room, e.g. \"/var/lib/farmcast/recordings\"",
+    );
+    v.range("recording.segment_s", r.segment_s, 10, 3600, " s");
+    if !(r.max_gb.is_finite() && r.max_gb > 0.0) {
+        v.bad(
+            "recording.max_gb",
+            format!(
+                "{} is not a disk budget; give a number of GB above 0, e.g. 8",
+                r.max_gb
+            ),
+        );
+    }
+}
+
+fn gpio(v: &mut Checks, c: &Config) {
+    let g = &c.gpio;
+    v.one_of("gpio.backend", &g.backend, &["rppal", "sim"]);
+    if g.backend == "sim" {
+        v.non_empty(
+            "gpio.sim_socket",
+            &g.sim_socket,
+            "give a socket path, e.g. \"/run/farmcast/sim.sock\"",
+        );
+    }
+    v.range("gpio.debounce_ms", g.debounce_ms, 1, 500, " ms");
+    v.range("gpio.long_press_ms", g.long_press_ms, 500, 10_000, " ms");
+
+    let mut pins: Vec<(String, u8)> = vec![
+        ("gpio.go_live_pin".into(), g.go_live_pin),
+        ("gpio.tally_led_pin".into(), g.tally_led_pin),
+    ];
+    pins.extend(g.status_led_pin.map(|p| ("gpio.status_led_pin".into(), p)));
+    for (i, prod) in c.products.iter().enumerate() {
+        pins.extend(
+            prod.button_pin
+                .map(|p| (format!("products[{i}].button_pin"), p)),
+        );
+    }
+    let mut used: HashMap<u8, &str> = HashMap::new();
+    for (path, pin) in &pins {
+        if *pin > MAX_BCM_PIN {
+            v.bad(
+                path,
+                format!("pin {pin} does not exist; use a BCM GPIO number from 0 to {MAX_BCM_PIN}"),
+            );
+        } else if let Some(first) = used.get(pin) {
+            v.bad(
+                path,
+                format!(
+                    "pin {pin} is already used by {first}; every button and LED needs its own pin"
+                ),
+            );
+        } else {
+            used.insert(*pin, path);
+        }
+    }
+}
+
+fn products(v: &mut Checks, c: &Config) {
+    for (i, prod) in c.products.iter().enumerate() {
+        let p = |k: &str| format!("products[{i}].{k}");
+        v.safe_name(&p("id"), &prod.id, "the product id", 64);
+        v.non_empty(
+            &p("name"),
+            &prod.name,
+            "give the name viewers see, e.g. \"Fresh mussels\"",
+        );
+        v.one_of(&p("unit"), &prod.unit, &["kg", "piece"]);
+        let currency_ok =
+            prod.currency.len() == 3 && prod.currency.chars().all(|c| c.is_ascii_uppercase());
+        if !currency_ok {
+            v.bad(p("currency"), format!("\"{}\" is not a currency code; use three capital letters, e.g. \"CNY\", \"EUR\", \"JPY\"", prod.currency));
+        }
+        if let Err(why) = check_price(&prod.unit_price, minor_digits(&prod.currency)) {
+            v.bad(p("unit_price"), why);
+        }
+    }
+    v.unique(
+        c.products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("products[{i}].id"), p.id.as_str())),
+        "product id",
+    );
+}
+
+/// Digits after the decimal point the currency uses (ISO 4217).
+pub fn minor_digits(currency: &str) -> u32 {
+    match currency {
+        "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" | "PYG" | "XAF" | "XOF" | "RWF" => 0,
+        "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "IQD" | "LYD" => 3,
+        _ => 2,
+    }
+}
+
+fn check_price(price: &str, minor: u32) -> Result<(), String> {
+    let example = if minor == 0 {
+        "\"3000\"".to_string()
+    } else {
+        format!("\"30.{}\"", "0".repeat(minor as usize))
+    };
+    let (whole, frac) = match price.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (price, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || frac.is_some_and(|f| !digits(f)) {
+        return Err(format!(
+            "\"{price}\" is not a price; write digits with an optional '.', e.g. {example}"
+        ));
+    }
+    let frac_len = frac.map_or(0, str::len);
+    if frac_len > minor as usize {
+        return Err(if minor == 0 {
+            format!("\"{price}\" has decimals, but this currency has none; e.g. {example}")
+        } else {
+            format!("\"{price}\" has {frac_len} decimals; this currency has at most {minor}, e.g. {example}")
+        });
+    }
+    Ok(())
+}
+
+fn mqtt(v: &mut Checks, c: &Config) {
+    let m = &c.mqtt;
+    const HINT: &str =
+        "e.g. \"mqtt://broker.example.com:1883\" or \"mqtts://broker.example.com:8883\"";
+    match url::parse(&m.url) {
+        _ if m.url.contains(char::is_whitespace) => {
+            v.bad("mqtt.url", format!("contains a space; {HINT}"))
+        }
+        // Not echoed: it may hold a password.
+        None => v.bad("mqtt.url", format!("has no scheme; {HINT}")),
+        Some(u) if u.scheme != "mqtt" && u.scheme != "mqtts" => v.bad(
+            "mqtt.url",
+            format!(
+                "scheme \"{}\" is not supported; use mqtt:// or mqtts://",
+                u.scheme
+            ),
+        ),
+        Some(u) if u.host.is_empty() => v.bad("mqtt.url", format!("has no broker name; {HINT}")),
+        Some(Url {
+            port: Some(Err(port)),
+            ..
+        }) => v.bad(
+            "mqtt.url",
+            format!("port \"{port}\" is not a number from 1 to 65535"),
+        ),
+        Some(_) => {}
+    }
+    let t = m.topic_prefix.as_str();
+    if t.is_empty() {
+        v.bad("mqtt.topic_prefix", "is empty; use e.g. \"farmcast\"");
+    } else if let Some(c) = t
+        .chars()
+        .find(|c| matches!(c, '+' | '#') || c.is_whitespace() || c.is_control())
+    {
+        v.bad("mqtt.topic_prefix", format!("\"{t}\" contains {c:?}, which MQTT topics cannot hold; use e.g. \"farmcast\" or \"coop/farmcast\""));
+    } else if t.starts_with('/') || t.ends_with('/') {
+        v.bad(
+            "mqtt.topic_prefix",
+            format!("\"{t}\" must not start or end with '/'; e.g. \"coop/farmcast\""),
+        );
+    }
+}
+
+fn fleet(v: &mut Checks, c: &Config) {
+    for (i, g) in c.fleet.groups.iter().enumerate() {
+        v.safe_name(&format!("fleet.groups[{i}]"), g, "the group name", 64);
+    }
+    v.unique(
+        c.fleet
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("fleet.groups[{i}]"), g.as_str())),
+        "group",
+    );
+    if c.fleet
+        .trusted_keys_file
+        .as_deref()
+        .is_some_and(|s| s.trim().is_empty())
+    {
+        v.bad(
+            "fleet.trusted_keys_file",
+            "is empty; give the path of the PEM file, or remove the line",
+        );
+    }
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

@@ -1,0 +1,81 @@
+//! Bus messages turned into words: a failing element's path, the error and the
+//! debug string, as the gstreamer-rs examples do, so a log line says which
+//! element failed and why.
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+/// An error posted on a pipeline's bus.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{element}: {message}{}", debug.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+pub struct BusError {
+    /// Path of the element that posted it, e.g. `/GstPipeline:pipeline3/GstRTMP2Sink:sink`.
+    pub element: String,
+    pub message: String,
+    pub debug: Option<String>,
+}
+
+impl BusError {
+    pub fn from_message(err: &gst::message::Error) -> BusError {
+        BusError {
+            element: err
+                .src()
+                .map(|s| s.path_string().to_string())
+                .unwrap_or_else(|| "unknown element".into()),
+            message: err.error().to_string(),
+            debug: err.debug().map(|d| d.to_string()),
+        }
+    }
+
+    /// The short form for status and events: element name and message, no debug dump.
+    pub fn short(&self) -> String {
+        let name = self.element.rsplit(':').next().unwrap_or(&self.element);
+        format!("{name}: {}", self.message)
+    }
+}
+
+/// Forward a pipeline's bus to a callback on GStreamer's own threads: no GLib
+/// main loop is needed, and the callback must not block (it sends on a channel).
+pub fn watch(pipeline: &gst::Pipeline, on_message: impl Fn(&gst::Message) + Send + Sync + 'static) {
+    if let Some(bus) = pipeline.bus() {
+        bus.set_sync_handler(move |_, msg| {
+            on_message(msg);
+            gst::BusSyncReply::Drop
+        });
+    }
+}
+
+/// Redact the credentials a URL may carry in an error message from rtmp2sink or
+/// srtsink (they quote the location they failed on).
+pub fn redact(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(secret, "***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_keys() {
+        assert_eq!(
+            redact("cannot reach rtmp://h/live/abc123", "abc123"),
+            "cannot reach rtmp://h/live/***"
+        );
+        assert_eq!(redact("x", ""), "x");
+    }
+
+    #[test]
+    fn short_form_names_the_element() {
+        let e = BusError {
+            element: "/GstPipeline:dest-a/GstRTMP2Sink:sink".into(),
+            message: "Connection refused".into(),
+            debug: Some("long".into()),
+        };
+        assert_eq!(e.short(), "sink: Connection refused");
+        assert!(e.to_string().contains("(long)"));
+    }
+}

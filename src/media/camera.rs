@@ -1,0 +1,42 @@
+//! The head of the camera pipeline for a V4L2 device: ask the device what it
+//! offers, choose the best mode for the configured size and rate
+//! ([`super::modes::choose`]), and describe the source up to raw video.
+
+use anyhow::{anyhow, Result};
+
+use super::discover;
+use super::modes;
+use super::plan::RawFormat;
+
+/// For `CaptureSettings::camera_head`. Passthrough (camera-native H.264) is
+/// not chosen here: the encode pipeline needs raw frames for the slate and
+/// the lower third.
+pub fn camera_head(device: &str, raw: &RawFormat) -> Result<String> {
+    if !std::path::Path::new(device).exists() {
+        let found: Vec<String> = discover::cameras().into_iter().map(|c| c.path).collect();
+        return Err(anyhow!(
+            "camera {device} does not exist; cameras here: {}",
+            if found.is_empty() {
+                "none".to_string()
+            } else {
+                found.join(", ")
+            }
+        ));
+    }
+    let want = (raw.width, raw.height, raw.framerate);
+    let choice = discover::camera_caps(device)
+        .map(|caps| modes::parse_caps(&caps.to_string()))
+        .and_then(|m| modes::choose(&m, want, false));
+    let decoder = modes::jpeg_decoder(&super::encoder::registry_available).unwrap_or("jpegdec");
+    Ok(match choice {
+        Some(choice) => {
+            tracing::info!(device, mode = %choice.summary(), "camera mode");
+            modes::source_desc(device, &choice, decoder)
+        }
+        // The monitor did not list it (busy, or no caps): let GStreamer negotiate.
+        None => format!(
+            "v4l2src device={} do-timestamp=true ! decodebin",
+            super::plan::quote(device)
+        ),
+    })
+}

@@ -1,0 +1,453 @@
+//! The capture side: camera and mic pipelines feeding the encode pipeline,
+//! which ends in the two appsinks every destination and the recorder read from
+//! (see the drawing in [`super::plan`]).
+//!
+//! The encode pipeline runs from start to exit. The camera and mic pipelines
+//! are rebuilt alone when they fail, stall or (for a clip) reach its end, so a
+//! cheap camera that drops off the USB bus never stops the stream: the viewers
+//! see the slate meanwhile.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_utils::StreamProducer;
+
+use super::bus::{self, BusError};
+use super::plan::{self, AudioSource, EncoderPlan, RawFormat, VideoSource};
+use super::{EventTx, MediaEvent};
+
+/// No camera frame for this long while the camera pipeline runs: the camera is lost.
+pub const STALL_AFTER: Duration = Duration::from_secs(2);
+
+/// What the capture needs to know, resolved from the config by the driver.
+#[derive(Debug, Clone)]
+pub struct CaptureSettings {
+    pub video_source: VideoSource,
+    pub audio_source: AudioSource,
+    pub raw: RawFormat,
+    pub encoder: EncoderPlan,
+    pub aac: String,
+    pub slate_text: String,
+    /// Applied to the sound (positive delays it), for cameras whose picture lags.
+    pub audio_offset_ms: i32,
+    /// Chooses the camera head for a V4L2 device (mode selection lives in `modes`).
+    pub camera_head: fn(&str, &RawFormat) -> Result<String>,
+}
+
+/// Counters the probes update from streaming threads; read by the driver.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Encoded video frames handed to the appsink since start.
+    pub frames_out: AtomicU64,
+    /// Frames the camera delivered since start.
+    pub camera_frames: AtomicU64,
+    /// Monotonic time of the last camera frame, in ns since `epoch`.
+    last_camera_ns: AtomicU64,
+    /// The current camera pipeline delivered its first frame.
+    camera_started: AtomicBool,
+}
+
+pub struct Capture {
+    settings: CaptureSettings,
+    encode: gst::Pipeline,
+    video: StreamProducer,
+    audio: StreamProducer,
+    camera: Option<gst::Pipeline>,
+    mic: Option<gst::Pipeline>,
+    /// Bumped at every camera rebuild so late messages of an old pipeline are ignored.
+    camera_gen: Arc<AtomicU64>,
+    camera_lost: bool,
+    health: Arc<Health>,
+    epoch: Instant,
+    last_raw: Arc<Mutex<Option<gst::Sample>>>,
+    video_channel: String,
+    audio_channel: String,
+    events: EventTx,
+}
+
+static CHANNEL_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Capture {
+    /// Build and start the encode pipeline; the camera and mic start with
+    /// [`Capture::start_camera`] and [`Capture::start_mic`].
+    pub fn new(settings: CaptureSettings, events: EventTx) -> Result<Capture> {
+        // Inter channels are per process; a sequence keeps two captures in one
+        // process (tests) apart.
+        let seq = CHANNEL_SEQ.fetch_add(1, Ordering::Relaxed);
+        let video_channel = format!("farmcast-video-{}-{seq}", std::process::id());
+        let audio_channel = format!("farmcast-audio-{}-{seq}", std::process::id());
+        let desc = plan::encode_pipeline(
+            &settings.raw,
+            &settings.encoder,
+            &settings.aac,
+            &video_channel,
+            &audio_channel,
+            &settings.slate_text,
+        );
+        tracing::debug!(pipeline = %desc, "encode pipeline");
+        let encode = parse_pipeline(&desc, "encode")?;
+        // All pipelines share the system clock, so timestamps line up across
+        // the camera, the encoder and every destination.
+        encode.use_clock(Some(&gst::SystemClock::obtain()));
+
+        let video_sink = appsink(&encode, "video")?;
+        let audio_sink = appsink(&encode, "audio")?;
+        let health = Arc::new(Health::default());
+        count_buffers(&video_sink.static_pad("sink"), &health, |h| &h.frames_out);
+
+        if settings.audio_offset_ms != 0 {
+            if let Some(pad) = encode.by_name("mic_in").and_then(|e| e.static_pad("src")) {
+                pad.set_offset(i64::from(settings.audio_offset_ms) * 1_000_000);
+            }
+        }
+
+        // Keep the last raw frame (a reference, no copy) for JPEG snapshots.
+        let last_raw = Arc::new(Mutex::new(None));
+        if let Some(pad) = encode.by_name("encoder").and_then(|e| e.static_pad("sink")) {
+            let last = last_raw.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                if let Some(buffer) = info.buffer() {
+                    let sample = gst::Sample::builder()
+                        .buffer(buffer)
+                        .caps_if_some(pad.current_caps().as_ref())
+                        .build();
+                    if let Ok(mut slot) = last.lock() {
+                        *slot = Some(sample);
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+
+        let tx = events.clone();
+        bus::watch(&encode, move |msg| {
+            if let gst::MessageView::Error(err) = msg.view() {
+                let e = BusError::from_message(&err);
+                tracing::error!(error = %e, "encode pipeline failed");
+                let _ = tx.send(MediaEvent::CaptureFailed(e.short()));
+            }
+        });
+
+        let video = StreamProducer::from(&video_sink);
+        let audio = StreamProducer::from(&audio_sink);
+        encode.set_state(gst::State::Playing).map_err(|_| {
+            anyhow!("the encode pipeline would not start (see the log for the element)")
+        })?;
+
+        Ok(Capture {
+            settings,
+            encode,
+            video,
+            audio,
+            camera: None,
+            mic: None,
+            camera_gen: Arc::new(AtomicU64::new(0)),
+            camera_lost: false,
+            health,
+            epoch: Instant::now(),
+            last_raw,
+            video_channel,
+            audio_channel,
+            events,
+        })
+    }
+
+    /// (Re)build the camera pipeline. `CaptureReady` follows at its first frame.
+    pub fn start_camera(&mut self) -> Result<()> {
+        self.stop_camera();
+        let head = match &self.settings.video_source {
+            VideoSource::Test | VideoSource::File(_) => {
+                plan::synthetic_video_head(&self.settings.video_source)
+                    .ok_or_else(|| anyhow!("no head for {:?}", self.settings.video_source))?
+            }
+            VideoSource::V4l2(dev) => (self.settings.camera_head)(dev, &self.settings.raw)?,
+            VideoSource::Auto => {
+                let dev = super::discover::first_camera().ok_or_else(|| {
+                    anyhow!("no camera found: plug in a USB camera (it is picked up when it appears), or set video.source")
+                })?;
+                (self.settings.camera_head)(&dev, &self.settings.raw)?
+            }
+        };
+        let desc = plan::camera_pipeline(&head, &self.settings.raw, &self.video_channel);
+        tracing::info!(pipeline = %desc, "camera pipeline");
+        let camera = parse_pipeline(&desc, "camera")?;
+        camera.use_clock(Some(&gst::SystemClock::obtain()));
+
+        let gen = self.camera_gen.fetch_add(1, Ordering::SeqCst) + 1;
+        self.health.camera_started.store(false, Ordering::SeqCst);
+        let sink = camera
+            .iterate_sinks()
+            .into_iter()
+            .flatten()
+            .next()
+            .ok_or_else(|| anyhow!("camera pipeline has no sink"))?;
+        {
+            let health = self.health.clone();
+            let epoch = self.epoch;
+            let tx = self.events.clone();
+            let current = self.camera_gen.clone();
+            if let Some(pad) = sink.static_pad("sink") {
+                pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    if current.load(Ordering::SeqCst) == gen {
+                        health.camera_frames.fetch_add(1, Ordering::Relaxed);
+                        health
+                            .last_camera_ns
+                            .store(epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        if !health.camera_started.swap(true, Ordering::SeqCst) {
+                            let _ = tx.send(MediaEvent::CaptureReady);
+                        }
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+            }
+        }
+        {
+            let tx = self.events.clone();
+            let current = self.camera_gen.clone();
+            let is_file = matches!(self.settings.video_source, VideoSource::File(_));
+            bus::watch(&camera, move |msg| {
+                if current.load(Ordering::SeqCst) != gen {
+                    return;
+                }
+                match msg.view() {
+                    gst::MessageView::Error(err) => {
+                        let e = BusError::from_message(&err);
+                        tracing::warn!(error = %e, "camera pipeline failed");
+                        let _ = tx.send(MediaEvent::CameraLost(e.short()));
+                    }
+                    gst::MessageView::Eos(_) if is_file => {
+                        let _ = tx.send(MediaEvent::CameraLost("end of clip".into()));
+                    }
+                    gst::MessageView::Eos(_) => {
+                        let _ =
+                            tx.send(MediaEvent::CameraLost("the camera ended its stream".into()));
+                    }
+                    _ => {}
+                }
+            });
+        }
+        camera
+            .set_state(gst::State::Playing)
+            .map_err(|_| anyhow!("the camera would not start ({head})"))?;
+        self.camera = Some(camera);
+        Ok(())
+    }
+
+    /// Whether the current camera source is a clip (whose end is not a fault).
+    pub fn is_clip(&self) -> bool {
+        matches!(self.settings.video_source, VideoSource::File(_))
+    }
+
+    pub fn stop_camera(&mut self) {
+        if let Some(camera) = self.camera.take() {
+            // Invalidate the generation first so its teardown messages are ignored.
+            self.camera_gen.fetch_add(1, Ordering::SeqCst);
+            let _ = camera.set_state(gst::State::Null);
+        }
+    }
+
+    /// (Re)build the mic pipeline. No mic configured is not an error: the
+    /// encoder sends silence.
+    pub fn start_mic(&mut self) -> Result<()> {
+        if let Some(mic) = self.mic.take() {
+            let _ = mic.set_state(gst::State::Null);
+        }
+        let source = match &self.settings.audio_source {
+            AudioSource::Auto => match super::discover::first_microphone() {
+                Some(dev) => AudioSource::Alsa(dev),
+                None => {
+                    tracing::info!("no microphone found; the stream carries silence");
+                    return Ok(());
+                }
+            },
+            other => other.clone(),
+        };
+        let Some(desc) = plan::audio_pipeline(&source, &self.audio_channel) else {
+            return Ok(());
+        };
+        tracing::info!(pipeline = %desc, "mic pipeline");
+        let mic = parse_pipeline(&desc, "mic")?;
+        mic.use_clock(Some(&gst::SystemClock::obtain()));
+        let tx = self.events.clone();
+        bus::watch(&mic, move |msg| {
+            if let gst::MessageView::Error(err) = msg.view() {
+                let e = BusError::from_message(&err);
+                tracing::warn!(error = %e, "mic pipeline failed");
+                let _ = tx.send(MediaEvent::MicLost(e.short()));
+            }
+        });
+        mic.set_state(gst::State::Playing)
+            .map_err(|_| anyhow!("the microphone would not start ({desc})"))?;
+        self.mic = Some(mic);
+        Ok(())
+    }
+
+    /// Called on the driver's tick: a running camera that stopped delivering
+    /// frames is reported lost once.
+    pub fn check_stall(&mut self) -> Option<MediaEvent> {
+        if self.camera.is_none() || self.camera_lost {
+            return None;
+        }
+        if !self.health.camera_started.load(Ordering::SeqCst) {
+            return None;
+        }
+        let last = Duration::from_nanos(self.health.last_camera_ns.load(Ordering::Relaxed));
+        let age = self.epoch.elapsed().saturating_sub(last);
+        (age > STALL_AFTER).then(|| {
+            MediaEvent::CameraLost(format!(
+                "no frame from the camera for {:.1} s",
+                age.as_secs_f32()
+            ))
+        })
+    }
+
+    /// The driver marks the camera lost or back, so that a stall is reported once.
+    pub fn set_camera_lost(&mut self, lost: bool) {
+        self.camera_lost = lost;
+    }
+
+    /// For tests and the sim: pause the camera pipeline as a camera that stops
+    /// delivering would, or make it fail.
+    pub fn simulate_camera(&mut self, fault: CameraFault) {
+        let Some(camera) = &self.camera else { return };
+        match fault {
+            CameraFault::Stall => {
+                let _ = camera.set_state(gst::State::Paused);
+            }
+            CameraFault::Resume => {
+                let _ = camera.set_state(gst::State::Playing);
+            }
+            CameraFault::Fail => {
+                let el = camera.upcast_ref::<gst::Element>();
+                gst::element_error!(el, gst::ResourceError::Read, ["simulated camera failure"]);
+            }
+        }
+    }
+
+    pub fn video(&self) -> &StreamProducer {
+        &self.video
+    }
+
+    pub fn audio(&self) -> &StreamProducer {
+        &self.audio
+    }
+
+    /// The clock and base time consumer pipelines must share so the buffers'
+    /// timestamps (running time of the encode pipeline) mean the same there.
+    pub fn timing(&self) -> (gst::Clock, gst::ClockTime) {
+        let clock = self
+            .encode
+            .clock()
+            .unwrap_or_else(|| gst::SystemClock::obtain());
+        (
+            clock,
+            self.encode.base_time().unwrap_or(gst::ClockTime::ZERO),
+        )
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Show or hide the slate over the picture.
+    pub fn set_slate(&self, on: bool) {
+        if let Some(slate) = self.encode.by_name("slate") {
+            slate.set_property("silent", !on);
+        }
+    }
+
+    /// Set or clear the lower third (product name, weight, price).
+    pub fn set_lower_third(&self, text: Option<&str>) {
+        if let Some(lt) = self.encode.by_name("lower_third") {
+            match text {
+                Some(t) => {
+                    lt.set_property("text", t);
+                    lt.set_property("silent", false);
+                }
+                None => lt.set_property("silent", true),
+            }
+        }
+    }
+
+    /// The current frame as a JPEG no wider than `max_width`. Blocking (runs a
+    /// small conversion pipeline): call it from a blocking task.
+    pub fn snapshot_jpeg(&self, max_width: u32) -> Result<Vec<u8>> {
+        let sample = self
+            .last_raw
+            .lock()
+            .map_err(|_| anyhow!("snapshot lock poisoned"))?
+            .clone()
+            .ok_or_else(|| anyhow!("no frame yet"))?;
+        let raw = &self.settings.raw;
+        let width = max_width.min(raw.width).max(2) & !1;
+        let height = ((u64::from(raw.height) * u64::from(width) / u64::from(raw.width.max(1)))
+            as u32)
+            .max(2)
+            & !1;
+        let caps = gst::Caps::builder("image/jpeg")
+            .field("width", width as i32)
+            .field("height", height as i32)
+            .build();
+        let jpeg =
+            gstreamer_video::convert_sample(&sample, &caps, Some(gst::ClockTime::from_seconds(2)))
+                .context("JPEG conversion")?;
+        let buffer = jpeg.buffer().ok_or_else(|| anyhow!("empty JPEG"))?;
+        let map = buffer
+            .map_readable()
+            .map_err(|_| anyhow!("JPEG not readable"))?;
+        Ok(map.as_slice().to_vec())
+    }
+
+    /// Tear everything down.
+    pub fn shutdown(&mut self) {
+        self.stop_camera();
+        if let Some(mic) = self.mic.take() {
+            let _ = mic.set_state(gst::State::Null);
+        }
+        let _ = self.encode.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Faults the sim can inject into the camera (the `camera stall|resume|fail` lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraFault {
+    Stall,
+    Resume,
+    Fail,
+}
+
+pub(crate) fn parse_pipeline(desc: &str, what: &str) -> Result<gst::Pipeline> {
+    let element =
+        gst::parse::launch(desc).with_context(|| format!("building the {what} pipeline"))?;
+    element
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow!("the {what} description is not a pipeline"))
+}
+
+pub(crate) fn appsink(pipeline: &gst::Pipeline, name: &str) -> Result<gst_app::AppSink> {
+    pipeline
+        .by_name(name)
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| anyhow!("no appsink named {name}"))
+}
+
+fn count_buffers(pad: &Option<gst::Pad>, health: &Arc<Health>, field: fn(&Health) -> &AtomicU64) {
+    if let Some(pad) = pad {
+        let health = health.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            field(&health).fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
+}

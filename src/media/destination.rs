@@ -1,0 +1,269 @@
+//! One ingest server: its own small pipeline fed from the capture's
+//! `StreamProducer`s, so that it can fail, be torn down and be rebuilt alone.
+//! A dead RTMP server in a single big pipeline takes the camera and the
+//! recording down with it (`tee` passes the flow error upstream); here it only
+//! ends this pipeline.
+//!
+//! Lifecycle: [`Destination::start`] → `DestinationUp` once bytes flow →
+//! (`DestinationDown` on a bus error) → [`Destination::stop`] (EOS, so the
+//! server sees an unpublish) or [`Destination::abort`] → `DestinationStopped`.
+//! Retrying is the show machine's decision, not this module's.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_utils::streamproducer::ConsumerSettings;
+use gstreamer_utils::{ConsumptionLink, StreamProducer};
+
+use super::bus::{self, BusError};
+use super::capture::{parse_pipeline, Capture};
+use super::plan::{self, Transport};
+use super::{EventTx, MediaEvent};
+
+/// How long a stop waits for the server to take the end of stream.
+const EOS_WAIT: Duration = Duration::from_secs(3);
+
+/// The longest a destination queues before it drops old data (bounded memory
+/// whatever the link does).
+pub const QUEUE_MS: u64 = 2000;
+
+pub struct Destination {
+    name: String,
+    pipeline: gst::Pipeline,
+    sink: gst::Element,
+    links: Vec<ConsumptionLink>,
+    appsrcs: Vec<gst_app::AppSrc>,
+    /// Cleared when the driver lets go of this pipeline, so its late bus
+    /// messages (errors while tearing down) are not taken for a new failure.
+    alive: Arc<AtomicBool>,
+    up: bool,
+    last_bytes: u64,
+    last_at: Instant,
+    bitrate_kbps: u32,
+    events: EventTx,
+}
+
+impl Destination {
+    /// Build the pipeline for `url` (the full ingest URL, key included) and
+    /// start it. `redact` is the part of the URL to hide in error texts.
+    pub fn start(
+        name: &str,
+        url: &str,
+        redact: &str,
+        capture: &Capture,
+        events: EventTx,
+    ) -> Result<Destination> {
+        let transport = Transport::of_url(url).ok_or_else(|| {
+            anyhow!("{name}: unsupported URL scheme (use rtmp://, rtmps:// or srt://)")
+        })?;
+        let pipeline = parse_pipeline(&plan::destination_pipeline(transport, QUEUE_MS), name)?;
+        pipeline.set_property("name", format!("dest-{name}"));
+        let sink = pipeline
+            .by_name("sink")
+            .ok_or_else(|| anyhow!("{name}: no sink in pipeline"))?;
+        match transport {
+            Transport::Rtmp => sink.set_property("location", url),
+            Transport::Srt => sink.set_property("uri", url),
+        }
+
+        let (clock, base) = capture.timing();
+        pipeline.use_clock(Some(&clock));
+        pipeline.set_base_time(base);
+        pipeline.set_start_time(gst::ClockTime::NONE);
+
+        let alive = Arc::new(AtomicBool::new(true));
+        {
+            let tx = events.clone();
+            let alive = alive.clone();
+            let name = name.to_string();
+            let secret = redact.to_string();
+            bus::watch(&pipeline, move |msg| {
+                if let gst::MessageView::Error(err) = msg.view() {
+                    // Only the first error of a live pipeline counts.
+                    if alive.swap(false, Ordering::SeqCst) {
+                        let e = BusError::from_message(&err);
+                        let reason = bus::redact(&e.short(), &secret);
+                        tracing::warn!(destination = %name, error = %bus::redact(&e.to_string(), &secret), "destination failed");
+                        let _ = tx.send(MediaEvent::DestinationDown {
+                            name: name.clone(),
+                            reason,
+                        });
+                    }
+                }
+            });
+        }
+
+        let settings = ConsumerSettings {
+            max_buffer: 0,
+            max_bytes: gst::format::Bytes::from_u64(16 * 1024 * 1024),
+            max_time: gst::ClockTime::from_mseconds(QUEUE_MS),
+            event_types: Vec::new(),
+        };
+        let mut links = Vec::new();
+        let mut appsrcs = Vec::new();
+        for (pad, producer) in [("video", capture.video()), ("audio", capture.audio())] {
+            let appsrc = pipeline
+                .by_name(pad)
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                .ok_or_else(|| anyhow!("{name}: no appsrc {pad}"))?;
+            links.push(link(producer, &appsrc, settings.clone())?);
+            appsrcs.push(appsrc);
+        }
+
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| anyhow!("{name}: the pipeline would not start"))?;
+        // A new consumer waits for a keyframe; ask the encoder for one now
+        // rather than waiting up to a whole GOP.
+        request_keyframe(capture);
+
+        Ok(Destination {
+            name: name.to_string(),
+            pipeline,
+            sink,
+            links,
+            appsrcs,
+            alive,
+            up: false,
+            last_bytes: 0,
+            last_at: Instant::now(),
+            bitrate_kbps: 0,
+            events,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    /// Measured send rate over the last poll interval.
+    pub fn bitrate_kbps(&self) -> u32 {
+        self.bitrate_kbps
+    }
+
+    /// Read the sink's byte counter: the first bytes sent make the destination
+    /// up; the rate between polls is its bitrate. Called on the driver's tick.
+    pub fn poll(&mut self) {
+        let Some(bytes) = bytes_sent(&self.sink) else {
+            return;
+        };
+        let now = Instant::now();
+        let dt = now.duration_since(self.last_at).as_secs_f64();
+        if dt > 0.0 && bytes >= self.last_bytes {
+            self.bitrate_kbps = ((bytes - self.last_bytes) as f64 * 8.0 / 1000.0 / dt) as u32;
+        }
+        if !self.up && bytes > 0 && self.alive.load(Ordering::SeqCst) {
+            self.up = true;
+            let _ = self
+                .events
+                .send(MediaEvent::DestinationUp(self.name.clone()));
+        }
+        self.last_bytes = bytes;
+        self.last_at = now;
+    }
+
+    /// End the stream cleanly: EOS through the muxer so the server sees an
+    /// unpublish, then tear down. Returns at once; `DestinationStopped` follows.
+    pub fn stop(self) {
+        self.alive.store(false, Ordering::SeqCst);
+        let Destination {
+            name,
+            pipeline,
+            links,
+            appsrcs,
+            events,
+            ..
+        } = self;
+        // Stop feeding first, so no buffer lands after the EOS.
+        drop(links);
+        std::thread::spawn(move || {
+            for src in &appsrcs {
+                let _ = src.end_of_stream();
+            }
+            let deadline = Instant::now() + EOS_WAIT;
+            while Instant::now() < deadline && !reached_eos(&pipeline) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = pipeline.set_state(gst::State::Null);
+            let _ = events.send(MediaEvent::DestinationStopped(name));
+        });
+    }
+
+    /// Tear down at once (after a failure): nothing more can be sent anyway.
+    pub fn abort(self) {
+        self.alive.store(false, Ordering::SeqCst);
+        let Destination {
+            name,
+            pipeline,
+            links,
+            events,
+            ..
+        } = self;
+        drop(links);
+        std::thread::spawn(move || {
+            let _ = pipeline.set_state(gst::State::Null);
+            let _ = events.send(MediaEvent::DestinationStopped(name));
+        });
+    }
+}
+
+/// Whether every sink of the pipeline has received EOS (the EOS message is
+/// consumed by our sync handler, so ask the sinks).
+fn reached_eos(pipeline: &gst::Pipeline) -> bool {
+    let mut any = false;
+    for sink in pipeline.iterate_sinks().into_iter().flatten() {
+        any = true;
+        let Some(pad) = sink.static_pad("sink") else {
+            return true;
+        };
+        if pad.sticky_event::<gst::event::Eos>(0).is_none() {
+            return false;
+        }
+    }
+    any
+}
+
+pub(crate) fn link(
+    producer: &StreamProducer,
+    appsrc: &gst_app::AppSrc,
+    settings: ConsumerSettings,
+) -> Result<ConsumptionLink> {
+    producer
+        .add_consumer_with(appsrc, settings)
+        .map_err(|e| anyhow!("linking to the capture: {e}"))
+}
+
+/// Ask the encoder for a keyframe now (an upstream force-key-unit event).
+pub(crate) fn request_keyframe(capture: &Capture) {
+    let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+        .all_headers(true)
+        .build();
+    let _ = capture.video().appsink().send_event(event);
+}
+
+/// The byte counter of rtmp2sink (`out-bytes-total`) or srtsink (`bytes-sent-total`).
+fn bytes_sent(sink: &gst::Element) -> Option<u64> {
+    if sink.find_property("stats").is_none() {
+        return None;
+    }
+    let stats = sink.property::<Option<gst::Structure>>("stats")?;
+    for field in ["out-bytes-total", "bytes-sent-total"] {
+        if let Ok(v) = stats.get::<u64>(field) {
+            return Some(v);
+        }
+        if let Ok(v) = stats.get::<i64>(field) {
+            return Some(v.max(0) as u64);
+        }
+    }
+    // srtsink in caller mode nests per-connection stats in a `callers` array.
+    None
+}

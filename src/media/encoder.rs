@@ -1,0 +1,537 @@
+//! Which H.264 encoder this box uses, and how to configure it for live work.
+//!
+//! Contract: [`choose`] turns the configured `video.encoder` ("auto" or an
+//! element name) into an [`EncoderChoice`], given a predicate saying which
+//! GStreamer elements exist here (in the daemon [`registry_available`]; in tests
+//! any closure). [`settings`] turns the chosen element and the video config into
+//! gst-launch fragments (caps before, the element with its properties, caps
+//! after) and says how the bitrate can be changed while PLAYING
+//! ([`BitrateControl`]). Both are pure: no GStreamer call except inside
+//! [`registry_available`].
+//!
+//! Pipeline fragment produced, left to right:
+//!
+//! ```text
+//!  raw video ─▶ input_caps ─▶ element_desc (name=encoder) ─▶ output_caps ─▶ h264parse ...
+//! ```
+//!
+//! Property names were checked with `gst-inspect-1.0` 1.22 for x264enc and
+//! openh264enc (installed here); for the hardware encoders, from their sources
+//! (v4l2 controls; gst-plugins-bad `va`; gstreamer-vaapi; gstreamer-rockchip
+//! `gstmppenc.c`; NVIDIA L4T `nvv4l2h264enc`), not on the hardware itself.
+
+use thiserror::Error;
+
+use crate::config::VideoConfig;
+
+/// Name given to the encoder element in [`EncoderSettings::element_desc`], so the
+/// driver can find it with `pipeline.by_name(ENCODER_ELEMENT_NAME)` to change
+/// the bitrate at run time.
+pub const ENCODER_ELEMENT_NAME: &str = "encoder";
+
+/// One known H.264 encoder: its element, whether it is hardware, and the
+/// Debian package that ships it (for error messages and `farmcast probe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownEncoder {
+    pub element: &'static str,
+    pub hardware: bool,
+    pub package: &'static str,
+}
+
+/// Best first. Hardware before software because a Pi-class CPU cannot spare
+/// the core x264 needs at 720p30; x264 before openh264 because it gives far
+/// better pictures per bit and supports main/high profiles.
+pub const RANKING: &[KnownEncoder] = &[
+    KnownEncoder {
+        element: "v4l2h264enc",
+        hardware: true,
+        package: "gstreamer1.0-plugins-good",
+    },
+    KnownEncoder {
+        element: "mpph264enc",
+        hardware: true,
+        package: "gstreamer1.0-rockchip (vendor)",
+    },
+    KnownEncoder {
+        element: "vah264enc",
+        hardware: true,
+        package: "gstreamer1.0-plugins-bad",
+    },
+    KnownEncoder {
+        element: "vaapih264enc",
+        hardware: true,
+        package: "gstreamer1.0-vaapi",
+    },
+    KnownEncoder {
+        element: "nvv4l2h264enc",
+        hardware: true,
+        package: "nvidia-l4t-gstreamer (JetPack)",
+    },
+    KnownEncoder {
+        element: "x264enc",
+        hardware: false,
+        package: "gstreamer1.0-plugins-ugly",
+    },
+    KnownEncoder {
+        element: "openh264enc",
+        hardware: false,
+        package: "gstreamer1.0-plugins-bad",
+    },
+];
+
+/// x264 speed presets accepted by `x264enc speed-preset=`; config validation
+/// may use this list too.
+pub const X264_PRESETS: &[&str] = &[
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
+/// The encoder the pipeline will use and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EncoderChoice {
+    pub element: String,
+    pub hardware: bool,
+    /// "auto: v4l2h264enc is the best available (hardware)" or "configured".
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EncoderError {
+    #[error("video.encoder = \"{configured}\" is not available on this box; H.264 encoders here: {}", list_or_none(.available))]
+    NotAvailable {
+        configured: String,
+        available: Vec<String>,
+    },
+    #[error("no H.264 encoder found on this box; install gstreamer1.0-plugins-ugly (x264enc) or a hardware encoder plugin")]
+    NoneAvailable,
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none (install gstreamer1.0-plugins-ugly for x264enc)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// True when GStreamer's registry has an element factory of that name.
+/// Needs `gst::init()` to have been called.
+pub fn registry_available(name: &str) -> bool {
+    gstreamer::ElementFactory::find(name).is_some()
+}
+
+/// Every element of [`RANKING`] that exists here, best first.
+pub fn present(available: &dyn Fn(&str) -> bool) -> Vec<&'static KnownEncoder> {
+    RANKING.iter().filter(|k| available(k.element)).collect()
+}
+
+/// Resolve `video.encoder` against what exists here.
+pub fn choose(
+    configured: &str,
+    available: &dyn Fn(&str) -> bool,
+) -> Result<EncoderChoice, EncoderError> {
+    let configured = configured.trim();
+    if configured.is_empty() || configured.eq_ignore_ascii_case("auto") {
+        let best = present(available)
+            .into_iter()
+            .next()
+            .ok_or(EncoderError::NoneAvailable)?;
+        let kind = if best.hardware {
+            "hardware"
+        } else {
+            "software"
+        };
+        return Ok(EncoderChoice {
+            element: best.element.to_string(),
+            hardware: best.hardware,
+            reason: format!("auto: {} is the best available ({kind})", best.element),
+        });
+    }
+    if !available(configured) {
+        return Err(EncoderError::NotAvailable {
+            configured: configured.to_string(),
+            available: present(available)
+                .iter()
+                .map(|k| k.element.to_string())
+                .collect(),
+        });
+    }
+    // An element we do not rank (e.g. a vendor's own) is allowed; we just
+    // cannot tell whether it is hardware.
+    let hardware = RANKING
+        .iter()
+        .any(|k| k.element == configured && k.hardware);
+    Ok(EncoderChoice {
+        element: configured.to_string(),
+        hardware,
+        reason: "configured".into(),
+    })
+}
+
+/// Unit in which a bitrate property or control is expressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum BitrateUnit {
+    Kbps,
+    Bps,
+}
+
+impl BitrateUnit {
+    /// The value to set for a bitrate of `kbps` kbit/s.
+    pub fn from_kbps(self, kbps: u32) -> u64 {
+        match self {
+            BitrateUnit::Kbps => u64::from(kbps),
+            BitrateUnit::Bps => u64::from(kbps) * 1000,
+        }
+    }
+}
+
+/// How the encoder's bitrate changes while PLAYING (for adaptive bitrate).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum BitrateControl {
+    /// Set this GObject property (an unsigned integer) on the encoder.
+    Property {
+        name: &'static str,
+        unit: BitrateUnit,
+    },
+    /// Set `extra-controls` to a `GstStructure` named `controls` with this key
+    /// (v4l2 encoders apply it at run time).
+    ExtraControls {
+        key: &'static str,
+        unit: BitrateUnit,
+    },
+    /// Unknown element: the bitrate cannot be changed while live.
+    None,
+}
+
+/// gst-launch fragments for one encoder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EncoderSettings {
+    /// Raw caps forced before the encoder (after videoconvert).
+    pub input_caps: String,
+    /// The encoder (and, for Jetson, its memory upload) with its properties,
+    /// named [`ENCODER_ELEMENT_NAME`].
+    pub element_desc: String,
+    /// Caps forced after the encoder.
+    pub output_caps: String,
+    pub bitrate_control: BitrateControl,
+}
+
+/// Keyframe distance in frames; at least 1 so a bad config cannot turn GOP
+/// limits off (0 means "automatic" to x264, i.e. 250 frames).
+pub fn gop_frames(v: &VideoConfig) -> u32 {
+    v.framerate
+        .max(1)
+        .saturating_mul(v.keyframe_interval_s.max(1))
+}
+
+/// The fragments for `element` configured from `v`.
+pub fn settings(element: &str, v: &VideoConfig) -> EncoderSettings {
+    let kbps = v.bitrate_kbps.max(1);
+    let bps = u64::from(kbps) * 1000;
+    let gop = gop_frames(v);
+    let name = ENCODER_ELEMENT_NAME;
+    let nv12 = "video/x-raw,format=NV12".to_string();
+    match element {
+        "x264enc" => {
+            let preset = if X264_PRESETS.contains(&v.x264_preset.as_str()) {
+                v.x264_preset.as_str()
+            } else {
+                "veryfast"
+            };
+            // zerolatency: no frame lookahead, no B-frames, sliced threads, so
+            // a frame leaves the encoder as soon as it is coded; the explicit
+            // rc-lookahead/bframes repeat that so a later tune change cannot
+            // bring 40 frames of delay back. vbv-buf-capacity=1000 ms caps
+            // bursts at about one second of bitrate, which RTMP uplinks
+            // absorb. threads is left to x264 (one per core), which with
+            // sliced threads costs no latency.
+            EncoderSettings {
+                input_caps: "video/x-raw,format=I420".into(),
+                element_desc: format!(
+                    "x264enc name={name} tune=zerolatency speed-preset={preset} bitrate={kbps} \
+                     key-int-max={gop} vbv-buf-capacity=1000 rc-lookahead=0 bframes=0"
+                ),
+                output_caps: "video/x-h264,profile=main".into(),
+                bitrate_control: BitrateControl::Property {
+                    name: "bitrate",
+                    unit: BitrateUnit::Kbps,
+                },
+            }
+        }
+        "v4l2h264enc" => EncoderSettings {
+            input_caps: nv12,
+            element_desc: format!(
+                "v4l2h264enc name={name} extra-controls=\"controls,video_bitrate={bps},\
+                 h264_i_frame_period={gop},repeat_sequence_header=1\""
+            ),
+            // The Pi's encoder refuses 720p30 without an explicit level.
+            output_caps: "video/x-h264,level=(string)4".into(),
+            bitrate_control: BitrateControl::ExtraControls {
+                key: "video_bitrate",
+                unit: BitrateUnit::Bps,
+            },
+        },
+        "openh264enc" => EncoderSettings {
+            input_caps: "video/x-raw,format=I420".into(),
+            element_desc: format!(
+                "openh264enc name={name} rate-control=bitrate bitrate={bps} gop-size={gop} \
+                 usage-type=camera complexity=low"
+            ),
+            output_caps: "video/x-h264".into(),
+            bitrate_control: BitrateControl::Property {
+                name: "bitrate",
+                unit: BitrateUnit::Bps,
+            },
+        },
+        "vah264enc" => EncoderSettings {
+            input_caps: nv12,
+            element_desc: format!(
+                "vah264enc name={name} rate-control=cbr bitrate={kbps} key-int-max={gop} b-frames=0"
+            ),
+            output_caps: "video/x-h264,profile=main".into(),
+            bitrate_control: BitrateControl::Property {
+                name: "bitrate",
+                unit: BitrateUnit::Kbps,
+            },
+        },
+        "vaapih264enc" => EncoderSettings {
+            input_caps: nv12,
+            element_desc: format!(
+                "vaapih264enc name={name} rate-control=cbr bitrate={kbps} keyframe-period={gop} \
+                 max-bframes=0"
+            ),
+            output_caps: "video/x-h264,profile=main".into(),
+            bitrate_control: BitrateControl::Property {
+                name: "bitrate",
+                unit: BitrateUnit::Kbps,
+            },
+        },
+        "mpph264enc" => EncoderSettings {
+            input_caps: nv12,
+            element_desc: format!("mpph264enc name={name} rc-mode=cbr bps={bps} gop={gop}"),
+            output_caps: "video/x-h264".into(),
+            // gstmppenc.c marks properties dirty and applies them on the next frame.
+            bitrate_control: BitrateControl::Property {
+                name: "bps",
+                unit: BitrateUnit::Bps,
+            },
+        },
+        "nvv4l2h264enc" => EncoderSettings {
+            input_caps: nv12,
+            // The Jetson encoder only takes NVMM memory: nvvidconv uploads.
+            element_desc: format!(
+                "nvvidconv ! video/x-raw(memory:NVMM),format=NV12 ! nvv4l2h264enc name={name} \
+                 control-rate=1 bitrate={bps} iframeinterval={gop} idrinterval={gop} \
+                 insert-sps-pps=true"
+            ),
+            output_caps: "video/x-h264".into(),
+            bitrate_control: BitrateControl::Property {
+                name: "bitrate",
+                unit: BitrateUnit::Bps,
+            },
+        },
+        other => EncoderSettings {
+            // Unknown element: let it negotiate; we know none of its properties.
+            input_caps: "video/x-raw".into(),
+            element_desc: format!("{other} name={name}"),
+            output_caps: "video/x-h264".into(),
+            bitrate_control: BitrateControl::None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only(names: &'static [&'static str]) -> impl Fn(&str) -> bool {
+        move |n: &str| names.contains(&n)
+    }
+
+    fn cfg(fps: u32, kf: u32, kbps: u32) -> VideoConfig {
+        VideoConfig {
+            framerate: fps,
+            keyframe_interval_s: kf,
+            bitrate_kbps: kbps,
+            ..VideoConfig::default()
+        }
+    }
+
+    #[test]
+    fn auto_picks_best_by_ranking() {
+        let cases: &[(&'static [&'static str], &str, bool)] = &[
+            (&["x264enc", "openh264enc"], "x264enc", false),
+            (&["openh264enc"], "openh264enc", false),
+            (&["x264enc", "v4l2h264enc"], "v4l2h264enc", true),
+            (&["vaapih264enc", "vah264enc", "x264enc"], "vah264enc", true),
+            (&["nvv4l2h264enc", "x264enc"], "nvv4l2h264enc", true),
+            (&["mpph264enc", "vah264enc"], "mpph264enc", true),
+        ];
+        for (set, want, hw) in cases {
+            let c = choose("auto", &only(set)).unwrap();
+            assert_eq!(c.element, *want, "set {set:?}");
+            assert_eq!(c.hardware, *hw);
+            assert!(c.reason.starts_with("auto: "), "{}", c.reason);
+            assert!(c.reason.contains(want));
+        }
+        let c = choose("auto", &only(&["v4l2h264enc"])).unwrap();
+        assert_eq!(
+            c.reason,
+            "auto: v4l2h264enc is the best available (hardware)"
+        );
+    }
+
+    #[test]
+    fn configured_overrides_ranking() {
+        let c = choose("x264enc", &only(&["x264enc", "v4l2h264enc"])).unwrap();
+        assert_eq!(c.element, "x264enc");
+        assert_eq!(c.reason, "configured");
+        assert!(!c.hardware);
+        // An unranked element that exists is accepted.
+        let c = choose("myvendorenc", &only(&["myvendorenc"])).unwrap();
+        assert_eq!(c.element, "myvendorenc");
+    }
+
+    #[test]
+    fn missing_configured_lists_what_exists() {
+        let e = choose("v4l2h264enc", &only(&["x264enc", "openh264enc"])).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("v4l2h264enc"), "{text}");
+        assert!(text.contains("x264enc, openh264enc"), "{text}");
+        let e = choose("v4l2h264enc", &only(&[])).unwrap_err();
+        assert!(e.to_string().contains("gstreamer1.0-plugins-ugly"));
+    }
+
+    #[test]
+    fn auto_with_nothing_names_package() {
+        let e = choose("auto", &only(&["jpegdec"])).unwrap_err();
+        assert_eq!(e, EncoderError::NoneAvailable);
+        assert!(e.to_string().contains("gstreamer1.0-plugins-ugly"));
+    }
+
+    #[test]
+    fn x264_settings_follow_config() {
+        for (fps, kf, kbps) in [(30, 2, 2500), (25, 4, 800), (15, 1, 6000)] {
+            let s = settings("x264enc", &cfg(fps, kf, kbps));
+            assert!(s.element_desc.contains(&format!("bitrate={kbps} ")));
+            assert!(s
+                .element_desc
+                .contains(&format!("key-int-max={} ", fps * kf)));
+            assert!(s.element_desc.contains("tune=zerolatency"));
+            assert!(s.element_desc.contains("speed-preset=veryfast"));
+            assert_eq!(s.input_caps, "video/x-raw,format=I420");
+        }
+        let mut v = cfg(30, 2, 2500);
+        v.x264_preset = "ultrafast".into();
+        assert!(settings("x264enc", &v)
+            .element_desc
+            .contains("speed-preset=ultrafast"));
+        v.x264_preset = "bogus; rm".into();
+        assert!(settings("x264enc", &v)
+            .element_desc
+            .contains("speed-preset=veryfast"));
+    }
+
+    #[test]
+    fn hardware_settings_use_their_units() {
+        let v = cfg(30, 2, 2500);
+        let s = settings("v4l2h264enc", &v);
+        assert!(s.element_desc.contains("video_bitrate=2500000,"));
+        assert!(s.element_desc.contains("h264_i_frame_period=60,"));
+        assert!(s.element_desc.contains("repeat_sequence_header=1"));
+        assert_eq!(s.output_caps, "video/x-h264,level=(string)4");
+        assert_eq!(
+            s.bitrate_control,
+            BitrateControl::ExtraControls {
+                key: "video_bitrate",
+                unit: BitrateUnit::Bps
+            }
+        );
+        let s = settings("openh264enc", &cfg(25, 2, 1000));
+        assert!(s.element_desc.contains("bitrate=1000000 "));
+        assert!(s.element_desc.contains("gop-size=50"));
+        let s = settings("mpph264enc", &v);
+        assert!(s.element_desc.contains("bps=2500000 ") && s.element_desc.contains("gop=60"));
+        let s = settings("vah264enc", &v);
+        assert!(
+            s.element_desc.contains("bitrate=2500 ") && s.element_desc.contains("key-int-max=60")
+        );
+        let s = settings("vaapih264enc", &v);
+        assert!(s.element_desc.contains("keyframe-period=60"));
+        let s = settings("nvv4l2h264enc", &v);
+        assert!(
+            s.element_desc.contains("bitrate=2500000 ")
+                && s.element_desc.contains("iframeinterval=60")
+        );
+        assert_eq!(
+            settings("weirdenc", &v).bitrate_control,
+            BitrateControl::None
+        );
+        for k in RANKING {
+            let s = settings(k.element, &v);
+            assert!(s
+                .element_desc
+                .contains(&format!("name={ENCODER_ELEMENT_NAME}")));
+            assert_ne!(s.bitrate_control, BitrateControl::None, "{}", k.element);
+        }
+    }
+
+    #[test]
+    fn zero_config_values_do_not_disable_gop() {
+        assert_eq!(gop_frames(&cfg(0, 0, 0)), 1);
+        assert!(settings("x264enc", &cfg(0, 0, 0))
+            .element_desc
+            .contains("bitrate=1 "));
+        assert_eq!(BitrateUnit::Bps.from_kbps(2500), 2_500_000);
+        assert_eq!(BitrateUnit::Kbps.from_kbps(2500), 2500);
+    }
+
+    /// The fragments are accepted by GStreamer and x264enc comes out Main
+    /// profile (not High 4:4:4, which platforms reject).
+    #[test]
+    fn x264_fragment_runs_and_is_main_profile() {
+        use gstreamer as gst;
+        use gstreamer::prelude::*;
+        crate::media::init_for_tests();
+        // The default preset (veryfast); ultrafast would give constrained-baseline.
+        let s = settings("x264enc", &cfg(30, 1, 500));
+        let desc = format!(
+            "videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+             videoconvert ! {} ! {} ! {} ! h264parse ! fakesink name=out",
+            s.input_caps, s.element_desc, s.output_caps
+        );
+        let pipeline = gst::parse::launch(&desc)
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        // The adaptive-bitrate path: the named encoder takes a new bitrate live.
+        let venc = pipeline.by_name(ENCODER_ELEMENT_NAME).unwrap();
+        venc.set_property("bitrate", 400u32);
+        let bus = pipeline.bus().unwrap();
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(30),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .expect("no EOS within 30 s");
+        assert!(
+            matches!(msg.view(), gst::MessageView::Eos(_)),
+            "pipeline error: {msg:?}"
+        );
+        let sink = pipeline.by_name("out").unwrap();
+        let caps = sink.static_pad("sink").unwrap().current_caps().unwrap();
+        pipeline.set_state(gst::State::Null).unwrap();
+        let st = caps.structure(0).unwrap();
+        assert_eq!(st.get::<&str>("profile").unwrap(), "main", "{caps}");
+        assert_eq!(venc.property::<u32>("bitrate"), 400);
+    }
+}

@@ -1,0 +1,409 @@
+//! What the pipelines are made of: config in, gst-launch descriptions out.
+//!
+//! Pure functions, so the choice of elements is unit-tested without GStreamer
+//! running. The runtime modules (`capture`, `destination`, `recorder`) parse
+//! these descriptions and own the running pipelines.
+//!
+//! ```text
+//!  camera pipeline (rebuilt alone when the camera stalls or vanishes)
+//!  v4l2src|videotestsrc|filesrc … ! convert/scale/rate ! caps ! intervideosink ─┐
+//!  mic pipeline (rebuilt alone)                                                  │
+//!  alsasrc|audiotestsrc ! convert/resample ! caps ! interaudiosink ───────────┐  │
+//!                                                                             │  │
+//!  encode pipeline (never stops while the daemon runs)                        │  │
+//!  intervideosrc ◄────────────────────────────────────────────────────────────┼──┘
+//!     ! slate textoverlay ! lower-third textoverlay ! encoder ! h264parse ! appsink "video" ─┐
+//!  interaudiosrc ◄────────────────────────────────────────────────────────────┘              │
+//!     ! AAC encoder ! aacparse ! appsink "audio" ────────────────────────────────────────────┤
+//!                                                                                            │
+//!  one small pipeline per destination and one for the recorder, fed by StreamProducer ◄─────┘
+//!  appsrc video ! h264parse ! flvmux|mpegtsmux ! rtmp2sink|srtsink|splitmuxsink
+//! ```
+//!
+//! The inter elements decouple the sources from the encoder: when the camera
+//! stalls, `intervideosrc` repeats the last frame and then sends black, on
+//! which the slate is drawn, so the viewers never lose the stream; when the
+//! microphone goes, `interaudiosrc` sends silence.
+
+use std::fmt::Write as _;
+
+use crate::config::{AudioConfig, VideoConfig};
+
+/// Where the picture comes from, parsed from `video.source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoSource {
+    /// The first capture device found at start (and at every retry).
+    Auto,
+    Test,
+    V4l2(String),
+    /// A clip replayed in real time, looping.
+    File(String),
+}
+
+impl VideoSource {
+    pub fn parse(s: &str) -> Result<VideoSource, String> {
+        match s {
+            "auto" => Ok(VideoSource::Auto),
+            "test" => Ok(VideoSource::Test),
+            _ => {
+                if let Some(dev) = s.strip_prefix("v4l2:").filter(|d| !d.is_empty()) {
+                    Ok(VideoSource::V4l2(dev.to_string()))
+                } else if let Some(path) = s.strip_prefix("file:").filter(|p| !p.is_empty()) {
+                    Ok(VideoSource::File(path.to_string()))
+                } else {
+                    Err(format!(
+                        "unknown video source {s:?}: use \"auto\", \"test\", \"v4l2:/dev/videoN\" or \"file:/path/clip\""
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Where the sound comes from, parsed from `audio.source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioSource {
+    Auto,
+    Test,
+    /// No microphone: the stream still carries a silent AAC track, because
+    /// several platforms refuse or mute a stream without one.
+    None,
+    Alsa(String),
+}
+
+impl AudioSource {
+    pub fn parse(s: &str) -> Result<AudioSource, String> {
+        match s {
+            "auto" => Ok(AudioSource::Auto),
+            "test" => Ok(AudioSource::Test),
+            "none" => Ok(AudioSource::None),
+            _ => match s.strip_prefix("alsa:").filter(|d| !d.is_empty()) {
+                Some(dev) => Ok(AudioSource::Alsa(dev.to_string())),
+                None => Err(format!(
+                    "unknown audio source {s:?}: use \"auto\", \"test\", \"none\" or \"alsa:hw:1,0\""
+                )),
+            },
+        }
+    }
+}
+
+/// The raw format every source is converted to before the encode pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFormat {
+    /// GStreamer video format the encoder wants, e.g. `I420` or `NV12`.
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    pub framerate: u32,
+}
+
+impl RawFormat {
+    pub fn caps(&self) -> String {
+        format!(
+            "video/x-raw,format={},width={},height={},framerate={}/1,pixel-aspect-ratio=1/1",
+            self.format, self.width, self.height, self.framerate
+        )
+    }
+}
+
+/// Sample rate and channels of the sound between the mic pipeline and the encoder.
+pub const AUDIO_CAPS: &str = "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2";
+
+/// The tail every video source shares: whatever the source gives becomes exactly
+/// the raw format the encode pipeline expects (`intervideosrc` cannot renegotiate).
+fn video_tail(raw: &RawFormat, channel: &str) -> String {
+    format!(
+        "videoconvert ! videoscale ! videorate ! {} ! intervideosink channel={channel}",
+        raw.caps()
+    )
+}
+
+/// The camera pipeline for the test source and for files. V4L2 cameras get
+/// their head from [`crate::media::modes::source_desc`] and go through
+/// [`camera_pipeline`] too.
+pub fn camera_pipeline(head: &str, raw: &RawFormat, channel: &str) -> String {
+    format!("{head} ! {}", video_tail(raw, channel))
+}
+
+/// Head of the camera pipeline for the sources that are not cameras.
+pub fn synthetic_video_head(source: &VideoSource) -> Option<String> {
+    match source {
+        // The moving ball and the clock make a frozen picture obvious in a demo.
+        VideoSource::Test => Some(
+            "videotestsrc is-live=true pattern=smpte horizontal-speed=2 ! timeoverlay halignment=right valignment=top"
+                .to_string(),
+        ),
+        // `sync` on the inter sink paces the file in real time; EOS rebuilds the
+        // pipeline, which loops the clip.
+        VideoSource::File(path) => Some(format!(
+            "filesrc location={} ! decodebin",
+            quote(path)
+        )),
+        VideoSource::Auto | VideoSource::V4l2(_) => None,
+    }
+}
+
+/// The mic pipeline; `None` when there is no microphone to open.
+pub fn audio_pipeline(source: &AudioSource, channel: &str) -> Option<String> {
+    let head = match source {
+        AudioSource::Test => "audiotestsrc is-live=true wave=sine freq=440 volume=0.2".to_string(),
+        // A small buffer: the sound card's clock is slaved to the pipeline's
+        // (`slave-method=re-timestamp`), so a long show does not drift.
+        AudioSource::Alsa(dev) => format!(
+            "alsasrc device={} buffer-time=200000 latency-time=10000 slave-method=re-timestamp",
+            quote(dev)
+        ),
+        AudioSource::None | AudioSource::Auto => return None,
+    };
+    Some(format!(
+        "{head} ! audioconvert ! audioresample ! {AUDIO_CAPS} ! interaudiosink channel={channel}"
+    ))
+}
+
+/// What the encoder needs, as chosen by [`crate::media::encoder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncoderPlan {
+    /// Raw caps the encoder wants in front of it (decides [`RawFormat::format`]).
+    pub input_caps: String,
+    /// The element with its properties, gst-launch syntax; named `encoder` by the runtime.
+    pub element_desc: String,
+    /// Caps after the encoder (profile, level).
+    pub output_caps: String,
+}
+
+/// The encode pipeline: inter sources, overlays, encoders, and the two appsinks
+/// the destinations and the recorder are fed from.
+pub fn encode_pipeline(
+    raw: &RawFormat,
+    enc: &EncoderPlan,
+    aac_desc: &str,
+    video_channel: &str,
+    audio_channel: &str,
+    slate_text: &str,
+) -> String {
+    let mut d = String::new();
+    // The slate sits over whatever intervideosrc sends once the camera is gone
+    // (black after its timeout); silent until the show machine asks for it.
+    let _ = write!(
+        d,
+        "intervideosrc name=camera_in channel={video_channel} timeout=1000000000 ! {caps} \
+         ! textoverlay name=slate silent=true valignment=center halignment=center \
+           font-desc=\"Noto Sans CJK SC Bold 36\" shaded-background=true text={slate} \
+         ! textoverlay name=lower_third silent=true valignment=bottom halignment=left \
+           font-desc=\"Noto Sans CJK SC Bold 28\" shaded-background=true line-alignment=left \
+         ! videoconvert ! {input} ! {encoder} ! {output} \
+         ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
+         ! appsink name=video ",
+        caps = raw.caps(),
+        slate = quote(slate_text),
+        input = enc.input_caps,
+        encoder = enc.element_desc,
+        output = enc.output_caps,
+    );
+    let _ = write!(
+        d,
+        "interaudiosrc name=mic_in channel={audio_channel} ! {AUDIO_CAPS} ! audioconvert \
+         ! {aac_desc} ! aacparse ! audio/mpeg,mpegversion=4,stream-format=raw ! appsink name=audio"
+    );
+    d
+}
+
+/// The AAC encoder, best first among those present.
+pub fn aac_encoder(audio: &AudioConfig, available: &dyn Fn(&str) -> bool) -> Option<String> {
+    let bps = audio.bitrate_kbps.saturating_mul(1000);
+    if available("fdkaacenc") {
+        Some(format!("fdkaacenc bitrate={bps}"))
+    } else if available("avenc_aac") {
+        Some(format!("avenc_aac bitrate={bps}"))
+    } else if available("voaacenc") {
+        Some(format!("voaacenc bitrate={bps}"))
+    } else {
+        None
+    }
+}
+
+/// How a destination's URL is muxed and sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Rtmp,
+    Srt,
+}
+
+impl Transport {
+    pub fn of_url(url: &str) -> Option<Transport> {
+        if url.starts_with("rtmp://") || url.starts_with("rtmps://") {
+            Some(Transport::Rtmp)
+        } else if url.starts_with("srt://") {
+            Some(Transport::Srt)
+        } else {
+            None
+        }
+    }
+}
+
+/// A destination pipeline. The URL (which carries the stream key) is set on
+/// the element named `sink` by the runtime, never written into a description
+/// that could reach a log.
+pub fn destination_pipeline(transport: Transport, queue_ms: u64) -> String {
+    let q = queue(queue_ms);
+    match transport {
+        // flvmux is an aggregator: in live mode it waits `latency` for the
+        // slower pad before it gives up on it.
+        Transport::Rtmp => format!(
+            "appsrc name=video ! {q} ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! mux.video \
+             appsrc name=audio ! {q} ! aacparse ! mux.audio \
+             flvmux name=mux streamable=true latency=100000000 ! rtmp2sink name=sink sync=false async=false"
+        ),
+        // alignment=7: seven TS packets per UDP payload, what SRT ingest expects.
+        Transport::Srt => format!(
+            "appsrc name=video ! {q} ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! mux. \
+             appsrc name=audio ! {q} ! aacparse ! mux. \
+             mpegtsmux name=mux alignment=7 latency=100000000 \
+             ! srtsink name=sink sync=false async=false wait-for-connection=false auto-reconnect=false"
+        ),
+    }
+}
+
+/// A queue bounded in time only: the bound in bytes follows from the bitrate.
+/// Leaky so a stalled network sink drops old data instead of stalling the feed.
+fn queue(ms: u64) -> String {
+    format!(
+        "queue max-size-buffers=0 max-size-bytes=0 max-size-time={} leaky=downstream",
+        ms * 1_000_000
+    )
+}
+
+/// Quote a value for a gst-launch description.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+pub fn raw_format(video: &VideoConfig, enc: &EncoderPlan) -> RawFormat {
+    RawFormat {
+        format: format_of_caps(&enc.input_caps).unwrap_or_else(|| "I420".into()),
+        width: video.width,
+        height: video.height,
+        framerate: video.framerate,
+    }
+}
+
+/// The `format=` field of a raw caps string, if it names one.
+fn format_of_caps(caps: &str) -> Option<String> {
+    caps.split(',')
+        .filter_map(|f| f.trim().strip_prefix("format="))
+        .map(|v| v.trim_start_matches("(string)").trim().to_string())
+        .find(|v| !v.is_empty() && !v.starts_with('{'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x264() -> EncoderPlan {
+        EncoderPlan {
+            input_caps: "video/x-raw,format=I420".into(),
+            element_desc: "x264enc name=encoder tune=zerolatency speed-preset=ultrafast bitrate=500 key-int-max=30".into(),
+            output_caps: "video/x-h264,profile=main".into(),
+        }
+    }
+
+    #[test]
+    fn sources_parse() {
+        assert_eq!(VideoSource::parse("test"), Ok(VideoSource::Test));
+        assert_eq!(
+            VideoSource::parse("v4l2:/dev/video2"),
+            Ok(VideoSource::V4l2("/dev/video2".into()))
+        );
+        assert_eq!(
+            VideoSource::parse("file:/tmp/a b.y4m"),
+            Ok(VideoSource::File("/tmp/a b.y4m".into()))
+        );
+        assert!(VideoSource::parse("v4l2:").is_err());
+        assert!(VideoSource::parse("webcam")
+            .unwrap_err()
+            .contains("v4l2:/dev/videoN"));
+        assert_eq!(
+            AudioSource::parse("alsa:hw:1,0"),
+            Ok(AudioSource::Alsa("hw:1,0".into()))
+        );
+        assert!(AudioSource::parse("pulse").is_err());
+    }
+
+    #[test]
+    fn raw_format_follows_the_encoder() {
+        let v = VideoConfig::default();
+        assert_eq!(raw_format(&v, &x264()).format, "I420");
+        let mut hw = x264();
+        hw.input_caps = "video/x-raw,format=(string)NV12".into();
+        assert_eq!(raw_format(&v, &hw).format, "NV12");
+        hw.input_caps = "video/x-raw".into();
+        assert_eq!(raw_format(&v, &hw).format, "I420");
+    }
+
+    #[test]
+    fn quoting_survives_quotes_and_backslashes() {
+        assert_eq!(quote(r#"a "b" \c"#), r#""a \"b\" \\c""#);
+    }
+
+    #[test]
+    fn stream_key_never_in_a_description() {
+        for t in [Transport::Rtmp, Transport::Srt] {
+            let d = destination_pipeline(t, 2000);
+            assert!(d.contains("name=sink"));
+            assert!(!d.contains("location=") && !d.contains("uri="));
+        }
+    }
+
+    #[test]
+    fn transports_by_scheme() {
+        assert_eq!(Transport::of_url("rtmps://a/b"), Some(Transport::Rtmp));
+        assert_eq!(Transport::of_url("srt://a:1"), Some(Transport::Srt));
+        assert_eq!(Transport::of_url("http://a"), None);
+    }
+
+    /// The descriptions must be accepted by GStreamer's own parser; this is what
+    /// catches a typo in an element or property name.
+    #[test]
+    fn descriptions_parse_in_gstreamer() {
+        crate::media::init_for_tests();
+        let v = VideoConfig {
+            width: 320,
+            height: 240,
+            framerate: 15,
+            ..VideoConfig::default()
+        };
+        let raw = raw_format(&v, &x264());
+        let avail = |n: &str| gstreamer::ElementFactory::find(n).is_some();
+        let aac =
+            aac_encoder(&AudioConfig::default(), &avail).expect("an AAC encoder is installed");
+        let descs = [
+            camera_pipeline(
+                &synthetic_video_head(&VideoSource::Test).unwrap(),
+                &raw,
+                "v",
+            ),
+            camera_pipeline(
+                &synthetic_video_head(&VideoSource::File("/x".into())).unwrap(),
+                &raw,
+                "v",
+            ),
+            audio_pipeline(&AudioSource::Test, "a").unwrap(),
+            audio_pipeline(&AudioSource::Alsa("hw:9,0".into()), "a").unwrap(),
+            encode_pipeline(&raw, &x264(), &aac, "v", "a", "Back in a \"moment\""),
+            destination_pipeline(Transport::Rtmp, 1000),
+            destination_pipeline(Transport::Srt, 1000),
+        ];
+        for d in descs {
+            gstreamer::parse::launch(&d).unwrap_or_else(|e| panic!("{d}\n{e}"));
+        }
+    }
+}

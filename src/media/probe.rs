@@ -1,0 +1,566 @@
+//! `farmcast probe`: what this box has, for a technician on SSH and (as JSON)
+//! for the MQTT `probe` command.
+//!
+//! Contract: [`probe`] looks at the machine (GStreamer's device monitor and
+//! registry, `/dev`, `/proc/device-tree`) and returns a [`ProbeReport`]; a box
+//! with no camera, microphone, GPIO or serial port gives a normal report with
+//! empty lists, never an error. [`render_human`] formats it for a terminal;
+//! `serde_json` serialises it. Opening each microphone for a moment is the
+//! only side effect (it tells "listed" from "really captures").
+
+use std::path::Path;
+
+use anyhow::Result;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use serde::Serialize;
+
+use super::encoder::{self, EncoderChoice};
+use super::modes::{self, CameraMode, ModeFormat};
+
+/// The size and rate `probe` reports a mode choice for (the default config).
+pub const PROBE_WANT: (u32, u32, u32) = (1280, 720, 30);
+
+/// How long a microphone may take to deliver its first buffers.
+const CAPTURE_CHECK_TIMEOUT_S: u64 = 3;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeReport {
+    pub gstreamer_version: String,
+    /// `/proc/device-tree/model`, e.g. "Raspberry Pi 4 Model B Rev 1.4".
+    pub board: Option<String>,
+    pub cameras: Vec<CameraInfo>,
+    pub audio_inputs: Vec<AudioInput>,
+    pub encoders: EncodersInfo,
+    /// JPEG decoders present, best first; the first is what MJPEG cameras use.
+    pub jpeg_decoders: Vec<String>,
+    pub gpio_chips: Vec<String>,
+    pub serial_ports: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CameraInfo {
+    pub name: String,
+    /// `/dev/videoN` when the monitor says.
+    pub device: Option<String>,
+    pub modes: Vec<CameraMode>,
+    /// The mode 1280x720@30 would use, e.g. "MJPEG 1280x720@30".
+    pub mode_for_720p30: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AudioInput {
+    pub name: String,
+    /// `hw:X,Y` for ALSA devices.
+    pub alsa_device: Option<String>,
+    /// It delivered sound within a few seconds.
+    pub can_capture: bool,
+    /// Why not (busy: another program, maybe farmcast itself, has it open).
+    pub capture_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EncoderInfo {
+    pub element: String,
+    pub hardware: bool,
+    pub package: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EncodersInfo {
+    /// Every ranked H.264 encoder present here, best first.
+    pub present: Vec<EncoderInfo>,
+    /// What `video.encoder = "auto"` resolves to...
+    pub auto: Option<EncoderChoice>,
+    /// ...or why it cannot.
+    pub auto_error: Option<String>,
+}
+
+/// Look at this box.
+pub fn probe() -> Result<ProbeReport> {
+    super::init()?;
+    let available = |name: &str| encoder::registry_available(name);
+    let auto = encoder::choose("auto", &available);
+    Ok(ProbeReport {
+        gstreamer_version: gst::version_string().to_string(),
+        board: board_model(Path::new("/proc/device-tree/model")),
+        cameras: cameras(),
+        audio_inputs: audio_inputs(),
+        encoders: EncodersInfo {
+            present: encoder::present(&available)
+                .into_iter()
+                .map(|k| EncoderInfo {
+                    element: k.element.into(),
+                    hardware: k.hardware,
+                    package: k.package.into(),
+                })
+                .collect(),
+            auto: auto.as_ref().ok().cloned(),
+            auto_error: auto.err().map(|e| e.to_string()),
+        },
+        jpeg_decoders: modes::JPEG_DECODERS
+            .iter()
+            .filter(|d| available(d))
+            .map(|d| d.to_string())
+            .collect(),
+        gpio_chips: list_dev(Path::new("/dev"), &["gpiochip"]),
+        serial_ports: serial_ports(),
+    })
+}
+
+/// `farmcast probe [--json]`: the text to print.
+pub fn run(json: bool) -> Result<String> {
+    let report = probe()?;
+    if json {
+        Ok(serde_json::to_string_pretty(&report)?)
+    } else {
+        Ok(render_human(&report))
+    }
+}
+
+fn board_model(path: &Path) -> Option<String> {
+    let raw = std::fs::read(path).ok()?;
+    // The device tree stores it NUL-terminated.
+    let text = String::from_utf8_lossy(&raw)
+        .trim_matches(char::from(0))
+        .trim()
+        .to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Entries of `dir` whose names start with one of `prefixes`, as full paths, sorted.
+fn list_dev(dir: &Path, prefixes: &[&str]) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            prefixes.iter().any(|p| name.starts_with(p))
+        })
+        .map(|e| e.path().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn serial_ports() -> Vec<String> {
+    let mut ports = list_dev(Path::new("/dev"), &["ttyUSB", "ttyACM"]);
+    // The by-id names survive re-plugging; show where each points.
+    for link in list_dev(Path::new("/dev/serial/by-id"), &[""]) {
+        match std::fs::read_link(&link) {
+            Ok(target) => ports.push(format!("{link} -> {}", target.display())),
+            Err(_) => ports.push(link),
+        }
+    }
+    ports
+}
+
+fn monitor(class: &str) -> Vec<gst::Device> {
+    let monitor = gst::DeviceMonitor::new();
+    monitor.add_filter(Some(class), None);
+    if monitor.start().is_err() {
+        return Vec::new();
+    }
+    let devices = monitor.devices().into_iter().collect();
+    monitor.stop();
+    devices
+}
+
+/// A device property as text, whatever its GType (ALSA's card is an int).
+fn prop_text(device: &gst::Device, key: &str) -> Option<String> {
+    let props = device.properties()?;
+    let value = props.value(key).ok()?;
+    value
+        .get::<String>()
+        .ok()
+        .or_else(|| value.get::<i32>().ok().map(|n| n.to_string()))
+        .or_else(|| value.get::<u32>().ok().map(|n| n.to_string()))
+}
+
+/// The `device` property of the element the device would create, and that
+/// element's factory name.
+fn element_device(device: &gst::Device) -> Option<(String, String)> {
+    let element = device.create_element(None).ok()?;
+    let factory = element.factory()?.name().to_string();
+    element.find_property("device")?;
+    let dev = element.property_value("device").get::<String>().ok()?;
+    Some((factory, dev))
+}
+
+fn cameras() -> Vec<CameraInfo> {
+    monitor("Video/Source")
+        .iter()
+        .map(|d| {
+            let device = prop_text(d, "api.v4l2.path")
+                .or_else(|| prop_text(d, "device.path"))
+                .or_else(|| element_device(d).map(|(_, dev)| dev));
+            let modes = d
+                .caps()
+                .map(|c| modes::parse_caps(&c.to_string()))
+                .unwrap_or_default();
+            let mode_for_720p30 = modes::choose(&modes, PROBE_WANT, false).map(|c| c.summary());
+            CameraInfo {
+                name: d.display_name().to_string(),
+                device,
+                modes,
+                mode_for_720p30,
+            }
+        })
+        .collect()
+}
+
+fn audio_inputs() -> Vec<AudioInput> {
+    monitor("Audio/Source")
+        .iter()
+        .map(|d| {
+            let alsa = element_device(d)
+                .filter(|(factory, _)| factory == "alsasrc")
+                .map(|(_, dev)| dev);
+            let check = capture_check(d);
+            AudioInput {
+                name: d.display_name().to_string(),
+                alsa_device: alsa,
+                can_capture: check.is_ok(),
+                capture_error: check.err(),
+            }
+        })
+        .collect()
+}
+
+/// Open the device and wait for a few buffers: a listed microphone may still
+/// be busy or broken.
+fn capture_check(device: &gst::Device) -> Result<(), String> {
+    let src = device
+        .create_element(None)
+        .map_err(|e| format!("cannot create its source element: {e}"))?;
+    if src.find_property("num-buffers").is_some() {
+        src.set_property("num-buffers", 4i32);
+    }
+    let sink = gst::ElementFactory::make("fakesink")
+        .build()
+        .map_err(|e| e.to_string())?;
+    let pipeline = gst::Pipeline::new();
+    pipeline
+        .add_many([&src, &sink])
+        .map_err(|e| e.to_string())?;
+    src.link(&sink).map_err(|e| e.to_string())?;
+    let result = run_until_eos(&pipeline);
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+fn run_until_eos(pipeline: &gst::Pipeline) -> Result<(), String> {
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| "could not be opened (busy or gone)".to_string())?;
+    let bus = pipeline.bus().ok_or("no bus")?;
+    let timeout = gst::ClockTime::from_seconds(CAPTURE_CHECK_TIMEOUT_S);
+    match bus.timed_pop_filtered(timeout, &[gst::MessageType::Eos, gst::MessageType::Error]) {
+        Some(msg) => match msg.view() {
+            gst::MessageView::Eos(_) => Ok(()),
+            gst::MessageView::Error(e) => Err(e.error().to_string()),
+            _ => Err("unexpected message".into()),
+        },
+        None => Err(format!("no sound within {} s", CAPTURE_CHECK_TIMEOUT_S)),
+    }
+}
+
+/// One line per format: "MJPEG: 1920x1080@30, 1280x720@30, ..." (each size
+/// with its fastest rate, in the camera's order).
+fn mode_lines(modes: &[CameraMode]) -> Vec<String> {
+    let mut formats: Vec<&ModeFormat> = Vec::new();
+    for m in modes {
+        if !formats.contains(&&m.format) {
+            formats.push(&m.format);
+        }
+    }
+    formats
+        .into_iter()
+        .map(|f| {
+            let sizes: Vec<String> = modes
+                .iter()
+                .filter(|m| &m.format == f)
+                .map(|m| {
+                    let fastest = m
+                        .framerates
+                        .iter()
+                        .copied()
+                        .max_by(|a, b| {
+                            (f64::from(a.0) / f64::from(a.1.max(1)))
+                                .total_cmp(&(f64::from(b.0) / f64::from(b.1.max(1))))
+                        })
+                        .map(|r| format!("@{}", modes::rate_text(r)))
+                        .unwrap_or_default();
+                    let min = m
+                        .min_size
+                        .map(|(w, h)| format!("{w}x{h}-"))
+                        .unwrap_or_default();
+                    format!("{min}{}x{}{fastest}", m.width, m.height)
+                })
+                .collect();
+            format!("{}: {}", modes::format_name(f), sizes.join(", "))
+        })
+        .collect()
+}
+
+/// The report as a technician reads it on a terminal.
+pub fn render_human(r: &ProbeReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Board:      {}",
+        r.board
+            .as_deref()
+            .unwrap_or("unknown (no /proc/device-tree/model)")
+    );
+    let _ = writeln!(s, "GStreamer:  {}", r.gstreamer_version);
+
+    let _ = writeln!(s, "\nCameras:");
+    if r.cameras.is_empty() {
+        let _ = writeln!(s, "  none found (plug in a USB camera; check `ls /dev/video*` and that farmcast's user is in the video group)");
+    }
+    for c in &r.cameras {
+        let _ = writeln!(
+            s,
+            "  {} ({})",
+            c.name,
+            c.device.as_deref().unwrap_or("no device path")
+        );
+        for line in mode_lines(&c.modes) {
+            let _ = writeln!(s, "    {line}");
+        }
+        let (w, h, fps) = PROBE_WANT;
+        let _ = writeln!(
+            s,
+            "    for {w}x{h}@{fps}: {}",
+            c.mode_for_720p30.as_deref().unwrap_or("no usable mode")
+        );
+    }
+
+    let _ = writeln!(s, "\nAudio inputs:");
+    if r.audio_inputs.is_empty() {
+        let _ = writeln!(
+            s,
+            "  none found (plug in a USB microphone or sound card; check `arecord -l`)"
+        );
+    }
+    for a in &r.audio_inputs {
+        let status = match (&a.capture_error, a.can_capture) {
+            (_, true) => "captures".to_string(),
+            (Some(e), false) => format!("cannot capture: {e}"),
+            (None, false) => "cannot capture".to_string(),
+        };
+        let dev = a
+            .alsa_device
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        let _ = writeln!(s, "  {}{dev}: {status}", a.name);
+    }
+
+    let _ = writeln!(s, "\nH.264 encoders:");
+    if r.encoders.present.is_empty() {
+        let _ = writeln!(
+            s,
+            "  none found (install gstreamer1.0-plugins-ugly for x264enc)"
+        );
+    }
+    for e in &r.encoders.present {
+        let kind = if e.hardware { "hardware" } else { "software" };
+        let _ = writeln!(s, "  {:<14} {kind:<8}  {}", e.element, e.package);
+    }
+    match (&r.encoders.auto, &r.encoders.auto_error) {
+        (Some(c), _) => {
+            let _ = writeln!(s, "  auto picks {}: {}", c.element, c.reason);
+        }
+        (None, e) => {
+            let _ = writeln!(s, "  auto: {}", e.as_deref().unwrap_or("nothing to pick"));
+        }
+    }
+
+    let _ = writeln!(s, "\nJPEG decoders:");
+    match r.jpeg_decoders.first() {
+        None => {
+            let _ = writeln!(s, "  none found (install gstreamer1.0-plugins-good for jpegdec; MJPEG cameras need one)");
+        }
+        Some(first) => {
+            let _ = writeln!(
+                s,
+                "  {} (MJPEG cameras use {first})",
+                r.jpeg_decoders.join(", ")
+            );
+        }
+    }
+
+    let _ = writeln!(s, "\nGPIO chips:");
+    if r.gpio_chips.is_empty() {
+        let _ = writeln!(s, "  none found (not a Raspberry Pi-class board, or /dev/gpiochip* hidden from this service; gpio.backend = \"sim\" works anywhere)");
+    }
+    for g in &r.gpio_chips {
+        let _ = writeln!(s, "  {g}");
+    }
+
+    let _ = writeln!(s, "\nSerial ports:");
+    if r.serial_ports.is_empty() {
+        let _ = writeln!(s, "  none found (a serial scale shows up as /dev/ttyUSB* or /dev/ttyACM* when plugged in)");
+    }
+    for p in &r.serial_ports {
+        let _ = writeln!(s, "  {p}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This machine has x264enc and no hardware encoder, and may have no camera.
+    #[test]
+    fn probe_runs_here_and_auto_picks_x264() {
+        let r = probe().expect("probe is a normal report even without devices");
+        assert!(
+            r.gstreamer_version.starts_with("GStreamer 1."),
+            "{}",
+            r.gstreamer_version
+        );
+        assert!(r.encoders.present.iter().any(|e| e.element == "x264enc"));
+        let auto = r.encoders.auto.as_ref().expect("auto resolves");
+        assert_eq!(auto.element, "x264enc");
+        assert_eq!(
+            auto.reason,
+            "auto: x264enc is the best available (software)"
+        );
+        assert!(r.jpeg_decoders.iter().any(|d| d == "jpegdec"));
+        let text = render_human(&r);
+        assert!(text.contains("auto picks x264enc"), "{text}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["encoders"]["auto"]["element"], "x264enc");
+    }
+
+    fn two_camera_report() -> ProbeReport {
+        let c920 = modes::parse_caps(
+            "video/x-raw, format=(string)YUY2, width=(int)1280, height=(int)720, framerate=(fraction){ 10/1, 15/2, 5/1 }; \
+             image/jpeg, width=(int)1920, height=(int)1080, framerate=(fraction){ 30/1, 24/1 }; \
+             image/jpeg, width=(int)1280, height=(int)720, framerate=(fraction){ 30/1, 24/1 }",
+        );
+        let cheap = modes::parse_caps(
+            "image/jpeg, width=(int)640, height=(int)480, framerate=(fraction)30/1",
+        );
+        let pick = |m: &[CameraMode]| modes::choose(m, PROBE_WANT, false).map(|c| c.summary());
+        ProbeReport {
+            gstreamer_version: "GStreamer 1.22.0".into(),
+            board: Some("Raspberry Pi 4 Model B Rev 1.4".into()),
+            cameras: vec![
+                CameraInfo {
+                    name: "HD Pro Webcam C920".into(),
+                    device: Some("/dev/video0".into()),
+                    mode_for_720p30: pick(&c920),
+                    modes: c920,
+                },
+                CameraInfo {
+                    name: "USB Camera".into(),
+                    device: Some("/dev/video2".into()),
+                    mode_for_720p30: pick(&cheap),
+                    modes: cheap,
+                },
+            ],
+            audio_inputs: vec![AudioInput {
+                name: "USB Audio".into(),
+                alsa_device: Some("hw:1,0".into()),
+                can_capture: false,
+                capture_error: Some("could not be opened (busy or gone)".into()),
+            }],
+            encoders: EncodersInfo {
+                present: vec![EncoderInfo {
+                    element: "v4l2h264enc".into(),
+                    hardware: true,
+                    package: "gstreamer1.0-plugins-good".into(),
+                }],
+                auto: encoder::choose("auto", &|n| n == "v4l2h264enc").ok(),
+                auto_error: None,
+            },
+            jpeg_decoders: vec!["v4l2jpegdec".into(), "jpegdec".into()],
+            gpio_chips: vec!["/dev/gpiochip0".into()],
+            serial_ports: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn human_report_with_two_cameras() {
+        let text = render_human(&two_camera_report());
+        let expected_lines = [
+            "Board:      Raspberry Pi 4 Model B Rev 1.4",
+            "  HD Pro Webcam C920 (/dev/video0)",
+            "    YUY2: 1280x720@10",
+            "    MJPEG: 1920x1080@30, 1280x720@30",
+            "    for 1280x720@30: MJPEG 1280x720@30",
+            "  USB Camera (/dev/video2)",
+            "    MJPEG: 640x480@30",
+            "    for 1280x720@30: MJPEG 640x480@30",
+            "  USB Audio (hw:1,0): cannot capture: could not be opened (busy or gone)",
+            "  auto picks v4l2h264enc: auto: v4l2h264enc is the best available (hardware)",
+            "  v4l2jpegdec, jpegdec (MJPEG cameras use v4l2jpegdec)",
+            "  /dev/gpiochip0",
+        ];
+        for line in expected_lines {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // The one empty section says so, with a hint.
+        let serial = text.split("Serial ports:\n").nth(1).unwrap_or("");
+        assert!(serial.starts_with("  none found (a serial scale"), "{text}");
+        // Cameras come in the order the monitor gave them.
+        let a = text.find("HD Pro Webcam C920").unwrap();
+        let b = text.find("USB Camera").unwrap();
+        assert!(a < b);
+    }
+
+    #[test]
+    fn empty_report_says_none_found_everywhere() {
+        let mut r = two_camera_report();
+        r.cameras.clear();
+        r.audio_inputs.clear();
+        r.encoders = EncodersInfo {
+            present: Vec::new(),
+            auto: None,
+            auto_error: encoder::choose("auto", &|_| false)
+                .err()
+                .map(|e| e.to_string()),
+        };
+        r.jpeg_decoders.clear();
+        r.gpio_chips.clear();
+        r.board = None;
+        let text = render_human(&r);
+        assert_eq!(text.matches("none found").count(), 6, "{text}");
+        assert!(text.contains("gstreamer1.0-plugins-ugly"));
+        assert!(text.contains("unknown (no /proc/device-tree/model)"));
+    }
+
+    #[test]
+    fn board_model_and_device_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::write(&model, b"Raspberry Pi 5 Model B Rev 1.0\0").unwrap();
+        assert_eq!(
+            board_model(&model).as_deref(),
+            Some("Raspberry Pi 5 Model B Rev 1.0")
+        );
+        std::fs::write(&model, b"\0").unwrap();
+        assert_eq!(board_model(&model), None);
+        assert_eq!(board_model(&dir.path().join("absent")), None);
+        for f in ["gpiochip1", "gpiochip0", "ttyUSB0", "tty0"] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        let chips = list_dev(dir.path(), &["gpiochip"]);
+        let names: Vec<&str> = chips.iter().filter_map(|p| p.rsplit('/').next()).collect();
+        assert_eq!(names, ["gpiochip0", "gpiochip1"]);
+        assert_eq!(list_dev(dir.path(), &["ttyUSB", "ttyACM"]).len(), 1);
+        assert!(list_dev(&dir.path().join("nope"), &[""]).is_empty());
+    }
+}

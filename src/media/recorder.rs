@@ -1,0 +1,178 @@
+//! The local recorder: a consumer pipeline like a destination, writing MPEG-TS
+//! segments with splitmuxsink. MPEG-TS because a file cut by a power failure
+//! is still playable up to its last whole packet; a new segment every
+//! `recording.segment_s` so that at most one segment is ever incomplete.
+//!
+//! A full disk or a vanished directory fails this pipeline only: the stream
+//! goes on, the driver reports `RecorderError` and starts it again later.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_utils::streamproducer::ConsumerSettings;
+use gstreamer_utils::ConsumptionLink;
+
+use super::bus::{self, BusError};
+use super::capture::Capture;
+use super::destination::{link, request_keyframe};
+use super::{EventTx, MediaEvent};
+
+const EOS_WAIT: Duration = Duration::from_secs(3);
+
+pub struct Recorder {
+    pipeline: gst::Pipeline,
+    links: Vec<ConsumptionLink>,
+    appsrcs: Vec<gst_app::AppSrc>,
+    alive: Arc<AtomicBool>,
+    events: EventTx,
+}
+
+impl Recorder {
+    /// Start recording into `show_dir` (created if missing).
+    pub fn start(
+        show_dir: &Path,
+        segment_s: u32,
+        capture: &Capture,
+        events: EventTx,
+    ) -> Result<Recorder> {
+        std::fs::create_dir_all(show_dir)
+            .with_context(|| format!("creating the recording folder {}", show_dir.display()))?;
+        let pipeline = gst::Pipeline::with_name("recorder");
+        let make = |factory: &str| {
+            gst::ElementFactory::make(factory)
+                .build()
+                .with_context(|| format!("element {factory} is missing"))
+        };
+        let video_src = gst_app::AppSrc::builder().name("video").build();
+        let audio_src = gst_app::AppSrc::builder().name("audio").build();
+        let vq = make("queue")?;
+        let aq = make("queue")?;
+        let aparse = make("aacparse")?;
+        let muxer = make("mpegtsmux")?;
+        let split = gst::ElementFactory::make("splitmuxsink")
+            .property("location", crate::recording::segment_pattern(show_dir))
+            .property("max-size-time", u64::from(segment_s) * 1_000_000_000)
+            .property("send-keyframe-requests", true)
+            .property("muxer", &muxer)
+            .build()
+            .context("element splitmuxsink is missing")?;
+        pipeline
+            .add_many([
+                video_src.upcast_ref(),
+                &vq,
+                audio_src.upcast_ref(),
+                &aq,
+                &aparse,
+                &split,
+            ])
+            .context("assembling the recorder")?;
+        gst::Element::link_many([video_src.upcast_ref(), &vq]).context("linking video")?;
+        gst::Element::link_many([audio_src.upcast_ref(), &aq, &aparse]).context("linking audio")?;
+        let vpad = split
+            .request_pad_simple("video")
+            .ok_or_else(|| anyhow!("splitmuxsink has no video pad"))?;
+        vq.static_pad("src")
+            .ok_or_else(|| anyhow!("queue without src"))?
+            .link(&vpad)
+            .map_err(|e| anyhow!("linking video to the recorder: {e:?}"))?;
+        let apad = split
+            .request_pad_simple("audio_%u")
+            .ok_or_else(|| anyhow!("splitmuxsink has no audio pad"))?;
+        aparse
+            .static_pad("src")
+            .ok_or_else(|| anyhow!("aacparse without src"))?
+            .link(&apad)
+            .map_err(|e| anyhow!("linking audio to the recorder: {e:?}"))?;
+
+        let (clock, base) = capture.timing();
+        pipeline.use_clock(Some(&clock));
+        pipeline.set_base_time(base);
+        pipeline.set_start_time(gst::ClockTime::NONE);
+
+        let alive = Arc::new(AtomicBool::new(true));
+        {
+            let tx = events.clone();
+            let alive = alive.clone();
+            bus::watch(&pipeline, move |msg| {
+                if let gst::MessageView::Error(err) = msg.view() {
+                    if alive.swap(false, Ordering::SeqCst) {
+                        let e = BusError::from_message(&err);
+                        tracing::error!(error = %e, "recorder failed");
+                        let _ = tx.send(MediaEvent::RecorderError(e.short()));
+                    }
+                }
+            });
+        }
+
+        // The recorder may lag behind a slow SD card for longer than a network
+        // destination may; it still has a bound.
+        let settings = ConsumerSettings {
+            max_buffer: 0,
+            max_bytes: gst::format::Bytes::from_u64(32 * 1024 * 1024),
+            max_time: gst::ClockTime::from_seconds(5),
+            event_types: Vec::new(),
+        };
+        let links = vec![
+            link(capture.video(), &video_src, settings.clone())?,
+            link(capture.audio(), &audio_src, settings)?,
+        ];
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| anyhow!("the recorder would not start"))?;
+        request_keyframe(capture);
+        Ok(Recorder {
+            pipeline,
+            links,
+            appsrcs: vec![video_src, audio_src],
+            alive,
+            events,
+        })
+    }
+
+    /// Close the last segment cleanly (EOS finalizes it), then tear down.
+    /// `RecorderStopped` follows. `wait` blocks the caller until then (for
+    /// shutdown, where the process is about to exit).
+    pub fn stop(self, wait: bool) {
+        self.alive.store(false, Ordering::SeqCst);
+        let Recorder {
+            pipeline,
+            links,
+            appsrcs,
+            events,
+            ..
+        } = self;
+        drop(links);
+        let work = move || {
+            for src in &appsrcs {
+                let _ = src.end_of_stream();
+            }
+            let deadline = Instant::now() + EOS_WAIT;
+            while Instant::now() < deadline && !all_eos(&pipeline) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = pipeline.set_state(gst::State::Null);
+            let _ = events.send(MediaEvent::RecorderStopped);
+        };
+        if wait {
+            work();
+        } else {
+            std::thread::spawn(work);
+        }
+    }
+}
+
+/// splitmuxsink's inner sinks take the EOS; the bin's sink pads carry it once
+/// every stream has ended.
+fn all_eos(pipeline: &gst::Pipeline) -> bool {
+    pipeline.iterate_sinks().into_iter().flatten().all(|sink| {
+        sink.sink_pads()
+            .iter()
+            .all(|p| p.sticky_event::<gst::event::Eos>(0).is_some())
+    })
+}

@@ -1,0 +1,225 @@
+//! The JSON documents this device publishes: status, events and command results.
+//!
+//! Field names are the contract in INTERFACES.md; extra fields are fine, renames are
+//! not. Nothing here ever holds a secret: status carries destination *names*, not
+//! URLs or keys.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `P/D/status`, retained, latest wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Status {
+    /// `standby`, `connecting`, `live`, `reconnecting`, `error`.
+    pub state: String,
+    pub device_id: String,
+    pub uptime_s: u64,
+    pub version: String,
+    pub config_version: u64,
+    pub video: VideoStatus,
+    pub destinations: Vec<DestinationStatus>,
+    pub scale: ScaleStatus,
+    pub recording: RecordingStatus,
+    pub cpu_temp_c: Option<f64>,
+    pub throttled: Option<String>,
+    pub uplink_addr: Option<String>,
+    /// Filled in by the MQTT client itself just before publishing; whatever the
+    /// caller put here is overwritten.
+    #[serde(default)]
+    pub mqtt: MqttStats,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct VideoStatus {
+    pub encoder: String,
+    pub fps: f64,
+    pub bitrate_kbps: u32,
+    pub dropped_frames: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DestinationStatus {
+    pub name: String,
+    pub state: String,
+    pub bitrate_kbps: u32,
+    pub reconnects: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ScaleStatus {
+    pub weight_kg: Option<f64>,
+    pub stable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RecordingStatus {
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+}
+
+/// The event queue as the technician should see it: a backlog or drops mean
+/// the broker was out of reach for a while.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct MqttStats {
+    pub events_queued: u64,
+    pub events_dropped: u64,
+}
+
+/// `P/D/events`: `{"type", "ts", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339, UTC.
+    pub ts: String,
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+}
+
+impl Event {
+    /// An event of `kind` stamped now.
+    pub fn now(kind: impl Into<String>) -> Self {
+        Event {
+            kind: kind.into(),
+            ts: rfc3339_utc(SystemTime::now()),
+            fields: Map::new(),
+        }
+    }
+
+    /// Adds one field; `type` and `ts` cannot be overridden this way.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        if key != "type" && key != "ts" {
+            self.fields.insert(key.to_string(), value.into());
+        }
+        self
+    }
+}
+
+/// `P/D/cmd/result`: `{"id", "ok": true, "result"}` or `{"id", "ok": false, "error"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CmdResult {
+    pub id: Option<String>,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl CmdResult {
+    pub fn from_result(id: Option<String>, outcome: Result<Value, String>) -> Self {
+        match outcome {
+            Ok(v) => CmdResult {
+                id,
+                ok: true,
+                result: Some(v),
+                error: None,
+            },
+            Err(e) => CmdResult {
+                id,
+                ok: false,
+                result: None,
+                error: Some(e),
+            },
+        }
+    }
+}
+
+/// `2026-11-25T22:09:28Z` (second precision is plenty for a technician).
+pub fn rfc3339_utc(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil: avoids a date crate for one formatter.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        // 2000-02-29 is a leap day in a century divisible by 400.
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400 + 3600 + 61);
+        assert_eq!(rfc3339_utc(t), "2000-02-29T01:01:01Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_798_761_599);
+        assert_eq!(rfc3339_utc(t), "2026-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn event_serializes_type_ts_and_fields_flat() {
+        let e = Event {
+            kind: "product_tagged".into(),
+            ts: "T".into(),
+            fields: Map::new(),
+        }
+        .with("product_id", "mussels")
+        .with("type", "hijack");
+        let v: Value = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "product_tagged");
+        assert_eq!(v["ts"], "T");
+        assert_eq!(v["product_id"], "mussels");
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn cmd_result_has_result_or_error() {
+        let ok = serde_json::to_value(CmdResult::from_result(Some("1".into()), Ok(Value::from(3))))
+            .unwrap();
+        assert_eq!(ok, serde_json::json!({"id": "1", "ok": true, "result": 3}));
+        let err = serde_json::to_value(CmdResult::from_result(None, Err("nope".into()))).unwrap();
+        assert_eq!(
+            err,
+            serde_json::json!({"id": null, "ok": false, "error": "nope"})
+        );
+    }
+
+    #[test]
+    fn status_has_the_interface_fields() {
+        let v = serde_json::to_value(Status::default()).unwrap();
+        for k in [
+            "state",
+            "device_id",
+            "uptime_s",
+            "version",
+            "config_version",
+            "video",
+            "destinations",
+            "scale",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+        for k in ["encoder", "fps", "bitrate_kbps"] {
+            assert!(v["video"].get(k).is_some(), "missing video.{k}");
+        }
+        assert!(v["scale"].get("weight_kg").is_some());
+        assert!(v["scale"].get("stable").is_some());
+    }
+}

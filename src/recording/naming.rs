@@ -1,0 +1,163 @@
+//! Where a show's files go: `ROOT/<stamp>_<show_id>/seg-00001.ts`, ...
+//!
+//! Pure functions, no clock: the driver passes the wall-clock time at which the
+//! show started. Stamps are UTC and contain no ':' so a recording copied to a
+//! FAT-formatted USB stick keeps its name; they sort lexically in time order.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// printf pattern of a segment's file name, as splitmuxsink's `location` wants it.
+pub const SEGMENT_PRINTF: &str = "seg-%05d.ts";
+
+/// The directory of one show, e.g. `ROOT/2026-11-25T22-10-03Z_show-0001`.
+///
+/// `show_id` is sanitised: anything but ASCII letters, digits, '-' and '_'
+/// becomes '_', so an id can never escape `root` or break a FAT name.
+pub fn show_dir(root: &Path, wall_clock_stamp: SystemTime, show_id: &str) -> PathBuf {
+    root.join(show_dir_name(wall_clock_stamp, show_id))
+}
+
+/// The bare directory name of a show; also the `show` key that
+/// [`super::scan`] reports and [`super::enforce`] takes as the current show.
+pub fn show_dir_name(wall_clock_stamp: SystemTime, show_id: &str) -> String {
+    format!("{}_{}", utc_stamp(wall_clock_stamp), sanitize(show_id))
+}
+
+/// A show id from a running counter: `show-0001`.
+pub fn show_id(counter: u32) -> String {
+    format!("show-{counter:04}")
+}
+
+/// The `location` for splitmuxsink: `<show_dir>/seg-%05d.ts`.
+///
+/// splitmuxsink counts from 0; the driver sets `start-index = 1` so the first
+/// file is `seg-00001.ts`.
+pub fn segment_pattern(show_dir: &Path) -> String {
+    show_dir.join(SEGMENT_PRINTF).to_string_lossy().into_owned()
+}
+
+/// Whether a file name is one of our segments (`seg-<digits>.ts`).
+pub fn is_segment_name(name: &str) -> bool {
+    name.strip_prefix("seg-")
+        .and_then(|rest| rest.strip_suffix(".ts"))
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `YYYY-MM-DDTHH-MM-SSZ` in UTC; times before 1970 are clamped to the epoch.
+pub fn utc_stamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+fn sanitize(id: &str) -> String {
+    let s: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "show".into()
+    } else {
+        s
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar (Howard Hinnant's `civil_from_days`), so we need no date crate.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn stamps_are_utc_and_fat_safe() {
+        // 2026-11-25T22:10:03Z, computed independently with `date -u -d @1795644603`.
+        assert_eq!(utc_stamp(at(1_795_644_603)), "2026-11-25T22-10-03Z");
+        assert_eq!(utc_stamp(at(0)), "1970-01-01T00-00-00Z");
+        // Leap day.
+        assert_eq!(utc_stamp(at(951_782_400)), "2000-02-29T00-00-00Z");
+        assert_eq!(
+            utc_stamp(UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00-00-00Z"
+        );
+    }
+
+    #[test]
+    fn show_dir_and_pattern() {
+        let dir = show_dir(Path::new("/rec"), at(1_795_644_603), &show_id(1));
+        assert_eq!(dir, Path::new("/rec/2026-11-25T22-10-03Z_show-0001"));
+        assert_eq!(
+            segment_pattern(&dir),
+            "/rec/2026-11-25T22-10-03Z_show-0001/seg-%05d.ts"
+        );
+    }
+
+    #[test]
+    fn hostile_show_ids_stay_inside_root() {
+        let dir = show_dir(Path::new("/rec"), at(0), "../../etc:x");
+        assert_eq!(dir.parent(), Some(Path::new("/rec")));
+        assert!(!dir.to_string_lossy().contains(':'));
+        let empty = show_dir(Path::new("/rec"), at(0), "");
+        assert_eq!(empty, Path::new("/rec/1970-01-01T00-00-00Z_show"));
+    }
+
+    #[test]
+    fn segment_names() {
+        assert!(is_segment_name("seg-00001.ts"));
+        assert!(is_segment_name("seg-123456.ts"));
+        assert!(!is_segment_name("seg-.ts"));
+        assert!(!is_segment_name("seg-0001.mp4"));
+        assert!(!is_segment_name("notes.txt"));
+        assert!(!is_segment_name("seg-00x1.ts"));
+    }
+
+    proptest! {
+        #[test]
+        fn stamps_sort_like_time(a in 0u64..8_000_000_000, b in 0u64..8_000_000_000) {
+            let (sa, sb) = (utc_stamp(at(a)), utc_stamp(at(b)));
+            prop_assert_eq!(sa.len(), 20);
+            prop_assert!(!sa.contains(':'));
+            prop_assert_eq!(a.cmp(&b), sa.cmp(&sb));
+        }
+
+        #[test]
+        fn any_id_gives_one_child_of_root(id in ".*") {
+            let dir = show_dir(Path::new("/rec"), at(0), &id);
+            prop_assert_eq!(dir.parent(), Some(Path::new("/rec")));
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            prop_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "-_Z".contains(c)));
+        }
+    }
+}

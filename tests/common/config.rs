@@ -1,0 +1,76 @@
+//! Small, honest daemon configs for streaming tests: test camera and tone,
+//! 320x240 x264 ultrafast (two cores must keep up), sim buttons, recordings
+//! and the sim socket in a temp dir that lives as long as the value.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+pub struct TestConfig {
+    pub dir: tempfile::TempDir,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub autostart: bool,
+    destinations: Vec<(String, String, Option<String>)>,
+}
+
+impl TestConfig {
+    pub fn new() -> TestConfig {
+        TestConfig {
+            dir: tempfile::tempdir().expect("tempdir for config"),
+            width: 320,
+            height: 240,
+            fps: 30,
+            autostart: true,
+            destinations: Vec::new(),
+        }
+    }
+
+    pub fn autostart(mut self, on: bool) -> Self {
+        self.autostart = on;
+        self
+    }
+
+    /// Adds a destination; `key` is the stream key (the RTMP stream name).
+    pub fn destination(mut self, name: &str, url: &str, key: Option<&str>) -> Self {
+        self.destinations
+            .push((name.into(), url.into(), key.map(str::to_string)));
+        self
+    }
+
+    pub fn sim_socket(&self) -> PathBuf {
+        self.dir.path().join("sim.sock")
+    }
+
+    pub fn recording_dir(&self) -> PathBuf {
+        self.dir.path().join("recordings")
+    }
+
+    pub fn toml(&self) -> String {
+        let mut t = format!(
+            "device_id = \"test-box\"\n\n\
+             [video]\nsource = \"test\"\nwidth = {w}\nheight = {h}\nframerate = {fps}\n\
+             bitrate_kbps = 600\nmin_bitrate_kbps = 200\nencoder = \"x264enc\"\n\
+             x264_preset = \"ultrafast\"\nkeyframe_interval_s = 1\n\n\
+             [audio]\nsource = \"test\"\n\n\
+             [live]\nautostart = {auto}\n\n\
+             [recording]\ndir = {rec:?}\n\n\
+             [gpio]\nbackend = \"sim\"\nsim_socket = {sock:?}\n\n\
+             [scale]\nkind = \"none\"\n\n\
+             [mqtt]\nenabled = false\n",
+            w = self.width,
+            h = self.height,
+            fps = self.fps,
+            auto = self.autostart,
+            rec = self.recording_dir().display().to_string(),
+            sock = self.sim_socket().display().to_string(),
+        );
+        for (name, url, key) in &self.destinations {
+            let _ = write!(t, "\n[[destinations]]\nname = {name:?}\nurl = {url:?}\n");
+            if let Some(key) = key {
+                let _ = writeln!(t, "key = {key:?}");
+            }
+        }
+        t
+    }
+}

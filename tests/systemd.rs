@@ -1,0 +1,160 @@
+//! The shipped systemd unit: it must pass `systemd-analyze verify`, keep its
+//! `systemd-analyze security` exposure at or below 3.0, and keep the settings
+//! the daemon and GStreamer depend on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MAX_EXPOSURE: f64 = 3.0;
+const SHIPPED_EXEC_START: &str =
+    "ExecStart=/usr/bin/farmcast run --config /etc/farmcast/farmcast.toml";
+
+fn unit_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/farmcast.service")
+}
+
+fn unit_text() -> String {
+    let path = unit_path();
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// Runs systemd-analyze; a missing binary is a failure naming the package.
+fn analyze(args: &[&str]) -> Output {
+    Command::new("systemd-analyze")
+        .args(args)
+        .env("SYSTEMD_COLORS", "0")
+        .env("SYSTEMD_PAGER", "")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run systemd-analyze ({e}); install the Debian package `systemd` \
+                 (apt-get install systemd)"
+            )
+        })
+}
+
+/// `Key=value` pairs of the `[Service]` section, in order, repeated keys kept.
+fn service_settings(text: &str) -> Vec<(String, String)> {
+    let mut in_service = false;
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_service = line == "[Service]";
+        } else if in_service && !line.starts_with('#') && !line.starts_with(';') {
+            if let Some((k, v)) = line.split_once('=') {
+                out.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn unit_passes_systemd_analyze_verify() {
+    let text = unit_text();
+    assert!(
+        text.lines().any(|l| l.trim() == SHIPPED_EXEC_START),
+        "the unit must start the daemon as `{SHIPPED_EXEC_START}`"
+    );
+    // verify checks that ExecStart's binary exists: point it at the one cargo
+    // just built, in a copy that keeps the unit's name.
+    let bin = env!("CARGO_BIN_EXE_farmcast");
+    let patched = text.replace("/usr/bin/farmcast", bin);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("farmcast.service");
+    std::fs::write(&copy, patched).expect("writing the unit copy");
+
+    let copy_str = copy.to_string_lossy();
+    let out = analyze(&["verify", "--man=no", &copy_str]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // verify exits 0 on mere warnings ("Unknown key ... ignoring"), so any
+    // diagnostic at all is a failure.
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify failed ({}):\n{stderr}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn unit_exposure_is_at_most_three() {
+    let path = unit_path();
+    let path_str = path.to_string_lossy();
+    let out = analyze(&["security", "--offline=yes", "--no-pager", &path_str]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stdout
+        .lines()
+        .chain(stderr.lines())
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| {
+            panic!("no 'Overall exposure level' line (does this systemd support --offline?):\n{stdout}{stderr}")
+        });
+    // "→ Overall exposure level for farmcast.service: 1.7 OK 🙂"
+    let exposure: f64 = line
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot parse exposure from {line:?}"));
+    assert!(
+        exposure <= MAX_EXPOSURE,
+        "exposure {exposure} > {MAX_EXPOSURE}; see systemd/README.md\n{stdout}"
+    );
+}
+
+#[test]
+fn unit_keeps_what_the_daemon_and_gstreamer_need() {
+    let settings = service_settings(&unit_text());
+    let get = |key: &str| -> Vec<&str> {
+        settings
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(get("Type"), ["notify"], "the daemon sends READY=1");
+    assert_eq!(get("Restart"), ["always"]);
+    assert_eq!(get("User"), ["farmcast"]);
+    let watchdog: u64 = get("WatchdogSec")
+        .first()
+        .and_then(|v| v.trim_end_matches('s').parse().ok())
+        .expect("WatchdogSec in whole seconds");
+    assert!((5..=60).contains(&watchdog), "WatchdogSec={watchdog}");
+    // A clean end of show takes up to 5 s after SIGTERM.
+    let stop: u64 = get("TimeoutStopSec")
+        .first()
+        .and_then(|v| v.parse().ok())
+        .expect("TimeoutStopSec in whole seconds");
+    assert!(stop > 5, "TimeoutStopSec={stop}");
+
+    // PrivateDevices hides /dev/video*; W^X breaks ORC's JIT in GStreamer.
+    for (key, bad) in [("PrivateDevices", "yes"), ("MemoryDenyWriteExecute", "yes")] {
+        assert!(
+            !get(key).contains(&bad),
+            "{key}={bad} breaks capture/encode"
+        );
+    }
+    assert_eq!(get("DevicePolicy"), ["closed"]);
+    let allowed = get("DeviceAllow");
+    for dev in [
+        "char-video4linux rw",
+        "char-alsa rw",
+        "char-gpiochip rw",
+        "/dev/gpiomem rw",
+        "char-ttyUSB rw",
+        "char-ttyACM rw",
+    ] {
+        assert!(allowed.contains(&dev), "DeviceAllow={dev} missing");
+    }
+    let groups = get("SupplementaryGroups").join(" ");
+    for g in ["video", "audio", "gpio", "dialout"] {
+        assert!(
+            groups.split_whitespace().any(|x| x == g),
+            "group {g} missing"
+        );
+    }
+    // Streams go to the internet.
+    assert!(get("IPAddressDeny").is_empty());
+    assert!(get("PrivateNetwork").iter().all(|v| *v != "yes"));
+}
