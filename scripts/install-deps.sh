@@ -14,7 +14,7 @@ PACKAGES=(
   fonts-noto-cjk
   # real servers and checkers the demo and the tests use
   nginx libnginx-mod-rtmp ffmpeg mosquitto mosquitto-clients srt-tools
-  iproute2 openssl systemd procps
+  iproute2 openssl systemd procps netcat-openbsd
 )
 
 SUDO=""

@@ -494,15 +494,14 @@ mod tests {
         assert_eq!(BitrateUnit::Kbps.from_kbps(2500), 2500);
     }
 
-    /// The fragments are accepted by GStreamer and x264enc comes out Main
-    /// profile (not High 4:4:4, which platforms reject).
-    #[test]
-    fn x264_fragment_runs_and_is_main_profile() {
+    /// Encode 30 small frames through the fragments for `element`, change the
+    /// bitrate while PLAYING the way [`BitrateControl`] says, and return the
+    /// caps h264parse delivered.
+    fn encode_through(element: &str) -> gstreamer::Caps {
         use gstreamer as gst;
         use gstreamer::prelude::*;
         crate::media::init_for_tests();
-        // The default preset (veryfast); ultrafast would give constrained-baseline.
-        let s = settings("x264enc", &cfg(30, 1, 500));
+        let s = settings(element, &cfg(30, 1, 500));
         let desc = format!(
             "videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
              videoconvert ! {} ! {} ! {} ! h264parse ! fakesink name=out",
@@ -513,25 +512,44 @@ mod tests {
             .downcast::<gst::Pipeline>()
             .unwrap();
         pipeline.set_state(gst::State::Playing).unwrap();
-        // The adaptive-bitrate path: the named encoder takes a new bitrate live.
-        let venc = pipeline.by_name(ENCODER_ELEMENT_NAME).unwrap();
-        venc.set_property("bitrate", 400u32);
-        let bus = pipeline.bus().unwrap();
-        let msg = bus
+        let enc = pipeline.by_name(ENCODER_ELEMENT_NAME).unwrap();
+        let BitrateControl::Property { name, unit } = s.bitrate_control else {
+            panic!("{element}: expected a bitrate property");
+        };
+        let value = u32::try_from(unit.from_kbps(400)).unwrap();
+        enc.set_property(name, value);
+        let msg = pipeline
+            .bus()
+            .unwrap()
             .timed_pop_filtered(
                 gst::ClockTime::from_seconds(30),
                 &[gst::MessageType::Eos, gst::MessageType::Error],
             )
             .expect("no EOS within 30 s");
+        let sink = pipeline.by_name("out").unwrap();
+        let caps = sink.static_pad("sink").unwrap().current_caps();
+        pipeline.set_state(gst::State::Null).unwrap();
         assert!(
             matches!(msg.view(), gst::MessageView::Eos(_)),
-            "pipeline error: {msg:?}"
+            "{element}: pipeline error: {msg:?}"
         );
-        let sink = pipeline.by_name("out").unwrap();
-        let caps = sink.static_pad("sink").unwrap().current_caps().unwrap();
-        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(enc.property::<u32>(name), value);
+        caps.unwrap()
+    }
+
+    /// x264enc with the default preset comes out Main profile, not the High
+    /// 4:4:4 Predictive that `videotestsrc ! x264enc` gives and platforms reject.
+    #[test]
+    fn x264_fragment_runs_and_is_main_profile() {
+        let caps = encode_through("x264enc");
         let st = caps.structure(0).unwrap();
         assert_eq!(st.get::<&str>("profile").unwrap(), "main", "{caps}");
-        assert_eq!(venc.property::<u32>("bitrate"), 400);
+    }
+
+    /// openh264enc is installed here too: its property values must parse.
+    #[test]
+    fn openh264_fragment_runs() {
+        let caps = encode_through("openh264enc");
+        assert_eq!(caps.structure(0).unwrap().name(), "video/x-h264");
     }
 }

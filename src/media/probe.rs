@@ -375,7 +375,8 @@ pub fn render_human(r: &ProbeReport) -> String {
     }
     match (&r.encoders.auto, &r.encoders.auto_error) {
         (Some(c), _) => {
-            let _ = writeln!(s, "  auto picks {}: {}", c.element, c.reason);
+            let why = c.reason.strip_prefix("auto: ").unwrap_or(&c.reason);
+            let _ = writeln!(s, "  auto picks {}: {why}", c.element);
         }
         (None, e) => {
             let _ = writeln!(s, "  auto: {}", e.as_deref().unwrap_or("nothing to pick"));
@@ -502,7 +503,7 @@ mod tests {
             "    MJPEG: 640x480@30",
             "    for 1280x720@30: MJPEG 640x480@30",
             "  USB Audio (hw:1,0): cannot capture: could not be opened (busy or gone)",
-            "  auto picks v4l2h264enc: auto: v4l2h264enc is the best available (hardware)",
+            "  auto picks v4l2h264enc: v4l2h264enc is the best available (hardware)",
             "  v4l2jpegdec, jpegdec (MJPEG cameras use v4l2jpegdec)",
             "  /dev/gpiochip0",
         ];
