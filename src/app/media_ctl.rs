@@ -27,6 +27,8 @@ pub struct MediaCtl {
     recorder_stopping: bool,
     /// The show whose recording should be running (to restart it after an error).
     recording_show: Option<String>,
+    /// Its folder under `recording.dir`, named at show start.
+    recording_dir: Option<PathBuf>,
     camera_lost: bool,
     pub encoder_name: String,
     events: EventTx,
@@ -51,6 +53,7 @@ impl MediaCtl {
             recording: config.recording.clone(),
             recorder_stopping: false,
             recording_show: None,
+            recording_dir: None,
             camera_lost: false,
             encoder_name,
             events,
@@ -135,7 +138,27 @@ impl MediaCtl {
 
     pub fn start_recording(&mut self, show_id: &str) {
         self.recording_show = Some(show_id.to_string());
+        let root = PathBuf::from(&self.recording.dir);
+        self.recording_dir = Some(crate::recording::show_dir(&root, SystemTime::now(), show_id));
         self.restart_recorder();
+    }
+
+    /// Apply the disk budget off the driver's thread (it walks the recordings).
+    fn apply_budget(&self) {
+        let root = PathBuf::from(&self.recording.dir);
+        let current = self.recording_dir.as_deref().map(dir_name);
+        let cfg = self.recording.clone();
+        std::thread::spawn(move || match crate::recording::enforce(&root, current.as_deref(), &cfg) {
+            Ok(report) => {
+                if !report.removed.is_empty() {
+                    tracing::info!(removed = report.removed.len(), freed = report.freed_bytes, "old recordings removed");
+                }
+                if report.over_budget {
+                    tracing::warn!(used = report.used_bytes, free = report.disk_free_bytes, "the current show alone is over the recording budget; recording goes on");
+                }
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "could not apply the recording budget"),
+        });
     }
 
     /// Start (or start again after a failure) the recorder of the current show.
@@ -177,6 +200,7 @@ impl MediaCtl {
 
     pub fn stop_recording(&mut self) {
         self.recording_show = None;
+        self.recording_dir = None;
         if let Some(r) = self.recorder.take() {
             self.recorder_stopping = true;
             r.stop(false);
@@ -245,6 +269,10 @@ impl MediaCtl {
                     r.stop(false);
                 }
                 tracing::error!(reason = %why, "recorder failed; retrying shortly");
+                None
+            }
+            MediaEvent::SegmentClosed => {
+                self.apply_budget();
                 None
             }
             MediaEvent::RecorderStopped => {

@@ -149,6 +149,16 @@ impl Driver {
             }
             d.pump(now);
         }
+        // The recorder closes its last segment on EOS; give it the time to.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        while d.media.recorder_stopping() {
+            match tokio::time::timeout_at(deadline, media_rx.recv()).await {
+                Ok(Some(ev)) => {
+                    let _ = d.media.on_event(ev);
+                }
+                _ => break,
+            }
+        }
         tracing::info!("stopped");
         d.media.shutdown();
         d.notify.stopping();

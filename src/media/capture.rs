@@ -62,6 +62,8 @@ pub struct Capture {
     /// Bumped at every camera rebuild so late messages of an old pipeline are ignored.
     camera_gen: Arc<AtomicU64>,
     camera_lost: bool,
+    /// A fault the sim injected; it outlives camera rebuilds, as a dead camera would.
+    fault: Option<CameraFault>,
     health: Arc<Health>,
     epoch: Instant,
     last_raw: Arc<Mutex<Option<gst::Sample>>>,
@@ -148,6 +150,7 @@ impl Capture {
             mic: None,
             camera_gen: Arc::new(AtomicU64::new(0)),
             camera_lost: false,
+            fault: None,
             health,
             epoch: Instant::now(),
             last_raw,
@@ -160,6 +163,9 @@ impl Capture {
     /// (Re)build the camera pipeline. `CaptureReady` follows at its first frame.
     pub fn start_camera(&mut self) -> Result<()> {
         self.stop_camera();
+        if self.fault == Some(CameraFault::Fail) {
+            return Err(anyhow!("the camera is gone (simulated)"));
+        }
         let head = match &self.settings.video_source {
             VideoSource::Test | VideoSource::File(_) => {
                 plan::synthetic_video_head(&self.settings.video_source)
@@ -231,8 +237,14 @@ impl Capture {
                 }
             });
         }
+        // A stalled camera opens but delivers nothing.
+        let target = if self.fault == Some(CameraFault::Stall) {
+            gst::State::Paused
+        } else {
+            gst::State::Playing
+        };
         camera
-            .set_state(gst::State::Playing)
+            .set_state(target)
             .map_err(|_| anyhow!("the camera would not start ({head})"))?;
         self.camera = Some(camera);
         Ok(())
@@ -314,6 +326,7 @@ impl Capture {
     /// For tests and the sim: pause the camera pipeline as a camera that stops
     /// delivering would, or make it fail.
     pub fn simulate_camera(&mut self, fault: CameraFault) {
+        self.fault = (fault != CameraFault::Resume).then_some(fault);
         let Some(camera) = &self.camera else { return };
         match fault {
             CameraFault::Stall => {

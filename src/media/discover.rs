@@ -24,9 +24,14 @@ fn devices(class: &str) -> Vec<gst::Device> {
     list
 }
 
+/// A device property as text; the ALSA provider stores card numbers as integers.
 fn prop(device: &gst::Device, key: &str) -> Option<String> {
     let props = device.properties()?;
-    props.get::<String>(key).ok()
+    props
+        .get::<String>(key)
+        .ok()
+        .or_else(|| props.get::<i32>(key).ok().map(|v| v.to_string()))
+        .or_else(|| props.get::<u32>(key).ok().map(|v| v.to_string()))
 }
 
 /// V4L2 capture cameras, in the order the monitor lists them.

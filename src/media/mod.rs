@@ -44,6 +44,8 @@ pub enum MediaEvent {
     /// A destination's pipeline has finished (EOS sent, or torn down).
     DestinationStopped(String),
     RecorderError(String),
+    /// A recording segment was closed (time to apply the disk budget).
+    SegmentClosed,
     RecorderStopped,
 }
 

@@ -59,6 +59,7 @@ impl Recorder {
             .property("location", crate::recording::segment_pattern(show_dir))
             .property("max-size-time", u64::from(segment_s) * 1_000_000_000)
             .property("send-keyframe-requests", true)
+            .property("start-index", 1i32)
             .property("muxer", &muxer)
             .build()
             .context("element splitmuxsink is missing")?;
@@ -100,12 +101,21 @@ impl Recorder {
             let tx = events.clone();
             let alive = alive.clone();
             bus::watch(&pipeline, move |msg| {
-                if let gst::MessageView::Error(err) = msg.view() {
-                    if alive.swap(false, Ordering::SeqCst) {
-                        let e = BusError::from_message(&err);
-                        tracing::error!(error = %e, "recorder failed");
-                        let _ = tx.send(MediaEvent::RecorderError(e.short()));
+                match msg.view() {
+                    gst::MessageView::Error(err) => {
+                        if alive.swap(false, Ordering::SeqCst) {
+                            let e = BusError::from_message(&err);
+                            tracing::error!(error = %e, "recorder failed");
+                            let _ = tx.send(MediaEvent::RecorderError(e.short()));
+                        }
                     }
+                    // Each closed segment is the moment to apply the disk budget.
+                    gst::MessageView::Element(el)
+                        if el.structure().is_some_and(|s| s.name() == "splitmuxsink-fragment-closed") =>
+                    {
+                        let _ = tx.send(MediaEvent::SegmentClosed);
+                    }
+                    _ => {}
                 }
             });
         }
