@@ -139,7 +139,11 @@ impl MediaCtl {
     pub fn start_recording(&mut self, show_id: &str) {
         self.recording_show = Some(show_id.to_string());
         let root = PathBuf::from(&self.recording.dir);
-        self.recording_dir = Some(crate::recording::show_dir(&root, SystemTime::now(), show_id));
+        self.recording_dir = Some(crate::recording::show_dir(
+            &root,
+            SystemTime::now(),
+            show_id,
+        ));
         self.restart_recorder();
     }
 
@@ -148,16 +152,24 @@ impl MediaCtl {
         let root = PathBuf::from(&self.recording.dir);
         let current = self.recording_dir.as_deref().map(dir_name);
         let cfg = self.recording.clone();
-        std::thread::spawn(move || match crate::recording::enforce(&root, current.as_deref(), &cfg) {
-            Ok(report) => {
-                if !report.removed.is_empty() {
-                    tracing::info!(removed = report.removed.len(), freed = report.freed_bytes, "old recordings removed");
+        std::thread::spawn(move || {
+            match crate::recording::enforce(&root, current.as_deref(), &cfg) {
+                Ok(report) => {
+                    if !report.removed.is_empty() {
+                        tracing::info!(
+                            removed = report.removed.len(),
+                            freed = report.freed_bytes,
+                            "old recordings removed"
+                        );
+                    }
+                    if report.over_budget {
+                        tracing::warn!(used = report.used_bytes, free = report.disk_free_bytes, "the current show alone is over the recording budget; recording goes on");
+                    }
                 }
-                if report.over_budget {
-                    tracing::warn!(used = report.used_bytes, free = report.disk_free_bytes, "the current show alone is over the recording budget; recording goes on");
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "could not apply the recording budget")
                 }
             }
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "could not apply the recording budget"),
         });
     }
 
@@ -296,6 +308,11 @@ impl MediaCtl {
         }
         let stall = self.capture.as_mut().and_then(|c| c.check_stall())?;
         self.on_event(stall)
+    }
+
+    /// Frames dropped on the way to the destinations and the recorder (queues full).
+    pub fn dropped_frames(&self) -> u64 {
+        self.destinations.values().map(|d| d.dropped()).sum()
     }
 
     pub fn destination_bitrate(&self, name: &str) -> u32 {

@@ -12,6 +12,7 @@ mod hardware;
 mod leds;
 mod media_ctl;
 mod notify;
+mod remote;
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -26,7 +27,8 @@ use crate::gpio::buttons::Buttons;
 use crate::gpio::sim_parse::CameraCommand;
 use crate::gpio::SimEvent;
 use crate::media::capture::CameraFault;
-use crate::show::{Action, Input, Show, ShowEvent, ShowSettings};
+use crate::show::{Action, Command, Input, Show, ShowEvent, ShowSettings, State};
+use serde_json::json;
 
 pub use media_ctl::capture_settings;
 
@@ -66,6 +68,13 @@ struct Driver {
     last_frames: u64,
     recorder_retry_at: Option<Instant>,
     exit: bool,
+    config: Config,
+    mqtt: Option<crate::mqtt::MqttHandle>,
+    started: Instant,
+    next_status: Instant,
+    /// Encoded frames per second, measured over the last health tick.
+    fps: f64,
+    last_fps_at: Instant,
 }
 
 impl Driver {
@@ -75,6 +84,15 @@ impl Driver {
         let (edge_tx, mut edge_rx) = mpsc::unbounded_channel();
         let (sim_tx, mut sim_rx) = mpsc::unbounded_channel();
         let hw = hardware::start(&config, edge_tx, sim_tx)?;
+        let (mqtt, mut incoming) = match remote::start(&config) {
+            Ok(Some((h, rx))) => (Some(h), Some(rx)),
+            Ok(None) => (None, None),
+            // The show must go on without the technician's link.
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "MQTT not started; the box streams without it");
+                (None, None)
+            }
+        };
 
         let now = Instant::now();
         let mut settings = ShowSettings::from_live(&config.live);
@@ -99,7 +117,14 @@ impl Driver {
             last_frames: 0,
             recorder_retry_at: None,
             exit: false,
+            config,
+            mqtt,
+            started: now,
+            next_status: now,
+            fps: 0.0,
+            last_fps_at: now,
         };
+        let config = &d.config;
         tracing::info!(device = %config.device_id, destinations = config.destinations.len(), "farmcast starting");
 
         let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -133,6 +158,8 @@ impl Driver {
                 }
                 // The rest of the simulated hardware.
                 Some(sim) = sim_rx.recv() => d.on_sim(sim),
+                // Technicians' commands and fleet pushes (pending forever without MQTT).
+                Some(inc) = recv_or_pending(&mut incoming) => d.on_incoming(inc),
                 // systemd stop or Ctrl-C: end the show cleanly, then exit.
                 _ = sigterm.recv() => d.pending.push_back(Input::Shutdown),
                 _ = sigint.recv() => d.pending.push_back(Input::Shutdown),
@@ -142,6 +169,9 @@ impl Driver {
             if now >= next_health {
                 next_health = now + HEALTH_TICK;
                 d.health(now);
+            }
+            if now >= d.next_status {
+                d.publish_status(now);
             }
             if d.recorder_retry_at.is_some_and(|t| now >= t) {
                 d.recorder_retry_at = None;
@@ -181,6 +211,8 @@ impl Driver {
             }
             if self.show.state() != before {
                 self.notify.status(self.show.state().as_str());
+                // Status goes out on every change, not only on the interval.
+                self.next_status = now;
             }
         }
         self.leds.update(now);
@@ -216,6 +248,9 @@ impl Driver {
             }
             Action::Event(e) => {
                 log_event(&e);
+                if let (Some(mqtt), Some(ev)) = (&self.mqtt, remote::event(&e)) {
+                    mqtt.event(ev);
+                }
                 None
             }
             Action::Ready => {
@@ -251,6 +286,23 @@ impl Driver {
         if let Some(input) = self.media.tick() {
             self.pending.push_back(input);
         }
+        if let Some(c) = self.media.capture() {
+            let frames = c
+                .health()
+                .frames_out
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let dt = now.duration_since(self.last_fps_at).as_secs_f64();
+            if dt > 0.0 {
+                let inst = frames.saturating_sub(self.last_frames) as f64 / dt;
+                // Smooth over about a second of ticks.
+                self.fps = if self.fps == 0.0 {
+                    inst
+                } else {
+                    0.75 * self.fps + 0.25 * inst
+                };
+            }
+            self.last_fps_at = now;
+        }
         // The watchdog is fed only while encoded frames flow: a hung pipeline
         // gets the daemon restarted by systemd.
         if let Some(c) = self.media.capture() {
@@ -269,6 +321,124 @@ impl Driver {
         {
             self.recorder_retry_at = Some(now + Duration::from_secs(5));
         }
+    }
+}
+
+impl Driver {
+    fn on_incoming(&mut self, inc: crate::mqtt::Incoming) {
+        use crate::mqtt::commands::CommandKind as K;
+        let Some(mqtt) = self.mqtt.clone() else {
+            return;
+        };
+        let cmd = match inc {
+            crate::mqtt::Incoming::Command(c) => c,
+            crate::mqtt::Incoming::DesiredConfig { source, .. } => {
+                tracing::warn!(
+                    ?source,
+                    "fleet configuration is not applied yet; push ignored"
+                );
+                return;
+            }
+        };
+        tracing::info!(cmd = cmd.command.kind.name(), id = ?cmd.command.id, "command");
+        let show_cmd = match &cmd.command.kind {
+            K::GoLive => Some(Command::GoLive),
+            K::EndShow => Some(Command::EndShow),
+            K::RestartPipeline => Some(Command::RestartPipeline),
+            K::ReconnectNow => Some(Command::ReconnectNow),
+            _ => None,
+        };
+        if let Some(c) = show_cmd {
+            self.pending.push_back(Input::Command(c));
+            self.pump(Instant::now());
+            let state = self.show.state();
+            let ok = match c {
+                Command::GoLive => state.in_show() || state == State::Stopping,
+                Command::EndShow => !state.in_show(),
+                _ => true,
+            };
+            let answer = json!({ "state": state.as_str() });
+            mqtt.reply(
+                &cmd,
+                if ok {
+                    Ok(answer)
+                } else {
+                    Err(format!("the show is {}", state.as_str()))
+                },
+            );
+            return;
+        }
+        match &cmd.command.kind {
+            K::Snapshot => {
+                remote::snapshot(mqtt, cmd, self.media.capture().map(|c| c.snapshotter()))
+            }
+            K::Probe => remote::probe(mqtt, cmd),
+            K::SetLogLevel { level } => {
+                let outcome = crate::logging::set_level(level)
+                    .map(|()| json!({ "level": level }))
+                    .map_err(|e| format!("{e:#}"));
+                mqtt.reply(&cmd, outcome);
+            }
+            K::Logs { lines } => mqtt.reply(&cmd, Ok(remote::logs(*lines))),
+            K::TagProduct { .. } | K::Tare | K::CalibrateScale { .. } => mqtt.reply(
+                &cmd,
+                Err(format!(
+                    "{}: this box has no scale support yet (scale.kind = {:?})",
+                    cmd.command.kind.name(),
+                    self.config.scale.kind
+                )),
+            ),
+            _ => mqtt.reply(&cmd, Err("not handled".into())),
+        }
+    }
+
+    fn publish_status(&mut self, now: Instant) {
+        use crate::mqtt::payloads as p;
+        let interval = Duration::from_secs(self.config.mqtt.status_interval_s.max(1));
+        self.next_status = now + interval;
+        let Some(mqtt) = &self.mqtt else { return };
+        let show = self.show.status();
+        let (used, free) = crate::recording::disk_usage(Path::new(&self.config.recording.dir));
+        let status = p::Status {
+            state: show.state.as_str().into(),
+            device_id: self.config.device_id.clone(),
+            uptime_s: now.duration_since(self.started).as_secs(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            config_version: 0,
+            video: p::VideoStatus {
+                encoder: self.media.encoder_name.clone(),
+                fps: (self.fps * 10.0).round() / 10.0,
+                bitrate_kbps: self.config.video.bitrate_kbps,
+                dropped_frames: self.media.dropped_frames(),
+            },
+            destinations: show
+                .destinations
+                .iter()
+                .map(|d| p::DestinationStatus {
+                    name: d.name.clone(),
+                    state: d.link.as_str().into(),
+                    bitrate_kbps: self.media.destination_bitrate(&d.name),
+                    reconnects: d.reconnects,
+                })
+                .collect(),
+            scale: p::ScaleStatus::default(),
+            recording: p::RecordingStatus {
+                used_bytes: used,
+                free_bytes: free,
+            },
+            cpu_temp_c: crate::mqtt::board::cpu_temp_c(),
+            throttled: crate::mqtt::board::throttled(),
+            uplink_addr: None,
+            mqtt: Default::default(),
+        };
+        mqtt.set_status(status);
+    }
+}
+
+async fn recv_or_pending<T>(rx: &mut Option<tokio::sync::mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -13,6 +13,9 @@ use super::secret::Secret;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub device_id: String,
+    /// Where the box keeps what must survive a restart (calibration, the MQTT
+    /// event queue, fleet layers).
+    pub state_dir: String,
     pub video: VideoConfig,
     pub audio: AudioConfig,
     pub live: LiveConfig,
@@ -29,6 +32,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             device_id: "farmcast".into(),
+            state_dir: "/var/lib/farmcast".into(),
             video: VideoConfig::default(),
             audio: AudioConfig::default(),
             live: LiveConfig::default(),
@@ -235,6 +239,21 @@ pub struct MqttConfig {
     /// mqtt:// or mqtts://
     pub url: String,
     pub topic_prefix: String,
+    /// Defaults to the device id when a password file is given.
+    pub username: Option<String>,
+    /// A file holding only the password (kept out of the main file).
+    pub password_file: Option<String>,
+    /// CA certificate (PEM) for mqtts://; the system's roots otherwise.
+    pub ca_file: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub keep_alive_s: u64,
+    /// "v4" (MQTT 3.1.1) or "v5".
+    pub protocol: String,
+    /// Publish Home Assistant discovery so the box appears there as a device.
+    pub hass_discovery: bool,
+    /// Status is re-published this often while live (and on every change).
+    pub status_interval_s: u64,
 }
 
 impl Default for MqttConfig {
@@ -243,6 +262,15 @@ impl Default for MqttConfig {
             enabled: false,
             url: "mqtt://127.0.0.1:1883".into(),
             topic_prefix: "farmcast".into(),
+            username: None,
+            password_file: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            keep_alive_s: 30,
+            protocol: "v4".into(),
+            hass_discovery: true,
+            status_interval_s: 5,
         }
     }
 }

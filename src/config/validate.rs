@@ -62,6 +62,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
         &["none", "hx711", "serial", "sim"],
     );
     products(&mut v, config);
+    v.non_empty("state_dir", &config.state_dir, "e.g. \"/var/lib/farmcast\"");
     mqtt(&mut v, config);
     fleet(&mut v, config);
     v.problems
@@ -502,6 +503,25 @@ fn mqtt(v: &mut Checks, c: &Config) {
         v.bad(
             "mqtt.topic_prefix",
             format!("\"{t}\" must not start or end with '/'; e.g. \"coop/farmcast\""),
+        );
+    }
+    v.one_of("mqtt.protocol", &m.protocol, &["v4", "v5"]);
+    v.range("mqtt.keep_alive_s", m.keep_alive_s, 5, 600, " s");
+    v.range("mqtt.status_interval_s", m.status_interval_s, 1, 300, " s");
+    for (key, value) in [
+        ("mqtt.password_file", &m.password_file),
+        ("mqtt.ca_file", &m.ca_file),
+        ("mqtt.client_cert", &m.client_cert),
+        ("mqtt.client_key", &m.client_key),
+    ] {
+        if value.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            v.bad(key, "is empty; give a path, or remove the line");
+        }
+    }
+    if m.client_cert.is_some() != m.client_key.is_some() {
+        v.bad(
+            "mqtt.client_cert",
+            "a client certificate needs its key (mqtt.client_key) and the other way round",
         );
     }
 }

@@ -129,7 +129,7 @@ impl Capture {
         let tx = events.clone();
         bus::watch(&encode, move |msg| {
             if let gst::MessageView::Error(err) = msg.view() {
-                let e = BusError::from_message(&err);
+                let e = BusError::from_message(err);
                 tracing::error!(error = %e, "encode pipeline failed");
                 let _ = tx.send(MediaEvent::CaptureFailed(e.short()));
             }
@@ -222,7 +222,7 @@ impl Capture {
                 }
                 match msg.view() {
                     gst::MessageView::Error(err) => {
-                        let e = BusError::from_message(&err);
+                        let e = BusError::from_message(err);
                         tracing::warn!(error = %e, "camera pipeline failed");
                         let _ = tx.send(MediaEvent::CameraLost(e.short()));
                     }
@@ -288,7 +288,7 @@ impl Capture {
         let tx = self.events.clone();
         bus::watch(&mic, move |msg| {
             if let gst::MessageView::Error(err) = msg.view() {
-                let e = BusError::from_message(&err);
+                let e = BusError::from_message(err);
                 tracing::warn!(error = %e, "mic pipeline failed");
                 let _ = tx.send(MediaEvent::MicLost(e.short()));
             }
@@ -356,7 +356,7 @@ impl Capture {
         let clock = self
             .encode
             .clock()
-            .unwrap_or_else(|| gst::SystemClock::obtain());
+            .unwrap_or_else(gst::SystemClock::obtain);
         (
             clock,
             self.encode.base_time().unwrap_or(gst::ClockTime::ZERO),
@@ -387,16 +387,49 @@ impl Capture {
         }
     }
 
+    /// A handle that makes JPEG snapshots of the current frame from any thread.
+    pub fn snapshotter(&self) -> Snapshotter {
+        Snapshotter {
+            last_raw: self.last_raw.clone(),
+            raw: self.settings.raw.clone(),
+        }
+    }
+
+    /// Tear everything down.
+    pub fn shutdown(&mut self) {
+        self.stop_camera();
+        if let Some(mic) = self.mic.take() {
+            let _ = mic.set_state(gst::State::Null);
+        }
+        let _ = self.encode.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Makes JPEGs of the last frame that went into the encoder (slate and lower
+/// third included: what the viewers see).
+#[derive(Clone)]
+pub struct Snapshotter {
+    last_raw: Arc<Mutex<Option<gst::Sample>>>,
+    raw: RawFormat,
+}
+
+impl Snapshotter {
     /// The current frame as a JPEG no wider than `max_width`. Blocking (runs a
     /// small conversion pipeline): call it from a blocking task.
-    pub fn snapshot_jpeg(&self, max_width: u32) -> Result<Vec<u8>> {
+    pub fn jpeg(&self, max_width: u32) -> Result<Vec<u8>> {
         let sample = self
             .last_raw
             .lock()
             .map_err(|_| anyhow!("snapshot lock poisoned"))?
             .clone()
             .ok_or_else(|| anyhow!("no frame yet"))?;
-        let raw = &self.settings.raw;
+        let raw = &self.raw;
         let width = max_width.min(raw.width).max(2) & !1;
         let height = ((u64::from(raw.height) * u64::from(width) / u64::from(raw.width.max(1)))
             as u32)
@@ -414,21 +447,6 @@ impl Capture {
             .map_readable()
             .map_err(|_| anyhow!("JPEG not readable"))?;
         Ok(map.as_slice().to_vec())
-    }
-
-    /// Tear everything down.
-    pub fn shutdown(&mut self) {
-        self.stop_camera();
-        if let Some(mic) = self.mic.take() {
-            let _ = mic.set_state(gst::State::Null);
-        }
-        let _ = self.encode.set_state(gst::State::Null);
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.shutdown();
     }
 }
 

@@ -86,7 +86,7 @@ impl Destination {
                 if let gst::MessageView::Error(err) = msg.view() {
                     // Only the first error of a live pipeline counts.
                     if alive.swap(false, Ordering::SeqCst) {
-                        let e = BusError::from_message(&err);
+                        let e = BusError::from_message(err);
                         let reason = bus::redact(&e.short(), &secret);
                         tracing::warn!(destination = %name, error = %bus::redact(&e.to_string(), &secret), "destination failed");
                         let _ = tx.send(MediaEvent::DestinationDown {
@@ -143,6 +143,11 @@ impl Destination {
 
     pub fn is_up(&self) -> bool {
         self.up
+    }
+
+    /// Buffers the bounded queues in front of this destination dropped.
+    pub fn dropped(&self) -> u64 {
+        self.links.iter().map(|l| l.dropped()).sum()
     }
 
     /// Measured send rate over the last poll interval.
@@ -252,9 +257,7 @@ pub(crate) fn request_keyframe(capture: &Capture) {
 
 /// The byte counter of rtmp2sink (`out-bytes-total`) or srtsink (`bytes-sent-total`).
 fn bytes_sent(sink: &gst::Element) -> Option<u64> {
-    if sink.find_property("stats").is_none() {
-        return None;
-    }
+    sink.find_property("stats")?;
     let stats = sink.property::<Option<gst::Structure>>("stats")?;
     for field in ["out-bytes-total", "bytes-sent-total"] {
         if let Ok(v) = stats.get::<u64>(field) {

@@ -102,16 +102,16 @@ impl Recorder {
             let alive = alive.clone();
             bus::watch(&pipeline, move |msg| {
                 match msg.view() {
-                    gst::MessageView::Error(err) => {
-                        if alive.swap(false, Ordering::SeqCst) {
-                            let e = BusError::from_message(&err);
-                            tracing::error!(error = %e, "recorder failed");
-                            let _ = tx.send(MediaEvent::RecorderError(e.short()));
-                        }
+                    gst::MessageView::Error(err) if alive.swap(false, Ordering::SeqCst) => {
+                        let e = BusError::from_message(err);
+                        tracing::error!(error = %e, "recorder failed");
+                        let _ = tx.send(MediaEvent::RecorderError(e.short()));
                     }
                     // Each closed segment is the moment to apply the disk budget.
                     gst::MessageView::Element(el)
-                        if el.structure().is_some_and(|s| s.name() == "splitmuxsink-fragment-closed") =>
+                        if el
+                            .structure()
+                            .is_some_and(|s| s.name() == "splitmuxsink-fragment-closed") =>
                     {
                         let _ = tx.send(MediaEvent::SegmentClosed);
                     }
