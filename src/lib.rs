@@ -12,9 +12,11 @@
 
 pub mod app;
 pub mod config;
+pub mod fleet;
 pub mod gpio;
 pub mod logging;
 pub mod media;
 pub mod mqtt;
+pub mod provision;
 pub mod recording;
 pub mod show;

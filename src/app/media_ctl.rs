@@ -2,7 +2,7 @@
 //! turns what the edge reports back into the machine's inputs.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{anyhow, Result};
@@ -348,7 +348,13 @@ pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, String)> {
         AudioSource::parse(&config.audio.source).map_err(|e| anyhow!("audio.source: {e}"))?;
     let choice = encoder::choose(&config.video.encoder, &encoder::registry_available)
         .map_err(|e| anyhow!("video.encoder: {e}"))?;
-    tracing::info!(encoder = %choice.element, reason = %choice.reason, "encoder chosen");
+    if config.video.passthrough {
+        tracing::info!(
+            "video.passthrough: the camera's own H.264 goes out as it is; no slate, no lower third"
+        );
+    } else {
+        tracing::info!(encoder = %choice.element, reason = %choice.reason, "encoder chosen");
+    }
     let s = encoder::settings(&choice.element, &config.video);
     let enc = EncoderPlan {
         input_caps: s.input_caps,
@@ -366,9 +372,21 @@ pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, String)> {
             encoder: enc,
             aac,
             slate_text: config.live.slate_text.clone(),
+            slate_image: config.live.slate_image.clone().filter(|p| {
+                let ok = Path::new(p).is_file();
+                if !ok {
+                    tracing::warn!(path = %p, "live.slate_image is not a readable file; the text slate is used");
+                }
+                ok
+            }),
             audio_offset_ms: config.audio.offset_ms,
+            passthrough: config.video.passthrough,
             camera_head: crate::media::camera::camera_head,
         },
-        choice.element,
+        if config.video.passthrough {
+            "passthrough".to_string()
+        } else {
+            choice.element
+        },
     ))
 }

@@ -179,8 +179,9 @@ impl Driver {
             }
             d.pump(now);
         }
-        // The recorder closes its last segment on EOS; give it the time to.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        // The recorder closes its last segment on EOS; it started when the show
+        // ended, so a short wait more keeps the whole stop within systemd's 5 s.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(800);
         while d.media.recorder_stopping() {
             match tokio::time::timeout_at(deadline, media_rx.recv()).await {
                 Ok(Some(ev)) => {

@@ -208,12 +208,44 @@ impl Default for GpioConfig {
 pub struct ScaleConfig {
     /// "none" | "hx711" | "serial" | "sim"
     pub kind: String,
+    /// A reading is stable once it stays within `tolerance_g` for this long.
+    pub settle_ms: u64,
+    /// Largest wobble, in grams, that still counts as stable.
+    pub tolerance_g: u32,
+    /// The scale's display step in grams; readings are rounded to it.
+    pub resolution_g: u32,
+    /// How long a product tag waits for an unstable scale to settle.
+    pub settle_wait_ms: u64,
+    /// Lower-third text for products sold by the kg; placeholders `{name}`,
+    /// `{weight}`, `{unit_price}`, `{price}`, `{currency}`, `{unit}`.
+    pub overlay_template: Option<String>,
+    /// Lower-third text for products sold by the piece.
+    pub overlay_template_piece: Option<String>,
+    /// Seconds the lower third stays after the produce is taken off the scale.
+    pub overlay_s: u64,
+    /// "auto" (first /dev/ttyUSB*, then /dev/ttyACM*) or a device path.
+    pub serial_port: String,
+    pub serial_baud: u32,
+    /// BCM pins of an HX711 load-cell amplifier.
+    pub hx711_dout_pin: Option<u8>,
+    pub hx711_sck_pin: Option<u8>,
 }
 
 impl Default for ScaleConfig {
     fn default() -> Self {
         ScaleConfig {
             kind: "none".into(),
+            settle_ms: 800,
+            tolerance_g: 5,
+            resolution_g: 1,
+            settle_wait_ms: 1500,
+            overlay_template: None,
+            overlay_template_piece: None,
+            overlay_s: 8,
+            serial_port: "auto".into(),
+            serial_baud: 9600,
+            hx711_dout_pin: None,
+            hx711_sck_pin: None,
         }
     }
 }

@@ -106,9 +106,15 @@ impl Acceptor {
         match &self.trust {
             Trust::Open => {
                 if env.is_signed() {
-                    tracing::warn!("no trusted keys configured: the signature of a {} push is not checked", source_key(source));
+                    tracing::warn!(
+                        "no trusted keys configured: the signature of a {} push is not checked",
+                        source_key(source)
+                    );
                 } else {
-                    tracing::warn!("taking an UNSIGNED {} push: configure fleet.trusted_keys_file", source_key(source));
+                    tracing::warn!(
+                        "taking an UNSIGNED {} push: configure fleet.trusted_keys_file",
+                        source_key(source)
+                    );
                 }
             }
             Trust::Keys(keys) => {
@@ -133,8 +139,12 @@ const LOCAL_ONLY: &[&str] = &["device_id", "fleet"];
 
 /// Ok when the layer text is TOML that sets no local-only key.
 pub fn check_layer(config_text: &str) -> Result<(), Rejection> {
-    let table: toml::Table = toml::from_str(config_text)
-        .map_err(|e| Rejection::new(format!("layer is not valid TOML: {}", e.message()), Some("config")))?;
+    let table: toml::Table = toml::from_str(config_text).map_err(|e| {
+        Rejection::new(
+            format!("layer is not valid TOML: {}", e.message()),
+            Some("config"),
+        )
+    })?;
     for key in LOCAL_ONLY {
         if table.contains_key(*key) {
             return Err(Rejection::new(
@@ -231,7 +241,11 @@ fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &m
         (Value::Object(x), Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
-                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match (x.get(k), y.get(k)) {
                     (Some(va), Some(vb)) => diff_values(&sub, va, vb, out),
                     _ => out.push(sub),
@@ -251,3 +265,7 @@ pub fn diff_class(old: &Config, new: &Config) -> ChangeClass {
         .max()
         .unwrap_or(ChangeClass::None)
 }
+
+#[cfg(test)]
+#[path = "accept_tests.rs"]
+mod tests;

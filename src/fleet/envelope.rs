@@ -96,9 +96,7 @@ pub fn verify(env: &Envelope, trusted: &[VerifyingKey]) -> Result<(), FleetError
     let raw = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .map_err(|_| FleetError::SignatureEncoding)?;
-    let raw: [u8; 64] = raw
-        .try_into()
-        .map_err(|_| FleetError::SignatureEncoding)?;
+    let raw: [u8; 64] = raw.try_into().map_err(|_| FleetError::SignatureEncoding)?;
     let signature = Signature::from_bytes(&raw);
     let message = signing_bytes(&env.target, env.version, &env.config);
     if trusted

@@ -36,10 +36,7 @@ pub fn parse_public_keys(pem: &str) -> Result<Vec<VerifyingKey>, FleetError> {
             .find(END)
             .ok_or_else(|| FleetError::Key(format!("key {} has no END line", keys.len() + 1)))?;
         let after_end = &block[end..];
-        let close = after_end
-            .find('\n')
-            .map(|n| end + n)
-            .unwrap_or(block.len());
+        let close = after_end.find('\n').map(|n| end + n).unwrap_or(block.len());
         let text = &block[..close];
         if !text.starts_with("-----BEGIN PUBLIC KEY-----") {
             return Err(FleetError::Key(format!(
@@ -48,7 +45,10 @@ pub fn parse_public_keys(pem: &str) -> Result<Vec<VerifyingKey>, FleetError> {
             )));
         }
         let key = VerifyingKey::from_public_key_pem(text.trim()).map_err(|_| {
-            FleetError::Key(format!("key {} is not an Ed25519 public key", keys.len() + 1))
+            FleetError::Key(format!(
+                "key {} is not an Ed25519 public key",
+                keys.len() + 1
+            ))
         })?;
         keys.push(key);
         rest = &block[close..];
@@ -76,8 +76,8 @@ pub fn read_public_keys(path: &Path) -> anyhow::Result<Vec<VerifyingKey>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
     use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
-    use ed25519_dalek::pkcs8::LineEnding;
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
@@ -103,7 +103,10 @@ mod tests {
         let text = format!("{}{}", public_pem(2), private.as_str());
         let e = parse_public_keys(&text).unwrap_err();
         assert!(e.to_string().contains("block 2"), "{e}");
-        let body: Vec<&str> = private.lines().filter(|l| !l.starts_with("-----")).collect();
+        let body: Vec<&str> = private
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
         assert!(body.iter().all(|l| !e.to_string().contains(l)));
     }
 
@@ -118,7 +121,10 @@ mod tests {
     #[test]
     fn private_key_round_trip() {
         let pem = key(9).to_pkcs8_pem(LineEnding::LF).unwrap();
-        assert_eq!(parse_private_key(&pem).unwrap().to_bytes(), key(9).to_bytes());
+        assert_eq!(
+            parse_private_key(&pem).unwrap().to_bytes(),
+            key(9).to_bytes()
+        );
         assert!(parse_private_key(&public_pem(9)).is_err());
     }
 }

@@ -7,7 +7,8 @@
 //! - [`keys`]: PEM keys as `openssl genpkey` / `openssl pkey -pubout` write them.
 //! - [`accept`]: pure decisions: is this envelope for us, newer, trusted; what
 //!   the merged config is; whether a change can be applied during a show.
-//! - [`store`]: the state directory, atomic writes, last known good, rollback.
+//! - [`store`]: the state directory, atomic writes, last known good, rollback;
+//!   [`sim_disk`] models power cuts for its tests.
 //! - [`reported`]: the `config/reported` payload.
 //! - [`session`]: the above in the order the daemon needs them.
 //! - [`cli`]: `farmcast config sign`.
@@ -23,6 +24,7 @@ pub mod envelope;
 pub mod keys;
 pub mod reported;
 pub mod session;
+pub mod sim_disk;
 pub mod store;
 
 pub use accept::{Acceptor, ChangeClass, Rejection, Source, Trust};

@@ -8,10 +8,10 @@ use super::discover;
 use super::modes;
 use super::plan::RawFormat;
 
-/// For `CaptureSettings::camera_head`. Passthrough (camera-native H.264) is
-/// not chosen here: the encode pipeline needs raw frames for the slate and
-/// the lower third.
-pub fn camera_head(device: &str, raw: &RawFormat) -> Result<String> {
+/// For `CaptureSettings::camera_head`. Camera-native H.264 is taken only when
+/// `passthrough` asks for it: otherwise the encode pipeline needs raw frames
+/// for the slate and the lower third.
+pub fn camera_head(device: &str, raw: &RawFormat, passthrough: bool) -> Result<String> {
     if !std::path::Path::new(device).exists() {
         let found: Vec<String> = discover::cameras().into_iter().map(|c| c.path).collect();
         return Err(anyhow!(
@@ -26,7 +26,15 @@ pub fn camera_head(device: &str, raw: &RawFormat) -> Result<String> {
     let want = (raw.width, raw.height, raw.framerate);
     let choice = discover::camera_caps(device)
         .map(|caps| modes::parse_caps(&caps.to_string()))
-        .and_then(|m| modes::choose(&m, want, false));
+        .and_then(|m| modes::choose(&m, want, passthrough));
+    if passthrough && !choice.as_ref().is_some_and(|c| c.passthrough) {
+        return Err(anyhow!(
+            "video.passthrough is on, but camera {device} offers no H.264 at {}x{} {} fps; turn passthrough off to encode",
+            raw.width,
+            raw.height,
+            raw.framerate
+        ));
+    }
     let decoder = modes::jpeg_decoder(&super::encoder::registry_available).unwrap_or("jpegdec");
     Ok(match choice {
         Some(choice) => {

@@ -33,10 +33,15 @@ pub struct CaptureSettings {
     pub encoder: EncoderPlan,
     pub aac: String,
     pub slate_text: String,
+    /// An image shown instead of the text while the camera is lost.
+    pub slate_image: Option<String>,
     /// Applied to the sound (positive delays it), for cameras whose picture lags.
     pub audio_offset_ms: i32,
-    /// Chooses the camera head for a V4L2 device (mode selection lives in `modes`).
-    pub camera_head: fn(&str, &RawFormat) -> Result<String>,
+    /// Pass the camera's own H.264 through (no slate, no lower third).
+    pub passthrough: bool,
+    /// Chooses the camera head for a V4L2 device (mode selection lives in
+    /// `modes`); with `true`, it must be the camera's H.264 or an error.
+    pub camera_head: fn(&str, &RawFormat, bool) -> Result<String>,
 }
 
 /// Counters the probes update from streaming threads; read by the driver.
@@ -83,14 +88,19 @@ impl Capture {
         let seq = CHANNEL_SEQ.fetch_add(1, Ordering::Relaxed);
         let video_channel = format!("farmcast-video-{}-{seq}", std::process::id());
         let audio_channel = format!("farmcast-audio-{}-{seq}", std::process::id());
-        let desc = plan::encode_pipeline(
-            &settings.raw,
-            &settings.encoder,
-            &settings.aac,
-            &video_channel,
-            &audio_channel,
-            &settings.slate_text,
-        );
+        let desc = if settings.passthrough {
+            plan::passthrough_pipeline(&settings.aac, &audio_channel)
+        } else {
+            plan::encode_pipeline(
+                &settings.raw,
+                &settings.encoder,
+                &settings.aac,
+                &video_channel,
+                &audio_channel,
+                &settings.slate_text,
+                settings.slate_image.as_deref(),
+            )
+        };
         tracing::debug!(pipeline = %desc, "encode pipeline");
         let encode = parse_pipeline(&desc, "encode")?;
         // All pipelines share the system clock, so timestamps line up across
@@ -166,23 +176,34 @@ impl Capture {
         if self.fault == Some(CameraFault::Fail) {
             return Err(anyhow!("the camera is gone (simulated)"));
         }
+        let passthrough = self.settings.passthrough;
         let head = match &self.settings.video_source {
+            VideoSource::Test if passthrough => plan::synthetic_h264_head(&self.settings.raw),
             VideoSource::Test | VideoSource::File(_) => {
                 plan::synthetic_video_head(&self.settings.video_source)
                     .ok_or_else(|| anyhow!("no head for {:?}", self.settings.video_source))?
             }
-            VideoSource::V4l2(dev) => (self.settings.camera_head)(dev, &self.settings.raw)?,
+            VideoSource::V4l2(dev) => {
+                (self.settings.camera_head)(dev, &self.settings.raw, passthrough)?
+            }
             VideoSource::Auto => {
                 let dev = super::discover::first_camera().ok_or_else(|| {
                     anyhow!("no camera found: plug in a USB camera (it is picked up when it appears), or set video.source")
                 })?;
-                (self.settings.camera_head)(&dev, &self.settings.raw)?
+                (self.settings.camera_head)(&dev, &self.settings.raw, passthrough)?
             }
         };
-        let desc = plan::camera_pipeline(&head, &self.settings.raw, &self.video_channel);
+        let desc = if passthrough {
+            plan::passthrough_camera_pipeline(&head)
+        } else {
+            plan::camera_pipeline(&head, &self.settings.raw, &self.video_channel)
+        };
         tracing::info!(pipeline = %desc, "camera pipeline");
         let camera = parse_pipeline(&desc, "camera")?;
         camera.use_clock(Some(&gst::SystemClock::obtain()));
+        if passthrough {
+            self.feed_passthrough(&camera)?;
+        }
 
         let gen = self.camera_gen.fetch_add(1, Ordering::SeqCst) + 1;
         self.health.camera_started.store(false, Ordering::SeqCst);
@@ -247,6 +268,49 @@ impl Capture {
             .set_state(target)
             .map_err(|_| anyhow!("the camera would not start ({head})"))?;
         self.camera = Some(camera);
+        Ok(())
+    }
+
+    /// Passthrough: the camera pipeline shares the encode pipeline's base time,
+    /// so its timestamps are already in the encode pipeline's running time, and
+    /// its access units are pushed as they come.
+    fn feed_passthrough(&self, camera: &gst::Pipeline) -> Result<()> {
+        camera.set_base_time(self.encode.base_time().unwrap_or(gst::ClockTime::ZERO));
+        camera.set_start_time(gst::ClockTime::NONE);
+        let out = appsink(camera, "camera_out")?;
+        let into = self
+            .encode
+            .by_name("camera_h264")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .ok_or_else(|| anyhow!("no camera_h264 appsrc in the passthrough pipeline"))?;
+        // Keyframe requests from new consumers go on to the camera (UVC H.264
+        // cameras honour them through v4l2src; the simulated one does).
+        if let Some(pad) = into.static_pad("src") {
+            let camera_sink = out.clone();
+            let gen = self.camera_gen.load(Ordering::SeqCst) + 1;
+            let current = self.camera_gen.clone();
+            pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                if current.load(Ordering::SeqCst) != gen {
+                    return gst::PadProbeReturn::Remove;
+                }
+                if let Some(ev) = info.event() {
+                    if gstreamer_video::UpstreamForceKeyUnitEvent::parse(ev).is_ok() {
+                        let _ = camera_sink.send_event(ev.clone());
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        out.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                    // A full encode side drops (leaky appsrc); the camera never blocks.
+                    let _ = into.push_sample(&sample);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
         Ok(())
     }
 
@@ -353,10 +417,7 @@ impl Capture {
     /// The clock and base time consumer pipelines must share so the buffers'
     /// timestamps (running time of the encode pipeline) mean the same there.
     pub fn timing(&self) -> (gst::Clock, gst::ClockTime) {
-        let clock = self
-            .encode
-            .clock()
-            .unwrap_or_else(gst::SystemClock::obtain);
+        let clock = self.encode.clock().unwrap_or_else(gst::SystemClock::obtain);
         (
             clock,
             self.encode.base_time().unwrap_or(gst::ClockTime::ZERO),
@@ -369,7 +430,9 @@ impl Capture {
 
     /// Show or hide the slate over the picture.
     pub fn set_slate(&self, on: bool) {
-        if let Some(slate) = self.encode.by_name("slate") {
+        if let Some(image) = self.encode.by_name("slate_image") {
+            image.set_property("alpha", if on { 1.0f64 } else { 0.0 });
+        } else if let Some(slate) = self.encode.by_name("slate") {
             slate.set_property("silent", !on);
         }
     }

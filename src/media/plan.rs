@@ -180,8 +180,20 @@ pub fn encode_pipeline(
     video_channel: &str,
     audio_channel: &str,
     slate_text: &str,
+    slate_image: Option<&str>,
 ) -> String {
     let mut d = String::new();
+    // An image slate, when configured, sits over the text one; invisible (alpha 0) until needed.
+    let image = slate_image
+        .map(|path| {
+            format!(
+                "! gdkpixbufoverlay name=slate_image alpha=0 location={} overlay-width={} overlay-height={} ",
+                quote(path),
+                raw.width,
+                raw.height
+            )
+        })
+        .unwrap_or_default();
     // The slate sits over whatever intervideosrc sends once the camera is gone
     // (black after its timeout); silent until the show machine asks for it.
     let _ = write!(
@@ -189,7 +201,7 @@ pub fn encode_pipeline(
         "intervideosrc name=camera_in channel={video_channel} timeout=1000000000 ! {caps} \
          ! textoverlay name=slate silent=true valignment=center halignment=center \
            font-desc=\"Noto Sans CJK SC Bold 36\" shaded-background=true text={slate} \
-         ! textoverlay name=lower_third silent=true valignment=bottom halignment=left \
+         {image}! textoverlay name=lower_third silent=true valignment=bottom halignment=left \
            font-desc=\"Noto Sans CJK SC Bold 28\" shaded-background=true line-alignment=left \
          ! videoconvert ! {input} ! {encoder} ! {output} \
          ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
@@ -200,12 +212,45 @@ pub fn encode_pipeline(
         encoder = enc.element_desc,
         output = enc.output_caps,
     );
-    let _ = write!(
-        d,
+    d.push_str(&audio_branch(aac_desc, audio_channel));
+    d
+}
+
+fn audio_branch(aac_desc: &str, audio_channel: &str) -> String {
+    format!(
         "interaudiosrc name=mic_in channel={audio_channel} ! {AUDIO_CAPS} ! audioconvert \
          ! {aac_desc} ! aacparse ! audio/mpeg,mpegversion=4,stream-format=raw ! appsink name=audio"
-    );
-    d
+    )
+}
+
+/// The encode pipeline when the camera's own H.264 is passed through: the
+/// camera pipeline pushes its access units into `camera_h264`; nothing is
+/// decoded or encoded, so there is no slate and no lower third.
+pub fn passthrough_pipeline(aac_desc: &str, audio_channel: &str) -> String {
+    format!(
+        "appsrc name=camera_h264 is-live=true format=time do-timestamp=false handle-segment-change=true max-bytes=4194304 leaky-type=downstream \
+         ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
+         ! appsink name=video {}",
+        audio_branch(aac_desc, audio_channel)
+    )
+}
+
+/// The camera pipeline in passthrough: H.264 straight to an appsink.
+pub fn passthrough_camera_pipeline(head: &str) -> String {
+    format!("{head} ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=camera_out sync=false max-buffers=30 drop=true")
+}
+
+/// A camera that delivers H.264 itself, simulated for `video.source = "test"`
+/// with `video.passthrough = true`, so the passthrough path runs everywhere.
+pub fn synthetic_h264_head(raw: &RawFormat) -> String {
+    format!(
+        "videotestsrc is-live=true pattern=smpte horizontal-speed=2 ! video/x-raw,format=I420,width={w},height={h},framerate={f}/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} ! video/x-h264,profile=main ! h264parse",
+        w = raw.width,
+        h = raw.height,
+        f = raw.framerate,
+        gop = raw.framerate.max(1) * 2
+    )
 }
 
 /// The AAC encoder, best first among those present.
@@ -398,7 +443,10 @@ mod tests {
             ),
             audio_pipeline(&AudioSource::Test, "a").unwrap(),
             audio_pipeline(&AudioSource::Alsa("hw:9,0".into()), "a").unwrap(),
-            encode_pipeline(&raw, &x264(), &aac, "v", "a", "Back in a \"moment\""),
+            encode_pipeline(&raw, &x264(), &aac, "v", "a", "Back in a \"moment\"", None),
+            encode_pipeline(&raw, &x264(), &aac, "v", "a", "x", Some("/tmp/slate.png")),
+            passthrough_pipeline(&aac, "a"),
+            passthrough_camera_pipeline(&synthetic_h264_head(&raw)),
             destination_pipeline(Transport::Rtmp, 1000),
             destination_pipeline(Transport::Srt, 1000),
         ];

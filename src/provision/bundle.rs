@@ -8,7 +8,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::{ProvisionError, CONFIG_NAME, INSTALLED_ETC, KEYS_DIR};
-use crate::config::{line_of, load_str, resolve_keys, validate, Problem};
+use crate::config::{self, line_of, load_str, resolve_keys, Problem};
 
 /// A config file is a few KB; anything this large was copied by mistake.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -88,7 +88,9 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ProvisionError> {
     let meta = std::fs::symlink_metadata(path)
         .map_err(|e| ProvisionError::Bundle(format!("cannot read {name}: {e}")))?;
     if !meta.is_file() {
-        return Err(ProvisionError::Bundle(format!("{name} is not a plain file")));
+        return Err(ProvisionError::Bundle(format!(
+            "{name} is not a plain file"
+        )));
     }
     if meta.len() > limit {
         return Err(ProvisionError::Bundle(format!(
@@ -123,8 +125,10 @@ pub(super) fn validate(bundle: &Bundle, boot: &Path, etc: &Path) -> Result<Strin
             dest.key_file = Some(resolved.to_string_lossy().into_owned());
         }
     }
-    let mut problems = resolve_keys(&mut config, etc);
-    problems.extend(validate(&config));
+    // Validated as written, before the key files fill in `key`: otherwise a
+    // `key_file` would read as "both `key` and `key_file`".
+    let mut problems = config::validate(&config);
+    problems.extend(resolve_keys(&mut config, etc));
     if problems.is_empty() {
         return Ok(config.device_id);
     }
@@ -149,7 +153,10 @@ pub(super) fn key_source(
 ) -> PathBuf {
     let p = Path::new(key_file);
     let rel = if p.is_absolute() {
-        match p.strip_prefix(INSTALLED_ETC).or_else(|_| p.strip_prefix(etc)) {
+        match p
+            .strip_prefix(INSTALLED_ETC)
+            .or_else(|_| p.strip_prefix(etc))
+        {
             Ok(r) => r.to_path_buf(),
             Err(_) => return p.to_path_buf(),
         }

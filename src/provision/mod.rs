@@ -113,7 +113,9 @@ impl ProvisionError {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::NothingToDo => write!(f, "no {CONFIG_NAME} on the boot partition; nothing to do"),
+            Outcome::NothingToDo => {
+                write!(f, "no {CONFIG_NAME} on the boot partition; nothing to do")
+            }
             Outcome::Installed(i) => {
                 write!(
                     f,

@@ -1,0 +1,43 @@
+//! `farmcast config sign --key KEYFILE --target T --version N FILE`: the fleet
+//! manager's side. The layer is checked before it is signed, so a broken layer
+//! can never carry a valid signature.
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+
+use super::accept::check_layer;
+use super::envelope::sign;
+use super::keys::read_private_key;
+use crate::config;
+
+/// The envelope JSON (one line) for `file`'s layer, addressed to `target`
+/// (a device id or `group:<name>`), signed with the PEM key in `key_file`.
+pub fn sign_command(
+    key_file: &Path,
+    target: &str,
+    version: u64,
+    file: &Path,
+) -> anyhow::Result<String> {
+    if target.is_empty() || target == "group:" {
+        bail!("--target must be a device id or group:<name>");
+    }
+    let layer = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the layer {}", file.display()))?;
+    if let Err(r) = check_layer(&layer) {
+        bail!("{}: {r}", file.display());
+    }
+    // Against an empty base: the layer alone must be well-formed keys and values
+    // of the right types. Cross-key checks need the device's file, which the
+    // device does on arrival.
+    if let Err(problems) = config::load_layers("", &[layer.as_str()]) {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| p.in_file(&file.display().to_string()).to_string())
+            .collect();
+        bail!("the layer is not valid:\n{}", lines.join("\n"));
+    }
+    let key = read_private_key(key_file)?;
+    let envelope = sign(&key, target, version, &layer);
+    serde_json::to_string(&envelope).context("cannot write the envelope as JSON")
+}

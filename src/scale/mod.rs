@@ -1,0 +1,206 @@
+//! The weighing scale: back ends behind one trait, chosen by `scale.kind`,
+//! plus the pure filtering that turns their readings into a weight that is
+//! stable and trustworthy, or clearly not.
+//!
+//! - [`filter`] (pure): median against spikes, settle detector.
+//! - [`state`] (pure): [`Scale`] — readings in, [`ScaleState`] and error
+//!   events out; tare and calibration.
+//! - [`calibration`]: the tare offset and factor, saved atomically in the state
+//!   directory.
+//! - Back ends ([`BACKENDS`], librespot style): `none`; `sim` (fed by the sim
+//!   socket's `weight` line, always compiled); `serial` (USB-serial scales,
+//!   parsers in [`serial_parse`]); `hx711` (a load-cell amplifier bit-banged
+//!   through rppal, protocol in [`hx711`]).
+//!
+//! **Driver contract:** [`open`] once; call [`Opened::source`]'s
+//! [`ScaleSource::start`] *inside the tokio runtime* with the sender of an
+//! unbounded channel of [`RawReading`]s; feed each to [`Scale::handle`], call
+//! [`Scale::handle_timeout`] at [`Scale::poll_timeout`], and publish
+//! [`Scale::poll_event`]s as `error` events. For `sim`, pass the socket's
+//! `weight` values to [`Opened::sim_feed`]. After [`Scale::tare`] or
+//! [`Scale::calibrate`], save the returned calibration with
+//! [`calibration::save`] at [`Opened::calibration_path`].
+
+pub mod calibration;
+pub mod filter;
+pub mod hx711;
+mod hx711_pi;
+mod serial;
+pub mod serial_parse;
+pub mod sim;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::schema::ScaleConfig;
+pub use calibration::Calibration;
+pub use sim::{SimScale, SimScaleFeed};
+pub use state::{Scale, ScaleError, ScaleEvent, ScaleState, Settings};
+
+/// What the back end says about a reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flags {
+    Stable,
+    /// The scale itself says the reading is moving.
+    Unstable,
+    /// Over capacity or under zero: the value means nothing.
+    Overload,
+}
+
+/// One reading from a back end, before filtering.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawReading {
+    /// A sample: HX711 counts, or grams from serial and simulated scales (the
+    /// calibration maps both to grams).
+    Grams {
+        value: f64,
+        at: Instant,
+        flags: Flags,
+    },
+    /// The back end is up but sends nothing usable (garbage, saturation, a
+    /// chip that does not answer); the text is for people.
+    Error(String),
+    /// The device went away; the back end keeps trying to reopen it.
+    Disconnected,
+}
+
+/// Something that delivers raw readings.
+pub trait ScaleSource: Send {
+    /// Starts delivering readings into `tx` until `tx`'s receiver is dropped.
+    /// Must be called inside a tokio runtime.
+    fn start(self: Box<Self>, tx: UnboundedSender<RawReading>) -> anyhow::Result<()>;
+}
+
+/// A back end, opened.
+pub struct Opened {
+    pub source: Box<dyn ScaleSource>,
+    /// Only for `sim`: where the socket's `weight` values go.
+    pub sim_feed: Option<SimScaleFeed>,
+    /// Whether raw values need a calibration with a known weight (HX711).
+    pub needs_calibration: bool,
+}
+
+pub type Builder = fn(&ScaleConfig) -> anyhow::Result<Opened>;
+
+/// Every back end, by the name `scale.kind` uses. `none` and `sim` need no
+/// hardware.
+pub const BACKENDS: &[(&str, Builder)] = &[
+    ("none", build_none),
+    ("sim", sim::build),
+    ("serial", serial::build),
+    ("hx711", hx711_pi::build),
+];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown scale kind {name:?}; known kinds: {known}")]
+pub struct UnknownKind {
+    pub name: String,
+    pub known: String,
+}
+
+pub fn find(name: &str) -> Result<Builder, UnknownKind> {
+    BACKENDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| *b)
+        .ok_or_else(|| UnknownKind {
+            name: name.to_string(),
+            known: BACKENDS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Opens the back end `scale.kind` names and builds the filter around it, with
+/// the calibration stored under `state_dir` (a corrupt file is logged and
+/// replaced by defaults). `None` when `scale.kind = "none"`.
+pub fn open(
+    cfg: &ScaleConfig,
+    state_dir: &Path,
+    now: Instant,
+) -> anyhow::Result<Option<(Opened, Scale)>> {
+    if cfg.kind == "none" {
+        return Ok(None);
+    }
+    let opened = find(&cfg.kind)?(cfg)?;
+    let (cal, warning) = calibration::load(&calibration_path(state_dir));
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    let scale = Scale::new(
+        Settings::from_config(cfg, opened.needs_calibration),
+        cal,
+        now,
+    );
+    Ok(Some((opened, scale)))
+}
+
+/// Where the calibration is kept.
+pub fn calibration_path(state_dir: &Path) -> PathBuf {
+    calibration::path_in(state_dir)
+}
+
+/// Problems in `[scale]` that serde cannot see, as `(key path, message)`, for
+/// the config validator.
+pub fn check_config(cfg: &ScaleConfig) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut bad = |k: &str, m: String| out.push((format!("scale.{k}"), m));
+    if !(50..=10_000).contains(&cfg.settle_ms) {
+        bad("settle_ms", format!("{} ms is out of range; use 50 to 10000 (800 suits produce)", cfg.settle_ms));
+    }
+    if cfg.tolerance_g > 1000 {
+        bad("tolerance_g", format!("{} g is out of range; use 0 to 1000 (5 suits produce)", cfg.tolerance_g));
+    }
+    if !(1..=1000).contains(&cfg.resolution_g) {
+        bad("resolution_g", format!("{} g is out of range; use 1 to 1000", cfg.resolution_g));
+    }
+    if cfg.settle_wait_ms > 10_000 {
+        bad("settle_wait_ms", format!("{} ms is too long for viewers to wait; use at most 10000", cfg.settle_wait_ms));
+    }
+    for (k, t) in [
+        ("overlay_template", &cfg.overlay_template),
+        ("overlay_template_piece", &cfg.overlay_template_piece),
+    ] {
+        if let Some(Err(e)) = t.as_deref().map(crate::products::validate_template) {
+            bad(k, e.to_string());
+        }
+    }
+    if serial::baud_const(cfg.serial_baud).is_none() {
+        bad("serial_baud", format!("{} is not a serial speed; use one of: {}", cfg.serial_baud, serial::BAUDS.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")));
+    }
+    if cfg.kind == "hx711" {
+        for (k, p) in [("hx711_dout_pin", cfg.hx711_dout_pin), ("hx711_sck_pin", cfg.hx711_sck_pin)] {
+            match p {
+                None => bad(k, "is needed for scale.kind = \"hx711\"; give the BCM pin number, e.g. 5".into()),
+                Some(p) if p > crate::config::validate::MAX_BCM_PIN => bad(k, format!("pin {p} does not exist; use a BCM GPIO number from 0 to {}", crate::config::validate::MAX_BCM_PIN)),
+                Some(_) => {}
+            }
+        }
+        if cfg.hx711_dout_pin.is_some() && cfg.hx711_dout_pin == cfg.hx711_sck_pin {
+            bad("hx711_sck_pin", "must differ from hx711_dout_pin".into());
+        }
+    }
+    out
+}
+
+fn build_none(_: &ScaleConfig) -> anyhow::Result<Opened> {
+    struct NoScale;
+    impl ScaleSource for NoScale {
+        fn start(self: Box<Self>, _tx: UnboundedSender<RawReading>) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+    Ok(Opened {
+        source: Box::new(NoScale),
+        sim_feed: None,
+        needs_calibration: false,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,831 @@
+//! The daemon end to end over a real mosquitto: `farmcast run` with the test
+//! camera and tone (320x240, 15 fps, x264 ultrafast), sim buttons, one
+//! nginx-rtmp destination whose stream key is a secret, and `[mqtt]` pointed at
+//! a broker on a free loopback port.
+//!
+//! The test's hand on the MQTT side is a plain rumqttc client ([`Observer`]) on
+//! its own thread; it keeps every message it ever saw, so that each test can
+//! check at the end that the stream key never went out on any topic. Tests take
+//! `common::serial()` (one encoder at a time on two cores) and wait on
+//! conditions with generous deadlines, never on fixed sleeps.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::config::TestConfig;
+use common::process::GroupChild;
+use common::{serial, wait_for_tcp, wait_until, Farmcast, Mosquitto, NginxRtmp};
+use farmcast::mqtt::commands::KNOWN_COMMANDS;
+use serde_json::{json, Value};
+
+const PREFIX: &str = "farmcast";
+/// `device_id` as `TestConfig` writes it.
+const DEVICE: &str = "test-box";
+const SECRET: &str = "SECRET123";
+/// Long enough for a daemon start, a GStreamer pipeline and an RTMP handshake
+/// on a loaded two-core machine; a pass takes a fraction of it.
+const WAIT: Duration = Duration::from_secs(30);
+
+fn topic(leaf: &str) -> String {
+    format!("{PREFIX}/{DEVICE}/{leaf}")
+}
+
+// ---------------------------------------------------------------------------
+// The test's MQTT client
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Msg {
+    topic: String,
+    payload: String,
+    retain: bool,
+}
+
+impl Msg {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.payload)
+            .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", self.topic, self.payload))
+    }
+}
+
+/// A rumqttc client subscribed (QoS 1) to `topics` on every ConnAck.
+struct Observer {
+    client: rumqttc::Client,
+    rx: Receiver<Msg>,
+    /// Received, not yet matched by `until`.
+    backlog: Vec<Msg>,
+    /// Everything ever received, for the secret check.
+    history: Arc<Mutex<Vec<Msg>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Observer {
+    /// Returns once the broker has acknowledged the subscriptions.
+    fn new(port: u16, id: &str, clean: bool, topics: &[&str]) -> Observer {
+        let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+        o.set_clean_session(clean)
+            .set_keep_alive(Duration::from_secs(5))
+            .set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut conn) = rumqttc::Client::new(o, 512);
+        let (tx, rx) = mpsc::channel();
+        let history = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let subacks = Arc::new(AtomicUsize::new(0));
+        let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        {
+            let (sub, history, stop, subacks) =
+                (client.clone(), history.clone(), stop.clone(), subacks.clone());
+            std::thread::spawn(move || {
+                use rumqttc::{Event, Packet};
+                for ev in conn.iter() {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    match ev {
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                            for t in &topics {
+                                let _ = sub.try_subscribe(t.as_str(), rumqttc::QoS::AtLeastOnce);
+                            }
+                        }
+                        Ok(Event::Incoming(Packet::SubAck(_))) => {
+                            subacks.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            let m = Msg {
+                                topic: p.topic.clone(),
+                                payload: String::from_utf8_lossy(&p.payload).into_owned(),
+                                retain: p.retain,
+                            };
+                            if let Ok(mut h) = history.lock() {
+                                h.push(m.clone());
+                            }
+                            if tx.send(m).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        // The broker is away (restart test): rumqttc reconnects on
+                        // the next poll; do not spin.
+                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                    }
+                }
+            });
+        }
+        let n = topics.len();
+        assert!(
+            wait_until(WAIT, || subacks.load(Ordering::Relaxed) >= n),
+            "observer {id}: subscriptions never acknowledged"
+        );
+        Observer {
+            client,
+            rx,
+            backlog: Vec::new(),
+            history,
+            stop,
+        }
+    }
+
+    fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+            .expect("observer publish");
+    }
+
+    /// The next message on `topic` satisfying `pred`, looking first at those
+    /// received earlier and not matched yet; panics after `within`.
+    fn until(&mut self, topic: &str, within: Duration, pred: impl Fn(&Msg) -> bool) -> Msg {
+        if let Some(i) = self
+            .backlog
+            .iter()
+            .position(|m| m.topic == topic && pred(m))
+        {
+            return self.backlog.remove(i);
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(m) if m.topic == topic && pred(&m) => return m,
+                Ok(m) => self.backlog.push(m),
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    let seen: Vec<String> = self
+                        .backlog
+                        .iter()
+                        .rev()
+                        .take(20)
+                        .map(|m| format!("{}: {}", m.topic, short(&m.payload)))
+                        .collect();
+                    panic!("nothing matching on {topic} within {within:?}; last seen (newest first): {seen:#?}");
+                }
+            }
+        }
+    }
+
+    /// Moves everything received so far into the backlog.
+    fn drain(&mut self) {
+        while let Ok(m) = self.rx.try_recv() {
+            self.backlog.push(m);
+        }
+    }
+
+    /// Publishes a command and waits for the `cmd/result` with its id.
+    fn command(&mut self, id: &str, cmd: Value) -> Value {
+        let mut cmd = cmd;
+        cmd["id"] = json!(id);
+        self.publish(&topic("cmd"), cmd.to_string());
+        self.result(id)
+    }
+
+    /// The `cmd/result` answering `id`.
+    fn result(&mut self, id: &str) -> Value {
+        self.until(&topic("cmd/result"), WAIT, |m| {
+            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["id"] == id)
+        })
+        .json()
+    }
+
+    /// The next status whose state is `state`.
+    fn status(&mut self, state: &str) -> Value {
+        self.until(&topic("status"), WAIT, |m| {
+            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["state"] == state)
+        })
+        .json()
+    }
+
+    fn assert_no_secret(&self) {
+        let h = self.history.lock().expect("observer history");
+        assert!(!h.is_empty(), "the observer saw nothing at all");
+        for m in h.iter() {
+            assert!(
+                !m.topic.contains(SECRET) && !m.payload.contains(SECRET),
+                "the stream key went out on {}: {}",
+                m.topic,
+                short(&m.payload)
+            );
+        }
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.client.try_disconnect();
+    }
+}
+
+fn short(s: &str) -> String {
+    if s.len() <= 300 {
+        s.to_string()
+    } else {
+        let mut end = 300;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}… ({} bytes)", &s[..end], s.len())
+    }
+}
+
+/// A fresh clean-session client's view of `topic`: the retained message, which
+/// the broker sends at once on subscribing.
+fn retained(port: u16, topic: &str) -> Msg {
+    let id = format!("retained-{}", std::process::id());
+    let mut o = Observer::new(port, &id, true, &[topic]);
+    let m = o.until(topic, Duration::from_secs(5), |_| true);
+    assert!(m.retain, "{topic} is not retained: {}", short(&m.payload));
+    m
+}
+
+// ---------------------------------------------------------------------------
+// The daemon and its servers
+// ---------------------------------------------------------------------------
+
+/// The daemon's TOML: the harness's streaming config at 15 fps, not live at
+/// start, with a state dir and `[mqtt]` on `mqtt_port`.
+fn daemon_toml(tc: &TestConfig, mqtt_port: u16) -> String {
+    let mut t: toml::Table = toml::from_str(&tc.toml()).expect("harness config is TOML");
+    let state = tc.dir.path().join("state");
+    t.insert(
+        "state_dir".into(),
+        toml::Value::String(state.display().to_string()),
+    );
+    if let Some(toml::Value::Table(video)) = t.get_mut("video") {
+        video.insert("framerate".into(), toml::Value::Integer(15));
+    }
+    let mqtt: toml::Table = toml::from_str(&format!(
+        "enabled = true\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nstatus_interval_s = 1\n"
+    ))
+    .expect("mqtt table");
+    t.insert("mqtt".into(), toml::Value::Table(mqtt));
+    toml::to_string(&t).expect("serialise daemon config")
+}
+
+struct Rig {
+    nginx: NginxRtmp,
+    // Keeps the temp dir (recordings, sim socket, state) alive.
+    _tc: TestConfig,
+    daemon: Farmcast,
+}
+
+impl Rig {
+    /// nginx, then the daemon on `mqtt_port`, not live.
+    fn start(mqtt_port: u16) -> Rig {
+        let nginx = NginxRtmp::start();
+        let tc = TestConfig::new()
+            .autostart(false)
+            .destination("main", &nginx.url("live"), Some(SECRET));
+        let daemon = Farmcast::start(&daemon_toml(&tc, mqtt_port));
+        Rig {
+            nginx,
+            _tc: tc,
+            daemon,
+        }
+    }
+
+    /// Bytes nginx has recorded so far: grows while the daemon streams.
+    fn recorded_bytes(&self) -> u64 {
+        self.nginx
+            .recordings()
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Whether media keeps arriving at the server: it says somebody publishes
+    /// and the recording grows.
+    fn stream_flows(&self) -> bool {
+        let before = self.recorded_bytes();
+        wait_until(Duration::from_secs(10), || {
+            self.nginx.is_publishing() && self.recorded_bytes() > before
+        })
+    }
+
+    fn assert_log_has_no_secret(&self) {
+        let log = self.daemon.log();
+        assert!(
+            !log.contains(SECRET),
+            "the stream key is in the daemon's log"
+        );
+    }
+}
+
+/// Waits for `online` and the first `standby` status from a daemon just started.
+fn wait_standby(obs: &mut Observer) -> Value {
+    obs.until(&topic("availability"), WAIT, |m| m.payload == "online");
+    obs.status("standby")
+}
+
+/// `go_live` by command, then the server sees the publish and status says live.
+fn go_live(obs: &mut Observer, rig: &Rig, id: &str) {
+    let r = obs.command(id, json!({"cmd": "go_live"}));
+    assert_eq!(r["ok"], true, "go_live: {r}");
+    let state = r["result"]["state"].as_str().unwrap_or_default();
+    assert!(
+        ["connecting", "live"].contains(&state),
+        "go_live answered state {state}: {r}"
+    );
+    assert!(
+        rig.nginx.wait_for_publishes("live", 1, WAIT),
+        "nginx saw no publish after go_live; nginx log: {}",
+        rig.nginx.error_log()
+    );
+    obs.status("live");
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn online_and_retained_status_without_secrets() {
+    let _g = serial();
+    let broker = Mosquitto::start();
+    // Subscribed to everything before the daemon starts: sees all it sends.
+    let mut spy = Observer::new(broker.port, "spy", true, &["#"]);
+    let rig = Rig::start(broker.port);
+    wait_standby(&mut spy);
+
+    let avail = retained(broker.port, &topic("availability"));
+    assert_eq!(avail.payload, "online");
+    let st = retained(broker.port, &topic("status")).json();
+    assert_eq!(st["state"], "standby", "{st}");
+    assert_eq!(st["device_id"], DEVICE, "{st}");
+    assert_eq!(st["version"], env!("CARGO_PKG_VERSION"), "{st}");
+    assert!(st["uptime_s"].is_u64(), "{st}");
+    assert!(st["config_version"].is_u64(), "{st}");
+    assert_eq!(st["video"]["encoder"], "x264enc", "{st}");
+    assert!(st["video"]["fps"].is_number(), "{st}");
+    assert_eq!(st["video"]["bitrate_kbps"], 600, "{st}");
+    let dests = st["destinations"].as_array().expect("destinations array");
+    assert_eq!(dests.len(), 1, "{st}");
+    assert_eq!(dests[0]["name"], "main", "{st}");
+    assert_eq!(dests[0]["state"], "idle", "{st}");
+    assert!(dests[0]["bitrate_kbps"].is_number(), "{st}");
+    assert!(st["scale"].is_object(), "{st}");
+
+    // A status update later (interval 1 s) still carries no secret either.
+    let first_uptime = st["uptime_s"].as_u64().unwrap_or(0);
+    spy.until(&topic("status"), WAIT, |m| {
+        serde_json::from_str::<Value>(&m.payload)
+            .is_ok_and(|v| v["uptime_s"].as_u64().unwrap_or(0) > first_uptime)
+    });
+    spy.drain();
+    spy.assert_no_secret();
+    rig.assert_log_has_no_secret();
+}
+
+#[test]
+fn every_command_is_answered_end_to_end() {
+    let _g = serial();
+    let broker = Mosquitto::start();
+    let mut obs = Observer::new(broker.port, "tech", true, &["#"]);
+    let rig = Rig::start(broker.port);
+    wait_standby(&mut obs);
+
+    go_live(&mut obs, &rig, "c-live");
+
+    let r = obs.command("c-snap", json!({"cmd": "snapshot"}));
+    assert_eq!(r["ok"], true, "snapshot: {}", short(&r.to_string()));
+    let b64 = r["result"]["jpeg_base64"].as_str().expect("jpeg_base64");
+    let jpeg = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("snapshot is base64");
+    assert!(jpeg.starts_with(&[0xFF, 0xD8]), "not a JPEG");
+    assert!(jpeg.len() < 100 * 1024, "snapshot is {} bytes", jpeg.len());
+
+    let r = obs.command("c-probe", json!({"cmd": "probe"}));
+    assert_eq!(r["ok"], true, "probe: {r}");
+    let encoders: Vec<&str> = r["result"]["encoders"]["present"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["element"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(encoders.contains(&"x264enc"), "probe: {r}");
+
+    let r = obs.command("c-restart", json!({"cmd": "restart_pipeline"}));
+    assert_eq!(r["ok"], true, "restart_pipeline: {r}");
+    assert!(rig.stream_flows(), "no media at the server after restart_pipeline");
+    let r = obs.command("c-reconnect", json!({"cmd": "reconnect_now"}));
+    assert_eq!(r["ok"], true, "reconnect_now: {r}");
+    assert!(rig.stream_flows(), "no media at the server after reconnect_now");
+
+    let r = obs.command(
+        "c-debug",
+        json!({"cmd": "set_log_level", "args": {"level": "debug"}}),
+    );
+    assert_eq!(r["ok"], true, "set_log_level debug: {r}");
+    let r = obs.command(
+        "c-info",
+        json!({"cmd": "set_log_level", "args": {"level": "info"}}),
+    );
+    assert_eq!(r["ok"], true, "set_log_level info: {r}");
+
+    let r = obs.command("c-logs", json!({"cmd": "logs", "args": {"lines": 5}}));
+    assert_eq!(r["ok"], true, "logs: {r}");
+    let lines = r["result"]["lines"].as_array().expect("lines is an array");
+    assert!(!lines.is_empty() && lines.len() <= 5, "logs: {r}");
+    assert!(lines.iter().all(Value::is_string), "logs: {r}");
+
+    // Scale commands: today refused with a reason; once scale support lands
+    // they may succeed. Either way the answer carries the request's id.
+    for (id, cmd) in [
+        (
+            "c-tag",
+            json!({"cmd": "tag_product", "args": {"product_id": "mussels"}}),
+        ),
+        ("c-tare", json!({"cmd": "tare"})),
+        (
+            "c-cal",
+            json!({"cmd": "calibrate_scale", "args": {"known_kg": 1.0}}),
+        ),
+    ] {
+        let r = obs.command(id, cmd);
+        match r["ok"].as_bool() {
+            Some(true) => {}
+            Some(false) => assert!(
+                r["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{id}: refusal without a reason: {r}"
+            ),
+            None => panic!("{id}: no ok field: {r}"),
+        }
+    }
+
+    let r = obs.command("c-end", json!({"cmd": "end_show"}));
+    assert_eq!(r["ok"], true, "end_show: {r}");
+    assert!(
+        rig.nginx.wait_idle(WAIT),
+        "nginx still sees a publish after end_show"
+    );
+    obs.status("standby");
+
+    obs.drain();
+    obs.assert_no_secret();
+    rig.assert_log_has_no_secret();
+}
+
+/// `set_log_level` with a string that is no level or filter must be refused,
+/// not applied (an unparsable filter would silence the daemon's log).
+#[test]
+fn set_log_level_refuses_junk() {
+    let _g = serial();
+    let broker = Mosquitto::start();
+    let mut obs = Observer::new(broker.port, "tech", true, &["#"]);
+    let rig = Rig::start(broker.port);
+    wait_standby(&mut obs);
+    let r = obs.command(
+        "l-junk",
+        json!({"cmd": "set_log_level", "args": {"level": "not a level!!"}}),
+    );
+    assert_eq!(r["ok"], false, "set_log_level accepted junk: {r}");
+    assert!(r["error"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
+    // The log still works afterwards: a later command is logged.
+    let r = obs.command("l-after", json!({"cmd": "logs", "args": {"lines": 50}}));
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(
+        wait_until(Duration::from_secs(5), || rig.daemon.log().contains("l-after")),
+        "the daemon stopped logging after set_log_level junk"
+    );
+}
+
+#[test]
+fn bad_commands_are_answered_and_the_stream_goes_on() {
+    let _g = serial();
+    let broker = Mosquitto::start();
+    let mut obs = Observer::new(broker.port, "tech", true, &["#"]);
+    let mut rig = Rig::start(broker.port);
+    wait_standby(&mut obs);
+    go_live(&mut obs, &rig, "b-live");
+    assert!(rig.stream_flows(), "no media at the server once live");
+
+    // Malformed, no id: no answer. The client handles commands in order, so any
+    // answer to these would be on cmd/result before the answer to the next one.
+    obs.publish(&topic("cmd"), "{\"cmd\": \"go_live\", oops");
+    obs.publish(&topic("cmd"), "not json at all");
+    let r = obs.command("b-good-1", json!({"cmd": "logs", "args": {"lines": 1}}));
+    assert_eq!(r["ok"], true, "{r}");
+    obs.drain();
+    let stray: Vec<&Msg> = obs
+        .backlog
+        .iter()
+        .filter(|m| m.topic == topic("cmd/result"))
+        .collect();
+    assert!(stray.is_empty(), "answers to id-less garbage: {stray:?}");
+
+    let r = obs.command("x", json!({"cmd": "nope"}));
+    assert_eq!(r["ok"], false, "{r}");
+    let err = r["error"].as_str().unwrap_or_default();
+    for known in KNOWN_COMMANDS {
+        assert!(err.contains(known), "unknown-command error lacks {known}: {r}");
+    }
+
+    let r = obs.command(
+        "b-types",
+        json!({"cmd": "tag_product", "args": {"product_id": 5}}),
+    );
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(r["error"].as_str().unwrap_or_default().contains("product_id"), "{r}");
+
+    let r = obs.command(
+        "b-big",
+        json!({"cmd": "logs", "pad": "x".repeat(70 * 1024)}),
+    );
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(r["error"].as_str().unwrap_or_default().contains("too large"), "{r}");
+    assert!(rig.nginx.is_publishing(), "stream stopped after bad commands");
+
+    // A burst of 200: the limiter answers the excess with a refusal.
+    const FLOOD: usize = 200;
+    for i in 0..FLOOD {
+        let cmd = json!({"id": format!("f-{i}"), "cmd": "logs", "args": {"lines": 1}});
+        obs.publish(&topic("cmd"), cmd.to_string());
+    }
+    let first_limited = obs.until(&topic("cmd/result"), WAIT, |m| {
+        serde_json::from_str::<Value>(&m.payload)
+            .is_ok_and(|v| v["error"] == "rate limited")
+    });
+    // Let the rest of the burst's answers come in (quiet for 2 s), then judge them.
+    let mut answers = vec![first_limited];
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(2) {
+        obs.drain();
+        let (flood, rest): (Vec<Msg>, Vec<Msg>) = obs.backlog.drain(..).partition(|m| {
+            m.topic == topic("cmd/result") && m.payload.contains("\"f-")
+        });
+        obs.backlog = rest;
+        if !flood.is_empty() {
+            quiet_since = Instant::now();
+            answers.extend(flood);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut limited = 0;
+    for m in &answers {
+        let v = m.json();
+        let id = v["id"].as_str().unwrap_or_default();
+        assert!(id.starts_with("f-"), "{}", m.payload);
+        match (v["ok"].as_bool(), v["error"].as_str()) {
+            (Some(true), _) => {}
+            (Some(false), Some("rate limited")) => limited += 1,
+            (Some(false), Some(e)) if e.contains("busy") => {}
+            _ => panic!("unexpected answer in the flood: {}", short(&m.payload)),
+        }
+    }
+    assert!(limited >= 1, "no rate-limit refusal among {} answers", answers.len());
+    assert!(answers.len() <= FLOOD, "{} answers to {FLOOD} commands", answers.len());
+
+    // Afterwards the daemon answers again (once the bucket has refilled).
+    let mut answered = false;
+    for n in 0..10 {
+        let r = obs.command(
+            &format!("b-after-{n}"),
+            json!({"cmd": "logs", "args": {"lines": 1}}),
+        );
+        if r["ok"] == true {
+            answered = true;
+            break;
+        }
+        assert_eq!(r["error"], "rate limited", "{r}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(answered, "the daemon never answered a good command after the flood");
+
+    // The stream never stopped: still flowing, still the first and only publish.
+    assert!(rig.stream_flows(), "no media at the server after the flood");
+    assert_eq!(
+        rig.nginx.publish_times("live").len(),
+        1,
+        "the stream was re-published: it stopped at some point"
+    );
+    assert!(rig.daemon.is_running());
+    obs.drain();
+    obs.assert_no_secret();
+    rig.assert_log_has_no_secret();
+}
+
+#[test]
+fn last_will_is_offline_after_sigkill() {
+    let _g = serial();
+    let broker = Mosquitto::start();
+    let mut obs = Observer::new(broker.port, "tech", true, &[&topic("availability")]);
+    let mut rig = Rig::start(broker.port);
+    obs.until(&topic("availability"), WAIT, |m| m.payload == "online");
+    rig.daemon.kill_with(libc::SIGKILL);
+    assert!(
+        rig.daemon.wait_exit(Duration::from_secs(10)).is_some(),
+        "the daemon survived SIGKILL"
+    );
+    obs.until(&topic("availability"), WAIT, |m| m.payload == "offline");
+    let m = retained(broker.port, &topic("availability"));
+    assert_eq!(m.payload, "offline");
+}
+
+// ---------------------------------------------------------------------------
+// Broker restart
+// ---------------------------------------------------------------------------
+
+/// A mosquitto that saves its state on every change, so that a SIGKILL keeps
+/// persistent sessions: the observer's subscription survives the outage and
+/// the broker queues for it what the daemon sends before the observer is back.
+/// (The harness's broker has no persistence and no restart.)
+struct PersistentBroker {
+    port: u16,
+    dir: tempfile::TempDir,
+    proc: Option<GroupChild>,
+}
+
+impl PersistentBroker {
+    fn start() -> PersistentBroker {
+        let dir = tempfile::tempdir().expect("tempdir for mosquitto");
+        let port = common::free_port();
+        let mut conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+             persistence_location {}/\nautosave_interval 1\nautosave_on_changes true\n\
+             log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n",
+            dir.path().display()
+        );
+        // As root, mosquitto would become the `mosquitto` user, which cannot
+        // write the private temp dir.
+        // SAFETY: a plain syscall without arguments.
+        if unsafe { libc::geteuid() } == 0 {
+            conf.push_str("user root\n");
+        }
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write mosquitto.conf");
+        let mut b = PersistentBroker {
+            port,
+            dir,
+            proc: None,
+        };
+        b.launch();
+        b
+    }
+
+    fn launch(&mut self) {
+        let bin = common::require("mosquitto", "mosquitto");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("mosquitto.log"))
+            .expect("mosquitto log");
+        let mut cmd = Command::new(bin);
+        cmd.arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let mut proc = GroupChild::spawn(cmd, "mosquitto");
+        if !wait_for_tcp(self.port, Duration::from_secs(10)) || !proc.is_running() {
+            proc.kill();
+            panic!("mosquitto did not listen on {}: {}", self.port, self.log());
+        }
+        self.proc = Some(proc);
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no goodbye to anyone, the way a broker host loses power.
+    fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    fn db_exists(dir: &Path) -> bool {
+        dir.join("mosquitto.db").is_file()
+    }
+}
+
+impl Drop for PersistentBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Events as delivered, with at-least-once repeats (identical payloads) removed.
+fn dedup(events: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for e in events {
+        if !out.contains(e) {
+            out.push(e.clone());
+        }
+    }
+    out
+}
+
+fn position(events: &[Value], what: &str, pred: impl Fn(&Value) -> bool) -> usize {
+    events
+        .iter()
+        .position(pred)
+        .unwrap_or_else(|| panic!("no {what} among the events {events:#?}"))
+}
+
+#[test]
+fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
+    let _g = serial();
+    let mut broker = PersistentBroker::start();
+    let mut obs = Observer::new(
+        broker.port,
+        "tech-persistent",
+        false,
+        &[&topic("events"), &topic("status")],
+    );
+    let mut rig = Rig::start(broker.port);
+    wait_standby(&mut obs);
+    go_live(&mut obs, &rig, "r-live");
+    // The latest status seen before the outage, and the session saved to disk.
+    let before = obs.status("live");
+    let uptime_before = before["uptime_s"].as_u64().expect("uptime_s");
+    assert!(
+        wait_until(WAIT, || PersistentBroker::db_exists(broker.dir.path())),
+        "mosquitto never saved its state: {}",
+        broker.log()
+    );
+
+    broker.kill();
+    let outage = Instant::now();
+    // During the outage the farmer ends the show with a long press, then starts
+    // a new one with a short press (retried: a press while the first show is
+    // still stopping is ignored by design).
+    assert_eq!(rig.daemon.sim("hold go_live 2.5"), "ok");
+    assert!(rig.nginx.wait_idle(WAIT), "the long press did not end the show");
+    let mut relive = false;
+    for _ in 0..5 {
+        assert_eq!(rig.daemon.sim("press go_live"), "ok");
+        if rig.nginx.wait_for_publishes("live", 2, Duration::from_secs(5)) {
+            relive = true;
+            break;
+        }
+    }
+    assert!(relive, "the short press did not start a new show");
+    assert!(rig.daemon.is_running());
+    let outage_s = outage.elapsed().as_secs();
+    broker.launch();
+
+    // Every event of the outage arrives, in the order it happened.
+    let mut events: Vec<Value> = Vec::new();
+    let mut live_again = false;
+    while !live_again {
+        let m = obs.until(&topic("events"), WAIT, |_| true);
+        let v = m.json();
+        assert!(
+            v["ts"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "event without an RFC 3339 ts: {v}"
+        );
+        live_again = v["type"] == "state_changed"
+            && v["to"] == "live"
+            && events.iter().any(|e| e["type"] == "live_stopped");
+        events.push(v);
+    }
+    let events = dedup(&events);
+    let changed = |from: &'static str, to: &'static str| {
+        move |e: &Value| e["type"] == "state_changed" && e["from"] == from && e["to"] == to
+    };
+    let to_stopping = position(&events, "live → stopping", changed("live", "stopping"));
+    let to_standby = position(&events, "stopping → standby", changed("stopping", "standby"));
+    let to_connecting = position(
+        &events,
+        "standby → connecting",
+        changed("standby", "connecting"),
+    );
+    let to_live = position(&events, "connecting → live", changed("connecting", "live"));
+    let stopped = position(&events, "live_stopped", |e| {
+        e["type"] == "live_stopped" && e["show_id"] == "show-0001" && e["reason"] == "long_press"
+    });
+    let started = position(&events, "live_started of show 2", |e| {
+        e["type"] == "live_started" && e["show_id"] == "show-0002"
+    });
+    assert!(
+        to_stopping < to_standby && to_standby < to_connecting && to_connecting < to_live,
+        "state changes out of order: {events:#?}"
+    );
+    assert!(stopped < started, "show 2 started before show 1 stopped: {events:#?}");
+    let ts: Vec<&str> = events.iter().filter_map(|e| e["ts"].as_str()).collect();
+    assert!(
+        ts.windows(2).all(|w| w[0] <= w[1]),
+        "events delivered out of time order: {ts:?}"
+    );
+
+    // Status is published again by the daemon itself (the restored retained one
+    // is from before the outage, with a smaller uptime), retained, live.
+    let fresh = uptime_before + outage_s.max(2);
+    let st = obs
+        .until(&topic("status"), WAIT, |m| {
+            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| {
+                v["state"] == "live" && v["uptime_s"].as_u64().unwrap_or(0) >= fresh
+            })
+        })
+        .json();
+    assert_eq!(st["destinations"][0]["state"], "up", "{st}");
+    let st = retained(broker.port, &topic("status")).json();
+    assert_eq!(st["state"], "live", "{st}");
+    assert!(st["uptime_s"].as_u64().unwrap_or(0) >= fresh, "{st}");
+    assert!(rig.stream_flows(), "no media at the server after the outage");
+    obs.assert_no_secret();
+}
