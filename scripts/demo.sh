@@ -30,8 +30,16 @@ rtmp { server { listen 127.0.0.1:$port; application live { live on; } } }
 CONF
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
 nginx_pid=$!
-trap 'kill $nginx_pid 2>/dev/null || true' EXIT
+mosquitto_pid=
+if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
+  printf 'listener 1883 127.0.0.1\nallow_anonymous true\n' > "$work/mosquitto.conf"
+  [ "$(id -u)" -eq 0 ] && echo "user root" >> "$work/mosquitto.conf"
+  mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+  mosquitto_pid=$!
+fi
+trap 'kill $nginx_pid $mosquitto_pid 2>/dev/null || true' EXIT
 sleep 0.5
+echo "demo: MQTT on 127.0.0.1:1883; watch with: mosquitto_sub -t 'farmcast/#' -v"
 
 echo "demo: ingest server on rtmp://127.0.0.1:$port/live; watch with: ffplay rtmp://127.0.0.1:$port/live/demo"
 ./target/release/farmcast run --config configs/demo.toml

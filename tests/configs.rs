@@ -101,7 +101,10 @@ fn the_demo_is_what_the_demo_promises() {
     assert_eq!(c.gpio.sim_socket, "/tmp/farmcast-demo/sim.sock");
     assert_eq!(c.scale.kind, "sim");
     assert_eq!(c.recording.dir, "/tmp/farmcast-demo/recordings");
-    assert!(!c.mqtt.enabled);
+    // The demo script starts a local broker; everything demo lives under /tmp.
+    assert!(c.mqtt.enabled);
+    assert_eq!(c.mqtt.url, "mqtt://127.0.0.1:1883");
+    assert!(c.state_dir.starts_with("/tmp/farmcast-demo"));
     let units: Vec<&str> = c.products.iter().map(|p| p.unit.as_str()).collect();
     assert_eq!(units, ["kg", "piece"]);
     assert!(

@@ -80,8 +80,12 @@ impl Observer {
         let subacks = Arc::new(AtomicUsize::new(0));
         let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
         {
-            let (sub, history, stop, subacks) =
-                (client.clone(), history.clone(), stop.clone(), subacks.clone());
+            let (sub, history, stop, subacks) = (
+                client.clone(),
+                history.clone(),
+                stop.clone(),
+                subacks.clone(),
+            );
             std::thread::spawn(move || {
                 use rumqttc::{Event, Packet};
                 for ev in conn.iter() {
@@ -277,9 +281,11 @@ impl Rig {
     /// nginx, then the daemon on `mqtt_port`, not live.
     fn start(mqtt_port: u16) -> Rig {
         let nginx = NginxRtmp::start();
-        let tc = TestConfig::new()
-            .autostart(false)
-            .destination("main", &nginx.url("live"), Some(SECRET));
+        let tc = TestConfig::new().autostart(false).destination(
+            "main",
+            &nginx.url("live"),
+            Some(SECRET),
+        );
         let daemon = Farmcast::start(&daemon_toml(&tc, mqtt_port));
         Rig {
             nginx,
@@ -410,10 +416,16 @@ fn every_command_is_answered_end_to_end() {
 
     let r = obs.command("c-restart", json!({"cmd": "restart_pipeline"}));
     assert_eq!(r["ok"], true, "restart_pipeline: {r}");
-    assert!(rig.stream_flows(), "no media at the server after restart_pipeline");
+    assert!(
+        rig.stream_flows(),
+        "no media at the server after restart_pipeline"
+    );
     let r = obs.command("c-reconnect", json!({"cmd": "reconnect_now"}));
     assert_eq!(r["ok"], true, "reconnect_now: {r}");
-    assert!(rig.stream_flows(), "no media at the server after reconnect_now");
+    assert!(
+        rig.stream_flows(),
+        "no media at the server after reconnect_now"
+    );
 
     let r = obs.command(
         "c-debug",
@@ -488,7 +500,10 @@ fn set_log_level_refuses_junk() {
     let r = obs.command("l-after", json!({"cmd": "logs", "args": {"lines": 50}}));
     assert_eq!(r["ok"], true, "{r}");
     assert!(
-        wait_until(Duration::from_secs(5), || rig.daemon.log().contains("l-after")),
+        wait_until(Duration::from_secs(5), || rig
+            .daemon
+            .log()
+            .contains("l-after")),
         "the daemon stopped logging after set_log_level junk"
     );
 }
@@ -521,7 +536,10 @@ fn bad_commands_are_answered_and_the_stream_goes_on() {
     assert_eq!(r["ok"], false, "{r}");
     let err = r["error"].as_str().unwrap_or_default();
     for known in KNOWN_COMMANDS {
-        assert!(err.contains(known), "unknown-command error lacks {known}: {r}");
+        assert!(
+            err.contains(known),
+            "unknown-command error lacks {known}: {r}"
+        );
     }
 
     let r = obs.command(
@@ -529,15 +547,30 @@ fn bad_commands_are_answered_and_the_stream_goes_on() {
         json!({"cmd": "tag_product", "args": {"product_id": 5}}),
     );
     assert_eq!(r["ok"], false, "{r}");
-    assert!(r["error"].as_str().unwrap_or_default().contains("product_id"), "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("product_id"),
+        "{r}"
+    );
 
     let r = obs.command(
         "b-big",
         json!({"cmd": "logs", "pad": "x".repeat(70 * 1024)}),
     );
     assert_eq!(r["ok"], false, "{r}");
-    assert!(r["error"].as_str().unwrap_or_default().contains("too large"), "{r}");
-    assert!(rig.nginx.is_publishing(), "stream stopped after bad commands");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("too large"),
+        "{r}"
+    );
+    assert!(
+        rig.nginx.is_publishing(),
+        "stream stopped after bad commands"
+    );
 
     // A burst of 200: the limiter answers the excess with a refusal.
     const FLOOD: usize = 200;
@@ -546,17 +579,17 @@ fn bad_commands_are_answered_and_the_stream_goes_on() {
         obs.publish(&topic("cmd"), cmd.to_string());
     }
     let first_limited = obs.until(&topic("cmd/result"), WAIT, |m| {
-        serde_json::from_str::<Value>(&m.payload)
-            .is_ok_and(|v| v["error"] == "rate limited")
+        serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["error"] == "rate limited")
     });
     // Let the rest of the burst's answers come in (quiet for 2 s), then judge them.
     let mut answers = vec![first_limited];
     let mut quiet_since = Instant::now();
     while quiet_since.elapsed() < Duration::from_secs(2) {
         obs.drain();
-        let (flood, rest): (Vec<Msg>, Vec<Msg>) = obs.backlog.drain(..).partition(|m| {
-            m.topic == topic("cmd/result") && m.payload.contains("\"f-")
-        });
+        let (flood, rest): (Vec<Msg>, Vec<Msg>) = obs
+            .backlog
+            .drain(..)
+            .partition(|m| m.topic == topic("cmd/result") && m.payload.contains("\"f-"));
         obs.backlog = rest;
         if !flood.is_empty() {
             quiet_since = Instant::now();
@@ -576,8 +609,16 @@ fn bad_commands_are_answered_and_the_stream_goes_on() {
             _ => panic!("unexpected answer in the flood: {}", short(&m.payload)),
         }
     }
-    assert!(limited >= 1, "no rate-limit refusal among {} answers", answers.len());
-    assert!(answers.len() <= FLOOD, "{} answers to {FLOOD} commands", answers.len());
+    assert!(
+        limited >= 1,
+        "no rate-limit refusal among {} answers",
+        answers.len()
+    );
+    assert!(
+        answers.len() <= FLOOD,
+        "{} answers to {FLOOD} commands",
+        answers.len()
+    );
 
     // Afterwards the daemon answers again (once the bucket has refilled).
     let mut answered = false;
@@ -593,7 +634,10 @@ fn bad_commands_are_answered_and_the_stream_goes_on() {
         assert_eq!(r["error"], "rate limited", "{r}");
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(answered, "the daemon never answered a good command after the flood");
+    assert!(
+        answered,
+        "the daemon never answered a good command after the flood"
+    );
 
     // The stream never stopped: still flowing, still the first and only publish.
     assert!(rig.stream_flows(), "no media at the server after the flood");
@@ -734,19 +778,34 @@ fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
         broker.port,
         "tech-persistent",
         false,
-        &[&topic("events"), &topic("status")],
+        &[&topic("availability"), &topic("events"), &topic("status")],
     );
     let mut rig = Rig::start(broker.port);
     wait_standby(&mut obs);
     go_live(&mut obs, &rig, "r-live");
-    // The latest status seen before the outage, and the session saved to disk.
-    let before = obs.status("live");
-    let uptime_before = before["uptime_s"].as_u64().expect("uptime_s");
+    // Everything about the first show has arrived; only the outage's events
+    // are looked at below.
+    obs.until(&topic("events"), WAIT, |m| {
+        serde_json::from_str::<Value>(&m.payload)
+            .is_ok_and(|v| v["type"] == "state_changed" && v["to"] == "live")
+    });
     assert!(
         wait_until(WAIT, || PersistentBroker::db_exists(broker.dir.path())),
         "mosquitto never saved its state: {}",
         broker.log()
     );
+    obs.drain();
+    // The newest status before the outage: the retained one the broker keeps
+    // over its restart is at most a second newer.
+    let uptime_before = obs
+        .backlog
+        .iter()
+        .filter(|m| m.topic == topic("status"))
+        .filter_map(|m| serde_json::from_str::<Value>(&m.payload).ok())
+        .filter_map(|v| v["uptime_s"].as_u64())
+        .max()
+        .unwrap_or(0);
+    obs.backlog.clear();
 
     broker.kill();
     let outage = Instant::now();
@@ -754,18 +813,28 @@ fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
     // a new one with a short press (retried: a press while the first show is
     // still stopping is ignored by design).
     assert_eq!(rig.daemon.sim("hold go_live 2.5"), "ok");
-    assert!(rig.nginx.wait_idle(WAIT), "the long press did not end the show");
+    assert!(
+        rig.nginx.wait_idle(WAIT),
+        "the long press did not end the show"
+    );
     let mut relive = false;
     for _ in 0..5 {
         assert_eq!(rig.daemon.sim("press go_live"), "ok");
-        if rig.nginx.wait_for_publishes("live", 2, Duration::from_secs(5)) {
+        if rig
+            .nginx
+            .wait_for_publishes("live", 2, Duration::from_secs(5))
+        {
             relive = true;
             break;
         }
     }
     assert!(relive, "the short press did not start a new show");
     assert!(rig.daemon.is_running());
-    let outage_s = outage.elapsed().as_secs();
+    // Long enough that the daemon's own status after the outage is told apart
+    // from the retained one the broker restored (uptime at least 2 s newer).
+    while outage.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     broker.launch();
 
     // Every event of the outage arrives, in the order it happened.
@@ -788,7 +857,11 @@ fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
         move |e: &Value| e["type"] == "state_changed" && e["from"] == from && e["to"] == to
     };
     let to_stopping = position(&events, "live → stopping", changed("live", "stopping"));
-    let to_standby = position(&events, "stopping → standby", changed("stopping", "standby"));
+    let to_standby = position(
+        &events,
+        "stopping → standby",
+        changed("stopping", "standby"),
+    );
     let to_connecting = position(
         &events,
         "standby → connecting",
@@ -805,7 +878,10 @@ fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
         to_stopping < to_standby && to_standby < to_connecting && to_connecting < to_live,
         "state changes out of order: {events:#?}"
     );
-    assert!(stopped < started, "show 2 started before show 1 stopped: {events:#?}");
+    assert!(
+        stopped < started,
+        "show 2 started before show 1 stopped: {events:#?}"
+    );
     let ts: Vec<&str> = events.iter().filter_map(|e| e["ts"].as_str()).collect();
     assert!(
         ts.windows(2).all(|w| w[0] <= w[1]),
@@ -814,18 +890,20 @@ fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
 
     // Status is published again by the daemon itself (the restored retained one
     // is from before the outage, with a smaller uptime), retained, live.
-    let fresh = uptime_before + outage_s.max(2);
+    let fresh = uptime_before + 2;
     let st = obs
         .until(&topic("status"), WAIT, |m| {
-            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| {
-                v["state"] == "live" && v["uptime_s"].as_u64().unwrap_or(0) >= fresh
-            })
+            serde_json::from_str::<Value>(&m.payload)
+                .is_ok_and(|v| v["state"] == "live" && v["uptime_s"].as_u64().unwrap_or(0) >= fresh)
         })
         .json();
     assert_eq!(st["destinations"][0]["state"], "up", "{st}");
     let st = retained(broker.port, &topic("status")).json();
     assert_eq!(st["state"], "live", "{st}");
     assert!(st["uptime_s"].as_u64().unwrap_or(0) >= fresh, "{st}");
-    assert!(rig.stream_flows(), "no media at the server after the outage");
+    assert!(
+        rig.stream_flows(),
+        "no media at the server after the outage"
+    );
     obs.assert_no_secret();
 }

@@ -95,7 +95,9 @@ pub fn validate_template(template: &str) -> Result<(), TemplateError> {
 /// The template for this record's unit: the configured one or the default.
 pub fn template_for<'a>(cfg: &'a ScaleConfig, record: &TagRecord) -> &'a str {
     if record.unit == "kg" {
-        cfg.overlay_template.as_deref().unwrap_or(DEFAULT_KG_TEMPLATE)
+        cfg.overlay_template
+            .as_deref()
+            .unwrap_or(DEFAULT_KG_TEMPLATE)
     } else {
         cfg.overlay_template_piece
             .as_deref()
@@ -184,7 +186,9 @@ impl LowerThird {
 
     /// Call with every scale state change.
     pub fn on_scale(&mut self, state: &ScaleState, now: Instant) {
-        let removed = state.weight.is_none_or(|w| w.grams() < self.removed_below_g);
+        let removed = state
+            .weight
+            .is_none_or(|w| w.grams() < self.removed_below_g);
         let hold = self.hold;
         if let Some(s) = self.shown.as_mut().filter(|s| s.by_weight) {
             s.hide_at = match (removed, s.hide_at) {

@@ -74,7 +74,10 @@ impl Decimal {
             None => (s, ""),
         };
         let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !digits(whole) || !digits(frac) || (s.contains('.') && frac.is_empty())
+        if whole.is_empty()
+            || !digits(whole)
+            || !digits(frac)
+            || (s.contains('.') && frac.is_empty())
         {
             return Err(bad());
         }
@@ -326,15 +329,21 @@ mod tests {
         let eggs = product("piece", "18.5", "CNY");
         assert_eq!(price(&eggs, None).unwrap().to_string(), "18.50");
         assert_eq!(
-            price(&eggs, Some(Weight::from_grams(-40))).unwrap().to_string(),
+            price(&eggs, Some(Weight::from_grams(-40)))
+                .unwrap()
+                .to_string(),
             "18.50"
         );
         assert_eq!(
-            price(&product("piece", "300", "JPY"), None).unwrap().to_string(),
+            price(&product("piece", "300", "JPY"), None)
+                .unwrap()
+                .to_string(),
             "300"
         );
         assert_eq!(
-            price(&product("piece", "1.5", "KWD"), None).unwrap().to_string(),
+            price(&product("piece", "1.5", "KWD"), None)
+                .unwrap()
+                .to_string(),
             "1.500"
         );
     }
@@ -343,21 +352,36 @@ mod tests {
     fn weight_is_required_and_positive_for_kg_products() {
         let p = product("kg", "30.00", "CNY");
         assert_eq!(price(&p, None), Err(PriceError::NoWeight));
-        assert!(matches!(priced("kg", "30", "CNY", 0), Err(PriceError::NotPositive(_))));
-        assert!(matches!(priced("kg", "30", "CNY", -5), Err(PriceError::NotPositive(_))));
+        assert!(matches!(
+            priced("kg", "30", "CNY", 0),
+            Err(PriceError::NotPositive(_))
+        ));
+        assert!(matches!(
+            priced("kg", "30", "CNY", -5),
+            Err(PriceError::NotPositive(_))
+        ));
         assert_eq!(
             priced("dozen", "30", "CNY", 5),
             Err(PriceError::UnknownUnit("dozen".into()))
         );
-        assert!(matches!(priced("kg", "3O", "CNY", 5), Err(PriceError::NotADecimal(_))));
+        assert!(matches!(
+            priced("kg", "3O", "CNY", 5),
+            Err(PriceError::NotADecimal(_))
+        ));
     }
 
     #[test]
     fn huge_values_are_errors_not_panics() {
         let up = format!("{}.{}", "9".repeat(20), "9".repeat(18));
-        assert_eq!(priced("kg", &up, "CNY", i64::MAX), Err(PriceError::Overflow));
+        assert_eq!(
+            priced("kg", &up, "CNY", i64::MAX),
+            Err(PriceError::Overflow)
+        );
         let d = Decimal::new(i128::MAX, 18).unwrap();
-        assert_eq!(d.round_to(0).map(|d| d.mantissa()), Some(i128::MAX / 10i128.pow(18) + 1));
+        assert_eq!(
+            d.round_to(0).map(|d| d.mantissa()),
+            Some(i128::MAX / 10i128.pow(18) + 1)
+        );
         assert_eq!(Decimal::new(i128::MAX, 0).unwrap().round_to(2), None);
         assert_eq!(Decimal::new(1, 19), None);
     }
@@ -367,7 +391,10 @@ mod tests {
         assert_eq!(Weight::from_kg_f64(1.2504, 1).unwrap().grams(), 1250);
         assert_eq!(Weight::from_kg_f64(1.2506, 1).unwrap().grams(), 1251);
         assert_eq!(Weight::from_kg_f64(1.253, 5).unwrap().grams(), 1255);
-        assert_eq!(Weight::from_kg_f64(0.1 + 0.2, 1).unwrap().to_string(), "0.300");
+        assert_eq!(
+            Weight::from_kg_f64(0.1 + 0.2, 1).unwrap().to_string(),
+            "0.300"
+        );
         assert_eq!(Weight::from_kg_f64(-0.002, 1).unwrap().grams(), -2);
         for bad in [f64::NAN, f64::INFINITY, -f64::INFINITY, 1.0e9] {
             assert_eq!(Weight::from_kg_f64(bad, 1), Err(PriceError::BadWeight));

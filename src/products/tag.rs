@@ -82,7 +82,12 @@ impl Tagger {
     }
 
     /// Tags `product_id` now. `scale` is `None` when the box has no scale.
-    pub fn tag(&mut self, product_id: &str, scale: Option<&ScaleState>, now: Instant) -> TagOutcome {
+    pub fn tag(
+        &mut self,
+        product_id: &str,
+        scale: Option<&ScaleState>,
+        now: Instant,
+    ) -> TagOutcome {
         self.pending = None;
         let Some(product) = self.products.iter().find(|p| p.id == product_id) else {
             return TagOutcome::Failed(TagError::UnknownProduct {
@@ -116,9 +121,9 @@ impl Tagger {
         let product = self.products.iter().find(|p| p.id == pending.product_id)?;
         let outcome = match attempt(product, scale) {
             Attempt::Done(outcome) => outcome,
-            Attempt::Unstable if now >= pending.until => {
-                TagOutcome::Failed(TagError::Unstable(now.saturating_duration_since(pending.since)))
-            }
+            Attempt::Unstable if now >= pending.until => TagOutcome::Failed(TagError::Unstable(
+                now.saturating_duration_since(pending.since),
+            )),
             Attempt::Unstable => return None,
         };
         self.pending = None;
@@ -237,7 +242,10 @@ mod tests {
     fn pieces_need_no_scale() {
         let mut t = Tagger::new(&products(), WAIT);
         let r = tagged(t.tag("eggs", None, Instant::now()));
-        assert_eq!((r.price.as_str(), r.weight_kg, r.unit.as_str()), ("18.50", None, "piece"));
+        assert_eq!(
+            (r.price.as_str(), r.weight_kg, r.unit.as_str()),
+            ("18.50", None, "piece")
+        );
     }
 
     #[test]
@@ -249,13 +257,23 @@ mod tests {
             TagOutcome::Wait(t0 + WAIT)
         );
         assert_eq!(t.waiting_for(), Some("mussels"));
-        assert_eq!(t.poll(Some(&scale(1240, false)), t0 + Duration::from_millis(500)), None);
+        assert_eq!(
+            t.poll(Some(&scale(1240, false)), t0 + Duration::from_millis(500)),
+            None
+        );
         let r = tagged(
             t.poll(Some(&scale(1250, true)), t0 + Duration::from_millis(900))
                 .unwrap(),
         );
-        assert_eq!((r.weight_kg.as_deref(), r.price.as_str()), (Some("1.250"), "37.50"));
-        assert_eq!(t.poll(Some(&scale(1250, true)), t0 + WAIT), None, "resolved once");
+        assert_eq!(
+            (r.weight_kg.as_deref(), r.price.as_str()),
+            (Some("1.250"), "37.50")
+        );
+        assert_eq!(
+            t.poll(Some(&scale(1250, true)), t0 + WAIT),
+            None,
+            "resolved once"
+        );
     }
 
     #[test]
@@ -264,7 +282,10 @@ mod tests {
         let mut t = Tagger::new(&products(), WAIT);
         let _ = t.tag("mussels", Some(&scale(1180, false)), t0);
         let out = t.poll(Some(&scale(1190, false)), t0 + WAIT);
-        assert!(matches!(out, Some(TagOutcome::Failed(TagError::Unstable(_)))), "{out:?}");
+        assert!(
+            matches!(out, Some(TagOutcome::Failed(TagError::Unstable(_)))),
+            "{out:?}"
+        );
         assert_eq!(t.poll_timeout(), None);
     }
 

@@ -59,7 +59,9 @@ pub fn path_in(state_dir: &Path) -> PathBuf {
 pub fn load(path: &Path) -> (Calibration, Option<String>) {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Calibration::default(), None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (Calibration::default(), None)
+        }
         Err(e) => {
             return (
                 Calibration::default(),

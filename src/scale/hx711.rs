@@ -172,7 +172,10 @@ mod tests {
     fn saturation_and_all_ones_are_discarded() {
         for raw in [0x7F_FFFFi32, -0x80_0000, -1] {
             let mut chip = FakeChip::new(raw);
-            assert!(matches!(read_sample(&mut chip), Err(SampleError::Saturated(_))));
+            assert!(matches!(
+                read_sample(&mut chip),
+                Err(SampleError::Saturated(_))
+            ));
         }
     }
 
@@ -192,11 +195,17 @@ mod tests {
         chip.stretch = vec![10];
         let got = read_sample(&mut chip);
         assert!(chip.powered_down);
-        assert!(matches!(got, Err(SampleError::Stretched(d)) if d > MAX_HIGH), "{got:?}");
+        assert!(
+            matches!(got, Err(SampleError::Stretched(d)) if d > MAX_HIGH),
+            "{got:?}"
+        );
         // Even on the last (gain) pulse, where the value itself is intact.
         let mut chip = FakeChip::new(1000);
         chip.stretch = vec![25];
-        assert!(matches!(read_sample(&mut chip), Err(SampleError::Stretched(_))));
+        assert!(matches!(
+            read_sample(&mut chip),
+            Err(SampleError::Stretched(_))
+        ));
     }
 
     proptest! {

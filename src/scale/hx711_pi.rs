@@ -148,7 +148,10 @@ mod tests {
         let mut chip = FakeChip::new(5);
         chip.ready = false;
         let err = next_sample(&mut chip, 5, |_| {}).unwrap_err();
-        assert!(err.contains("pin 5") && err.contains("does not answer"), "{err}");
+        assert!(
+            err.contains("pin 5") && err.contains("does not answer"),
+            "{err}"
+        );
     }
 
     #[test]

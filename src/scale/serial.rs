@@ -47,7 +47,10 @@ struct SerialScale {
 
 pub fn build(cfg: &ScaleConfig) -> anyhow::Result<Opened> {
     if baud_const(cfg.serial_baud).is_none() {
-        bail!("scale.serial_baud {} is not a serial speed", cfg.serial_baud);
+        bail!(
+            "scale.serial_baud {} is not a serial speed",
+            cfg.serial_baud
+        );
     }
     Ok(Opened {
         source: Box::new(SerialScale {
@@ -119,7 +122,9 @@ fn read_lines(mut file: File, path: &Path, tx: &UnboundedSender<RawReading>) {
         let at = Instant::now();
         for line in lines.push(buf.get(..n).unwrap_or_default()) {
             let msg = match line {
-                Line::Garbage => RawReading::Error("the scale sends garbage (check scale.serial_baud)".into()),
+                Line::Garbage => {
+                    RawReading::Error("the scale sends garbage (check scale.serial_baud)".into())
+                }
                 Line::Text(t) => match parse_line(&t) {
                     Ok(r) => match r.kg {
                         Some(kg) => RawReading::Grams {
@@ -137,7 +142,9 @@ fn read_lines(mut file: File, path: &Path, tx: &UnboundedSender<RawReading>) {
                     },
                     Err(super::serial_parse::ParseError::NotAWeight) => continue,
                     Err(super::serial_parse::ParseError::Empty) => continue,
-                    Err(e) => RawReading::Error(format!("the scale sent a line it cannot read ({e})")),
+                    Err(e) => {
+                        RawReading::Error(format!("the scale sent a line it cannot read ({e})"))
+                    }
                 },
             };
             if tx.send(msg).is_err() {
@@ -222,7 +229,10 @@ mod tests {
     #[test]
     fn a_plain_file_is_refused_with_its_name() {
         let f = tempfile::NamedTempFile::new().unwrap();
-        let err = open_raw(f.path(), 9600).err().map(|e| format!("{e:#}")).unwrap_or_default();
+        let err = open_raw(f.path(), 9600)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
         assert!(err.contains("not a serial port"), "{err}");
     }
 
@@ -239,7 +249,9 @@ mod tests {
             assert_eq!(libc::unlockpt(m), 0);
             let mut name = [0 as libc::c_char; 128];
             assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
-            let p = std::ffi::CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned();
+            let p = std::ffi::CStr::from_ptr(name.as_ptr())
+                .to_string_lossy()
+                .into_owned();
             (std::os::fd::FromRawFd::from_raw_fd(m), p)
         };
         let mut master: File = master;
@@ -248,7 +260,9 @@ mod tests {
         let path = PathBuf::from(&slave_path);
         let reader = std::thread::spawn(move || read_lines(file, &path, &tx));
         master.write_all(b"ST,GS,+  1.2").unwrap();
-        master.write_all(b"50kg\r\nOL,GS,+  -----kg\r\n@@@@\r\n").unwrap();
+        master
+            .write_all(b"50kg\r\nOL,GS,+  -----kg\r\n@@@@\r\n")
+            .unwrap();
         let mut got = Vec::new();
         while got.len() < 3 {
             match rx.blocking_recv() {
@@ -257,8 +271,20 @@ mod tests {
             }
         }
         drop(rx);
-        assert!(matches!(got.first(), Some(RawReading::Grams { value, flags: Flags::Stable, .. }) if (*value - 1250.0).abs() < 1e-6), "{got:?}");
-        assert!(matches!(got.get(1), Some(RawReading::Grams { flags: Flags::Overload, .. })), "{got:?}");
+        assert!(
+            matches!(got.first(), Some(RawReading::Grams { value, flags: Flags::Stable, .. }) if (*value - 1250.0).abs() < 1e-6),
+            "{got:?}"
+        );
+        assert!(
+            matches!(
+                got.get(1),
+                Some(RawReading::Grams {
+                    flags: Flags::Overload,
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
         assert!(matches!(got.get(2), Some(RawReading::Error(_))), "{got:?}");
         drop(master);
         let _ = reader.join();

@@ -81,7 +81,10 @@ fn parse_st_family(line: &str) -> Option<Result<Reading, ParseError>> {
             if flags == Flags::Overload {
                 Ok(Reading { kg: None, flags })
             } else {
-                weight(body).map(|kg| Reading { kg: Some(kg), flags })
+                weight(body).map(|kg| Reading {
+                    kg: Some(kg),
+                    flags,
+                })
             }
         }
         "TR" => Err(ParseError::NotAWeight),
@@ -224,7 +227,10 @@ mod tests {
         assert_eq!(parse_line("ST,GS,+  1.250"), Err(ParseError::NoUnit));
         assert_eq!(parse_line("ST,GS,+  1.2.5kg"), Err(ParseError::BadNumber));
         assert_eq!(parse_line("ST,GS,+  infkg"), Err(ParseError::BadNumber));
-        assert!(matches!(parse_line("ST,GS,+  1.250 pcs"), Err(ParseError::BadUnit(_))));
+        assert!(matches!(
+            parse_line("ST,GS,+  1.250 pcs"),
+            Err(ParseError::BadUnit(_))
+        ));
     }
 
     #[test]
@@ -256,7 +262,10 @@ mod tests {
                 Line::Text("S S 1 g".into()),
             ]
         );
-        assert_eq!(a.push(b",GS,+  1.0kg\n"), vec![Line::Text("US,GS,+  1.0kg".into())]);
+        assert_eq!(
+            a.push(b",GS,+  1.0kg\n"),
+            vec![Line::Text("US,GS,+  1.0kg".into())]
+        );
         // Not UTF-8.
         assert_eq!(a.push(b"\xff\xfe\n"), vec![Line::Garbage]);
         // Too long: one Garbage, then the rest of that line is dropped.

@@ -39,7 +39,10 @@ fn find_knows_every_kind_and_lists_them() {
     for k in ["none", "sim", "serial", "hx711"] {
         assert!(find(k).is_ok(), "{k}");
     }
-    let err = find("loadcell").err().map(|e| e.to_string()).unwrap_or_default();
+    let err = find("loadcell")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.contains("none, sim, serial, hx711"), "{err}");
 }
 
@@ -47,7 +50,9 @@ fn find_knows_every_kind_and_lists_them() {
 fn open_none_is_none_and_hx711_fails_off_a_pi_pointing_at_sim() {
     let dir = tempfile::tempdir().unwrap();
     let now = Instant::now();
-    assert!(open(&ScaleConfig::default(), dir.path(), now).unwrap().is_none());
+    assert!(open(&ScaleConfig::default(), dir.path(), now)
+        .unwrap()
+        .is_none());
     let cfg = ScaleConfig {
         kind: "hx711".into(),
         hx711_dout_pin: Some(5),
@@ -142,7 +147,11 @@ fn faults_clear_the_weight_and_raise_one_event_each() {
     assert_eq!((st.weight, st.stable), (None, false));
     assert!(st.error.is_some_and(|e| e.contains("overloaded")));
     s.handle(t, RawReading::Disconnected);
-    assert!(s.state().error.as_deref().is_some_and(|e| e.contains("disconnected")));
+    assert!(s
+        .state()
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("disconnected")));
     let ev = events(&mut s);
     assert_eq!(ev.len(), 2, "{ev:?}");
     // Good readings again: recovered, weight back, but it must settle anew.
@@ -151,7 +160,11 @@ fn faults_clear_the_weight_and_raise_one_event_each() {
     assert_eq!((s.state().weight_kg, s.state().stable), (Some(0.5), false));
     // Out of range is a fault, not a weight.
     feed(&mut s, t, 600, 5.0e9);
-    assert!(s.state().error.as_deref().is_some_and(|e| e.contains("range")));
+    assert!(s
+        .state()
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("range")));
 }
 
 #[test]
@@ -164,7 +177,11 @@ fn silence_is_an_error_once() {
     s.handle_timeout(deadline - Duration::from_millis(1));
     assert!(s.state().error.is_none());
     s.handle_timeout(deadline);
-    assert!(s.state().error.as_deref().is_some_and(|e| e.starts_with("no readings")));
+    assert!(s
+        .state()
+        .error
+        .as_deref()
+        .is_some_and(|e| e.starts_with("no readings")));
     assert_eq!(s.poll_timeout(), None);
     assert_eq!(events(&mut s).len(), 1);
 }
@@ -176,7 +193,11 @@ fn hx711_tare_and_calibrate_with_a_known_weight() {
     // Empty pan: 8 000 counts. Uncalibrated: no weight, an error saying what to do.
     let t = feed(&mut s, t0, 1000, 8000.0);
     assert_eq!(s.state().weight, None);
-    assert!(s.state().error.as_deref().is_some_and(|e| e.contains("calibrate")));
+    assert!(s
+        .state()
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("calibrate")));
     let cal = s.tare().unwrap();
     assert_eq!(cal.offset, 8000.0);
     // 1 kg on: 8 000 + 420 000 counts.
