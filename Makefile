@@ -27,3 +27,14 @@ bench:
 bench-quick:
 	-cargo build --release --bin farmcast
 	bench/run.sh --runs 1 --seconds 8 --presses 2 --out bench/out/BENCHMARKS-quick.md $(BENCH_ARGS)
+
+# Debian packages and the SD-card image (docs/appliance.md).
+.PHONY: deb deb-arm64 image
+deb:
+	scripts/build-deb.sh --lintian
+
+deb-arm64:
+	scripts/cross-arm64.sh --deb
+
+image:
+	image-build/build.sh $(IMAGE_ARGS)

@@ -460,6 +460,14 @@ def version(argv):
         return "unknown"
 
 
+def binary_stamp(path):
+    try:
+        mtime = os.path.getmtime(path)
+    except OSError:
+        return "not built"
+    return "built " + datetime.datetime.fromtimestamp(mtime).astimezone().isoformat(timespec="seconds")
+
+
 def med(rows, key):
     vals = [r[key] for r in rows if r.get(key) is not None]
     return statistics.median(vals) if vals else None
@@ -558,7 +566,8 @@ def write_report(args, results, reasons, golive, golive_reason):
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- machine: {machine()}",
         f"- gst-launch-1.0: {version(['gst-launch-1.0', '--version'])}; ffmpeg: {version(['ffmpeg', '-version'])}",
-        f"- farmcast: `{args.farmcast}`",
+        f"- farmcast: `{args.farmcast}` ({binary_stamp(args.farmcast)}), run with "
+        "`recording.enabled = false` so that it does the same work as the other two",
         "",
         f"Input: {WIDTH}x{HEIGHT} {FPS} fps testsrc2 clip (y4m, replayed in real time) + 440 Hz tone. "
         f"Encoding: x264 veryfast, zerolatency, {BITRATE_KBPS} kbit/s, keyframe every {KEYFRAME_S} s, "

@@ -53,14 +53,20 @@ DEV_PKGS=(libgstreamer1.0-dev:arm64 libgstreamer-plugins-base1.0-dev:arm64)
 if [ ! -f "$SYSROOT/.complete" ]; then
   say "building the arm64 sysroot in $SYSROOT"
   debs="$SYSROOT.debs"
+  rm -rf "$debs" "$SYSROOT"
   mkdir -p "$debs" "$SYSROOT"
   # Every package in the dependency closure: apt-cache names the arm64 ones
   # `name:arm64` and arch:all ones plainly. Virtual packages (<...>) and
   # the basic tools no sysroot needs are skipped.
+  # The C library comes from the cross toolchain (libc6-dev-arm64-cross, same
+  # glibc version): the sysroot's libc.so linker script names absolute paths
+  # that only resolve with --sysroot, which would change RUSTFLAGS.
+  TOOLCHAIN_OWN='^(libc6|libc6-dev|libgcc-s1|linux-libc-dev|libcrypt1|libcrypt-dev|libnsl2|libnsl-dev|libtirpc3|libtirpc-dev)(:arm64)?$'
   mapfile -t pkgs < <(apt-cache depends --recurse --no-recommends --no-suggests \
       --no-conflicts --no-breaks --no-replaces --no-enhances --no-pre-depends \
       "${DEV_PKGS[@]}" | grep -v '^ ' | grep -v '^<' | sort -u |
-      grep -vE '^(debconf|dpkg|perl-base|install-info|base-files|sensible-utils|libc-bin|tar|coreutils|dpkg-dev|perl|python3.*)(:arm64)?$')
+      grep -vE '^(debconf|dpkg|perl-base|install-info|base-files|sensible-utils|libc-bin|tar|coreutils|dpkg-dev|perl|python3.*)(:arm64)?$' |
+      grep -vE "$TOOLCHAIN_OWN")
   (cd "$debs" && apt-get download "${pkgs[@]}" >/dev/null)
   for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$SYSROOT"; done
   # Absolute symlinks inside the sysroot (libfoo.so -> /lib/...) must point
@@ -102,15 +108,22 @@ LROOT="$SYSROOT"
 say "checking the arm64 binary under $(basename "$QEMU")"
 export GST_PLUGIN_SYSTEM_PATH_1_0="$SYSROOT/usr/lib/aarch64-linux-gnu/gstreamer-1.0"
 export GST_REGISTRY_1_0="$TARGET_DIR/$TARGET/gst-registry.bin"
-"$QEMU" -L "$LROOT" "$BIN" --version
-"$QEMU" -L "$LROOT" "$BIN" check-config configs/demo.toml
+# The loader comes from the toolchain's root; GStreamer & co. from the sysroot.
+run_arm64() {
+  "$QEMU" -L "$LROOT" \
+    -E "LD_LIBRARY_PATH=$SYSROOT/usr/lib/aarch64-linux-gnu:$SYSROOT/lib/aarch64-linux-gnu" \
+    "$BIN" "$@"
+}
+run_arm64 --version
+run_arm64 check-config configs/demo.toml
 say "ok: $BIN runs under qemu-aarch64"
 
 if [ "$MAKE_DEB" = 1 ]; then
+  [ "$PROFILE" = release ] || { say "--deb needs PROFILE=release (cargo-deb refuses the dev profile)"; exit 1; }
   command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
-  # Stripping needs the target's binutils; dpkg-shlibdeps ($auto) needs the
-  # arm64 libraries, which are only in the sysroot: Depends is written out in
-  # full in Cargo.toml, so $auto adds little here.
+  # --no-strip: stripping would need the target's binutils config. $auto
+  # (dpkg-shlibdeps) finds nothing for a cross binary whose libraries are
+  # only in the sysroot; the listed plugin packages pull libgstreamer in.
   cargo deb --no-build --target "$TARGET" --profile "$PROFILE" --no-strip \
-    --deb-revision "1" -o "$TARGET_DIR/debian/"
+    -o "$TARGET_DIR/debian/"
 fi

@@ -17,6 +17,8 @@ pub mod gpio;
 pub mod logging;
 pub mod media;
 pub mod mqtt;
+pub mod products;
 pub mod provision;
 pub mod recording;
+pub mod scale;
 pub mod show;

@@ -25,11 +25,34 @@ enum Cmd {
     },
     /// Check a configuration file; print each problem with its key path and line.
     CheckConfig { file: PathBuf },
+    /// Fleet configuration: sign a layer for a push.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCmd,
+    },
     /// What this box has: cameras, audio inputs, encoders, GPIO chips, serial ports.
     Probe {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print the signed envelope of a config layer (JSON, for `P/D/config/desired`).
+    Sign {
+        /// Ed25519 private key, PEM (`openssl genpkey -algorithm ed25519`).
+        #[arg(long)]
+        key: PathBuf,
+        /// A device id, or `group:<name>`.
+        #[arg(long)]
+        target: String,
+        /// Must be newer than the version the box runs.
+        #[arg(long)]
+        version: u64,
+        /// The layer: any subset of the config file's keys (TOML).
+        file: PathBuf,
     },
 }
 
@@ -47,6 +70,24 @@ fn main() -> ExitCode {
             }
         }
         Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::Config {
+            command:
+                ConfigCmd::Sign {
+                    key,
+                    target,
+                    version,
+                    file,
+                },
+        } => match farmcast::fleet::cli::sign_command(&key, &target, version, &file) {
+            Ok(envelope) => {
+                println!("{envelope}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("farmcast config sign: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Probe { json } => match farmcast::media::probe::probe() {
             Ok(report) => {
                 if json {

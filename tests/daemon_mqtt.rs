@@ -79,6 +79,7 @@ impl Observer {
         let stop = Arc::new(AtomicBool::new(false));
         let subacks = Arc::new(AtomicUsize::new(0));
         let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        let n = topics.len();
         {
             let (sub, history, stop, subacks) = (
                 client.clone(),
@@ -122,7 +123,6 @@ impl Observer {
                 }
             });
         }
-        let n = topics.len();
         assert!(
             wait_until(WAIT, || subacks.load(Ordering::Relaxed) >= n),
             "observer {id}: subscriptions never acknowledged"
@@ -778,7 +778,12 @@ fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
         broker.port,
         "tech-persistent",
         false,
-        &[&topic("availability"), &topic("events"), &topic("status")],
+        &[
+            &topic("availability"),
+            &topic("events"),
+            &topic("status"),
+            &topic("cmd/result"),
+        ],
     );
     let mut rig = Rig::start(broker.port);
     wait_standby(&mut obs);
@@ -853,6 +858,7 @@ fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
         events.push(v);
     }
     let events = dedup(&events);
+    eprintln!("DEBUG events {events:#?}");
     let changed = |from: &'static str, to: &'static str| {
         move |e: &Value| e["type"] == "state_changed" && e["from"] == from && e["to"] == to
     };

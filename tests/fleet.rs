@@ -145,11 +145,20 @@ fn sign_command_signs_only_valid_layers() {
         "[video\n",
         "device_id = \"x\"\n",
         "[video]\nwidth = \"wide\"\n",
+        // Right type, wrong value: caught before it is signed, with its line.
+        "[video]\nwidth = 33\n",
+        "[[destinations]]\nname = \"a\"\nurl = \"http://x/live\"\nkey = \"k\"\n",
     ] {
         std::fs::write(&layer, bad).unwrap();
         let e = cli::sign_command(&private, "farm-01", 1, &layer);
         assert!(e.is_err(), "signed a broken layer: {bad}");
     }
+    std::fs::write(&layer, "# a comment\n[video]\nwidth = 33\n").unwrap();
+    let why = format!(
+        "{:#}",
+        cli::sign_command(&private, "farm-01", 1, &layer).unwrap_err()
+    );
+    assert!(why.contains(":3: video.width"), "{why}");
     std::fs::write(&layer, "").unwrap();
     assert!(cli::sign_command(&dir.path().join("missing.pem"), "farm-01", 1, &layer).is_err());
     assert!(

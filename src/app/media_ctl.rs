@@ -360,6 +360,7 @@ pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, String)> {
         input_caps: s.input_caps,
         element_desc: s.element_desc,
         output_caps: s.output_caps,
+        bitrate_control: s.bitrate_control,
     };
     let aac = plan::aac_encoder(&config.audio, &encoder::registry_available)
         .ok_or_else(|| anyhow!("no AAC encoder: install gstreamer1.0-libav"))?;

@@ -30,7 +30,16 @@ pub fn sign_command(
     // Against an empty base: the layer alone must be well-formed keys and values
     // of the right types. Cross-key checks need the device's file, which the
     // device does on arrival.
-    if let Err(problems) = config::load_layers("", &[layer.as_str()]) {
+    // Then the values themselves (ranges, schemes, ...), over the defaults: a
+    // problem counts when the key it is about is written in the layer.
+    let problems = match config::load_layers("", &[layer.as_str()]) {
+        Err(problems) => problems,
+        Ok(merged) => config::validate(&merged)
+            .into_iter()
+            .filter_map(|p| config::line_of(&layer, &p.path).map(|line| p.at_line(Some(line))))
+            .collect(),
+    };
+    if !problems.is_empty() {
         let lines: Vec<String> = problems
             .iter()
             .map(|p| p.in_file(&file.display().to_string()).to_string())

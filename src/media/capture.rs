@@ -428,6 +428,33 @@ impl Capture {
         &self.health
     }
 
+    /// Change the encoder's bitrate while PLAYING; false where the encoder
+    /// cannot (passthrough, or an encoder without a run-time control).
+    pub fn set_bitrate(&self, kbps: u32) -> bool {
+        use super::encoder::BitrateControl;
+        let Some(enc) = self.encode.by_name("encoder") else {
+            return false;
+        };
+        match &self.settings.encoder.bitrate_control {
+            BitrateControl::Property { name, unit } => {
+                let value = unit.from_kbps(kbps).to_string();
+                enc.find_property(name).is_some() && {
+                    enc.set_property_from_str(name, &value);
+                    true
+                }
+            }
+            BitrateControl::ExtraControls { key, unit } => {
+                let value = i32::try_from(unit.from_kbps(kbps)).unwrap_or(i32::MAX);
+                let controls = gst::Structure::builder("controls")
+                    .field(*key, value)
+                    .build();
+                enc.set_property("extra-controls", &controls);
+                true
+            }
+            BitrateControl::None => false,
+        }
+    }
+
     /// Show or hide the slate over the picture.
     pub fn set_slate(&self, on: bool) {
         if let Some(image) = self.encode.by_name("slate_image") {

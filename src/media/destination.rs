@@ -145,6 +145,20 @@ impl Destination {
         self.up
     }
 
+    /// How much is waiting in front of the network sink: the congestion signal
+    /// for adaptive bitrate. (queued ms, queued bytes, bytes sent in all.)
+    pub fn backlog(&self) -> (u64, u64, u64) {
+        let (mut ms, mut bytes) = (0u64, 0u64);
+        if let Some(q) = self.pipeline.by_name("vq") {
+            ms = q.property::<u64>("current-level-time") / 1_000_000;
+            bytes = u64::from(q.property::<u32>("current-level-bytes"));
+        }
+        for src in &self.appsrcs {
+            bytes += src.current_level_bytes();
+        }
+        (ms, bytes, self.last_bytes)
+    }
+
     /// Buffers the bounded queues in front of this destination dropped.
     pub fn dropped(&self) -> u64 {
         self.links.iter().map(|l| l.dropped()).sum()

@@ -9,6 +9,7 @@
 //! channel given to them. Nothing here decides what to do about it: that is
 //! the show machine's job.
 
+pub mod abr;
 pub mod bus;
 pub mod camera;
 pub mod capture;

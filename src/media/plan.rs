@@ -169,6 +169,8 @@ pub struct EncoderPlan {
     pub element_desc: String,
     /// Caps after the encoder (profile, level).
     pub output_caps: String,
+    /// How the bitrate changes while PLAYING (adaptive bitrate).
+    pub bitrate_control: crate::media::encoder::BitrateControl,
 }
 
 /// The encode pipeline: inter sources, overlays, encoders, and the two appsinks
@@ -295,14 +297,14 @@ pub fn destination_pipeline(transport: Transport, queue_ms: u64) -> String {
         // flvmux is an aggregator: in live mode it waits `latency` for the
         // slower pad before it gives up on it.
         Transport::Rtmp => format!(
-            "appsrc name=video ! {q} ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! mux.video \
-             appsrc name=audio ! {q} ! aacparse ! mux.audio \
+            "appsrc name=video ! {q} name=vq ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! mux.video \
+             appsrc name=audio ! {q} name=aq ! aacparse ! mux.audio \
              flvmux name=mux streamable=true latency=100000000 ! rtmp2sink name=sink sync=false async=false"
         ),
         // alignment=7: seven TS packets per UDP payload, what SRT ingest expects.
         Transport::Srt => format!(
-            "appsrc name=video ! {q} ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! mux. \
-             appsrc name=audio ! {q} ! aacparse ! mux. \
+            "appsrc name=video ! {q} name=vq ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! mux. \
+             appsrc name=audio ! {q} name=aq ! aacparse ! mux. \
              mpegtsmux name=mux alignment=7 latency=100000000 \
              ! srtsink name=sink sync=false async=false wait-for-connection=false auto-reconnect=false"
         ),
@@ -358,6 +360,7 @@ mod tests {
             input_caps: "video/x-raw,format=I420".into(),
             element_desc: "x264enc name=encoder tune=zerolatency speed-preset=ultrafast bitrate=500 key-int-max=30".into(),
             output_caps: "video/x-h264,profile=main".into(),
+            bitrate_control: crate::media::encoder::BitrateControl::None,
         }
     }
 

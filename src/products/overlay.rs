@@ -35,7 +35,7 @@ const FIELDS: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
-    #[error("unknown placeholder {{{0}}}; use {}", known())]
+    #[error("unknown placeholder {{{0}}}; use {known}", known = known())]
     Unknown(String),
     #[error("a '{{' is not closed; write {{{{ for a literal brace")]
     Unclosed,

@@ -312,6 +312,9 @@ mod tests {
             for l in a {
                 if let Line::Text(t) = l {
                     prop_assert!(t.len() <= MAX_LINE && !t.contains(['\r', '\n']));
+                    if let Ok(r) = parse_line(&t) {
+                        prop_assert!(r.kg.is_none_or(f64::is_finite));
+                    }
                 }
             }
         }

@@ -31,6 +31,10 @@ pub const SILENCE: Duration = Duration::from_secs(3);
 const UNCALIBRATED: &str =
     "the scale is not calibrated: tare, then calibrate_scale with a known weight";
 
+/// Grams per HX711 count for a typical 5 kg, 1 mV/V load cell at gain 128
+/// (about 420 counts a gram); only used before calibration.
+pub const HX711_NOMINAL_FACTOR: f64 = 1.0 / 420.0;
+
 /// What status and the tagger read.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ScaleState {
@@ -98,7 +102,12 @@ pub struct Scale {
 }
 
 impl Scale {
-    pub fn new(settings: Settings, cal: Calibration, now: Instant) -> Scale {
+    pub fn new(settings: Settings, mut cal: Calibration, now: Instant) -> Scale {
+        if settings.needs_calibration && !cal.calibrated {
+            // Counts are not grams; a nominal factor keeps the settle tolerance
+            // meaningful until the real one is measured.
+            cal.factor = HX711_NOMINAL_FACTOR;
+        }
         Scale {
             settle: Settle::new(settings.settle, settings.tolerance_g),
             settings,

@@ -201,12 +201,12 @@ fn hx711_tare_and_calibrate_with_a_known_weight() {
     let cal = s.tare().unwrap();
     assert_eq!(cal.offset, 8000.0);
     // 1 kg on: 8 000 + 420 000 counts.
-    let t = feed(&mut s, t, 1000, 428_000.0);
+    let t = feed(&mut s, t, 1200, 428_000.0);
     assert_eq!(s.calibrate(0.0), Err(ScaleError::BadKnownWeight));
     let cal = s.calibrate(1.0).unwrap();
     assert!(cal.calibrated && (cal.factor - 1000.0 / 420_000.0).abs() < 1e-12);
     // 2.5 kg on.
-    feed(&mut s, t, 1000, 8000.0 + 1_050_000.0);
+    feed(&mut s, t, 1200, 8000.0 + 1_050_000.0);
     assert_eq!(s.state().weight.map(|w| w.grams()), Some(2500));
     assert!(s.state().stable && s.state().error.is_none());
 }
@@ -253,5 +253,49 @@ proptest! {
             prop_assert!(st.error.is_none() || st.weight.is_none());
             prop_assert_eq!(st.weight.is_some(), st.weight_kg.is_some());
         }
+    }
+}
+
+/// The sim back end through the whole chain, as the driver wires it: a
+/// `weight` value settles, and a tag then prices it exactly.
+#[tokio::test]
+async fn sim_weight_settles_and_tags_exactly() {
+    use crate::config::schema::ProductConfig;
+    use crate::products::{TagOutcome, Tagger};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ScaleConfig {
+        kind: "sim".into(),
+        settle_ms: 200,
+        ..ScaleConfig::default()
+    };
+    let (opened, mut scale) = open(&cfg, dir.path(), Instant::now()).unwrap().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    opened.source.start(tx).unwrap();
+    opened.sim_feed.as_ref().unwrap().set(1.25);
+    // Bounded by readings, not by wall time: 400 readings is 20 s of sim.
+    for _ in 0..400 {
+        let Some(r) = rx.recv().await else { break };
+        scale.handle(Instant::now(), r);
+        if scale.state().stable && scale.state().weight_kg == Some(1.25) {
+            break;
+        }
+    }
+    assert!(scale.state().stable, "{:?}", scale.state());
+    let mussels = ProductConfig {
+        id: "mussels".into(),
+        name: "Mussels".into(),
+        unit: "kg".into(),
+        unit_price: "30.00".into(),
+        currency: "CNY".into(),
+        button_pin: None,
+    };
+    let mut tagger = Tagger::new(&[mussels], Duration::from_millis(1500));
+    match tagger.tag("mussels", Some(scale.state()), Instant::now()) {
+        TagOutcome::Tagged(r) => assert_eq!(
+            (r.weight_kg.as_deref(), r.price.as_str()),
+            (Some("1.250"), "37.50")
+        ),
+        other => panic!("{other:?}"),
     }
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Plain Debian 12 arm64 farmcast image from Debian's archive, with mmdebstrap
+# (no Raspberry Pi firmware: for qemu-system-aarch64 `virt` and generic arm64
+# boards). Needs root, mmdebstrap, qemu-user-static (binfmt), e2fsprogs.
+#   image-build/debian-arm64/build.sh FARMCAST_DEB OUT_DIR
+# Writes OUT_DIR/rootfs.ext4, OUT_DIR/vmlinuz, OUT_DIR/initrd.img.
+set -euo pipefail
+deb=$(readlink -f "${1:?arm64 farmcast .deb}")
+out=$(readlink -m "${2:?output folder}")
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+rm -rf "$out/root"
+
+# --variant=important: Debian's base system with systemd, ssh added; the
+# package's Depends bring GStreamer. The customize hook is the one the Pi
+# image uses too.
+mmdebstrap --architectures=arm64 --variant=important \
+  --include=linux-image-arm64,openssh-server,systemd-sysv,e2fsprogs \
+  --customize-hook="FARMCAST_DEB='$deb' BOOT_MOUNT=/boot/firmware '$here/../customize.sh' \"\$1\"" \
+  --customize-hook="'$here/boot-test-setup.sh' \"\$1\"" \
+  --customize-hook="cp \"\$1\"/boot/vmlinuz-* '$out/vmlinuz'; cp \"\$1\"/boot/initrd.img-* '$out/initrd.img'" \
+  bookworm "$out/root"
+
+truncate -s 3G "$out/rootfs.ext4"
+mkfs.ext4 -q -F -L farmcast-root -d "$out/root" "$out/rootfs.ext4"
+rm -rf "$out/root"
+echo "debian-arm64: $out/rootfs.ext4" >&2

@@ -1,0 +1,675 @@
+//! Adaptive bitrate for a thin uplink: from what each destination has queued
+//! before the network, the encoder's target between `video.min_bitrate_kbps`
+//! and `video.bitrate_kbps`, and how many frames to drop when even the floor
+//! does not fit.
+//!
+//! Pure, with time passed in (no GStreamer, no clock): the driver calls
+//! [`AbrController::observe`] for every destination that is up on each health
+//! tick, [`AbrController::forget`] when one goes down or is stopped, then
+//! [`AbrController::poll_change`]; a `Some(kbps)` is applied to the encoder
+//! (see `encoder::BitrateControl`) and logged as `abr target_kbps=…`.
+//! [`AbrController::frame_decimation`] says how many frames of each group to
+//! keep one of (1 = all).
+//!
+//! Policy (AIMD, the shape TCP itself uses):
+//! - **Down fast.** A destination is congested when its queue is above the
+//!   high-water mark and not draining, or has grown over `growth_samples`
+//!   consecutive samples while above the low-water mark. Congestion multiplies
+//!   the target by `decrease_factor`, at most once per `decrease_interval`.
+//!   A queue that is above the mark but draining is left alone: the last cut
+//!   is working, and cutting again for the same standing queue overshoots.
+//! - **Up slowly.** When every destination has stayed below the low-water mark
+//!   for `increase_interval` and sends at least `keep_up_ratio` of the target
+//!   (a quiet scene that does not fill the target proves nothing about the
+//!   link), the target grows by `increase_step_pct` of the maximum.
+//! - **Drop frames last.** At the floor and still congested for
+//!   `starve_after`, the decimation doubles (up to `max_decimation`); a clear
+//!   link halves it again before the bitrate may rise. Decimation above 1
+//!   therefore only ever happens at the minimum bitrate. Audio is not the
+//!   controller's business: it is never decimated.
+//!
+//! One encoder feeds every destination, so the target follows the SLOWEST
+//! destination that is up: any congested destination lowers it, and it rises
+//! only when all are clear. A faster destination gets the slow one's quality;
+//! the alternative (one encoder per destination) costs a core per destination
+//! on a Pi. Destinations that are down are ignored, and so is one whose last
+//! sample is older than `stale_after` (its pipeline is stuck or gone).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// The knobs; [`AbrSettings::new`] gives defaults tuned for a 250 ms tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbrSettings {
+    pub max_kbps: u32,
+    pub min_kbps: u32,
+    /// Queue above this is congestion (unless draining).
+    pub high_water_ms: u64,
+    /// Queue below this is clear; growth below it is noise.
+    pub low_water_ms: u64,
+    /// Consecutive growing samples that count as congestion.
+    pub growth_samples: u32,
+    pub decrease_factor: f64,
+    pub decrease_interval: Duration,
+    /// Step up, in percent of `max_kbps`.
+    pub increase_step_pct: u32,
+    /// Clear time needed before each step up.
+    pub increase_interval: Duration,
+    /// Measured send rate / target needed for a step up.
+    pub keep_up_ratio: f64,
+    /// Congested at the floor this long: drop more frames.
+    pub starve_after: Duration,
+    pub max_decimation: u32,
+    /// Smallest change worth telling the encoder, in percent of the last one.
+    pub min_change_pct: u32,
+    /// A destination not observed for this long is ignored.
+    pub stale_after: Duration,
+}
+
+impl AbrSettings {
+    /// Defaults; `min_kbps` above `max_kbps` is taken as `max_kbps` (no room
+    /// to adapt rather than a panic on a bad config).
+    pub fn new(max_kbps: u32, min_kbps: u32) -> AbrSettings {
+        let max_kbps = max_kbps.max(1);
+        AbrSettings {
+            max_kbps,
+            min_kbps: min_kbps.clamp(1, max_kbps),
+            high_water_ms: 500,
+            low_water_ms: 100,
+            growth_samples: 3,
+            decrease_factor: 0.7,
+            decrease_interval: Duration::from_secs(1),
+            increase_step_pct: 5,
+            increase_interval: Duration::from_millis(2500),
+            keep_up_ratio: 0.6,
+            starve_after: Duration::from_secs(3),
+            max_decimation: 4,
+            min_change_pct: 5,
+            stale_after: Duration::from_secs(3),
+        }
+    }
+
+    /// From `[video]`: `bitrate_kbps` is the ceiling, `min_bitrate_kbps` the floor.
+    pub fn from_video(v: &crate::config::VideoConfig) -> AbrSettings {
+        AbrSettings::new(v.bitrate_kbps, v.min_bitrate_kbps)
+    }
+}
+
+/// What one destination has waiting before the network, and what it has sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkSample {
+    /// Media time queued before the network sink (the leaky queue's
+    /// `current-level-time`).
+    pub queued_ms: u64,
+    /// Bytes waiting to leave: the queue's bytes plus the TCP send queue
+    /// (SIOCOUTQ) or SRT's send buffer. Turned into time at the current target,
+    /// so a kernel buffer that hides the backlog from the queue still counts.
+    pub queued_bytes: u64,
+    /// The sink's byte counter (`out-bytes-total` / `bytes-sent-total`); a
+    /// smaller value than before means a new connection.
+    pub sent_bytes_total: u64,
+}
+
+#[derive(Debug, Clone)]
+struct DestState {
+    at: Instant,
+    /// Effective queue (time, bytes at target) of the last sample.
+    queued_ms: u64,
+    sent_bytes_total: u64,
+    growth: u32,
+    congested: bool,
+    clear: bool,
+    measured_kbps: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AbrController {
+    s: AbrSettings,
+    target_kbps: u32,
+    /// What the encoder was last told (it starts at the maximum).
+    applied_kbps: u32,
+    decimation: u32,
+    dests: HashMap<String, DestState>,
+    last_decrease: Option<Instant>,
+    /// Since when every fresh destination has been clear.
+    clear_since: Option<Instant>,
+    /// Since when the target has sat at the floor while congested.
+    starving_since: Option<Instant>,
+    last_decimation_change: Option<Instant>,
+}
+
+impl AbrController {
+    pub fn new(settings: AbrSettings) -> AbrController {
+        let s = AbrSettings::new(settings.max_kbps, settings.min_kbps);
+        let settings = AbrSettings {
+            max_kbps: s.max_kbps,
+            min_kbps: s.min_kbps,
+            max_decimation: settings.max_decimation.max(1),
+            growth_samples: settings.growth_samples.max(1),
+            ..settings
+        };
+        AbrController {
+            target_kbps: settings.max_kbps,
+            applied_kbps: settings.max_kbps,
+            s: settings,
+            decimation: 1,
+            dests: HashMap::new(),
+            last_decrease: None,
+            clear_since: None,
+            starving_since: None,
+            last_decimation_change: None,
+        }
+    }
+
+    pub fn settings(&self) -> &AbrSettings {
+        &self.s
+    }
+
+    /// The bitrate the encoder should run at now.
+    pub fn target_kbps(&self) -> u32 {
+        self.target_kbps
+    }
+
+    /// Keep one frame in this many (1 = all frames).
+    pub fn frame_decimation(&self) -> u32 {
+        self.decimation
+    }
+
+    /// The send rate of `dest` over its last samples; `None` until two
+    /// samples of the same connection have been seen, or once forgotten.
+    pub fn measured_kbps(&self, dest: &str) -> Option<u32> {
+        self.dests.get(dest).and_then(|d| d.measured_kbps)
+    }
+
+    /// A new target for the encoder when it moved enough to be worth a
+    /// property change (≥ `min_change_pct`, or a bound reached); `None` otherwise.
+    pub fn poll_change(&mut self) -> Option<u32> {
+        let (t, a) = (self.target_kbps, self.applied_kbps);
+        if t == a {
+            return None;
+        }
+        let step = u64::from(a) * u64::from(self.s.min_change_pct) / 100;
+        let big = u64::from(t.abs_diff(a)) >= step.max(1);
+        let bound = t == self.s.min_kbps || t == self.s.max_kbps;
+        if big || bound {
+            self.applied_kbps = t;
+            Some(t)
+        } else {
+            None
+        }
+    }
+
+    /// The destination went down or was stopped: it no longer holds the target back.
+    pub fn forget(&mut self, dest: &str) {
+        self.dests.remove(dest);
+    }
+
+    /// One sample of `dest` (up) at `now`; may move the target.
+    pub fn observe(&mut self, now: Instant, dest: &str, sample: LinkSample) {
+        let target = self.target_kbps;
+        // Bytes at the current target, in ms: `bytes * 8 / kbps`.
+        let bytes_ms = sample.queued_bytes.saturating_mul(8) / u64::from(target.max(1));
+        let queued_ms = sample.queued_ms.max(bytes_ms);
+        let (high, low, need) = (
+            self.s.high_water_ms,
+            self.s.low_water_ms,
+            self.s.growth_samples,
+        );
+        let prev = self.dests.get(dest).cloned();
+        let new_connection = prev
+            .as_ref()
+            .is_none_or(|p| sample.sent_bytes_total < p.sent_bytes_total);
+        let (growth, draining, measured) = match prev.as_ref().filter(|_| !new_connection) {
+            Some(p) => {
+                let growth = if queued_ms > p.queued_ms && queued_ms > low {
+                    p.growth + 1
+                } else {
+                    0
+                };
+                let dt_ms = now.saturating_duration_since(p.at).as_millis() as u64;
+                let rate = (dt_ms > 0).then(|| {
+                    let bits = (sample.sent_bytes_total - p.sent_bytes_total).saturating_mul(8);
+                    (bits / dt_ms).min(u64::from(u32::MAX)) as u32
+                });
+                // Smooth over about two samples: one tick's burst is not a rate.
+                let measured = match (rate, p.measured_kbps) {
+                    (Some(r), Some(m)) => Some(((u64::from(r) + u64::from(m)) / 2) as u32),
+                    (r, m) => r.or(m),
+                };
+                (growth, queued_ms < p.queued_ms, measured)
+            }
+            None => (0, false, None),
+        };
+        let congested = (queued_ms > high && !draining) || growth >= need;
+        let clear = queued_ms < low;
+        self.dests.insert(
+            dest.to_string(),
+            DestState {
+                at: now,
+                queued_ms,
+                sent_bytes_total: sample.sent_bytes_total,
+                growth,
+                congested,
+                clear,
+                measured_kbps: measured,
+            },
+        );
+        self.decide(now, congested);
+    }
+
+    /// `cut`: the sample just observed is congested. Only a fresh sample cuts,
+    /// so one destination's old bad news is not counted once per tick of the
+    /// others; it still holds the target back until it goes stale.
+    fn decide(&mut self, now: Instant, cut: bool) {
+        let stale = self.s.stale_after;
+        let fresh: Vec<&DestState> = self
+            .dests
+            .values()
+            .filter(|d| now.saturating_duration_since(d.at) <= stale)
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let congested = fresh.iter().any(|d| d.congested);
+        let all_clear = fresh.iter().all(|d| d.clear);
+        let keeps_up = fresh.iter().all(|d| {
+            d.measured_kbps
+                .is_some_and(|m| f64::from(m) >= self.s.keep_up_ratio * f64::from(self.target_kbps))
+        });
+
+        if cut {
+            self.clear_since = None;
+            self.on_congestion(now);
+            return;
+        }
+        if congested {
+            self.clear_since = None;
+            return;
+        }
+        self.starving_since = None;
+        if !all_clear {
+            self.clear_since = None;
+            return;
+        }
+        let since = *self.clear_since.get_or_insert(now);
+        if now.saturating_duration_since(since) < self.s.increase_interval {
+            return;
+        }
+        if self.decimation > 1 {
+            // Frames come back before bitrate: a stutter is worse than blur.
+            self.decimation /= 2;
+            self.last_decimation_change = Some(now);
+            self.clear_since = Some(now);
+        } else if keeps_up && self.target_kbps < self.s.max_kbps {
+            let step = (u64::from(self.s.max_kbps) * u64::from(self.s.increase_step_pct) / 100)
+                .max(1) as u32;
+            self.target_kbps = self
+                .target_kbps
+                .saturating_add(step)
+                .clamp(self.s.min_kbps, self.s.max_kbps);
+            self.clear_since = Some(now);
+        }
+    }
+
+    fn on_congestion(&mut self, now: Instant) {
+        let interval_passed = self
+            .last_decrease
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.s.decrease_interval);
+        if self.target_kbps > self.s.min_kbps {
+            self.starving_since = None;
+            if interval_passed {
+                let cut = (f64::from(self.target_kbps) * self.s.decrease_factor).round() as u32;
+                // A factor of 1 or more must still make progress downwards.
+                let cut = cut.min(self.target_kbps.saturating_sub(1));
+                self.target_kbps = cut.clamp(self.s.min_kbps, self.s.max_kbps);
+                self.last_decrease = Some(now);
+            }
+            return;
+        }
+        let since = *self.starving_since.get_or_insert(now);
+        let changed_recently = self
+            .last_decimation_change
+            .is_some_and(|t| now.saturating_duration_since(t) < self.s.starve_after);
+        if now.saturating_duration_since(since) >= self.s.starve_after
+            && !changed_recently
+            && self.decimation < self.s.max_decimation
+        {
+            self.decimation = (self.decimation * 2).min(self.s.max_decimation);
+            self.last_decimation_change = Some(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TICK: Duration = Duration::from_millis(250);
+
+    fn ctl(max: u32, min: u32) -> AbrController {
+        AbrController::new(AbrSettings::new(max, min))
+    }
+
+    /// Drives one destination: `queued_ms` per tick, sending `send_kbps`.
+    struct Feed {
+        t0: Instant,
+        now: Instant,
+        sent: u64,
+    }
+
+    impl Feed {
+        fn new() -> Feed {
+            let t0 = Instant::now();
+            Feed {
+                t0,
+                now: t0,
+                sent: 0,
+            }
+        }
+        fn tick(&mut self, c: &mut AbrController, dest: &str, queued_ms: u64, send_kbps: u32) {
+            self.now += TICK;
+            self.sent += u64::from(send_kbps) * 1000 / 8 / 4;
+            c.observe(
+                self.now,
+                dest,
+                LinkSample {
+                    queued_ms,
+                    queued_bytes: 0,
+                    sent_bytes_total: self.sent,
+                },
+            );
+        }
+        /// A tick where the destination sends all the encoder makes.
+        fn full(&mut self, c: &mut AbrController, dest: &str, queued_ms: u64) {
+            let t = c.target_kbps();
+            self.tick(c, dest, queued_ms, t);
+        }
+        fn elapsed(&self) -> Duration {
+            self.now - self.t0
+        }
+    }
+
+    #[test]
+    fn starts_at_the_ceiling_and_says_nothing() {
+        let mut c = ctl(4000, 400);
+        assert_eq!(c.target_kbps(), 4000);
+        assert_eq!(c.frame_decimation(), 1);
+        assert_eq!(c.poll_change(), None);
+        assert_eq!(c.measured_kbps("a"), None);
+    }
+
+    #[test]
+    fn a_standing_queue_cuts_at_most_once_a_second() {
+        let mut c = ctl(4000, 400);
+        let mut f = Feed::new();
+        let mut seen = Vec::new();
+        for _ in 0..9 {
+            f.tick(&mut c, "a", 800, 1200);
+            seen.push(c.target_kbps());
+        }
+        // First sample cuts at once; then every fourth tick (1 s).
+        assert_eq!(seen, [2800, 2800, 2800, 2800, 1960, 1960, 1960, 1960, 1372]);
+        assert_eq!(c.poll_change(), Some(1372));
+        assert_eq!(c.poll_change(), None);
+    }
+
+    #[test]
+    fn a_draining_queue_above_the_mark_is_not_cut_again() {
+        let mut c = ctl(4000, 400);
+        let mut f = Feed::new();
+        f.tick(&mut c, "a", 1500, 1200);
+        assert_eq!(c.target_kbps(), 2800);
+        for q in [1400, 1300, 1200, 1100, 1000, 900, 800] {
+            f.tick(&mut c, "a", q, 1200);
+        }
+        assert_eq!(c.target_kbps(), 2800);
+    }
+
+    #[test]
+    fn growth_below_the_high_mark_cuts_after_three_samples() {
+        let mut c = ctl(4000, 400);
+        let mut f = Feed::new();
+        for (q, want) in [(50, 4000), (150, 4000), (200, 4000), (260, 2800)] {
+            f.tick(&mut c, "a", q, 4000);
+            assert_eq!(c.target_kbps(), want, "queue {q}");
+        }
+    }
+
+    #[test]
+    fn a_clear_link_steps_up_by_five_percent_every_interval() {
+        let mut c = ctl(4000, 400);
+        let mut f = Feed::new();
+        f.tick(&mut c, "a", 900, 2800);
+        assert_eq!(c.target_kbps(), 2800);
+        let mut ups = Vec::new();
+        for _ in 0..24 {
+            f.full(&mut c, "a", 20);
+            ups.push(c.target_kbps());
+        }
+        // Clear from the first clear tick; 2.5 s = 10 ticks per step.
+        assert_eq!(ups[9], 2800);
+        assert_eq!(ups[10], 3000);
+        assert_eq!(ups[20], 3200);
+        assert!(ups.windows(2).all(|w| w[1] >= w[0]));
+    }
+
+    #[test]
+    fn a_quiet_scene_does_not_prove_the_link() {
+        let mut c = ctl(4000, 400);
+        let mut f = Feed::new();
+        f.tick(&mut c, "a", 900, 2800);
+        for _ in 0..40 {
+            // The encoder makes far less than its target: no evidence of headroom.
+            f.tick(&mut c, "a", 0, 500);
+        }
+        assert_eq!(c.target_kbps(), 2800);
+    }
+
+    #[test]
+    fn at_the_floor_frames_go_then_come_back_before_bitrate() {
+        let mut c = ctl(1000, 400);
+        let mut f = Feed::new();
+        while c.target_kbps() > 400 {
+            f.tick(&mut c, "a", 2000, 300);
+        }
+        assert_eq!(c.frame_decimation(), 1);
+        let at_floor = f.elapsed();
+        while c.frame_decimation() == 1 {
+            f.tick(&mut c, "a", 2000, 300);
+            assert_eq!(c.target_kbps(), 400);
+        }
+        assert!(f.elapsed() - at_floor >= Duration::from_secs(3));
+        for _ in 0..40 {
+            f.tick(&mut c, "a", 2000, 300);
+        }
+        assert_eq!(c.frame_decimation(), 4, "capped at max_decimation");
+        // Clear: 4 → 2 → 1, and only then the bitrate rises.
+        let mut trace = Vec::new();
+        for _ in 0..40 {
+            f.tick(&mut c, "a", 0, 400);
+            trace.push((c.frame_decimation(), c.target_kbps()));
+        }
+        let first_raise = trace.iter().position(|&(_, t)| t > 400).expect("rises");
+        assert!(trace[..first_raise].contains(&(2, 400)));
+        assert_eq!(trace[first_raise].0, 1);
+    }
+
+    #[test]
+    fn the_slowest_destination_holds_the_target_until_it_is_forgotten() {
+        let mut c = ctl(4000, 400);
+        let (mut fast, mut slow) = (Feed::new(), Feed::new());
+        fast.now = slow.now;
+        for _ in 0..8 {
+            fast.full(&mut c, "fast", 0);
+            slow.tick(&mut c, "slow", 1500, 500);
+        }
+        let held = c.target_kbps();
+        assert!(held < 2000, "{held}");
+        c.forget("slow");
+        for _ in 0..12 {
+            fast.full(&mut c, "fast", 0);
+        }
+        assert!(c.target_kbps() > held);
+        assert_eq!(c.measured_kbps("slow"), None);
+    }
+
+    #[test]
+    fn a_silent_destination_goes_stale_and_is_ignored() {
+        let mut c = ctl(4000, 400);
+        let mut f = Feed::new();
+        // "stuck" reported a big queue once, then nothing.
+        c.observe(
+            f.now,
+            "stuck",
+            LinkSample {
+                queued_ms: 1500,
+                ..LinkSample::default()
+            },
+        );
+        let after_cut = c.target_kbps();
+        for _ in 0..30 {
+            f.full(&mut c, "ok", 0);
+        }
+        assert!(c.target_kbps() > after_cut);
+    }
+
+    #[test]
+    fn bytes_in_the_kernel_count_as_queue() {
+        let mut c = ctl(4000, 400);
+        // 400 kB at 4000 kbit/s is 800 ms though the queue itself is empty.
+        c.observe(
+            Instant::now(),
+            "a",
+            LinkSample {
+                queued_ms: 0,
+                queued_bytes: 400_000,
+                sent_bytes_total: 0,
+            },
+        );
+        assert_eq!(c.target_kbps(), 2800);
+    }
+
+    #[test]
+    fn a_new_connection_restarts_the_rate() {
+        let mut c = ctl(4000, 400);
+        let mut f = Feed::new();
+        for _ in 0..4 {
+            f.tick(&mut c, "a", 0, 2000);
+        }
+        let m = c.measured_kbps("a").expect("measured");
+        assert!((1900..=2100).contains(&m), "{m}");
+        f.sent = 0;
+        f.tick(&mut c, "a", 0, 2000);
+        assert_eq!(c.measured_kbps("a"), None);
+    }
+
+    #[test]
+    fn small_moves_wait_and_bounds_are_always_told() {
+        let mut c = ctl(1000, 400);
+        c.applied_kbps = 1000;
+        c.target_kbps = 980;
+        assert_eq!(c.poll_change(), None);
+        c.target_kbps = 940;
+        assert_eq!(c.poll_change(), Some(940));
+        c.target_kbps = 1000;
+        assert_eq!(c.poll_change(), Some(1000), "4% but the ceiling");
+    }
+
+    #[test]
+    fn a_floor_above_the_ceiling_is_the_ceiling() {
+        let c = ctl(500, 900);
+        assert_eq!(c.settings().min_kbps, 500);
+        let c = ctl(0, 0);
+        assert_eq!((c.settings().max_kbps, c.settings().min_kbps), (1, 1));
+    }
+
+    /// The case (a) in a fluid model: 4000 configured, 1200 kbit/s
+    /// link of which audio takes 128; the target must fall below the link
+    /// within 10 s and the leaky 2 s queue must stop overflowing.
+    #[test]
+    fn a_1200_kbit_link_is_found_within_ten_seconds() {
+        let mut c = ctl(4000, 400);
+        let mut f = Feed::new();
+        let link = 1200.0 - 128.0;
+        let mut queue_bits = 0.0f64;
+        let mut below_at = None;
+        for i in 0..240 {
+            let target = f64::from(c.target_kbps());
+            queue_bits += target * 250.0;
+            let sent = queue_bits.min(link * 250.0);
+            queue_bits = (queue_bits - sent).min(target * 2000.0);
+            let queued_ms = (queue_bits / target) as u64;
+            f.tick(&mut c, "a", queued_ms, (sent / 250.0) as u32);
+            if below_at.is_none() && c.target_kbps() < 1200 {
+                below_at = Some(i);
+            }
+        }
+        let below_at = below_at.expect("target fell below the link");
+        assert!(below_at < 40, "took {below_at} ticks");
+        assert!(c.target_kbps() <= 1200, "settled at {}", c.target_kbps());
+        assert!(c.target_kbps() >= 600, "overshot to {}", c.target_kbps());
+        assert_eq!(c.frame_decimation(), 1);
+    }
+
+    fn samples() -> impl Strategy<Value = Vec<(u64, u64, u64, u64)>> {
+        // (ms since last, queued_ms, queued_bytes, bytes sent since last)
+        prop::collection::vec(
+            (0u64..3000, 0u64..5000, 0u64..2_000_000, 0u64..1_000_000),
+            1..120,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn target_stays_in_bounds_and_frames_drop_only_at_the_floor(
+            max in 1u32..20_000, min in 0u32..20_000, seq in samples(), two in any::<bool>()
+        ) {
+            let mut c = ctl(max, min);
+            let (lo, hi) = (c.settings().min_kbps, c.settings().max_kbps);
+            let mut now = Instant::now();
+            let mut sent = 0u64;
+            for (i, (dt, q, b, s)) in seq.into_iter().enumerate() {
+                now += Duration::from_millis(dt);
+                sent += s;
+                let dest = if two && i % 2 == 1 { "b" } else { "a" };
+                c.observe(now, dest, LinkSample { queued_ms: q, queued_bytes: b, sent_bytes_total: sent });
+                if i % 7 == 3 { c.forget("b"); }
+                prop_assert!((lo..=hi).contains(&c.target_kbps()));
+                if let Some(t) = c.poll_change() { prop_assert!((lo..=hi).contains(&t)); }
+                prop_assert!(c.frame_decimation() >= 1);
+                if c.frame_decimation() > 1 { prop_assert_eq!(c.target_kbps(), lo); }
+            }
+        }
+
+        #[test]
+        fn a_queue_at_or_above_low_water_never_raises_the_target(
+            start in 100u64..3000, steps in prop::collection::vec(0u64..500, 1..80), rate in 0u32..50_000
+        ) {
+            let mut c = ctl(4000, 400);
+            let mut f = Feed::new();
+            let mut q = start;
+            for s in steps {
+                let before = c.target_kbps();
+                q += s;
+                f.tick(&mut c, "a", q, rate);
+                prop_assert!(c.target_kbps() <= before);
+            }
+        }
+
+        #[test]
+        fn a_drained_queue_returns_to_the_ceiling(
+            max in 500u32..10_000, congested in 1usize..100
+        ) {
+            let mut c = ctl(max, 200);
+            let mut f = Feed::new();
+            for _ in 0..congested { f.tick(&mut c, "a", 2000, 100); }
+            // 5% steps every 2.5 s: at most 20 steps plus the decimation steps.
+            for _ in 0..(4 * 2 * 60 + 100) {
+                f.full(&mut c, "a", 0);
+            }
+            prop_assert_eq!(c.target_kbps(), c.settings().max_kbps);
+            prop_assert_eq!(c.frame_decimation(), 1);
+        }
+    }
+}
