@@ -15,6 +15,8 @@ PACKAGES=(
   # real servers and checkers the demo and the tests use
   nginx libnginx-mod-rtmp ffmpeg mosquitto mosquitto-clients srt-tools
   iproute2 openssl systemd procps netcat-openbsd
+  # packaging checks
+  lintian dpkg-dev
 )
 
 SUDO=""
@@ -44,4 +46,10 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: no cargo on PATH; install Rust (rustup.rs or Debian's cargo >= 1.92)" >&2
   exit 1
+fi
+
+# The Debian package is built with cargo-deb (tests/package.rs, make deb).
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-deb"
+  cargo install cargo-deb --locked --quiet
 fi

@@ -30,6 +30,13 @@ enum Cmd {
         #[command(subcommand)]
         command: ConfigCmd,
     },
+    /// Install a farmcast.toml (and keys/) copied onto the boot partition (first boot).
+    Provision {
+        #[arg(long, default_value = "/boot/firmware")]
+        boot: PathBuf,
+        #[arg(long, default_value = "/etc/farmcast")]
+        etc: PathBuf,
+    },
     /// What this box has: cameras, audio inputs, encoders, GPIO chips, serial ports.
     Probe {
         /// Machine-readable output.
@@ -70,6 +77,10 @@ fn main() -> ExitCode {
             }
         }
         Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::Provision { boot, etc } => {
+            farmcast::logging::init();
+            farmcast::provision::run_cli(&boot, &etc)
+        }
         Cmd::Config {
             command:
                 ConfigCmd::Sign {

@@ -61,8 +61,10 @@ pub fn check_layers(
         .chain(layers.iter().copied())
         .collect();
     let mut config = load_layers(file_src, layers)?;
-    let mut problems = resolve_keys(&mut config, config_dir);
-    problems.extend(validate(&config));
+    // Validate what the file says before the key files are read into `key`:
+    // otherwise every `key_file` would look like "both key and key_file".
+    let mut problems = validate(&config);
+    problems.extend(resolve_keys(&mut config, config_dir));
     if problems.is_empty() {
         Ok(config)
     } else {

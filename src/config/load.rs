@@ -65,8 +65,10 @@ fn missing_field(message: &str) -> Option<&str> {
 /// found is returned, each with the line of its key where it is written.
 pub fn check_str(src: &str, config_dir: &Path) -> Result<Config, Vec<Problem>> {
     let mut config = load_str(src)?;
-    let mut problems = resolve_keys(&mut config, config_dir);
-    problems.extend(validate(&config));
+    // Validate what the file says before the key files are read into `key`:
+    // otherwise every `key_file` would look like "both key and key_file".
+    let mut problems = validate(&config);
+    problems.extend(resolve_keys(&mut config, config_dir));
     if problems.is_empty() {
         return Ok(config);
     }
@@ -229,5 +231,20 @@ mod tests {
                 let _ = spans::line_of(&src, "video.width");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod key_file_tests {
+    use super::*;
+
+    /// A destination with only a key_file must load, the key read from the file.
+    #[test]
+    fn key_file_alone_is_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k"), "abc123\n").unwrap();
+        let src = "[[destinations]]\nname = \"a\"\nurl = \"rtmp://h/live\"\nkey_file = \"k\"\n";
+        let config = check_str(src, dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(config.destinations[0].ingest_url(), "rtmp://h/live/abc123");
     }
 }

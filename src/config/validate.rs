@@ -61,6 +61,9 @@ pub fn validate(config: &Config) -> Vec<Problem> {
         &config.scale.kind,
         &["none", "hx711", "serial", "sim"],
     );
+    for (path, message) in crate::scale::check_config(&config.scale) {
+        v.bad(path, message);
+    }
     products(&mut v, config);
     v.non_empty("state_dir", &config.state_dir, "e.g. \"/var/lib/farmcast\"");
     mqtt(&mut v, config);

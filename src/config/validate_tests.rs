@@ -501,7 +501,7 @@ fn boundary_and_typical_values_are_valid() {
         "[recording]\nsegment_s = 3600".into(),
         "[gpio]\nbackend = \"sim\"\ngo_live_pin = 0\ntally_led_pin = 27\nstatus_led_pin = 5\ndebounce_ms = 1\nlong_press_ms = 500".into(),
         "[gpio]\ndebounce_ms = 500\nlong_press_ms = 10000".into(),
-        "[scale]\nkind = \"hx711\"".into(),
+        "[scale]\nkind = \"hx711\"\nhx711_dout_pin = 5\nhx711_sck_pin = 6".into(),
         "[scale]\nkind = \"serial\"".into(),
         PROD.into(),
         product("button_pin = 22"),
