@@ -59,11 +59,36 @@ pub fn init() {
 
 /// Change the level at run time, e.g. `debug` or `info,farmcast::media=trace`.
 pub fn set_level(spec: &str) -> Result<()> {
+    check_spec(spec)?;
     let control = CONTROL
         .get()
         .ok_or_else(|| anyhow!("logging is not initialised"))?;
     let filter = EnvFilter::try_new(spec).map_err(|e| anyhow!("bad log level {spec:?}: {e}"))?;
     control.filter.reload(filter).map_err(|e| anyhow!("{e}"))
+}
+
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// EnvFilter reads a word that is not a level as a target name, which would
+/// silently switch all logging off; accept only levels and `module=level`.
+fn check_spec(spec: &str) -> Result<()> {
+    let hint = "use a level (error, warn, info, debug, trace, off) or module=level, comma separated";
+    if spec.trim().is_empty() {
+        return Err(anyhow!("empty log level; {hint}"));
+    }
+    for directive in spec.split(',').map(str::trim) {
+        let (target, level) = match directive.split_once('=') {
+            Some((t, l)) => (Some(t), l),
+            None => (None, directive),
+        };
+        let target_ok = target.is_none_or(|t| {
+            !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        });
+        if !target_ok || !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(anyhow!("bad log level {directive:?}; {hint}"));
+        }
+    }
+    Ok(())
 }
 
 /// The last `n` log lines, oldest first.
@@ -121,6 +146,21 @@ impl<'a> MakeWriter<'a> for RingWriter {
         RingLine {
             ring: self.0.clone(),
             buf: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_spec;
+
+    #[test]
+    fn only_levels_and_module_levels_pass() {
+        for ok in ["debug", "INFO", "info,farmcast::media=trace", "off", "warn, rumqttc=error"] {
+            assert!(check_spec(ok).is_ok(), "{ok}");
+        }
+        for bad in ["not a level!!", "", "loud", "farmcast=", "=debug", "a b=info", "info,,debug"] {
+            assert!(check_spec(bad).is_err(), "{bad}");
         }
     }
 }

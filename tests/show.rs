@@ -142,6 +142,39 @@ fn wait_unpublished(nginx: &NginxRtmp, daemon: &Farmcast) {
     );
 }
 
+/// Every session that published to nginx ended with an unpublish of its own
+/// (`deleteStream` before `disconnect` in nginx's log), not with a dropped
+/// connection (which nginx logs as `disconnect` first).
+fn assert_clean_unpublish(nginx: &NginxRtmp) {
+    let log = nginx.error_log();
+    // (session, word) pairs such as ("*3", "publish:").
+    let events: Vec<(&str, &str)> = log
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(": *")? + 2..];
+            let mut words = rest.split_whitespace();
+            Some((words.next()?, words.next()?))
+        })
+        .collect();
+    let publishers: Vec<&str> = events
+        .iter()
+        .filter(|(_, w)| *w == "publish:")
+        .map(|(s, _)| *s)
+        .collect();
+    assert!(!publishers.is_empty(), "nobody published:\n{log}");
+    for session in publishers {
+        let first_end = events
+            .iter()
+            .find(|(s, w)| *s == session && (*w == "deleteStream," || *w == "disconnect,"))
+            .map(|(_, w)| *w);
+        assert_eq!(
+            first_end,
+            Some("deleteStream,"),
+            "session {session} was not unpublished cleanly:\n{log}"
+        );
+    }
+}
+
 fn pts(frames: &[FrameInfo]) -> Vec<f64> {
     frames.iter().filter_map(|f| f.pts_time).collect()
 }
@@ -320,6 +353,13 @@ fn a_long_press_ends_the_show_and_the_box_waits_in_standby() {
 
     assert_eq!(daemon.sim("hold go_live 2.5"), "ok");
     wait_unpublished(&nginx, &daemon);
+    assert_clean_unpublish(&nginx);
+    wait_log(
+        &daemon,
+        "to: Standby",
+        CONNECT,
+        "the box did not return to standby",
+    );
     assert!(
         daemon.is_running(),
         "farmcast exited at the end of the show\n{}",
@@ -451,6 +491,7 @@ fn sigterm_while_live_exits_cleanly_and_leaves_a_playable_segment() {
 
     stop_daemon(&mut daemon, Duration::from_secs(5));
     wait_unpublished(&nginx, &daemon);
+    assert_clean_unpublish(&nginx);
     ffprobe::assert_valid_av(&single_recording(&nginx), &expect(2));
     let segments = show_segments(&cfg.recording_dir());
     let last = segments.last().expect("show_segments returns at least one");

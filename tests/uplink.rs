@@ -32,7 +32,7 @@ const CONNECT: Duration = Duration::from_secs(30);
 const RSS_BOUND_KIB: u64 = 250 * 1024;
 
 /// The rig, or `None` after printing why this machine cannot make one.
-fn rig_or_skip(test: &str, drop_idle_publisher_s: u32) -> Option<Rig> {
+fn rig_or_skip(test: &str, drop_idle_publisher_s: Option<u32>) -> Option<Rig> {
     match Rig::create(drop_idle_publisher_s) {
         Ok(r) => Some(r),
         Err(why) => {
@@ -141,7 +141,10 @@ fn largest_gap(frames: &[FrameInfo]) -> f64 {
 #[ignore = "needs the ABR wiring in the driver (src/media/abr.rs is not called yet); run with --ignored for the baseline"]
 fn a_thin_link_adapts_without_dropping_the_connection() {
     let _serial = common::serial();
-    let Some(rig) = rig_or_skip("a_thin_link_adapts_without_dropping_the_connection", 10) else {
+    let Some(rig) = rig_or_skip(
+        "a_thin_link_adapts_without_dropping_the_connection",
+        Some(10),
+    ) else {
         return;
     };
     rig.ns.shape(LINK_KBIT).expect("tc tbf on the host end");
@@ -199,7 +202,12 @@ fn a_thin_link_adapts_without_dropping_the_connection() {
 fn a_cut_link_comes_back_within_two_seconds_and_memory_stays_bounded() {
     let _serial = common::serial();
     let name = "a_cut_link_comes_back_within_two_seconds_and_memory_stays_bounded";
-    let Some(rig) = rig_or_skip(name, 10) else {
+    let Some(rig) = rig_or_skip(
+        name,
+        std::env::var("FC_DROP_IDLE")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+    ) else {
         return;
     };
     let (cfg, toml) = daemon_config(&rig, "cut", 1000, 300);
@@ -276,6 +284,9 @@ fn a_cut_link_comes_back_within_two_seconds_and_memory_stays_bounded() {
         segments.len(),
         rss.map_or("?".into(), |r| r.to_string()),
     );
+    if std::env::var_os("FC_VERBOSE").is_some() {
+        eprintln!("--- farmcast ---\n{cut_log}\n--- nginx ---\n{}", rig.nginx.error_log());
+    }
     let rss = rss.expect("VmHWM of the daemon");
     assert!(
         rss <= RSS_BOUND_KIB,

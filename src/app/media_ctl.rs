@@ -224,6 +224,11 @@ impl MediaCtl {
         !self.recording.enabled || self.recorder.is_some() || self.recording_show.is_none()
     }
 
+    /// The running show's recording folder (its sales log goes there too).
+    pub fn recording_dir(&self) -> Option<PathBuf> {
+        self.recording_dir.clone()
+    }
+
     pub fn recorder_stopping(&self) -> bool {
         self.recorder_stopping
     }

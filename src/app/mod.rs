@@ -13,6 +13,7 @@ mod leds;
 mod media_ctl;
 mod notify;
 mod remote;
+mod selling;
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -75,6 +76,7 @@ struct Driver {
     /// Encoded frames per second, measured over the last health tick.
     fps: f64,
     last_fps_at: Instant,
+    selling: selling::Selling,
 }
 
 impl Driver {
@@ -84,6 +86,15 @@ impl Driver {
         let (edge_tx, mut edge_rx) = mpsc::unbounded_channel();
         let (sim_tx, mut sim_rx) = mpsc::unbounded_channel();
         let hw = hardware::start(&config, edge_tx, sim_tx)?;
+        let (scale_tx, mut scale_rx) = mpsc::unbounded_channel();
+        let selling = match selling::Selling::new(&config, scale_tx, Instant::now()) {
+            Ok(s) => s,
+            // Piece products can still be sold; the error says what to fix.
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the scale did not start");
+                selling::Selling::without_scale(&config)
+            }
+        };
         let (mqtt, mut incoming) = match remote::start(&config) {
             Ok(Some((h, rx))) => (Some(h), Some(rx)),
             Ok(None) => (None, None),
@@ -123,6 +134,7 @@ impl Driver {
             next_status: now,
             fps: 0.0,
             last_fps_at: now,
+            selling,
         };
         let config = &d.config;
         tracing::info!(device = %config.device_id, destinations = config.destinations.len(), "farmcast starting");
@@ -137,6 +149,7 @@ impl Driver {
                 d.show.poll_timeout(),
                 d.buttons.poll_timeout(),
                 d.leds.next_change(),
+                d.selling.poll_timeout(),
                 d.recorder_retry_at,
                 Some(next_health),
             ]
@@ -158,6 +171,8 @@ impl Driver {
                 }
                 // The rest of the simulated hardware.
                 Some(sim) = sim_rx.recv() => d.on_sim(sim),
+                // Scale readings (serial, HX711 or sim).
+                Some(r) = scale_rx.recv() => d.selling.on_reading(Instant::now(), r),
                 // Technicians' commands and fleet pushes (pending forever without MQTT).
                 Some(inc) = recv_or_pending(&mut incoming) => d.on_incoming(inc),
                 // systemd stop or Ctrl-C: end the show cleanly, then exit.
@@ -216,7 +231,45 @@ impl Driver {
                 self.next_status = now;
             }
         }
+        let outputs = self.selling.tick(now);
+        self.sell(outputs);
         self.leds.update(now);
+    }
+
+    /// Carry out what the selling side asks: the picture, MQTT.
+    fn sell(&mut self, outputs: Vec<selling::Output>) {
+        for out in outputs {
+            match out {
+                selling::Output::LowerThird(text) => {
+                    if let Some(c) = self.media.capture() {
+                        c.set_lower_third(text.as_deref());
+                    }
+                }
+                selling::Output::Event(ev) => {
+                    if let Some(m) = &self.mqtt {
+                        m.event(ev);
+                    }
+                }
+                selling::Output::Reply(cmd, outcome) => {
+                    if let Some(m) = &self.mqtt {
+                        m.reply(&cmd, outcome);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The show a tag made now belongs to.
+    fn show_context(&self, now: Instant) -> selling::ShowContext {
+        let status = self.show.status();
+        selling::ShowContext {
+            show_id: status.show_id.clone().filter(|_| status.state.in_show()),
+            offset: status
+                .live_since
+                .filter(|_| status.state.in_show())
+                .map(|t| now.saturating_duration_since(t)),
+            dir: self.media.recording_dir(),
+        }
     }
 
     fn act(&mut self, now: Instant, action: Action) {
@@ -245,6 +298,12 @@ impl Driver {
             }
             Action::StatusLed(p) => {
                 self.leds.set_status(now, p);
+                None
+            }
+            Action::Event(ShowEvent::ProductPressed { product_id, .. }) => {
+                let ctx = self.show_context(now);
+                let outputs = self.selling.tag(now, &product_id, selling::Origin::Button, ctx);
+                self.sell(outputs);
                 None
             }
             Action::Event(e) => {
@@ -279,7 +338,7 @@ impl Driver {
                 tracing::info!(?fault, "simulated camera fault");
                 self.media.simulate_camera(fault);
             }
-            SimEvent::Weight(kg) => tracing::debug!(kg, "scale reading (sim)"),
+            SimEvent::Weight(kg) => self.selling.sim_weight(kg),
         }
     }
 
@@ -381,14 +440,15 @@ impl Driver {
                 mqtt.reply(&cmd, outcome);
             }
             K::Logs { lines } => mqtt.reply(&cmd, Ok(remote::logs(*lines))),
-            K::TagProduct { .. } | K::Tare | K::CalibrateScale { .. } => mqtt.reply(
-                &cmd,
-                Err(format!(
-                    "{}: this box has no scale support yet (scale.kind = {:?})",
-                    cmd.command.kind.name(),
-                    self.config.scale.kind
-                )),
-            ),
+            K::TagProduct { product_id } => {
+                let now = Instant::now();
+                let ctx = self.show_context(now);
+                let product_id = product_id.clone();
+                let outputs = self.selling.tag(now, &product_id, selling::Origin::Command(cmd), ctx);
+                self.sell(outputs);
+            }
+            K::Tare => mqtt.reply(&cmd, self.selling.tare()),
+            K::CalibrateScale { known_kg } => mqtt.reply(&cmd, self.selling.calibrate(*known_kg)),
             _ => mqtt.reply(&cmd, Err("not handled".into())),
         }
     }
@@ -422,7 +482,7 @@ impl Driver {
                     reconnects: d.reconnects,
                 })
                 .collect(),
-            scale: p::ScaleStatus::default(),
+            scale: self.selling.status(),
             recording: p::RecordingStatus {
                 used_bytes: used,
                 free_bytes: free,

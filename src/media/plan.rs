@@ -202,14 +202,18 @@ pub fn encode_pipeline(
         d,
         "intervideosrc name=camera_in channel={video_channel} timeout=1000000000 ! {caps} \
          ! textoverlay name=slate silent=true valignment=center halignment=center \
-           font-desc=\"Noto Sans CJK SC Bold 36\" shaded-background=true text={slate} \
+           font-desc=\"Noto Sans CJK SC Bold {slate_pt}\" shaded-background=true text={slate} \
          {image}! textoverlay name=lower_third silent=true valignment=bottom halignment=left \
-           font-desc=\"Noto Sans CJK SC Bold 28\" shaded-background=true line-alignment=left \
+           font-desc=\"Noto Sans CJK SC Bold {lower_pt}\" shaded-background=true line-alignment=left \
          ! videoconvert ! {input} ! {encoder} ! {output} \
          ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
          ! appsink name=video ",
         caps = raw.caps(),
         slate = quote(slate_text),
+        // Sizes that read well on a phone at 720p (about 5% of the height for
+        // the lower third), scaled with the picture.
+        slate_pt = font_pt(36, raw.height),
+        lower_pt = font_pt(28, raw.height),
         input = enc.input_caps,
         encoder = enc.element_desc,
         output = enc.output_caps,
@@ -253,6 +257,11 @@ pub fn synthetic_h264_head(raw: &RawFormat) -> String {
         f = raw.framerate,
         gop = raw.framerate.max(1) * 2
     )
+}
+
+/// A font size given for 720p, scaled to `height`.
+fn font_pt(at_720p: u32, height: u32) -> u32 {
+    (at_720p * height / 720).max(10)
 }
 
 /// The AAC encoder, best first among those present.

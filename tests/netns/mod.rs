@@ -173,11 +173,11 @@ pub struct NsNginx {
 }
 
 impl NsNginx {
-    /// `drop_idle_publisher_s`: how long the server keeps a publisher that
+    /// `drop_idle_publisher_s` (None: nginx's default, never): how long the server keeps a publisher that
     /// sends nothing (a cut link leaves its TCP session half-open, and
     /// nginx-rtmp refuses a second publish of the same stream meanwhile; real
     /// ingests drop such a session within seconds).
-    pub fn start(ns: &NetNs, drop_idle_publisher_s: u32) -> NsNginx {
+    pub fn start(ns: &NetNs, drop_idle_publisher_s: Option<u32>) -> NsNginx {
         let nginx = require("nginx", "nginx libnginx-mod-rtmp");
         assert!(
             Path::new(MODULE).is_file(),
@@ -194,7 +194,7 @@ impl NsNginx {
              pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
              events {{ worker_connections 64; }}\n\
              rtmp {{\n  server {{\n    listen {a}:{RTMP_PORT};\n    chunk_size 4096;\n    \
-             drop_idle_publisher {drop_idle_publisher_s}s;\n    \
+             {drop_idle}\
              application live {{\n      live on;\n      record all;\n      \
              record_path {rec};\n      record_unique on;\n      \
              exec_publish /bin/sh -c \"date +%s.%N >> {log}\";\n    }}\n  }}\n}}\n\
@@ -202,6 +202,9 @@ impl NsNginx {
              fastcgi_temp_path {d}/t_fcgi;\n  uwsgi_temp_path {d}/t_uwsgi;\n  scgi_temp_path {d}/t_scgi;\n  \
              server {{\n    listen {a}:{HTTP_PORT};\n    location /stat {{ rtmp_stat all; }}\n  }}\n}}\n",
             a = ns.ns_addr,
+            drop_idle = drop_idle_publisher_s
+                .map(|s| format!("drop_idle_publisher {s}s;\n    "))
+                .unwrap_or_default(),
             rec = record_dir.display(),
             log = log.display(),
         );
@@ -304,7 +307,7 @@ pub struct Rig {
 }
 
 impl Rig {
-    pub fn create(drop_idle_publisher_s: u32) -> Result<Rig, String> {
+    pub fn create(drop_idle_publisher_s: Option<u32>) -> Result<Rig, String> {
         let ns = NetNs::create()?;
         let nginx = NsNginx::start(&ns, drop_idle_publisher_s);
         Ok(Rig { nginx, ns })
