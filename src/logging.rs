@@ -44,6 +44,8 @@ pub fn init() {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
+                    // Colours only for a person at a terminal, not in files and pipes.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .with_target(false),
             )
             .try_init()
@@ -72,7 +74,8 @@ const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 /// EnvFilter reads a word that is not a level as a target name, which would
 /// silently switch all logging off; accept only levels and `module=level`.
 fn check_spec(spec: &str) -> Result<()> {
-    let hint = "use a level (error, warn, info, debug, trace, off) or module=level, comma separated";
+    let hint =
+        "use a level (error, warn, info, debug, trace, off) or module=level, comma separated";
     if spec.trim().is_empty() {
         return Err(anyhow!("empty log level; {hint}"));
     }
@@ -82,7 +85,9 @@ fn check_spec(spec: &str) -> Result<()> {
             None => (None, directive),
         };
         let target_ok = target.is_none_or(|t| {
-            !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
         });
         if !target_ok || !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
             return Err(anyhow!("bad log level {directive:?}; {hint}"));
@@ -156,10 +161,24 @@ mod tests {
 
     #[test]
     fn only_levels_and_module_levels_pass() {
-        for ok in ["debug", "INFO", "info,farmcast::media=trace", "off", "warn, rumqttc=error"] {
+        for ok in [
+            "debug",
+            "INFO",
+            "info,farmcast::media=trace",
+            "off",
+            "warn, rumqttc=error",
+        ] {
             assert!(check_spec(ok).is_ok(), "{ok}");
         }
-        for bad in ["not a level!!", "", "loud", "farmcast=", "=debug", "a b=info", "info,,debug"] {
+        for bad in [
+            "not a level!!",
+            "",
+            "loud",
+            "farmcast=",
+            "=debug",
+            "a b=info",
+            "info,,debug",
+        ] {
             assert!(check_spec(bad).is_err(), "{bad}");
         }
     }

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 
 use crate::config::{Config, DestinationConfig};
 use crate::media::capture::{CameraFault, Capture, CaptureSettings};
-use crate::media::destination::Destination;
+use crate::media::destination::{Destination, QueueBounds};
 use crate::media::plan::{self, AudioSource, EncoderPlan, VideoSource};
 use crate::media::recorder::Recorder;
 use crate::media::{encoder, EventTx, MediaEvent};
@@ -24,6 +24,8 @@ pub struct MediaCtl {
     config: Vec<DestinationConfig>,
     recorder: Option<Recorder>,
     recording: crate::config::RecordingConfig,
+    destination_bounds: QueueBounds,
+    recording_bounds: QueueBounds,
     recorder_stopping: bool,
     /// The show whose recording should be running (to restart it after an error).
     recording_show: Option<String>,
@@ -51,6 +53,14 @@ impl MediaCtl {
             config: config.destinations.clone(),
             recorder: None,
             recording: config.recording.clone(),
+            destination_bounds: QueueBounds {
+                ms: config.live.destination_queue_ms,
+                bytes: config.live.destination_queue_kb * 1024,
+            },
+            recording_bounds: QueueBounds {
+                ms: config.live.recording_queue_ms,
+                bytes: config.live.recording_queue_kb * 1024,
+            },
             recorder_stopping: false,
             recording_show: None,
             recording_dir: None,
@@ -114,7 +124,14 @@ impl MediaCtl {
                 .as_ref()
                 .map(|k| k.expose().to_string())
                 .unwrap_or_default();
-            Destination::start(name, &url, &redact, capture, self.events.clone())
+            Destination::start(
+                name,
+                &url,
+                &redact,
+                capture,
+                self.destination_bounds,
+                self.events.clone(),
+            )
         })();
         match result {
             Ok(d) => {
@@ -196,7 +213,13 @@ impl MediaCtl {
                 tracing::warn!(error = %format!("{e:#}"), "could not apply the recording budget")
             }
         }
-        match Recorder::start(&dir, self.recording.segment_s, capture, self.events.clone()) {
+        match Recorder::start(
+            &dir,
+            self.recording.segment_s,
+            capture,
+            self.recording_bounds,
+            self.events.clone(),
+        ) {
             Ok(r) => {
                 tracing::info!(dir = %dir.display(), "recording");
                 self.recorder = Some(r);
@@ -313,6 +336,17 @@ impl MediaCtl {
         }
         let stall = self.capture.as_mut().and_then(|c| c.check_stall())?;
         self.on_event(stall)
+    }
+
+    /// Congestion samples of the destinations that are up, for adaptive bitrate.
+    pub fn link_samples(&self) -> Vec<(String, crate::media::abr::LinkSample)> {
+        // One read of the kernel's TCP table serves every destination.
+        let table = std::fs::read_to_string("/proc/net/tcp").ok();
+        self.destinations
+            .values()
+            .filter(|d| d.is_up())
+            .map(|d| (d.name().to_string(), d.backlog(table.as_deref())))
+            .collect()
     }
 
     /// Frames dropped on the way to the destinations and the recorder (queues full).

@@ -8,6 +8,7 @@
 //! next deadlines and the health tick. Actions whose execution fails at once
 //! produce inputs that are fed back in the same turn.
 
+mod fleet_link;
 mod hardware;
 mod leds;
 mod media_ctl;
@@ -38,26 +39,18 @@ const HEALTH_TICK: Duration = Duration::from_millis(250);
 
 /// Load the config and run the daemon until SIGTERM.
 pub fn run(config_path: &Path) -> Result<()> {
-    let config = match crate::config::check_file(config_path) {
-        Ok(c) => c,
-        Err(problems) => {
-            let file = config_path.display().to_string();
-            for p in &problems {
-                tracing::error!("{}", p.in_file(&file));
-            }
-            anyhow::bail!(
-                "{file}: {} problem(s) in the configuration; nothing started (run `farmcast check-config {file}`)",
-                problems.len()
-            );
-        }
-    };
+    let loaded = fleet_link::load(config_path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(Driver::run(config))
+    runtime.block_on(Driver::run(loaded))
 }
+
+/// How long a rebuilt pipeline has to reach standby before the config it was
+/// built from is rolled back.
+const TRIAL: Duration = Duration::from_secs(30);
 
 struct Driver {
     show: Show,
@@ -77,10 +70,23 @@ struct Driver {
     fps: f64,
     last_fps_at: Instant,
     selling: selling::Selling,
+    abr: crate::media::abr::AbrController,
+    decimation: u32,
+    fleet: Option<crate::fleet::Session>,
+    /// A config on trial after a rebuild: confirmed at standby, rolled back at the deadline.
+    trial: Option<Instant>,
+    media_tx: mpsc::UnboundedSender<crate::media::MediaEvent>,
+    /// A new MQTT link's receiver, swapped in by the loop (after an MQTT change).
+    new_incoming: Option<tokio::sync::mpsc::Receiver<crate::mqtt::Incoming>>,
 }
 
 impl Driver {
-    async fn run(config: Config) -> Result<()> {
+    async fn run(loaded: fleet_link::Loaded) -> Result<()> {
+        let fleet_link::Loaded {
+            config,
+            session,
+            reported,
+        } = loaded;
         crate::media::init()?;
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
         let (edge_tx, mut edge_rx) = mpsc::unbounded_channel();
@@ -115,13 +121,14 @@ impl Driver {
             .filter(|d| d.enabled)
             .map(|d| d.name.clone())
             .collect();
+        let abr_settings = crate::media::abr::AbrSettings::from_video(&config.video);
         let mut d = Driver {
             show: Show::new(settings, names, now),
             buttons: Buttons::new(
                 Duration::from_millis(config.gpio.debounce_ms),
                 Duration::from_millis(config.gpio.long_press_ms),
             ),
-            media: media_ctl::MediaCtl::new(&config, media_tx),
+            media: media_ctl::MediaCtl::new(&config, media_tx.clone()),
             leds: leds::Leds::new(hw.tally, hw.status),
             notify: notify::Notifier::new(),
             pending: VecDeque::new(),
@@ -135,7 +142,16 @@ impl Driver {
             fps: 0.0,
             last_fps_at: now,
             selling,
+            abr: crate::media::abr::AbrController::new(abr_settings),
+            decimation: 1,
+            fleet: session,
+            trial: None,
+            media_tx,
+            new_incoming: None,
         };
+        if let Some(r) = reported {
+            d.report(&r);
+        }
         let config = &d.config;
         tracing::info!(device = %config.device_id, destinations = config.destinations.len(), "farmcast starting");
 
@@ -160,6 +176,11 @@ impl Driver {
             tokio::select! {
                 // GStreamer's threads: bus errors, first bytes out, camera frames.
                 Some(ev) = media_rx.recv() => {
+                    if let crate::media::MediaEvent::DestinationDown { name, .. }
+                    | crate::media::MediaEvent::DestinationStopped(name) = &ev
+                    {
+                        d.abr.forget(name);
+                    }
                     if let Some(input) = d.media.on_event(ev) {
                         d.pending.push_back(input);
                     }
@@ -187,6 +208,9 @@ impl Driver {
             }
             if now >= d.next_status {
                 d.publish_status(now);
+            }
+            if let Some(rx) = d.new_incoming.take() {
+                incoming = Some(rx);
             }
             if d.recorder_retry_at.is_some_and(|t| now >= t) {
                 d.recorder_retry_at = None;
@@ -226,6 +250,9 @@ impl Driver {
                 self.act(now, action);
             }
             if self.show.state() != before {
+                if before == State::Stopping && self.show.state() == State::Standby {
+                    self.show_ended(now);
+                }
                 self.notify.status(self.show.state().as_str());
                 // Status goes out on every change, not only on the interval.
                 self.next_status = now;
@@ -302,7 +329,9 @@ impl Driver {
             }
             Action::Event(ShowEvent::ProductPressed { product_id, .. }) => {
                 let ctx = self.show_context(now);
-                let outputs = self.selling.tag(now, &product_id, selling::Origin::Button, ctx);
+                let outputs = self
+                    .selling
+                    .tag(now, &product_id, selling::Origin::Button, ctx);
                 self.sell(outputs);
                 None
             }
@@ -375,6 +404,8 @@ impl Driver {
                 self.notify.watchdog();
             }
         }
+        self.adapt(now);
+        self.check_trial(now);
         if self.show.state().in_show()
             && self.recorder_retry_at.is_none()
             && !self.media.recorder_running()
@@ -385,6 +416,175 @@ impl Driver {
 }
 
 impl Driver {
+    fn report(&self, r: &crate::fleet::Reported) {
+        match r.status {
+            crate::fleet::Status::Rejected | crate::fleet::Status::RolledBack => {
+                tracing::warn!(status = ?r.status, error = ?r.error, field = ?r.field, version = ?r.version, "config")
+            }
+            _ => tracing::info!(status = ?r.status, version = ?r.version, "config"),
+        }
+        if let Some(m) = &self.mqtt {
+            m.report_config(r.to_json());
+            m.event(fleet_link::event(r));
+        }
+    }
+
+    /// A signed config pushed by a fleet manager (device or group layer).
+    fn on_push(&mut self, source: &crate::fleet::Source, payload: &[u8]) {
+        let live = self.show.state().in_show();
+        let Some(session) = &mut self.fleet else {
+            let r = crate::fleet::Reported::new(None, crate::fleet::Status::Rejected, "")
+                .with_error(
+                    "this box cannot keep fleet layers (see its log: state_dir)",
+                    None,
+                );
+            return self.report(&r);
+        };
+        if session.is_current(source, payload) {
+            tracing::debug!(?source, "desired config already held");
+            return;
+        }
+        let (reported, action) = session.handle(source, payload, live);
+        self.report(&reported);
+        self.fleet_action(action, Instant::now());
+    }
+
+    fn show_ended(&mut self, now: Instant) {
+        if let Some((reported, action)) = self.fleet.as_mut().and_then(|f| f.show_ended()) {
+            self.report(&reported);
+            self.fleet_action(action, now);
+        }
+    }
+
+    fn fleet_action(&mut self, action: crate::fleet::Action, now: Instant) {
+        match action {
+            crate::fleet::Action::None => {}
+            crate::fleet::Action::ApplyLive(config) => self.apply_live(*config),
+            crate::fleet::Action::Restart(config) => self.rebuild(*config, now),
+        }
+    }
+
+    /// Changes that need no new pipeline: bitrate, products, overlay, MQTT.
+    fn apply_live(&mut self, config: Config) {
+        if (config.video.bitrate_kbps, config.video.min_bitrate_kbps)
+            != (
+                self.config.video.bitrate_kbps,
+                self.config.video.min_bitrate_kbps,
+            )
+        {
+            self.abr = crate::media::abr::AbrController::new(
+                crate::media::abr::AbrSettings::from_video(&config.video),
+            );
+            if let Some(c) = self.media.capture() {
+                c.set_bitrate(config.video.bitrate_kbps);
+            }
+        }
+        self.selling.update_catalog(&config);
+        if config.mqtt != self.config.mqtt {
+            match remote::start(&config) {
+                Ok(Some((h, rx))) => {
+                    self.mqtt = Some(h);
+                    self.new_incoming = Some(rx);
+                }
+                Ok(None) => self.mqtt = None,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "new MQTT settings not applied")
+                }
+            }
+        }
+        self.config = config;
+        if let Some(f) = &self.fleet {
+            if let Err(e) = f.confirm_running() {
+                tracing::warn!(error = %format!("{e:#}"), "last known good not saved");
+            }
+        }
+    }
+
+    /// Changes that need a new pipeline (camera, encoder, destinations): tear
+    /// down, build again, and keep the config on trial until standby.
+    fn rebuild(&mut self, config: Config, now: Instant) {
+        let was_on_air = self.show.state().in_show();
+        tracing::info!(was_on_air, "new configuration: rebuilding the pipeline");
+        self.media.shutdown();
+        self.media = media_ctl::MediaCtl::new(&config, self.media_tx.clone());
+        let mut settings = ShowSettings::from_live(&config.live);
+        // A show cut for an `apply: now` push goes back on air by itself.
+        settings.autostart = config.live.autostart || was_on_air;
+        let names = config
+            .destinations
+            .iter()
+            .filter(|d| d.enabled)
+            .map(|d| d.name.clone())
+            .collect();
+        self.show = Show::new(settings, names, now);
+        self.abr = crate::media::abr::AbrController::new(
+            crate::media::abr::AbrSettings::from_video(&config.video),
+        );
+        self.selling.update_catalog(&config);
+        self.config = config;
+        self.trial = Some(now + TRIAL);
+        self.pending.push_back(Input::Tick);
+    }
+
+    /// A config on trial is kept once the box reaches standby (or goes on
+    /// air) and rolled back when the deadline passes first.
+    fn check_trial(&mut self, now: Instant) {
+        let Some(deadline) = self.trial else { return };
+        let state = self.show.state();
+        if state == State::Standby || state.in_show() {
+            self.trial = None;
+            if let Some(f) = &self.fleet {
+                match f.confirm_running() {
+                    Ok(()) => tracing::info!("new configuration confirmed"),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "last known good not saved")
+                    }
+                }
+            }
+        } else if now >= deadline {
+            self.trial = None;
+            let why = format!(
+                "the box did not reach standby within {} s with the new configuration (state {})",
+                TRIAL.as_secs(),
+                state.as_str()
+            );
+            tracing::error!("{why}; rolling back");
+            if let Some((reported, action)) = self.fleet.as_mut().and_then(|f| f.roll_back(&why)) {
+                self.report(&reported);
+                self.fleet_action(action, now);
+                // The last good config is not on trial again: it ran before.
+                self.trial = None;
+            }
+        }
+    }
+
+    /// Adaptive bitrate: feed the links' backlogs to the controller, and carry
+    /// its target to the encoder (and, past the lowest bitrate, drop frames).
+    fn adapt(&mut self, now: Instant) {
+        if !self.config.live.adaptive_bitrate || self.config.video.passthrough {
+            return;
+        }
+        for (name, sample) in self.media.link_samples() {
+            self.abr.observe(now, &name, sample);
+        }
+        let Some(capture) = self.media.capture() else {
+            return;
+        };
+        if let Some(kbps) = self.abr.poll_change() {
+            let applied = capture.set_bitrate(kbps);
+            tracing::info!(target_kbps = kbps, applied, "abr");
+        }
+        let n = self.abr.frame_decimation();
+        if n != self.decimation {
+            self.decimation = n;
+            capture.set_frame_decimation(n);
+            tracing::warn!(
+                keep_one_in = n,
+                "abr: even the lowest bitrate does not fit; dropping frames"
+            );
+        }
+    }
+
     fn on_incoming(&mut self, inc: crate::mqtt::Incoming) {
         use crate::mqtt::commands::CommandKind as K;
         let Some(mqtt) = self.mqtt.clone() else {
@@ -392,12 +592,8 @@ impl Driver {
         };
         let cmd = match inc {
             crate::mqtt::Incoming::Command(c) => c,
-            crate::mqtt::Incoming::DesiredConfig { source, .. } => {
-                tracing::warn!(
-                    ?source,
-                    "fleet configuration is not applied yet; push ignored"
-                );
-                return;
+            crate::mqtt::Incoming::DesiredConfig { source, payload } => {
+                return self.on_push(&source, &payload);
             }
         };
         tracing::info!(cmd = cmd.command.kind.name(), id = ?cmd.command.id, "command");
@@ -444,7 +640,9 @@ impl Driver {
                 let now = Instant::now();
                 let ctx = self.show_context(now);
                 let product_id = product_id.clone();
-                let outputs = self.selling.tag(now, &product_id, selling::Origin::Command(cmd), ctx);
+                let outputs =
+                    self.selling
+                        .tag(now, &product_id, selling::Origin::Command(cmd), ctx);
                 self.sell(outputs);
             }
             K::Tare => mqtt.reply(&cmd, self.selling.tare()),
@@ -465,11 +663,11 @@ impl Driver {
             device_id: self.config.device_id.clone(),
             uptime_s: now.duration_since(self.started).as_secs(),
             version: env!("CARGO_PKG_VERSION").into(),
-            config_version: 0,
+            config_version: self.fleet.as_ref().map_or(0, |f| f.config_version()),
             video: p::VideoStatus {
                 encoder: self.media.encoder_name.clone(),
                 fps: (self.fps * 10.0).round() / 10.0,
-                bitrate_kbps: self.config.video.bitrate_kbps,
+                bitrate_kbps: self.abr.target_kbps(),
                 dropped_frames: self.media.dropped_frames(),
             },
             destinations: show
@@ -479,6 +677,7 @@ impl Driver {
                     name: d.name.clone(),
                     state: d.link.as_str().into(),
                     bitrate_kbps: self.media.destination_bitrate(&d.name),
+                    target_kbps: self.abr.target_kbps(),
                     reconnects: d.reconnects,
                 })
                 .collect(),

@@ -54,20 +54,31 @@ pub struct Selling {
 }
 
 impl Selling {
-    pub fn new(config: &Config, readings: UnboundedSender<RawReading>, now: Instant) -> Result<Selling> {
-        let (scale, sim_feed) = match crate::scale::open(&config.scale, Path::new(&config.state_dir), now)
-            .with_context(|| format!("scale.kind = {:?}", config.scale.kind))?
-        {
-            Some((opened, scale)) => {
-                opened.source.start(readings).context("starting the scale")?;
-                (Some(scale), opened.sim_feed)
-            }
-            None => (None, None),
-        };
+    pub fn new(
+        config: &Config,
+        readings: UnboundedSender<RawReading>,
+        now: Instant,
+    ) -> Result<Selling> {
+        let (scale, sim_feed) =
+            match crate::scale::open(&config.scale, Path::new(&config.state_dir), now)
+                .with_context(|| format!("scale.kind = {:?}", config.scale.kind))?
+            {
+                Some((opened, scale)) => {
+                    opened
+                        .source
+                        .start(readings)
+                        .context("starting the scale")?;
+                    (Some(scale), opened.sim_feed)
+                }
+                None => (None, None),
+            };
         Ok(Selling {
             scale,
             sim_feed,
-            tagger: Tagger::new(&config.products, Duration::from_millis(config.scale.settle_wait_ms)),
+            tagger: Tagger::new(
+                &config.products,
+                Duration::from_millis(config.scale.settle_wait_ms),
+            ),
             lower_third: LowerThird::new(
                 Duration::from_secs(config.scale.overlay_s),
                 i64::from(config.scale.tolerance_g),
@@ -82,7 +93,10 @@ impl Selling {
         Selling {
             scale: None,
             sim_feed: None,
-            tagger: Tagger::new(&config.products, Duration::from_millis(config.scale.settle_wait_ms)),
+            tagger: Tagger::new(
+                &config.products,
+                Duration::from_millis(config.scale.settle_wait_ms),
+            ),
             lower_third: LowerThird::new(
                 Duration::from_secs(config.scale.overlay_s),
                 i64::from(config.scale.tolerance_g),
@@ -94,7 +108,10 @@ impl Selling {
 
     /// New products or overlay settings from a fleet push, applied live.
     pub fn update_catalog(&mut self, config: &Config) {
-        self.tagger = Tagger::new(&config.products, Duration::from_millis(config.scale.settle_wait_ms));
+        self.tagger = Tagger::new(
+            &config.products,
+            Duration::from_millis(config.scale.settle_wait_ms),
+        );
         self.config = config.clone();
     }
 
@@ -123,8 +140,16 @@ impl Selling {
     }
 
     /// Tag `product_id` now, or as soon as the scale settles.
-    pub fn tag(&mut self, now: Instant, product_id: &str, origin: Origin, show: ShowContext) -> Vec<Output> {
-        let outcome = self.tagger.tag(product_id, self.scale.as_ref().map(Scale::state), now);
+    pub fn tag(
+        &mut self,
+        now: Instant,
+        product_id: &str,
+        origin: Origin,
+        show: ShowContext,
+    ) -> Vec<Output> {
+        let outcome = self
+            .tagger
+            .tag(product_id, self.scale.as_ref().map(Scale::state), now);
         self.resolve(now, outcome, origin, show)
     }
 
@@ -137,7 +162,9 @@ impl Selling {
                 match ev {
                     ScaleEvent::Error(why) => {
                         tracing::warn!(reason = %why, "scale");
-                        out.push(Output::Event(Event::now("error").with("what", format!("scale: {why}"))));
+                        out.push(Output::Event(
+                            Event::now("error").with("what", format!("scale: {why}")),
+                        ));
                     }
                     ScaleEvent::Recovered => tracing::info!("scale readings are good again"),
                 }
@@ -155,7 +182,13 @@ impl Selling {
         out
     }
 
-    fn resolve(&mut self, now: Instant, outcome: TagOutcome, origin: Origin, show: ShowContext) -> Vec<Output> {
+    fn resolve(
+        &mut self,
+        now: Instant,
+        outcome: TagOutcome,
+        origin: Origin,
+        show: ShowContext,
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         match outcome {
             TagOutcome::Wait(_) => {
@@ -167,7 +200,9 @@ impl Selling {
             }
             TagOutcome::Failed(e) => {
                 tracing::warn!(reason = %e, "tag failed");
-                out.push(Output::Event(Event::now("error").with("what", format!("tag: {e}"))));
+                out.push(Output::Event(
+                    Event::now("error").with("what", format!("tag: {e}")),
+                ));
                 if let Origin::Command(cmd) = origin {
                     out.push(Output::Reply(cmd, Err(e.to_string())));
                 }
@@ -184,7 +219,10 @@ impl Selling {
                     }
                 }
                 if let Origin::Command(cmd) = origin {
-                    out.push(Output::Reply(cmd, serde_json::to_value(&record).map_err(|e| e.to_string())));
+                    out.push(Output::Reply(
+                        cmd,
+                        serde_json::to_value(&record).map_err(|e| e.to_string()),
+                    ));
                 }
                 out.push(Output::Event(event));
             }
@@ -193,13 +231,19 @@ impl Selling {
     }
 
     pub fn tare(&mut self) -> Result<Value, String> {
-        let scale = self.scale.as_mut().ok_or("this box has no scale (scale.kind = \"none\")")?;
+        let scale = self
+            .scale
+            .as_mut()
+            .ok_or("this box has no scale (scale.kind = \"none\")")?;
         let cal = scale.tare().map_err(|e| e.to_string())?;
         self.save(&cal)
     }
 
     pub fn calibrate(&mut self, known_kg: f64) -> Result<Value, String> {
-        let scale = self.scale.as_mut().ok_or("this box has no scale (scale.kind = \"none\")")?;
+        let scale = self
+            .scale
+            .as_mut()
+            .ok_or("this box has no scale (scale.kind = \"none\")")?;
         let cal = scale.calibrate(known_kg).map_err(|e| e.to_string())?;
         self.save(&cal)
     }
@@ -228,11 +272,16 @@ fn product_event(record: &TagRecord, show: &ShowContext) -> Event {
             ev = ev.with(&k, v);
         }
     }
-    ev.with("show_id", show.show_id.clone().map_or(Value::Null, Value::from))
-        .with(
-            "show_offset_s",
-            show.offset.map_or(Value::Null, |d| json!((d.as_secs_f64() * 10.0).round() / 10.0)),
-        )
+    ev.with(
+        "show_id",
+        show.show_id.clone().map_or(Value::Null, Value::from),
+    )
+    .with(
+        "show_offset_s",
+        show.offset.map_or(Value::Null, |d| {
+            json!((d.as_secs_f64() * 10.0).round() / 10.0)
+        }),
+    )
 }
 
 /// One JSON line per tag in the show's folder, so the farmer has the list of

@@ -116,6 +116,15 @@ pub struct LiveConfig {
     pub slate_image: Option<String>,
     /// Longest reconnect backoff, in milliseconds.
     pub reconnect_cap_ms: u64,
+    /// Bounds of what may wait in front of each destination (time, KiB):
+    /// past them the oldest data is dropped, whatever the link does.
+    pub destination_queue_ms: u64,
+    pub destination_queue_kb: u64,
+    /// The same for the local recorder (an SD card can stall for a while).
+    pub recording_queue_ms: u64,
+    pub recording_queue_kb: u64,
+    /// Steer the encoder's bitrate to what the slowest link carries.
+    pub adaptive_bitrate: bool,
 }
 
 impl Default for LiveConfig {
@@ -125,6 +134,14 @@ impl Default for LiveConfig {
             slate_text: "Back in a moment".into(),
             slate_image: None,
             reconnect_cap_ms: 2000,
+            // 2 s of 2.5 Mbit/s is under 1 MiB; the byte caps only bite when
+            // a misconfigured bitrate would make the time bound too generous
+            // for a 1 GB board.
+            destination_queue_ms: 2000,
+            destination_queue_kb: 16 * 1024,
+            recording_queue_ms: 5000,
+            recording_queue_kb: 32 * 1024,
+            adaptive_bitrate: true,
         }
     }
 }

@@ -42,6 +42,35 @@ pub fn validate(config: &Config) -> Vec<Problem> {
         60_000,
         " ms",
     );
+    let l = &config.live;
+    v.range(
+        "live.destination_queue_ms",
+        l.destination_queue_ms,
+        200,
+        30_000,
+        " ms",
+    );
+    v.range(
+        "live.destination_queue_kb",
+        l.destination_queue_kb,
+        256,
+        262_144,
+        " KiB",
+    );
+    v.range(
+        "live.recording_queue_ms",
+        l.recording_queue_ms,
+        500,
+        60_000,
+        " ms",
+    );
+    v.range(
+        "live.recording_queue_kb",
+        l.recording_queue_kb,
+        256,
+        262_144,
+        " KiB",
+    );
     if config
         .live
         .slate_image

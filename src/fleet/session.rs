@@ -178,6 +178,22 @@ impl Session {
         self.pending.is_some()
     }
 
+    /// Whether `payload` is the envelope this box already holds for `source`
+    /// (a retained desired config delivered again after every reconnect):
+    /// nothing to do and nothing to report.
+    pub fn is_current(&self, source: &Source, payload: &[u8]) -> bool {
+        let Ok(env) = parse(payload) else {
+            return false;
+        };
+        let held = match source {
+            Source::Device => self.layers.device.as_ref(),
+            Source::Group(g) => self.layers.groups.get(g),
+        };
+        held.is_some_and(|h| {
+            h.version == env.version && h.config == env.config && h.target == env.target
+        })
+    }
+
     /// Takes or rejects a push that arrived on `source`'s topic.
     pub fn handle(
         &mut self,

@@ -340,6 +340,49 @@ impl AbrController {
     }
 }
 
+/// Bytes waiting in the kernel's send queues of the established TCP
+/// connections to `remote`, from the text of `/proc/net/tcp` (the `tx_queue`
+/// column): what an RTMP sink has written but the link has not yet taken.
+/// `None` when no such connection is listed. Rows that do not parse are
+/// skipped; the file is the kernel's, but a parser here never panics.
+pub fn tcp_send_queue(proc_net_tcp: &str, remote: std::net::SocketAddrV4) -> Option<u64> {
+    let mut found = None;
+    for line in proc_net_tcp.lines().skip(1) {
+        let mut f = line.split_whitespace();
+        let (Some(_sl), Some(_local), Some(rem), Some(st), Some(queues)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        // 01 = ESTABLISHED.
+        if st != "01" {
+            continue;
+        }
+        let Some((ip_hex, port_hex)) = rem.split_once(':') else {
+            continue;
+        };
+        let (Ok(ip), Ok(port)) = (
+            u32::from_str_radix(ip_hex, 16),
+            u16::from_str_radix(port_hex, 16),
+        ) else {
+            continue;
+        };
+        // The kernel prints the address as a native-endian u32 of network-order bytes.
+        let ip = std::net::Ipv4Addr::from(ip.to_ne_bytes());
+        if ip != *remote.ip() || port != remote.port() {
+            continue;
+        }
+        let Some(tx) = queues
+            .split_once(':')
+            .and_then(|(tx, _)| u64::from_str_radix(tx, 16).ok())
+        else {
+            continue;
+        };
+        found = Some(found.unwrap_or(0u64).saturating_add(tx));
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,6 +655,23 @@ mod tests {
         assert_eq!(c.frame_decimation(), 1);
     }
 
+    #[test]
+    fn the_send_queue_of_a_connection_is_read_from_proc_net_tcp() {
+        let ip = std::net::Ipv4Addr::new(169, 254, 7, 2);
+        let hex = format!("{:08X}", u32::from_ne_bytes(ip.octets()));
+        let text = format!(
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+             \x20  0: 0100007F:0CEA 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n\
+             \x20  1: 0107FEA9:B2C4 {hex}:078F 01 0001F400:00000000 01:00000014 00000000     0        0 2 1\n\
+             \x20  2: 0107FEA9:B2C6 {hex}:078F 06 00000010:00000000 00:00000000 00000000     0        0 0 1\n\
+             garbage\n"
+        );
+        let remote = std::net::SocketAddrV4::new(ip, 1935);
+        assert_eq!(tcp_send_queue(&text, remote), Some(128_000));
+        let other = std::net::SocketAddrV4::new(ip, 1936);
+        assert_eq!(tcp_send_queue(&text, other), None);
+    }
+
     fn samples() -> impl Strategy<Value = Vec<(u64, u64, u64, u64)>> {
         // (ms since last, queued_ms, queued_bytes, bytes sent since last)
         prop::collection::vec(
@@ -640,6 +700,13 @@ mod tests {
                 prop_assert!(c.frame_decimation() >= 1);
                 if c.frame_decimation() > 1 { prop_assert_eq!(c.target_kbps(), lo); }
             }
+        }
+
+        #[test]
+        fn proc_net_tcp_parsing_never_panics(text in "\\PC{0,400}", lines in prop::collection::vec("[0-9A-F: ]{0,80}", 0..8)) {
+            let remote = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 1935);
+            let _ = tcp_send_queue(&text, remote);
+            let _ = tcp_send_queue(&lines.join("\n"), remote);
         }
 
         #[test]

@@ -72,6 +72,7 @@ pub struct Capture {
     health: Arc<Health>,
     epoch: Instant,
     last_raw: Arc<Mutex<Option<gst::Sample>>>,
+    decimation: Arc<AtomicU64>,
     video_channel: String,
     audio_channel: String,
     events: EventTx,
@@ -118,11 +119,21 @@ impl Capture {
             }
         }
 
-        // Keep the last raw frame (a reference, no copy) for JPEG snapshots.
+        // In front of the encoder: keep the last raw frame (a reference, no
+        // copy) for JPEG snapshots, and drop frames when adaptive bitrate asks
+        // for a lower frame rate (1 of every `decimation` frames is kept).
         let last_raw = Arc::new(Mutex::new(None));
+        let decimation = Arc::new(AtomicU64::new(1));
         if let Some(pad) = encode.by_name("encoder").and_then(|e| e.static_pad("sink")) {
             let last = last_raw.clone();
+            let keep_one_in = decimation.clone();
+            let seen = AtomicU64::new(0);
             pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                let seen = seen.fetch_add(1, Ordering::Relaxed) + 1;
+                let n = keep_one_in.load(Ordering::Relaxed).max(1);
+                if n > 1 && seen % n != 0 {
+                    return gst::PadProbeReturn::Drop;
+                }
                 if let Some(buffer) = info.buffer() {
                     let sample = gst::Sample::builder()
                         .buffer(buffer)
@@ -145,8 +156,11 @@ impl Capture {
             }
         });
 
-        let video = StreamProducer::from(&video_sink);
-        let audio = StreamProducer::from(&audio_sink);
+        // The sources are live and paced by the clock already; syncing the
+        // appsinks again would only add a wait (and a wake-up) per buffer.
+        let unsynced = gstreamer_utils::streamproducer::ProducerSettings { sync: false };
+        let video = StreamProducer::with(&video_sink, unsynced.clone());
+        let audio = StreamProducer::with(&audio_sink, unsynced);
         encode.set_state(gst::State::Playing).map_err(|_| {
             anyhow!("the encode pipeline would not start (see the log for the element)")
         })?;
@@ -164,6 +178,7 @@ impl Capture {
             health,
             epoch: Instant::now(),
             last_raw,
+            decimation,
             video_channel,
             audio_channel,
             events,
@@ -402,6 +417,8 @@ impl Capture {
             CameraFault::Fail => {
                 let el = camera.upcast_ref::<gst::Element>();
                 gst::element_error!(el, gst::ResourceError::Read, ["simulated camera failure"]);
+                // A vanished camera delivers nothing more.
+                let _ = camera.set_state(gst::State::Null);
             }
         }
     }
@@ -453,6 +470,13 @@ impl Capture {
             }
             BitrateControl::None => false,
         }
+    }
+
+    /// Keep one frame in `n` in front of the encoder (1 = every frame): the
+    /// controlled way to fit a link that even the lowest bitrate overfills.
+    pub fn set_frame_decimation(&self, n: u32) {
+        self.decimation
+            .store(u64::from(n.max(1)), Ordering::Relaxed);
     }
 
     /// Show or hide the slate over the picture.

@@ -28,9 +28,13 @@ use super::{EventTx, MediaEvent};
 /// How long a stop waits for the server to take the end of stream.
 const EOS_WAIT: Duration = Duration::from_secs(3);
 
-/// The longest a destination queues before it drops old data (bounded memory
-/// whatever the link does).
-pub const QUEUE_MS: u64 = 2000;
+/// What may wait in front of a destination before old data is dropped
+/// (bounded memory whatever the link does).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueBounds {
+    pub ms: u64,
+    pub bytes: u64,
+}
 
 pub struct Destination {
     name: String,
@@ -45,6 +49,9 @@ pub struct Destination {
     last_bytes: u64,
     last_at: Instant,
     bitrate_kbps: u32,
+    /// The server's address, for the kernel's TCP send queue (RTMP); looked up
+    /// off the driver's thread, as DNS can hang on a bad link.
+    remote: Arc<std::sync::Mutex<Option<std::net::SocketAddrV4>>>,
     events: EventTx,
 }
 
@@ -56,12 +63,13 @@ impl Destination {
         url: &str,
         redact: &str,
         capture: &Capture,
+        bounds: QueueBounds,
         events: EventTx,
     ) -> Result<Destination> {
         let transport = Transport::of_url(url).ok_or_else(|| {
             anyhow!("{name}: unsupported URL scheme (use rtmp://, rtmps:// or srt://)")
         })?;
-        let pipeline = parse_pipeline(&plan::destination_pipeline(transport, QUEUE_MS), name)?;
+        let pipeline = parse_pipeline(&plan::destination_pipeline(transport, bounds.ms), name)?;
         pipeline.set_property("name", format!("dest-{name}"));
         let sink = pipeline
             .by_name("sink")
@@ -100,8 +108,8 @@ impl Destination {
 
         let settings = ConsumerSettings {
             max_buffer: 0,
-            max_bytes: gst::format::Bytes::from_u64(16 * 1024 * 1024),
-            max_time: gst::ClockTime::from_mseconds(QUEUE_MS),
+            max_bytes: gst::format::Bytes::from_u64(bounds.bytes),
+            max_time: gst::ClockTime::from_mseconds(bounds.ms),
             event_types: Vec::new(),
         };
         let mut links = Vec::new();
@@ -122,7 +130,27 @@ impl Destination {
         // rather than waiting up to a whole GOP.
         request_keyframe(capture);
 
+        let remote = Arc::new(std::sync::Mutex::new(None));
+        if transport == Transport::Rtmp {
+            if let Some(host_port) = host_port(url) {
+                let slot = remote.clone();
+                std::thread::spawn(move || {
+                    use std::net::ToSocketAddrs;
+                    let v4 = host_port.to_socket_addrs().ok().and_then(|mut a| {
+                        a.find_map(|a| match a {
+                            std::net::SocketAddr::V4(v4) => Some(v4),
+                            _ => None,
+                        })
+                    });
+                    if let Ok(mut s) = slot.lock() {
+                        *s = v4;
+                    }
+                });
+            }
+        }
+
         Ok(Destination {
+            remote,
             name: name.to_string(),
             pipeline,
             sink,
@@ -145,9 +173,10 @@ impl Destination {
         self.up
     }
 
-    /// How much is waiting in front of the network sink: the congestion signal
-    /// for adaptive bitrate. (queued ms, queued bytes, bytes sent in all.)
-    pub fn backlog(&self) -> (u64, u64, u64) {
+    /// How much is waiting in front of the network: the congestion signal for
+    /// adaptive bitrate. The kernel's send queue counts too: rtmp2sink writes
+    /// into the socket, so a backlog can sit there while our queue looks empty.
+    pub fn backlog(&self, proc_net_tcp: Option<&str>) -> crate::media::abr::LinkSample {
         let (mut ms, mut bytes) = (0u64, 0u64);
         if let Some(q) = self.pipeline.by_name("vq") {
             ms = q.property::<u64>("current-level-time") / 1_000_000;
@@ -156,7 +185,15 @@ impl Destination {
         for src in &self.appsrcs {
             bytes += src.current_level_bytes();
         }
-        (ms, bytes, self.last_bytes)
+        let remote = self.remote.lock().ok().and_then(|r| *r);
+        if let (Some(table), Some(remote)) = (proc_net_tcp, remote) {
+            bytes += crate::media::abr::tcp_send_queue(table, remote).unwrap_or(0);
+        }
+        crate::media::abr::LinkSample {
+            queued_ms: ms,
+            queued_bytes: bytes,
+            sent_bytes_total: self.last_bytes,
+        }
     }
 
     /// Buffers the bounded queues in front of this destination dropped.
@@ -235,6 +272,21 @@ impl Destination {
     }
 }
 
+/// `host:port` of an rtmp(s) URL, with the scheme's default port.
+fn host_port(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let authority = authority.rsplit('@').next()?;
+    if authority.is_empty() {
+        return None;
+    }
+    if authority.contains(':') && !authority.starts_with('[') {
+        return Some(authority.to_string());
+    }
+    let port = if scheme == "rtmps" { 443 } else { 1935 };
+    Some(format!("{authority}:{port}"))
+}
+
 /// Whether every sink of the pipeline has received EOS (the EOS message is
 /// consumed by our sync handler, so ask the sinks).
 fn reached_eos(pipeline: &gst::Pipeline) -> bool {
@@ -283,4 +335,27 @@ fn bytes_sent(sink: &gst::Element) -> Option<u64> {
     }
     // srtsink in caller mode nests per-connection stats in a `callers` array.
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn host_and_port_of_ingest_urls() {
+        assert_eq!(
+            host_port("rtmp://127.0.0.1:19350/live/key").as_deref(),
+            Some("127.0.0.1:19350")
+        );
+        assert_eq!(
+            host_port("rtmp://live.example.com/app/k").as_deref(),
+            Some("live.example.com:1935")
+        );
+        assert_eq!(
+            host_port("rtmps://a.example/app").as_deref(),
+            Some("a.example:443")
+        );
+        assert_eq!(host_port("rtmp:///app"), None);
+        assert_eq!(host_port("nonsense"), None);
+    }
 }

@@ -109,12 +109,16 @@ impl RawFormat {
 /// Sample rate and channels of the sound between the mic pipeline and the encoder.
 pub const AUDIO_CAPS: &str = "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2";
 
-/// The tail every video source shares: whatever the source gives becomes exactly
-/// the raw format the encode pipeline expects (`intervideosrc` cannot renegotiate).
+/// The tail every video source shares: whatever the source gives becomes the
+/// raw format and size the encode pipeline expects. No `videorate`:
+/// `intervideosrc` produces frames at the configured rate whatever the camera
+/// delivers (repeating or skipping), and a videorate would hold one more raw
+/// frame in memory.
 fn video_tail(raw: &RawFormat, channel: &str) -> String {
     format!(
-        "videoconvert ! videoscale ! videorate ! {} ! intervideosink channel={channel}",
-        raw.caps()
+        "videoconvert ! videoscale ! video/x-raw,format={},width={},height={},pixel-aspect-ratio=1/1 \
+         ! intervideosink channel={channel}",
+        raw.format, raw.width, raw.height
     )
 }
 
@@ -136,7 +140,7 @@ pub fn synthetic_video_head(source: &VideoSource) -> Option<String> {
         // `sync` on the inter sink paces the file in real time; EOS rebuilds the
         // pipeline, which loops the clip.
         VideoSource::File(path) => Some(format!(
-            "filesrc location={} ! decodebin",
+            "filesrc location={} ! y4mdec",
             quote(path)
         )),
         VideoSource::Auto | VideoSource::V4l2(_) => None,
@@ -450,6 +454,11 @@ mod tests {
             ),
             camera_pipeline(
                 &synthetic_video_head(&VideoSource::File("/x".into())).unwrap(),
+                &raw,
+                "v",
+            ),
+            camera_pipeline(
+                &synthetic_video_head(&VideoSource::File("/x.y4m".into())).unwrap(),
                 &raw,
                 "v",
             ),

@@ -39,6 +39,7 @@ impl Recorder {
         show_dir: &Path,
         segment_s: u32,
         capture: &Capture,
+        bounds: super::destination::QueueBounds,
         events: EventTx,
     ) -> Result<Recorder> {
         std::fs::create_dir_all(show_dir)
@@ -124,8 +125,8 @@ impl Recorder {
         // destination may; it still has a bound.
         let settings = ConsumerSettings {
             max_buffer: 0,
-            max_bytes: gst::format::Bytes::from_u64(32 * 1024 * 1024),
-            max_time: gst::ClockTime::from_seconds(5),
+            max_bytes: gst::format::Bytes::from_u64(bounds.bytes),
+            max_time: gst::ClockTime::from_mseconds(bounds.ms),
             event_types: Vec::new(),
         };
         let links = vec![

@@ -42,7 +42,11 @@ pub struct VideoStatus {
 pub struct DestinationStatus {
     pub name: String,
     pub state: String,
+    /// Measured send rate.
     pub bitrate_kbps: u32,
+    /// What the encoder aims at (adaptive bitrate follows the slowest link).
+    #[serde(default)]
+    pub target_kbps: u32,
     pub reconnects: u32,
 }
 

@@ -3,7 +3,8 @@
 //! rig), an nginx-rtmp ingest started INSIDE the namespace on its end, `tc tbf`
 //! on the host end to limit host→namespace traffic, and `ip link set down/up`
 //! to cut the link. Nothing leaves the machine: the only addresses used are
-//! the two ends of a pair this rig created.
+//! the two ends of a pair this rig created, and a blackhole route for their
+//! /30 keeps a cut link from sending them to the default gateway instead.
 //!
 //! Contract: [`Rig::create`] returns `Err(reason)` when the machine cannot make
 //! a namespace (not root, no iproute2, no veth): the caller prints
@@ -26,6 +27,7 @@ use crate::common::{files_with_ext, require, wait_until};
 const MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 pub const RTMP_PORT: u16 = 1935;
 pub const HTTP_PORT: u16 = 8080;
+const BLACKHOLE_METRIC: &str = "4096";
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -54,6 +56,8 @@ fn run(bin: &str, args: &[&str]) -> Result<(), String> {
 /// The namespace, the veth pair and their addresses.
 pub struct NetNs {
     pub name: String,
+    /// `169.254.X.Y/30`, blackholed on the host whatever the link does.
+    pub subnet: String,
     pub host_if: String,
     pub ns_if: String,
     pub host_addr: String,
@@ -75,6 +79,7 @@ impl NetNs {
         let (third, base) = (1 + idx / 64, (idx % 64) * 4);
         let ns = NetNs {
             name: format!("fc-{pid}-{n}"),
+            subnet: format!("169.254.{third}.{base}/30"),
             // Interface names are at most 15 bytes.
             host_if: format!("fc{}h{n}", pid % 10_000_000),
             ns_if: format!("fc{}n{n}", pid % 10_000_000),
@@ -88,6 +93,19 @@ impl NetNs {
     }
 
     fn setup(&self) -> Result<(), String> {
+        // While the host end is down its connected route is gone, and the
+        // namespace's address would follow the default route off this
+        // machine. A blackhole route for the /30, below the connected one in
+        // priority, keeps every packet here: a cut link loses them, as a real
+        // one does. It goes in before the pair exists, so there is no window.
+        ip(&[
+            "route",
+            "add",
+            "blackhole",
+            &self.subnet,
+            "metric",
+            BLACKHOLE_METRIC,
+        ])?;
         ip(&[
             "link",
             "add",
@@ -117,7 +135,13 @@ impl NetNs {
             full.extend(args);
             ip(&full)?;
         }
-        Ok(())
+        match self.route_to_ns() {
+            Some(r) if r.contains(&format!("dev {} ", self.host_if)) => Ok(()),
+            other => Err(format!(
+                "{} is not routed through {}: {other:?}",
+                self.ns_addr, self.host_if
+            )),
+        }
     }
 
     /// Limits host→namespace traffic to `kbit` kbit/s: a token bucket with a
@@ -142,9 +166,34 @@ impl NetNs {
         )
     }
 
-    /// Cuts (`false`) or restores (`true`) the link at the host end.
+    /// Cuts (`false`) or restores (`true`) the link at the host end. A cut
+    /// is checked: if the kernel would still route to the namespace's address
+    /// (anywhere but the blackhole), the link is restored and the test fails.
     pub fn set_link(&self, up: bool) -> Result<(), String> {
-        ip(&["link", "set", &self.host_if, if up { "up" } else { "down" }])
+        ip(&["link", "set", &self.host_if, if up { "up" } else { "down" }])?;
+        if !up {
+            if let Some(route) = self.route_to_ns() {
+                let _ = self.set_link(true);
+                return Err(format!(
+                    "with the link down, {} still routes: {route}",
+                    self.ns_addr
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `ip route get NS_ADDR`, or `None` when there is no usable route (the
+    /// blackhole makes `ip route get` fail).
+    pub fn route_to_ns(&self) -> Option<String> {
+        let out = Command::new("ip")
+            .args(["route", "get", &self.ns_addr])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     /// `cmd` run inside the namespace: `ip netns exec NAME cmd…`.
@@ -160,6 +209,14 @@ impl Drop for NetNs {
         // Deleting either end deletes the pair; the namespace goes last.
         let _ = ip(&["link", "del", &self.host_if]);
         let _ = ip(&["netns", "del", &self.name]);
+        let _ = ip(&[
+            "route",
+            "del",
+            "blackhole",
+            &self.subnet,
+            "metric",
+            BLACKHOLE_METRIC,
+        ]);
     }
 }
 
