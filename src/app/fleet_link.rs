@@ -3,8 +3,12 @@
 //! the reports and events a push produces.
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{bail, Result};
+
+use super::{media_ctl, remote, Driver, TRIAL};
+use crate::show::{Input, Show, ShowSettings, State};
 
 use crate::config::Config;
 use crate::fleet::reported::{Reported, Status};
@@ -96,4 +100,148 @@ pub fn event(r: &Reported) -> Event {
         ev = ev.with("field", f.as_str());
     }
     ev
+}
+
+impl Driver {
+    pub(super) fn report(&self, r: &crate::fleet::Reported) {
+        match r.status {
+            crate::fleet::Status::Rejected | crate::fleet::Status::RolledBack => {
+                tracing::warn!(status = ?r.status, error = ?r.error, field = ?r.field, version = ?r.version, "config")
+            }
+            _ => tracing::info!(status = ?r.status, version = ?r.version, "config"),
+        }
+        if let Some(m) = &self.mqtt {
+            m.report_config(r.to_json());
+            m.event(event(r));
+        }
+    }
+
+    /// A signed config pushed by a fleet manager (device or group layer).
+    pub(super) fn on_push(&mut self, source: &crate::fleet::Source, payload: &[u8]) {
+        let live = self.show.state().in_show();
+        let Some(session) = &mut self.fleet else {
+            let r = crate::fleet::Reported::new(None, crate::fleet::Status::Rejected, "")
+                .with_error(
+                    "this box cannot keep fleet layers (see its log: state_dir)",
+                    None,
+                );
+            return self.report(&r);
+        };
+        if session.is_current(source, payload) {
+            tracing::debug!(?source, "desired config already held");
+            return;
+        }
+        let (reported, action) = session.handle(source, payload, live);
+        self.report(&reported);
+        self.fleet_action(action, Instant::now());
+    }
+
+    pub(super) fn show_ended(&mut self, now: Instant) {
+        if let Some((reported, action)) = self.fleet.as_mut().and_then(|f| f.show_ended()) {
+            self.report(&reported);
+            self.fleet_action(action, now);
+        }
+    }
+
+    fn fleet_action(&mut self, action: crate::fleet::Action, now: Instant) {
+        match action {
+            crate::fleet::Action::None => {}
+            crate::fleet::Action::ApplyLive(config) => self.apply_live(*config),
+            crate::fleet::Action::Restart(config) => self.rebuild(*config, now),
+        }
+    }
+
+    /// Changes that need no new pipeline: bitrate, products, overlay, MQTT.
+    fn apply_live(&mut self, config: Config) {
+        if (config.video.bitrate_kbps, config.video.min_bitrate_kbps)
+            != (
+                self.config.video.bitrate_kbps,
+                self.config.video.min_bitrate_kbps,
+            )
+        {
+            self.abr = crate::media::abr::AbrController::new(
+                crate::media::abr::AbrSettings::from_video(&config.video),
+            );
+            if let Some(c) = self.media.capture() {
+                c.set_bitrate(config.video.bitrate_kbps);
+            }
+        }
+        self.selling.update_catalog(&config);
+        if config.mqtt != self.config.mqtt {
+            match remote::start(&config) {
+                Ok(Some((h, rx))) => {
+                    self.mqtt = Some(h);
+                    self.new_incoming = Some(rx);
+                }
+                Ok(None) => self.mqtt = None,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "new MQTT settings not applied")
+                }
+            }
+        }
+        self.config = config;
+        if let Some(f) = &self.fleet {
+            if let Err(e) = f.confirm_running() {
+                tracing::warn!(error = %format!("{e:#}"), "last known good not saved");
+            }
+        }
+    }
+
+    /// Changes that need a new pipeline (camera, encoder, destinations): tear
+    /// down, build again, and keep the config on trial until standby.
+    fn rebuild(&mut self, config: Config, now: Instant) {
+        let was_on_air = self.show.state().in_show();
+        tracing::info!(was_on_air, "new configuration: rebuilding the pipeline");
+        self.media.shutdown();
+        self.media = media_ctl::MediaCtl::new(&config, self.media_tx.clone());
+        let mut settings = ShowSettings::from_live(&config.live);
+        // A show cut for an `apply: now` push goes back on air by itself.
+        settings.autostart = config.live.autostart || was_on_air;
+        let names = config
+            .destinations
+            .iter()
+            .filter(|d| d.enabled)
+            .map(|d| d.name.clone())
+            .collect();
+        self.show = Show::new(settings, names, now);
+        self.abr = crate::media::abr::AbrController::new(
+            crate::media::abr::AbrSettings::from_video(&config.video),
+        );
+        self.selling.update_catalog(&config);
+        self.config = config;
+        self.trial = Some(now + TRIAL);
+        self.pending.push_back(Input::Tick);
+    }
+
+    /// A config on trial is kept once the box reaches standby (or goes on
+    /// air) and rolled back when the deadline passes first.
+    pub(super) fn check_trial(&mut self, now: Instant) {
+        let Some(deadline) = self.trial else { return };
+        let state = self.show.state();
+        if state == State::Standby || state.in_show() {
+            self.trial = None;
+            if let Some(f) = &self.fleet {
+                match f.confirm_running() {
+                    Ok(()) => tracing::info!("new configuration confirmed"),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "last known good not saved")
+                    }
+                }
+            }
+        } else if now >= deadline {
+            self.trial = None;
+            let why = format!(
+                "the box did not reach standby within {} s with the new configuration (state {})",
+                TRIAL.as_secs(),
+                state.as_str()
+            );
+            tracing::error!("{why}; rolling back");
+            if let Some((reported, action)) = self.fleet.as_mut().and_then(|f| f.roll_back(&why)) {
+                self.report(&reported);
+                self.fleet_action(action, now);
+                // The last good config is not on trial again: it ran before.
+                self.trial = None;
+            }
+        }
+    }
 }

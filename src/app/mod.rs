@@ -8,6 +8,7 @@
 //! next deadlines and the health tick. Actions whose execution fails at once
 //! produce inputs that are fed back in the same turn.
 
+mod commands;
 mod fleet_link;
 mod hardware;
 mod leds;
@@ -29,8 +30,7 @@ use crate::gpio::buttons::Buttons;
 use crate::gpio::sim_parse::CameraCommand;
 use crate::gpio::SimEvent;
 use crate::media::capture::CameraFault;
-use crate::show::{Action, Command, Input, Show, ShowEvent, ShowSettings, State};
-use serde_json::json;
+use crate::show::{Action, Input, Show, ShowEvent, ShowSettings, State};
 
 pub use media_ctl::capture_settings;
 
@@ -416,148 +416,6 @@ impl Driver {
 }
 
 impl Driver {
-    fn report(&self, r: &crate::fleet::Reported) {
-        match r.status {
-            crate::fleet::Status::Rejected | crate::fleet::Status::RolledBack => {
-                tracing::warn!(status = ?r.status, error = ?r.error, field = ?r.field, version = ?r.version, "config")
-            }
-            _ => tracing::info!(status = ?r.status, version = ?r.version, "config"),
-        }
-        if let Some(m) = &self.mqtt {
-            m.report_config(r.to_json());
-            m.event(fleet_link::event(r));
-        }
-    }
-
-    /// A signed config pushed by a fleet manager (device or group layer).
-    fn on_push(&mut self, source: &crate::fleet::Source, payload: &[u8]) {
-        let live = self.show.state().in_show();
-        let Some(session) = &mut self.fleet else {
-            let r = crate::fleet::Reported::new(None, crate::fleet::Status::Rejected, "")
-                .with_error(
-                    "this box cannot keep fleet layers (see its log: state_dir)",
-                    None,
-                );
-            return self.report(&r);
-        };
-        if session.is_current(source, payload) {
-            tracing::debug!(?source, "desired config already held");
-            return;
-        }
-        let (reported, action) = session.handle(source, payload, live);
-        self.report(&reported);
-        self.fleet_action(action, Instant::now());
-    }
-
-    fn show_ended(&mut self, now: Instant) {
-        if let Some((reported, action)) = self.fleet.as_mut().and_then(|f| f.show_ended()) {
-            self.report(&reported);
-            self.fleet_action(action, now);
-        }
-    }
-
-    fn fleet_action(&mut self, action: crate::fleet::Action, now: Instant) {
-        match action {
-            crate::fleet::Action::None => {}
-            crate::fleet::Action::ApplyLive(config) => self.apply_live(*config),
-            crate::fleet::Action::Restart(config) => self.rebuild(*config, now),
-        }
-    }
-
-    /// Changes that need no new pipeline: bitrate, products, overlay, MQTT.
-    fn apply_live(&mut self, config: Config) {
-        if (config.video.bitrate_kbps, config.video.min_bitrate_kbps)
-            != (
-                self.config.video.bitrate_kbps,
-                self.config.video.min_bitrate_kbps,
-            )
-        {
-            self.abr = crate::media::abr::AbrController::new(
-                crate::media::abr::AbrSettings::from_video(&config.video),
-            );
-            if let Some(c) = self.media.capture() {
-                c.set_bitrate(config.video.bitrate_kbps);
-            }
-        }
-        self.selling.update_catalog(&config);
-        if config.mqtt != self.config.mqtt {
-            match remote::start(&config) {
-                Ok(Some((h, rx))) => {
-                    self.mqtt = Some(h);
-                    self.new_incoming = Some(rx);
-                }
-                Ok(None) => self.mqtt = None,
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "new MQTT settings not applied")
-                }
-            }
-        }
-        self.config = config;
-        if let Some(f) = &self.fleet {
-            if let Err(e) = f.confirm_running() {
-                tracing::warn!(error = %format!("{e:#}"), "last known good not saved");
-            }
-        }
-    }
-
-    /// Changes that need a new pipeline (camera, encoder, destinations): tear
-    /// down, build again, and keep the config on trial until standby.
-    fn rebuild(&mut self, config: Config, now: Instant) {
-        let was_on_air = self.show.state().in_show();
-        tracing::info!(was_on_air, "new configuration: rebuilding the pipeline");
-        self.media.shutdown();
-        self.media = media_ctl::MediaCtl::new(&config, self.media_tx.clone());
-        let mut settings = ShowSettings::from_live(&config.live);
-        // A show cut for an `apply: now` push goes back on air by itself.
-        settings.autostart = config.live.autostart || was_on_air;
-        let names = config
-            .destinations
-            .iter()
-            .filter(|d| d.enabled)
-            .map(|d| d.name.clone())
-            .collect();
-        self.show = Show::new(settings, names, now);
-        self.abr = crate::media::abr::AbrController::new(
-            crate::media::abr::AbrSettings::from_video(&config.video),
-        );
-        self.selling.update_catalog(&config);
-        self.config = config;
-        self.trial = Some(now + TRIAL);
-        self.pending.push_back(Input::Tick);
-    }
-
-    /// A config on trial is kept once the box reaches standby (or goes on
-    /// air) and rolled back when the deadline passes first.
-    fn check_trial(&mut self, now: Instant) {
-        let Some(deadline) = self.trial else { return };
-        let state = self.show.state();
-        if state == State::Standby || state.in_show() {
-            self.trial = None;
-            if let Some(f) = &self.fleet {
-                match f.confirm_running() {
-                    Ok(()) => tracing::info!("new configuration confirmed"),
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "last known good not saved")
-                    }
-                }
-            }
-        } else if now >= deadline {
-            self.trial = None;
-            let why = format!(
-                "the box did not reach standby within {} s with the new configuration (state {})",
-                TRIAL.as_secs(),
-                state.as_str()
-            );
-            tracing::error!("{why}; rolling back");
-            if let Some((reported, action)) = self.fleet.as_mut().and_then(|f| f.roll_back(&why)) {
-                self.report(&reported);
-                self.fleet_action(action, now);
-                // The last good config is not on trial again: it ran before.
-                self.trial = None;
-            }
-        }
-    }
-
     /// Adaptive bitrate: feed the links' backlogs to the controller, and carry
     /// its target to the encoder (and, past the lowest bitrate, drop frames).
     fn adapt(&mut self, now: Instant) {
@@ -583,115 +441,6 @@ impl Driver {
                 "abr: even the lowest bitrate does not fit; dropping frames"
             );
         }
-    }
-
-    fn on_incoming(&mut self, inc: crate::mqtt::Incoming) {
-        use crate::mqtt::commands::CommandKind as K;
-        let Some(mqtt) = self.mqtt.clone() else {
-            return;
-        };
-        let cmd = match inc {
-            crate::mqtt::Incoming::Command(c) => c,
-            crate::mqtt::Incoming::DesiredConfig { source, payload } => {
-                return self.on_push(&source, &payload);
-            }
-        };
-        tracing::info!(cmd = cmd.command.kind.name(), id = ?cmd.command.id, "command");
-        let show_cmd = match &cmd.command.kind {
-            K::GoLive => Some(Command::GoLive),
-            K::EndShow => Some(Command::EndShow),
-            K::RestartPipeline => Some(Command::RestartPipeline),
-            K::ReconnectNow => Some(Command::ReconnectNow),
-            _ => None,
-        };
-        if let Some(c) = show_cmd {
-            self.pending.push_back(Input::Command(c));
-            self.pump(Instant::now());
-            let state = self.show.state();
-            let ok = match c {
-                Command::GoLive => state.in_show() || state == State::Stopping,
-                Command::EndShow => !state.in_show(),
-                _ => true,
-            };
-            let answer = json!({ "state": state.as_str() });
-            mqtt.reply(
-                &cmd,
-                if ok {
-                    Ok(answer)
-                } else {
-                    Err(format!("the show is {}", state.as_str()))
-                },
-            );
-            return;
-        }
-        match &cmd.command.kind {
-            K::Snapshot => {
-                remote::snapshot(mqtt, cmd, self.media.capture().map(|c| c.snapshotter()))
-            }
-            K::Probe => remote::probe(mqtt, cmd),
-            K::SetLogLevel { level } => {
-                let outcome = crate::logging::set_level(level)
-                    .map(|()| json!({ "level": level }))
-                    .map_err(|e| format!("{e:#}"));
-                mqtt.reply(&cmd, outcome);
-            }
-            K::Logs { lines } => mqtt.reply(&cmd, Ok(remote::logs(*lines))),
-            K::TagProduct { product_id } => {
-                let now = Instant::now();
-                let ctx = self.show_context(now);
-                let product_id = product_id.clone();
-                let outputs =
-                    self.selling
-                        .tag(now, &product_id, selling::Origin::Command(cmd), ctx);
-                self.sell(outputs);
-            }
-            K::Tare => mqtt.reply(&cmd, self.selling.tare()),
-            K::CalibrateScale { known_kg } => mqtt.reply(&cmd, self.selling.calibrate(*known_kg)),
-            _ => mqtt.reply(&cmd, Err("not handled".into())),
-        }
-    }
-
-    fn publish_status(&mut self, now: Instant) {
-        use crate::mqtt::payloads as p;
-        let interval = Duration::from_secs(self.config.mqtt.status_interval_s.max(1));
-        self.next_status = now + interval;
-        let Some(mqtt) = &self.mqtt else { return };
-        let show = self.show.status();
-        let (used, free) = crate::recording::disk_usage(Path::new(&self.config.recording.dir));
-        let status = p::Status {
-            state: show.state.as_str().into(),
-            device_id: self.config.device_id.clone(),
-            uptime_s: now.duration_since(self.started).as_secs(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            config_version: self.fleet.as_ref().map_or(0, |f| f.config_version()),
-            video: p::VideoStatus {
-                encoder: self.media.encoder_name.clone(),
-                fps: (self.fps * 10.0).round() / 10.0,
-                bitrate_kbps: self.abr.target_kbps(),
-                dropped_frames: self.media.dropped_frames(),
-            },
-            destinations: show
-                .destinations
-                .iter()
-                .map(|d| p::DestinationStatus {
-                    name: d.name.clone(),
-                    state: d.link.as_str().into(),
-                    bitrate_kbps: self.media.destination_bitrate(&d.name),
-                    target_kbps: self.abr.target_kbps(),
-                    reconnects: d.reconnects,
-                })
-                .collect(),
-            scale: self.selling.status(),
-            recording: p::RecordingStatus {
-                used_bytes: used,
-                free_bytes: free,
-            },
-            cpu_temp_c: crate::mqtt::board::cpu_temp_c(),
-            throttled: crate::mqtt::board::throttled(),
-            uplink_addr: None,
-            mqtt: Default::default(),
-        };
-        mqtt.set_status(status);
     }
 }
 

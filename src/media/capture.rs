@@ -131,7 +131,7 @@ impl Capture {
             pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
                 let seen = seen.fetch_add(1, Ordering::Relaxed) + 1;
                 let n = keep_one_in.load(Ordering::Relaxed).max(1);
-                if n > 1 && seen % n != 0 {
+                if n > 1 && !seen.is_multiple_of(n) {
                     return gst::PadProbeReturn::Drop;
                 }
                 if let Some(buffer) = info.buffer() {

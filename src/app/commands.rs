@@ -1,0 +1,120 @@
+//! Technicians' commands (MQTT `cmd`) and the status they read, on the driver.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{remote, selling, Driver};
+use crate::show::{Command, Input, State};
+
+impl Driver {
+    pub(super) fn on_incoming(&mut self, inc: crate::mqtt::Incoming) {
+        use crate::mqtt::commands::CommandKind as K;
+        let Some(mqtt) = self.mqtt.clone() else {
+            return;
+        };
+        let cmd = match inc {
+            crate::mqtt::Incoming::Command(c) => c,
+            crate::mqtt::Incoming::DesiredConfig { source, payload } => {
+                return self.on_push(&source, &payload);
+            }
+        };
+        tracing::info!(cmd = cmd.command.kind.name(), id = ?cmd.command.id, "command");
+        let show_cmd = match &cmd.command.kind {
+            K::GoLive => Some(Command::GoLive),
+            K::EndShow => Some(Command::EndShow),
+            K::RestartPipeline => Some(Command::RestartPipeline),
+            K::ReconnectNow => Some(Command::ReconnectNow),
+            _ => None,
+        };
+        if let Some(c) = show_cmd {
+            self.pending.push_back(Input::Command(c));
+            self.pump(Instant::now());
+            let state = self.show.state();
+            let ok = match c {
+                Command::GoLive => state.in_show() || state == State::Stopping,
+                Command::EndShow => !state.in_show(),
+                _ => true,
+            };
+            let answer = json!({ "state": state.as_str() });
+            mqtt.reply(
+                &cmd,
+                if ok {
+                    Ok(answer)
+                } else {
+                    Err(format!("the show is {}", state.as_str()))
+                },
+            );
+            return;
+        }
+        match &cmd.command.kind {
+            K::Snapshot => {
+                remote::snapshot(mqtt, cmd, self.media.capture().map(|c| c.snapshotter()))
+            }
+            K::Probe => remote::probe(mqtt, cmd),
+            K::SetLogLevel { level } => {
+                let outcome = crate::logging::set_level(level)
+                    .map(|()| json!({ "level": level }))
+                    .map_err(|e| format!("{e:#}"));
+                mqtt.reply(&cmd, outcome);
+            }
+            K::Logs { lines } => mqtt.reply(&cmd, Ok(remote::logs(*lines))),
+            K::TagProduct { product_id } => {
+                let now = Instant::now();
+                let ctx = self.show_context(now);
+                let product_id = product_id.clone();
+                let outputs =
+                    self.selling
+                        .tag(now, &product_id, selling::Origin::Command(cmd), ctx);
+                self.sell(outputs);
+            }
+            K::Tare => mqtt.reply(&cmd, self.selling.tare()),
+            K::CalibrateScale { known_kg } => mqtt.reply(&cmd, self.selling.calibrate(*known_kg)),
+            _ => mqtt.reply(&cmd, Err("not handled".into())),
+        }
+    }
+
+    pub(super) fn publish_status(&mut self, now: Instant) {
+        use crate::mqtt::payloads as p;
+        let interval = Duration::from_secs(self.config.mqtt.status_interval_s.max(1));
+        self.next_status = now + interval;
+        let Some(mqtt) = &self.mqtt else { return };
+        let show = self.show.status();
+        let (used, free) = crate::recording::disk_usage(Path::new(&self.config.recording.dir));
+        let status = p::Status {
+            state: show.state.as_str().into(),
+            device_id: self.config.device_id.clone(),
+            uptime_s: now.duration_since(self.started).as_secs(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            config_version: self.fleet.as_ref().map_or(0, |f| f.config_version()),
+            video: p::VideoStatus {
+                encoder: self.media.encoder_name.clone(),
+                fps: (self.fps * 10.0).round() / 10.0,
+                bitrate_kbps: self.abr.target_kbps(),
+                dropped_frames: self.media.dropped_frames(),
+            },
+            destinations: show
+                .destinations
+                .iter()
+                .map(|d| p::DestinationStatus {
+                    name: d.name.clone(),
+                    state: d.link.as_str().into(),
+                    bitrate_kbps: self.media.destination_bitrate(&d.name),
+                    target_kbps: self.abr.target_kbps(),
+                    reconnects: d.reconnects,
+                })
+                .collect(),
+            scale: self.selling.status(),
+            recording: p::RecordingStatus {
+                used_bytes: used,
+                free_bytes: free,
+            },
+            cpu_temp_c: crate::mqtt::board::cpu_temp_c(),
+            throttled: crate::mqtt::board::throttled(),
+            uplink_addr: None,
+            mqtt: Default::default(),
+        };
+        mqtt.set_status(status);
+    }
+}
