@@ -197,13 +197,7 @@ impl Driver {
         let mut settings = ShowSettings::from_live(&config.live);
         // A show cut for an `apply: now` push goes back on air by itself.
         settings.autostart = config.live.autostart || was_on_air;
-        let names = config
-            .destinations
-            .iter()
-            .filter(|d| d.enabled)
-            .map(|d| d.name.clone())
-            .collect();
-        self.show = Show::new(settings, names, now);
+        self.show = Show::new(settings, super::enabled_destinations(&config), now);
         self.abr = crate::media::abr::AbrController::new(
             crate::media::abr::AbrSettings::from_video(&config.video),
         );

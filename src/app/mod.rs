@@ -115,12 +115,7 @@ impl Driver {
         let mut settings = ShowSettings::from_live(&config.live);
         settings.jitter_seed ^=
             u64::from(std::process::id()) << 17 ^ now.elapsed().as_nanos() as u64;
-        let names = config
-            .destinations
-            .iter()
-            .filter(|d| d.enabled)
-            .map(|d| d.name.clone())
-            .collect();
+        let names = enabled_destinations(&config);
         let abr_settings = crate::media::abr::AbrSettings::from_video(&config.video);
         let mut d = Driver {
             show: Show::new(settings, names, now),
@@ -442,6 +437,16 @@ impl Driver {
             );
         }
     }
+}
+
+/// The destinations a show connects to (the show machine knows only these).
+fn enabled_destinations(config: &Config) -> Vec<String> {
+    config
+        .destinations
+        .iter()
+        .filter(|d| d.enabled)
+        .map(|d| d.name.clone())
+        .collect()
 }
 
 async fn recv_or_pending<T>(rx: &mut Option<tokio::sync::mpsc::Receiver<T>>) -> Option<T> {

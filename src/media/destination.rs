@@ -242,14 +242,7 @@ impl Destination {
         // Stop feeding first, so no buffer lands after the EOS.
         drop(links);
         std::thread::spawn(move || {
-            for src in &appsrcs {
-                let _ = src.end_of_stream();
-            }
-            let deadline = Instant::now() + EOS_WAIT;
-            while Instant::now() < deadline && !reached_eos(&pipeline) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = pipeline.set_state(gst::State::Null);
+            end_stream(&pipeline, &appsrcs);
             let _ = events.send(MediaEvent::DestinationStopped(name));
         });
     }
@@ -287,20 +280,28 @@ fn host_port(url: &str) -> Option<String> {
     Some(format!("{authority}:{port}"))
 }
 
-/// Whether every sink of the pipeline has received EOS (the EOS message is
-/// consumed by our sync handler, so ask the sinks).
-fn reached_eos(pipeline: &gst::Pipeline) -> bool {
-    let mut any = false;
-    for sink in pipeline.iterate_sinks().into_iter().flatten() {
-        any = true;
-        let Some(pad) = sink.static_pad("sink") else {
-            return true;
-        };
-        if pad.sticky_event::<gst::event::Eos>(0).is_none() {
-            return false;
-        }
+/// End a consumer pipeline cleanly: EOS into its appsrcs, wait (bounded)
+/// until every sink has it — the muxer has written its trailer, the server
+/// has seen the unpublish — then tear down. Blocking: call it off the driver.
+pub(crate) fn end_stream(pipeline: &gst::Pipeline, appsrcs: &[gst_app::AppSrc]) {
+    for src in appsrcs {
+        let _ = src.end_of_stream();
     }
-    any
+    let deadline = Instant::now() + EOS_WAIT;
+    while Instant::now() < deadline && !all_sinks_eos(pipeline) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+}
+
+/// The EOS message is consumed by our sync handler, so ask the sinks: EOS is
+/// sticky on every sink pad that has received it.
+fn all_sinks_eos(pipeline: &gst::Pipeline) -> bool {
+    pipeline.iterate_sinks().into_iter().flatten().all(|sink| {
+        sink.sink_pads()
+            .iter()
+            .all(|p| p.sticky_event::<gst::event::Eos>(0).is_some())
+    })
 }
 
 pub(crate) fn link(

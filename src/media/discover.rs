@@ -13,7 +13,8 @@ pub struct FoundDevice {
     pub caps: Option<gst::Caps>,
 }
 
-fn devices(class: &str) -> Vec<gst::Device> {
+/// The devices of a class (`Video/Source`, `Audio/Source`) present now.
+pub(crate) fn devices(class: &str) -> Vec<gst::Device> {
     let monitor = gst::DeviceMonitor::new();
     monitor.add_filter(Some(class), None);
     if monitor.start().is_err() {
@@ -25,7 +26,7 @@ fn devices(class: &str) -> Vec<gst::Device> {
 }
 
 /// A device property as text; the ALSA provider stores card numbers as integers.
-fn prop(device: &gst::Device, key: &str) -> Option<String> {
+pub(crate) fn prop(device: &gst::Device, key: &str) -> Option<String> {
     let props = device.properties()?;
     props
         .get::<String>(key)
@@ -48,6 +49,16 @@ pub fn cameras() -> Vec<FoundDevice> {
             })
         })
         .collect()
+}
+
+/// The `device` property of the element the device would create, and that
+/// element's factory name (for providers that name no path in their properties).
+pub(crate) fn element_device(device: &gst::Device) -> Option<(String, String)> {
+    let element = device.create_element(None).ok()?;
+    let factory = element.factory()?.name().to_string();
+    element.find_property("device")?;
+    let dev = element.property_value("device").get::<String>().ok()?;
+    Some((factory, dev))
 }
 
 /// ALSA capture devices as `hw:CARD,DEV`.

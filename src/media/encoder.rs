@@ -81,18 +81,7 @@ pub const RANKING: &[KnownEncoder] = &[
 
 /// x264 speed presets accepted by `x264enc speed-preset=`; config validation
 /// may use this list too.
-pub const X264_PRESETS: &[&str] = &[
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-];
+pub use crate::config::validate::X264_PRESETS;
 
 /// The encoder the pipeline will use and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

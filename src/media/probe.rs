@@ -158,37 +158,7 @@ fn serial_ports() -> Vec<String> {
     ports
 }
 
-fn monitor(class: &str) -> Vec<gst::Device> {
-    let monitor = gst::DeviceMonitor::new();
-    monitor.add_filter(Some(class), None);
-    if monitor.start().is_err() {
-        return Vec::new();
-    }
-    let devices = monitor.devices().into_iter().collect();
-    monitor.stop();
-    devices
-}
-
-/// A device property as text, whatever its GType (ALSA's card is an int).
-fn prop_text(device: &gst::Device, key: &str) -> Option<String> {
-    let props = device.properties()?;
-    let value = props.value(key).ok()?;
-    value
-        .get::<String>()
-        .ok()
-        .or_else(|| value.get::<i32>().ok().map(|n| n.to_string()))
-        .or_else(|| value.get::<u32>().ok().map(|n| n.to_string()))
-}
-
-/// The `device` property of the element the device would create, and that
-/// element's factory name.
-fn element_device(device: &gst::Device) -> Option<(String, String)> {
-    let element = device.create_element(None).ok()?;
-    let factory = element.factory()?.name().to_string();
-    element.find_property("device")?;
-    let dev = element.property_value("device").get::<String>().ok()?;
-    Some((factory, dev))
-}
+use super::discover::{devices as monitor, element_device, prop as prop_text};
 
 fn cameras() -> Vec<CameraInfo> {
     monitor("Video/Source")

@@ -9,7 +9,6 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use gstreamer as gst;
@@ -20,10 +19,8 @@ use gstreamer_utils::ConsumptionLink;
 
 use super::bus::{self, BusError};
 use super::capture::Capture;
-use super::destination::{link, request_keyframe};
+use super::destination::{end_stream, link, request_keyframe};
 use super::{EventTx, MediaEvent};
-
-const EOS_WAIT: Duration = Duration::from_secs(3);
 
 pub struct Recorder {
     pipeline: gst::Pipeline,
@@ -159,15 +156,9 @@ impl Recorder {
             ..
         } = self;
         drop(links);
+        // splitmuxsink finalizes the last segment on EOS.
         let work = move || {
-            for src in &appsrcs {
-                let _ = src.end_of_stream();
-            }
-            let deadline = Instant::now() + EOS_WAIT;
-            while Instant::now() < deadline && !all_eos(&pipeline) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = pipeline.set_state(gst::State::Null);
+            end_stream(&pipeline, &appsrcs);
             let _ = events.send(MediaEvent::RecorderStopped);
         };
         if wait {
@@ -176,14 +167,4 @@ impl Recorder {
             std::thread::spawn(work);
         }
     }
-}
-
-/// splitmuxsink's inner sinks take the EOS; the bin's sink pads carry it once
-/// every stream has ended.
-fn all_eos(pipeline: &gst::Pipeline) -> bool {
-    pipeline.iterate_sinks().into_iter().flatten().all(|sink| {
-        sink.sink_pads()
-            .iter()
-            .all(|p| p.sticky_event::<gst::event::Eos>(0).is_some())
-    })
 }

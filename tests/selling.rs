@@ -1,0 +1,759 @@
+//! The selling moment end to end (issue 4): `farmcast run` with the test
+//! camera at 640x360 (room for the lower third), the sim scale and sim
+//! buttons, a real nginx-rtmp ingest and a real mosquitto. Produce goes on the
+//! scale (`weight 1.250`), the farmer presses the product's button or a
+//! technician sends `tag_product`, and the viewers must see the lower third,
+//! MQTT must carry `product_tagged`, and the show's folder must keep
+//! `sales.jsonl`.
+//!
+//! The picture is judged on the server's recording: the bottom fifth (where
+//! the lower third sits) against the top fifth (colour bars and the clock,
+//! away from it). The test pattern scrolls sideways, so frames are compared by
+//! their luma *histograms*, which a sideways scroll leaves unchanged; the
+//! shaded box and its text move pixels between bins, which nothing else does.
+//!
+//! Tests take `common::serial()`; waits are on conditions with generous
+//! deadlines, and frame windows keep a second of slack on each side of the
+//! moments they are measured from, so nothing depends on how fast the box is.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::config::TestConfig;
+use common::{serial, wait_until, Farmcast, Mosquitto, NginxRtmp};
+use serde_json::{json, Value};
+
+const PREFIX: &str = "farmcast";
+/// `device_id` as `TestConfig` writes it.
+const DEVICE: &str = "test-box";
+/// Start, pipeline and RTMP handshake on a loaded two-core machine.
+const WAIT: Duration = Duration::from_secs(30);
+const WIDTH: u32 = 640;
+const HEIGHT: u32 = 360;
+const FPS: u32 = 15;
+const MUSSELS: &str = "新鲜青口";
+/// Seconds the lower third stays after the produce is taken off (`scale.overlay_s`).
+const OVERLAY_S: u64 = 2;
+
+fn topic(leaf: &str) -> String {
+    format!("{PREFIX}/{DEVICE}/{leaf}")
+}
+
+// ---------------------------------------------------------------------------
+// The test's MQTT client (as in tests/daemon_mqtt.rs, trimmed)
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Msg {
+    topic: String,
+    payload: String,
+}
+
+impl Msg {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.payload)
+            .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", self.topic, self.payload))
+    }
+}
+
+/// A rumqttc client subscribed (QoS 1) to `topics` on every ConnAck.
+struct Observer {
+    client: rumqttc::Client,
+    rx: Receiver<Msg>,
+    /// Received, not yet matched by `until`.
+    backlog: Vec<Msg>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Observer {
+    /// Returns once the broker has acknowledged the subscriptions.
+    fn new(port: u16, topics: &[&str]) -> Observer {
+        let mut o = rumqttc::MqttOptions::new("selling-spy", "127.0.0.1", port);
+        o.set_clean_session(true)
+            .set_keep_alive(Duration::from_secs(5))
+            .set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut conn) = rumqttc::Client::new(o, 512);
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let subacks = Arc::new(AtomicUsize::new(0));
+        let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        let n = topics.len();
+        {
+            let (sub, stop, subacks) = (client.clone(), stop.clone(), subacks.clone());
+            std::thread::spawn(move || {
+                use rumqttc::{Event, Packet};
+                for ev in conn.iter() {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    match ev {
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                            for t in &topics {
+                                let _ = sub.try_subscribe(t.as_str(), rumqttc::QoS::AtLeastOnce);
+                            }
+                        }
+                        Ok(Event::Incoming(Packet::SubAck(_))) => {
+                            subacks.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            let m = Msg {
+                                topic: p.topic.clone(),
+                                payload: String::from_utf8_lossy(&p.payload).into_owned(),
+                            };
+                            if tx.send(m).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                    }
+                }
+            });
+        }
+        assert!(
+            wait_until(WAIT, || subacks.load(Ordering::Relaxed) >= n),
+            "observer: subscriptions never acknowledged"
+        );
+        Observer {
+            client,
+            rx,
+            backlog: Vec::new(),
+            stop,
+        }
+    }
+
+    /// The next message on `topic` satisfying `pred`, looking first at those
+    /// received earlier and not matched yet; panics after `within`.
+    fn until(&mut self, topic: &str, within: Duration, pred: impl Fn(&Msg) -> bool) -> Msg {
+        if let Some(i) = self
+            .backlog
+            .iter()
+            .position(|m| m.topic == topic && pred(m))
+        {
+            return self.backlog.remove(i);
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(m) if m.topic == topic && pred(&m) => return m,
+                Ok(m) => self.backlog.push(m),
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    let seen: Vec<String> = self
+                        .backlog
+                        .iter()
+                        .rev()
+                        .filter(|m| !m.topic.ends_with("/status"))
+                        .take(20)
+                        .map(|m| format!("{}: {}", m.topic, m.payload))
+                        .collect();
+                    panic!("nothing matching on {topic} within {within:?}; last seen (newest first, no status): {seen:#?}");
+                }
+            }
+        }
+    }
+
+    /// Publishes a command and waits for the `cmd/result` with its id.
+    fn command(&mut self, id: &str, cmd: Value) -> Value {
+        let mut cmd = cmd;
+        cmd["id"] = json!(id);
+        self.client
+            .publish(
+                topic("cmd"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                cmd.to_string(),
+            )
+            .expect("observer publish");
+        self.until(&topic("cmd/result"), WAIT, |m| {
+            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["id"] == id)
+        })
+        .json()
+    }
+
+    /// The next `product_tagged` event for `product_id`.
+    fn tagged(&mut self, product_id: &str) -> Value {
+        self.until(&topic("events"), WAIT, |m| {
+            serde_json::from_str::<Value>(&m.payload)
+                .is_ok_and(|v| v["type"] == "product_tagged" && v["product_id"] == product_id)
+        })
+        .json()
+    }
+
+    /// Waits for a status whose scale reads `kg`, stable.
+    fn scale_stable_at(&mut self, kg: f64) -> Value {
+        self.until(&topic("status"), WAIT, |m| {
+            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| {
+                v["scale"]["stable"] == true
+                    && v["scale"]["weight_kg"]
+                        .as_f64()
+                        .is_some_and(|w| (w - kg).abs() < 0.0005)
+            })
+        })
+        .json()
+    }
+
+    fn status(&mut self, state: &str) -> Value {
+        self.until(&topic("status"), WAIT, |m| {
+            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["state"] == state)
+        })
+        .json()
+    }
+
+    /// Every event received and not matched yet, in order.
+    fn pending_events(&mut self) -> Vec<Value> {
+        while let Ok(m) = self.rx.try_recv() {
+            self.backlog.push(m);
+        }
+        self.backlog
+            .iter()
+            .filter(|m| m.topic == topic("events"))
+            .map(Msg::json)
+            .collect()
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.client.try_disconnect();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The daemon and its servers
+// ---------------------------------------------------------------------------
+
+/// Everything a selling test needs, started in order: broker and observer
+/// first (so it sees all the daemon sends), nginx, then the daemon in standby.
+struct Rig {
+    obs: Observer,
+    nginx: NginxRtmp,
+    tc: TestConfig,
+    daemon: Farmcast,
+    _broker: Mosquitto,
+}
+
+impl Rig {
+    fn start() -> Rig {
+        let broker = Mosquitto::start();
+        let mut obs = Observer::new(broker.port, &[&format!("{PREFIX}/{DEVICE}/#")]);
+        let nginx = NginxRtmp::start();
+        let mut tc = TestConfig::new().autostart(false).destination(
+            "main",
+            &nginx.url("live"),
+            Some("farm"),
+        );
+        tc.width = WIDTH;
+        tc.height = HEIGHT;
+        tc.fps = FPS;
+        let daemon = Farmcast::start(&daemon_toml(&tc, broker.port));
+        obs.until(&topic("availability"), WAIT, |m| m.payload == "online");
+        obs.status("standby");
+        Rig {
+            obs,
+            nginx,
+            tc,
+            daemon,
+            _broker: broker,
+        }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.tc.dir.path().join("state")
+    }
+
+    /// `go_live` by command; returns once the server records and status says live.
+    fn go_live(&mut self) {
+        let r = self.obs.command("live", json!({"cmd": "go_live"}));
+        assert_eq!(r["ok"], true, "go_live: {r}");
+        assert!(
+            self.nginx.wait_for_publishes("live", 1, WAIT),
+            "nginx saw no publish after go_live\n--- farmcast ---\n{}\n--- nginx ---\n{}",
+            self.daemon.log(),
+            self.nginx.error_log()
+        );
+        self.obs.status("live");
+    }
+
+    /// Puts `kg` on the sim scale and waits until status says it settled.
+    fn weigh(&mut self, kg: f64) {
+        let answer = self.daemon.sim(&format!("weight {kg:.3}"));
+        assert_eq!(answer, "ok", "weight {kg:.3}");
+        self.obs.scale_stable_at(kg);
+    }
+
+    /// Seconds since the server accepted the publish: where "now" falls in
+    /// the server's recording (give or take the pipeline's latency).
+    fn recording_offset_now(&self) -> f64 {
+        let published = self
+            .nginx
+            .publish_times("live")
+            .first()
+            .copied()
+            .expect("a publish time");
+        epoch_now() - published
+    }
+
+    /// SIGTERM, then the server's one recording once it is closed.
+    fn stop_and_recording(&mut self) -> PathBuf {
+        assert!(
+            self.daemon.stop().is_some(),
+            "farmcast did not exit on SIGTERM"
+        );
+        assert!(
+            self.nginx.wait_idle(Duration::from_secs(15)),
+            "nginx still sees a publisher"
+        );
+        let recs = self.nginx.nonempty_recordings();
+        assert_eq!(recs.len(), 1, "expected one recording, found {recs:?}");
+        recs[0].clone()
+    }
+}
+
+/// The harness's streaming config plus the state dir, the sim scale (lower
+/// third held [`OVERLAY_S`]), two products and `[mqtt]` on `mqtt_port`.
+fn daemon_toml(tc: &TestConfig, mqtt_port: u16) -> String {
+    let mut t: toml::Table = toml::from_str(&tc.toml()).expect("harness config is TOML");
+    let state = tc.dir.path().join("state");
+    t.insert("state_dir".into(), state.display().to_string().into());
+    // settle_wait_ms: well over the ~1.3 s the sim needs, so a slow machine
+    // cannot turn "waits for the scale" into "gave up".
+    let extra: toml::Table = toml::from_str(&format!(
+        "[scale]\nkind = \"sim\"\noverlay_s = {OVERLAY_S}\nsettle_wait_ms = 4000\n\n\
+         [mqtt]\nenabled = true\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nstatus_interval_s = 1\n\n\
+         [[products]]\nid = \"mussels\"\nname = \"{MUSSELS}\"\nunit = \"kg\"\n\
+         unit_price = \"30.00\"\ncurrency = \"CNY\"\n\n\
+         [[products]]\nid = \"eggs\"\nname = \"土鸡蛋\"\nunit = \"piece\"\n\
+         unit_price = \"18.50\"\ncurrency = \"CNY\"\n"
+    ))
+    .expect("selling config fragment");
+    t.extend(extra);
+    toml::to_string(&t).expect("serialise daemon config")
+}
+
+fn epoch_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// Asserts the fields issue 4 promises on a tag of the mussels at 1.250 kg.
+fn assert_mussels_at_1250(ev: &Value) {
+    assert_eq!(ev["product_id"], "mussels", "{ev}");
+    assert_eq!(ev["name"], MUSSELS, "Chinese name not intact: {ev}");
+    assert_eq!(ev["weight_kg"], "1.250", "{ev}");
+    assert_eq!(ev["unit_price"], "30.00", "{ev}");
+    assert_eq!(ev["price"], "37.50", "{ev}");
+    assert_eq!(ev["currency"], "CNY", "{ev}");
+}
+
+/// The lines of `sales.jsonl` in the folder of show `show_id` under `rec_dir`.
+fn sales_log(rec_dir: &Path, show_id: &str) -> Vec<Value> {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(rec_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir() && p.to_string_lossy().ends_with(show_id))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "one folder for {show_id} in {}: {dirs:?}",
+        rec_dir.display()
+    );
+    let path = dirs[0].join("sales.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Judging the picture
+// ---------------------------------------------------------------------------
+
+/// Decoded size: half the picture, so the overlay's text strokes survive.
+const DW: usize = (WIDTH / 2) as usize;
+const DH: usize = (HEIGHT / 2) as usize;
+
+/// A normalised luma histogram, one bin per level.
+type Hist = [f64; 256];
+
+/// One frame's regions, as histograms: the bottom fifth (where the lower
+/// third sits) and the top fifth (bars and the clock).
+struct Frame {
+    /// Seconds from the first frame.
+    t: f64,
+    bottom: Box<Hist>,
+    top: Box<Hist>,
+}
+
+fn histogram(pixels: &[u8]) -> Box<Hist> {
+    let mut h = Box::new([0.0; 256]);
+    for &p in pixels {
+        h[usize::from(p)] += 1.0;
+    }
+    let n = pixels.len().max(1) as f64;
+    h.iter_mut().for_each(|c| *c /= n);
+    h
+}
+
+/// Every video frame of `path`, gray at half size, with its time.
+fn frames(path: &Path) -> Vec<Frame> {
+    let ffmpeg = common::require("ffmpeg", "ffmpeg");
+    let out = Command::new(ffmpeg)
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-an", "-fps_mode", "passthrough", "-vf"])
+        .arg(format!("scale={DW}:{DH},format=gray"))
+        .args(["-f", "rawvideo", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "decoding {} failed: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pts: Vec<f64> = common::ffprobe::frames(path, "v")
+        .iter()
+        .map(|f| f.pts_time.unwrap_or(f64::NAN))
+        .collect();
+    let raw: Vec<&[u8]> = out.stdout.chunks_exact(DW * DH).collect();
+    assert_eq!(
+        raw.len(),
+        pts.len(),
+        "ffmpeg and ffprobe disagree on the frame count"
+    );
+    let t0 = pts.first().copied().unwrap_or_default();
+    let fifth = DH / 5;
+    raw.iter()
+        .zip(&pts)
+        .map(|(f, &t)| Frame {
+            t: t - t0,
+            bottom: histogram(&f[(DH - fifth) * DW..]),
+            top: histogram(&f[..fifth * DW]),
+        })
+        .collect()
+}
+
+/// The frames whose time falls in `from..to` seconds; at least a few.
+fn window<'a>(frames: &'a [Frame], from: f64, to: f64, what: &str) -> Vec<&'a Frame> {
+    let w: Vec<&Frame> = frames.iter().filter(|f| f.t >= from && f.t < to).collect();
+    assert!(
+        w.len() >= 5,
+        "{what}: {} frames in {from:.1}..{to:.1} s (recording is {:.1} s)",
+        w.len(),
+        frames.last().map_or(0.0, |f| f.t)
+    );
+    w
+}
+
+/// The mean histogram of a window, for one region.
+fn mean_hist(frames: &[&Frame], region: fn(&Frame) -> &Hist) -> Hist {
+    let mut m = [0.0; 256];
+    for f in frames {
+        for (a, b) in m.iter_mut().zip(region(f)) {
+            *a += b;
+        }
+    }
+    m.map(|v| v / frames.len().max(1) as f64)
+}
+
+/// How far the region's luma moved from window `a` to window `b`, in luma
+/// levels (the earth mover's distance between the two histograms): a
+/// sideways scroll moves nothing, coding noise a level or two, a shaded box
+/// over a third of the region tens of levels.
+fn change(a: &[&Frame], b: &[&Frame], region: fn(&Frame) -> &Hist) -> f64 {
+    let (ha, hb) = (mean_hist(a, region), mean_hist(b, region));
+    let (mut ca, mut cb, mut d) = (0.0, 0.0, 0.0);
+    for (x, y) in ha.iter().zip(&hb) {
+        ca += x;
+        cb += y;
+        d += f64::abs(ca - cb);
+    }
+    d
+}
+
+/// The mean luma of a region over a window.
+fn mean_luma(frames: &[&Frame], region: fn(&Frame) -> &Hist) -> f64 {
+    mean_hist(frames, region)
+        .iter()
+        .enumerate()
+        .map(|(v, share)| v as f64 * share)
+        .sum()
+}
+
+fn bottom(f: &Frame) -> &Hist {
+    &f.bottom
+}
+
+fn top(f: &Frame) -> &Hist {
+    &f.top
+}
+
+/// Share of the region's pixels that must move for "the lower third is on";
+/// the box alone covers far more.
+const ON_AIR: f64 = 0.05;
+
+/// The lower third went on between `before` and `after`: the bottom fifth
+/// changed, darker than the pattern can be (the shaded box), while the top
+/// fifth did not change that way.
+fn assert_lower_third_appeared(before: &[&Frame], after: &[&Frame], what: &str) {
+    let (b, t) = (change(before, after, bottom), change(before, after, top));
+    let (dark_before, dark_after) = (dark(before), dark(after));
+    eprintln!(
+        "{what}: bottom changed {b:.3}, top {t:.3}; dark share {dark_before:.3} -> {dark_after:.3}"
+    );
+    assert!(
+        b > ON_AIR,
+        "{what}: the bottom fifth barely changed ({b:.3})"
+    );
+    assert!(
+        b > 3.0 * t,
+        "{what}: the bottom fifth changed {b:.3}, no more than the top ({t:.3})"
+    );
+    assert!(
+        dark_after > dark_before + 0.02,
+        "{what}: no shaded box: dark share {dark_before:.3} -> {dark_after:.3}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_button_tag_puts_the_lower_third_on_air_and_tells_mqtt_and_the_sales_log() {
+    let _g = serial();
+    let mut rig = Rig::start();
+    rig.go_live();
+    // A stretch of plain picture to compare with.
+    std::thread::sleep(Duration::from_secs(2));
+    rig.weigh(1.25);
+    let pressed_at = rig.recording_offset_now();
+    assert_eq!(rig.daemon.sim("press product:mussels"), "ok");
+
+    let ev = rig.obs.tagged("mussels");
+    assert_mussels_at_1250(&ev);
+    let offset = ev["show_offset_s"].as_f64().unwrap_or(-1.0);
+    assert!(offset > 0.0, "show_offset_s is not a positive number: {ev}");
+    let show_id = ev["show_id"].as_str().unwrap_or_default().to_string();
+    assert!(!show_id.is_empty(), "no show_id: {ev}");
+
+    let sales = sales_log(&rig.tc.recording_dir(), &show_id);
+    assert_eq!(sales.len(), 1, "one tag, one line: {sales:?}");
+    for key in [
+        "type",
+        "product_id",
+        "name",
+        "weight_kg",
+        "unit_price",
+        "price",
+        "currency",
+        "show_offset_s",
+        "show_id",
+    ] {
+        assert_eq!(
+            sales[0][key], ev[key],
+            "sales.jsonl {key} differs from the event"
+        );
+    }
+
+    std::thread::sleep(Duration::from_secs(3));
+    let rec = rig.stop_and_recording();
+    let _ = std::fs::copy(&rec, "/tmp/selling-debug.flv");
+    eprintln!("pressed_at {pressed_at}");
+    let frames = frames(&rec);
+    let before = window(&frames, 0.5, pressed_at - 0.5, "before the press");
+    let after = window(&frames, pressed_at + 1.5, f64::MAX, "after the press");
+    assert_lower_third_appeared(&before, &after, "button tag");
+}
+
+#[test]
+fn tag_product_by_command_prices_pieces_and_refuses_what_it_cannot_price() {
+    let _g = serial();
+    let mut rig = Rig::start();
+
+    let r = rig.obs.command(
+        "eggs-1",
+        json!({"cmd": "tag_product", "args": {"product_id": "eggs"}}),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["result"]["price"], "18.50", "{r}");
+    let ev = rig.obs.tagged("eggs");
+    assert_eq!(
+        (
+            &ev["price"],
+            &ev["unit_price"],
+            &ev["currency"],
+            &ev["name"]
+        ),
+        (
+            &json!("18.50"),
+            &json!("18.50"),
+            &json!("CNY"),
+            &json!("土鸡蛋")
+        ),
+        "{ev}"
+    );
+
+    let r = rig.obs.command(
+        "fish",
+        json!({"cmd": "tag_product", "args": {"product_id": "fish"}}),
+    );
+    assert_eq!(r["ok"], false, "{r}");
+    let why = r["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("fish") && why.contains("mussels") && why.contains("eggs"),
+        "the refusal should name the known products: {r}"
+    );
+
+    assert_eq!(rig.daemon.sim("weight 0"), "ok");
+    rig.obs.scale_stable_at(0.0);
+    let r = rig.obs.command(
+        "empty",
+        json!({"cmd": "tag_product", "args": {"product_id": "mussels"}}),
+    );
+    assert_eq!(r["ok"], false, "tagged with nothing on the scale: {r}");
+    assert!(
+        !r["error"].as_str().unwrap_or_default().is_empty() && r.get("result").is_none(),
+        "a refusal has a reason and no price: {r}"
+    );
+
+    // A second good tag fences the events: none of those before it may be a
+    // mussels tag.
+    let r = rig.obs.command(
+        "eggs-2",
+        json!({"cmd": "tag_product", "args": {"product_id": "eggs"}}),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    rig.obs.tagged("eggs");
+    let stray: Vec<Value> = rig
+        .obs
+        .pending_events()
+        .into_iter()
+        .filter(|e| e["type"] == "product_tagged" && e["product_id"] == "mussels")
+        .collect();
+    assert!(stray.is_empty(), "a refused tag still went out: {stray:?}");
+}
+
+#[test]
+fn a_tag_while_the_scale_settles_waits_for_the_settled_weight() {
+    let _g = serial();
+    let mut rig = Rig::start();
+    assert_eq!(rig.daemon.sim("weight 2.000"), "ok");
+    assert_eq!(rig.daemon.sim("press product:mussels"), "ok");
+    let ev = rig.obs.tagged("mussels");
+    assert_eq!(
+        (&ev["weight_kg"], &ev["price"]),
+        (&json!("2.000"), &json!("60.00")),
+        "tagged with a value from the ramp: {ev}"
+    );
+    let errors: Vec<Value> = rig
+        .obs
+        .pending_events()
+        .into_iter()
+        .filter(|e| e["type"] == "error")
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the waiting tag raised errors: {errors:?}"
+    );
+}
+
+#[test]
+fn tare_and_calibration_shift_the_weight_and_are_kept_in_the_state_dir() {
+    let _g = serial();
+    let mut rig = Rig::start();
+    let cal_file = rig.state_dir().join("scale").join("calibration.json");
+    let read_cal = |p: &Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_default()).unwrap_or(Value::Null)
+    };
+
+    // Tare with a 0.5 kg bowl: the sim scale reports grams, tare takes that
+    // reading as zero, so 1.750 kg on the pan is 1.250 kg of produce.
+    rig.weigh(0.5);
+    let r = rig.obs.command("tare", json!({"cmd": "tare"}));
+    assert_eq!(r["ok"], true, "{r}");
+    let offset = r["result"]["offset"].as_f64().unwrap_or_default();
+    assert!(
+        (offset - 500.0).abs() < 1.0,
+        "tare offset {offset} g, not the bowl: {r}"
+    );
+    let saved = read_cal(&cal_file);
+    assert_eq!(
+        saved["offset"],
+        r["result"]["offset"],
+        "{}",
+        cal_file.display()
+    );
+
+    assert_eq!(rig.daemon.sim("weight 1.750"), "ok");
+    rig.obs.scale_stable_at(1.25);
+    let r = rig.obs.command(
+        "tag",
+        json!({"cmd": "tag_product", "args": {"product_id": "mussels"}}),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    assert_mussels_at_1250(&rig.obs.tagged("mussels"));
+
+    // Calibrating with what is on the pan said to weigh 2.5 kg: twice the
+    // 1.250 kg it reads, so the factor doubles and so does the weight.
+    let r = rig.obs.command(
+        "zero",
+        json!({"cmd": "calibrate_scale", "args": {"known_kg": 0}}),
+    );
+    assert_eq!(r["ok"], false, "calibrated to nothing: {r}");
+    assert!(!r["error"].as_str().unwrap_or_default().is_empty(), "{r}");
+    let r = rig.obs.command(
+        "cal",
+        json!({"cmd": "calibrate_scale", "args": {"known_kg": 2.5}}),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let saved = read_cal(&cal_file);
+    assert_eq!(saved["calibrated"], true, "{saved}");
+    let factor = saved["factor"].as_f64().unwrap_or_default();
+    assert!((factor - 2.0).abs() < 0.01, "factor {factor}: {saved}");
+    rig.obs.scale_stable_at(2.5);
+}
+
+#[test]
+fn the_lower_third_goes_away_after_the_produce_is_taken_off() {
+    let _g = serial();
+    let mut rig = Rig::start();
+    rig.go_live();
+    std::thread::sleep(Duration::from_secs(2));
+    rig.weigh(1.25);
+    let pressed_at = rig.recording_offset_now();
+    assert_eq!(rig.daemon.sim("press product:mussels"), "ok");
+    rig.obs.tagged("mussels");
+    std::thread::sleep(Duration::from_secs(3));
+    let removed_at = rig.recording_offset_now();
+    assert_eq!(rig.daemon.sim("weight 0"), "ok");
+    // The hold, then room for frames without the overlay.
+    std::thread::sleep(Duration::from_secs(OVERLAY_S + 4));
+    let rec = rig.stop_and_recording();
+
+    let frames = frames(&rec);
+    let hidden_from = removed_at + OVERLAY_S as f64 + 1.5;
+    let before = window(&frames, 0.5, pressed_at - 0.5, "before the press");
+    let on = window(&frames, pressed_at + 1.5, removed_at, "while on the scale");
+    let gone = window(&frames, hidden_from, f64::MAX, "after the hold");
+    assert_lower_third_appeared(&before, &on, "while on the scale");
+    let (back, shown) = (change(&before, &gone, bottom), change(&before, &on, bottom));
+    eprintln!("after the hold: bottom differs {back:.3} from before (shown: {shown:.3})");
+    assert!(
+        back < shown / 3.0 && back < ON_AIR,
+        "the lower third did not go away: bottom differs {back:.3} from before, {shown:.3} while shown"
+    );
+}
