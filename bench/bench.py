@@ -317,7 +317,7 @@ def uplink_section(args, cmd):
     ff_pct = ff[5].strip() if len(ff) > 5 else "n/a"
     adapt = fc[6].strip() if len(fc) > 6 else "n/a"
     try:
-        ok = float(fc_pct.rstrip("%")) > float(ff_pct.rstrip("%"))
+        ok = float(fc_pct.rstrip("%")) > float(ff_pct.rstrip("%")) and adapt.endswith(" s")
     except ValueError:
         ok = None
     lines += body + ["", "`time to adapt` = first publish → first logged `abr target_kbps=N` "

@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
-# farmcast vs gst-launch-1.0 vs ffmpeg on the same clip and encoder settings;
-# writes BENCHMARKS.md. Options (or env): --runs N (BENCH_RUNS, default 3),
-# --seconds S (BENCH_SECONDS, 20), --presses P (BENCH_PRESSES, 5),
-# --farmcast PATH (FARMCAST, default target/release/farmcast),
-# --peers farmcast,gst-launch-1.0,ffmpeg. See bench/bench.py.
+# farmcast's benchmark; writes BENCHMARKS.md, one section per figure (see
+# bench/bench.py for what each measures and how):
+#   main     farmcast vs gst-launch-1.0 vs ffmpeg, same clip and encoder settings
+#   golive   `press go_live` -> publish accepted            (issue 3)
+#   restart  ingest server SIGKILLed + restarted -> frames again (issue 3)
+#   tag      `press product:<id>` -> first frame with the lower third (issue 4)
+#   mqtt     command round trip through a loopback mosquitto (issue 5)
+#   status   CPU cost of publishing status every second      (issue 5)
+#   uplink   bench/uplink.sh's shaped-link table (issue 8; root + ip netns)
+# Options (or env):
+#   --only SECTION[,SECTION]  run only these; the others keep their last figures (BENCH_ONLY)
+#   --runs N (BENCH_RUNS, 3) --seconds S (BENCH_SECONDS, 20)   main table
+#   --presses P (BENCH_PRESSES, 5)                             golive
+#   --restarts N (BENCH_RESTARTS, 3)                           restart
+#   --tags N (BENCH_TAGS, 5)                                   tag
+#   --rtt-logs N (BENCH_RTT_LOGS, 20) --rtt-golive N (BENCH_RTT_GOLIVE, 5)   mqtt
+#   --status-runs N (BENCH_STATUS_RUNS, 3) --status-seconds S (BENCH_STATUS_SECONDS, 20)
+#   --uplink-seconds S (BENCH_UPLINK_SECONDS, 60)
+#   --farmcast PATH (FARMCAST, default target/release/farmcast)
+#   --peers farmcast,gst-launch-1.0,ffmpeg   --out FILE (BENCHMARKS.md)
+# Smallest end-to-end check (about 3 minutes):
+#   bench/run.sh --runs 1 --seconds 8 --presses 2 --restarts 1 --tags 2 --rtt-logs 5 \
+#     --rtt-golive 1 --status-runs 1 --status-seconds 8 --uplink-seconds 15 --out /tmp/x.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec python3 bench/bench.py "$@"

@@ -4,6 +4,7 @@
 #   scripts/cross-arm64.sh            # release binary + checks
 #   scripts/cross-arm64.sh --deb      # ... and the arm64 .deb (cargo deb)
 #   PROFILE=dev scripts/cross-arm64.sh   # quicker debug build, for trying it
+#   PROFILE=dev scripts/cross-arm64.sh --deb   # ... packaged (boot tests)
 #
 # The arm64 GStreamer development files come from Debian's arm64 archive
 # through multiarch (`dpkg --add-architecture arm64`), but are unpacked into a
@@ -119,11 +120,19 @@ run_arm64 check-config configs/demo.toml
 say "ok: $BIN runs under qemu-aarch64"
 
 if [ "$MAKE_DEB" = 1 ]; then
-  [ "$PROFILE" = release ] || { say "--deb needs PROFILE=release (cargo-deb refuses the dev profile)"; exit 1; }
   command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
-  # --no-strip: stripping would need the target's binutils config. $auto
+  # cargo-deb takes `<target dir>/$TARGET/release/farmcast` and refuses the
+  # dev profile, so the binary (either profile) is staged, stripped with the
+  # cross binutils (the host's strip cannot read arm64), under a throwaway
+  # target dir; --no-build --no-strip then package it as is. $auto
   # (dpkg-shlibdeps) finds nothing for a cross binary whose libraries are
   # only in the sysroot; the listed plugin packages pull libgstreamer in.
-  cargo deb --no-build --target "$TARGET" --profile "$PROFILE" --no-strip \
+  stage=$(mktemp -d)
+  trap 'rm -rf "$stage"' EXIT
+  mkdir -p "$stage/$TARGET/release"
+  aarch64-linux-gnu-strip -o "$stage/$TARGET/release/farmcast" "$BIN"
+  mkdir -p "$TARGET_DIR/debian"
+  CARGO_TARGET_DIR="$stage" cargo deb --no-build --target "$TARGET" --no-strip \
     -o "$TARGET_DIR/debian/"
+  [ "$PROFILE" = release ] || say "note: the .deb holds the $PROFILE build (unoptimised)"
 fi

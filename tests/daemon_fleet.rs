@@ -462,15 +462,20 @@ fn a_live_safe_push_is_applied_and_reported_without_cutting_the_show() {
     assert!(retained.contains("bitrate_kbps = 800"), "{retained}");
 }
 
-/// One bad push: what it is, the envelope JSON, the topic, and the field the
-/// rejection must name (`None`: whatever the daemon says, but an error).
-struct Bad {
-    what: &'static str,
-    topic: String,
-    payload: String,
-    version: Option<u64>,
-    field: Option<&'static str>,
-}
+/// A bad push: what it is, the topic, the envelope JSON, the version the
+/// report must carry (`None`: not an envelope at all) and the field it names.
+const B900: &str = "[video]\nbitrate_kbps = 900\n";
+const UNKNOWN_KEY: &str = "[video]\nbitrate_kbps = 900\ncolour = \"red\"\n";
+const HTTP_DEST: &str =
+    "[[destinations]]\nname = \"web\"\nurl = \"http://127.0.0.1:8080/live\"\nkey = \"k\"\n";
+
+type BadPush = (
+    &'static str,
+    String,
+    String,
+    Option<u64>,
+    Option<&'static str>,
+);
 
 #[test]
 fn every_kind_of_bad_push_is_rejected_with_its_reason_and_changes_nothing() {
@@ -494,143 +499,132 @@ fn every_kind_of_bad_push_is_rejected_with_its_reason_and_changes_nothing() {
     let k = &rig.key;
     let device = topic("config/desired");
     let signed = |v: u64, cfg: &str| to_json(&lib_sign(k, DEVICE, v, cfg));
+    let addressed = |target: &str, v: u64| to_json(&lib_sign(k, target, v, B900));
     let tampered = {
-        let mut e = lib_sign(k, DEVICE, 13, "[video]\nbitrate_kbps = 900\n");
+        let mut e = lib_sign(k, DEVICE, 13, B900);
         e.config = "[video]\nbitrate_kbps = 5000\n".into();
         to_json(&e)
     };
     let unsigned = |v: u64, sig: Option<&str>| {
-        let mut e = lib_sign(k, DEVICE, v, "[video]\nbitrate_kbps = 900\n");
+        let mut e = lib_sign(k, DEVICE, v, B900);
         e.signature = sig.map(str::to_string);
         to_json(&e)
     };
-    let bads = vec![
-        Bad {
-            what: "TOML syntax error",
-            topic: device.clone(),
-            payload: signed(10, "[video\nbitrate_kbps = 900\n"),
-            version: Some(10),
-            field: Some("config"),
-        },
-        Bad {
-            what: "unknown key",
-            topic: device.clone(),
-            payload: signed(11, "[video]\nbitrate_kbps = 900\ncolour = \"red\"\n"),
-            version: Some(11),
-            field: Some("video.colour"),
-        },
-        Bad {
-            what: "out-of-range value",
-            topic: device.clone(),
-            payload: signed(12, "[video]\nwidth = 33\n"),
-            version: Some(12),
-            field: Some("video.width"),
-        },
-        Bad {
-            what: "tampered after signing",
-            topic: device.clone(),
-            payload: tampered,
-            version: Some(13),
-            field: Some("signature"),
-        },
-        Bad {
-            what: "bad URL scheme",
-            topic: device.clone(),
-            payload: signed(
-                14,
-                "[[destinations]]\nname = \"web\"\nurl = \"http://127.0.0.1:8080/live\"\nkey = \"k\"\n",
-            ),
-            version: Some(14),
-            field: Some("destinations[0].url"),
-        },
-        Bad {
-            what: "oversize envelope",
-            topic: device.clone(),
-            payload: signed(15, &format!("# {}\n", "x".repeat(70 * 1024))),
-            version: None,
-            field: None,
-        },
-        Bad {
-            what: "signed by an untrusted key",
-            topic: device.clone(),
-            payload: to_json(&lib_sign(&rig.rogue, DEVICE, 16, "[video]\nbitrate_kbps = 900\n")),
-            version: Some(16),
-            field: Some("signature"),
-        },
-        Bad {
-            what: "another device",
-            topic: device.clone(),
-            payload: to_json(&lib_sign(k, "other-box", 17, "[video]\nbitrate_kbps = 900\n")),
-            version: Some(17),
-            field: Some("target"),
-        },
-        Bad {
-            what: "a group the box is not in, on the device topic",
-            topic: device.clone(),
-            payload: to_json(&lib_sign(k, "group:south", 18, "[video]\nbitrate_kbps = 900\n")),
-            version: Some(18),
-            field: Some("target"),
-        },
-        Bad {
-            what: "a group the box is not in, on its group's topic",
-            topic: group_topic("north"),
-            payload: to_json(&lib_sign(k, "group:south", 19, "[video]\nbitrate_kbps = 900\n")),
-            version: Some(19),
-            field: Some("target"),
-        },
-        Bad {
-            what: "the version it runs",
-            topic: device.clone(),
-            payload: signed(5, "[video]\nbitrate_kbps = 900\n"),
-            version: Some(5),
-            field: Some("version"),
-        },
-        Bad {
-            what: "an older version",
-            topic: device.clone(),
-            payload: signed(4, "[video]\nbitrate_kbps = 900\n"),
-            version: Some(4),
-            field: Some("version"),
-        },
-        Bad {
-            what: "no signature",
-            topic: device.clone(),
-            payload: unsigned(20, None),
-            version: Some(20),
-            field: Some("signature"),
-        },
-        Bad {
-            what: "an empty signature",
-            topic: device.clone(),
-            payload: unsigned(21, Some("")),
-            version: Some(21),
-            field: Some("signature"),
-        },
+    let bads: Vec<BadPush> = vec![
+        (
+            "TOML syntax error",
+            device.clone(),
+            signed(10, "[video\nbitrate_kbps = 900\n"),
+            Some(10),
+            Some("config"),
+        ),
+        (
+            "unknown key",
+            device.clone(),
+            signed(11, UNKNOWN_KEY),
+            Some(11),
+            Some("video.colour"),
+        ),
+        (
+            "out-of-range value",
+            device.clone(),
+            signed(12, "[video]\nwidth = 33\n"),
+            Some(12),
+            Some("video.width"),
+        ),
+        (
+            "tampered after signing",
+            device.clone(),
+            tampered,
+            Some(13),
+            Some("signature"),
+        ),
+        (
+            "bad URL scheme",
+            device.clone(),
+            signed(14, HTTP_DEST),
+            Some(14),
+            Some("destinations[0].url"),
+        ),
+        (
+            "oversize envelope",
+            device.clone(),
+            signed(15, &format!("# {}\n", "x".repeat(70 * 1024))),
+            None,
+            None,
+        ),
+        (
+            "signed by an untrusted key",
+            device.clone(),
+            to_json(&lib_sign(&rig.rogue, DEVICE, 16, B900)),
+            Some(16),
+            Some("signature"),
+        ),
+        (
+            "another device",
+            device.clone(),
+            addressed("other-box", 17),
+            Some(17),
+            Some("target"),
+        ),
+        (
+            "a group the box is not in, on the device topic",
+            device.clone(),
+            addressed("group:south", 18),
+            Some(18),
+            Some("target"),
+        ),
+        (
+            "a group the box is not in, on its group's topic",
+            group_topic("north"),
+            addressed("group:south", 19),
+            Some(19),
+            Some("target"),
+        ),
+        (
+            "the version it runs",
+            device.clone(),
+            signed(5, B900),
+            Some(5),
+            Some("version"),
+        ),
+        (
+            "an older version",
+            device.clone(),
+            signed(4, B900),
+            Some(4),
+            Some("version"),
+        ),
+        (
+            "no signature",
+            device.clone(),
+            unsigned(20, None),
+            Some(20),
+            Some("signature"),
+        ),
+        (
+            "an empty signature",
+            device.clone(),
+            unsigned(21, Some("")),
+            Some(21),
+            Some("signature"),
+        ),
     ];
     // A group the box is not in, on that group's topic: not even heard. Any
     // report for it would come before the next one's (one broker, in order).
-    obs.push(
-        &group_topic("south"),
-        to_json(&lib_sign(
-            k,
-            "group:south",
-            30,
-            "[video]\nbitrate_kbps = 900\n",
-        )),
-    );
-    for bad in &bads {
-        obs.push(&bad.topic, bad.payload.clone());
+    obs.push(&group_topic("south"), addressed("group:south", 30));
+    for (what, on, payload, version, field) in bads {
+        obs.push(&on, payload);
         let r = obs.until_json("config/reported", WAIT, |v| v["status"] != "applied");
-        let what = bad.what;
         assert_eq!(r["status"], "rejected", "{what}: {r}");
-        let want = bad.version.map_or(Value::Null, |v| json!(v));
+        let want = version.map_or(Value::Null, |v| json!(v));
         assert_eq!(r["version"], want, "{what}: {r}");
         let error = r["error"].as_str().unwrap_or_default();
         assert!(!error.is_empty(), "{what}: no reason given: {r}");
-        if let Some(field) = bad.field {
+        if let Some(field) = field {
             assert_eq!(r["field"], field, "{what}: {r}");
         }
-        if bad.version.is_none() {
+        if version.is_none() {
             assert!(
                 error.contains("bytes"),
                 "{what}: reason does not say the size: {r}"
@@ -745,6 +739,10 @@ fn camera_push_rolls_back(obs: &mut Observer, rig: &Rig, version: u64, previous:
         cli_sign(&rig.key, DEVICE, version, layer),
     );
     assert_applied(&obs.reported(Some(version), WAIT), version, layer);
+    // The rebuilt box does not reach standby: its capture fails.
+    obs.until_json("events", WAIT, |v| {
+        v["type"] == "state_changed" && v["to"] == "error"
+    });
     let r = obs.until_json("config/reported", TRIAL_WAIT, |v| v["status"] != "applied");
     assert_eq!(r["status"], "rolled_back", "{r}");
     assert!(
@@ -785,6 +783,7 @@ fn a_push_that_breaks_the_camera_rolls_back_after_an_earlier_good_push() {
     assert_tag_ok(&mut obs, "rb-tag", "eggs");
 }
 
+/// The box has run nothing but its local file when the broken push comes.
 #[test]
 fn a_push_that_breaks_the_camera_rolls_back_on_a_fresh_box() {
     let _g = serial();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Plain Debian 12 arm64 farmcast image from Debian's archive, with mmdebstrap
 # (no Raspberry Pi firmware: for qemu-system-aarch64 `virt` and generic arm64
-# boards). Needs root, mmdebstrap, qemu-user-static (binfmt), e2fsprogs.
+# boards). Needs root, mmdebstrap, arch-test, qemu-user-static + binfmt-support,
+# e2fsprogs; downloads about N MB from deb.debian.org.
 #   image-build/debian-arm64/build.sh FARMCAST_DEB OUT_DIR
 # Writes OUT_DIR/rootfs.ext4, OUT_DIR/vmlinuz, OUT_DIR/initrd.img.
 set -euo pipefail
@@ -10,6 +11,15 @@ out=$(readlink -m "${2:?output folder}")
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 rm -rf "$out/root"
+
+# The arm64 maintainer scripts run under qemu-user through binfmt_misc. In a
+# container binfmt_misc is often not mounted, and binfmt-support does not
+# register the handler until it is.
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  [ -e /proc/sys/fs/binfmt_misc/register ] ||
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  update-binfmts --enable qemu-aarch64
+fi
 
 # --variant=important: Debian's base system with systemd, ssh added; the
 # package's Depends bring GStreamer. The customize hook is the one the Pi

@@ -210,8 +210,19 @@ impl Driver {
     /// A config on trial is kept once the box reaches standby (or goes on
     /// air) and rolled back when the deadline passes first.
     pub(super) fn check_trial(&mut self, now: Instant) {
-        let Some(deadline) = self.trial else { return };
         let state = self.show.state();
+        // The config the box started with becomes the last known good the
+        // first time it reaches standby (no rollback at boot: a camera that
+        // is unplugged at power-on is not the config's fault).
+        if !self.start_confirmed && (state == State::Standby || state.in_show()) {
+            self.start_confirmed = true;
+            if let Some(f) = &self.fleet {
+                if let Err(e) = f.confirm_running() {
+                    tracing::warn!(error = %format!("{e:#}"), "last known good not saved");
+                }
+            }
+        }
+        let Some(deadline) = self.trial else { return };
         if state == State::Standby || state.in_show() {
             self.trial = None;
             if let Some(f) = &self.fleet {
@@ -230,11 +241,14 @@ impl Driver {
                 state.as_str()
             );
             tracing::error!("{why}; rolling back");
-            if let Some((reported, action)) = self.fleet.as_mut().and_then(|f| f.roll_back(&why)) {
-                self.report(&reported);
-                self.fleet_action(action, now);
-                // The last good config is not on trial again: it ran before.
-                self.trial = None;
+            match self.fleet.as_mut().and_then(|f| f.roll_back(&why)) {
+                Some((reported, action)) => {
+                    self.report(&reported);
+                    self.fleet_action(action, now);
+                    // The last good config is not on trial again: it ran before.
+                    self.trial = None;
+                }
+                None => tracing::error!("nothing to roll back to; the box keeps retrying"),
             }
         }
     }

@@ -75,6 +75,8 @@ struct Driver {
     fleet: Option<crate::fleet::Session>,
     /// A config on trial after a rebuild: confirmed at standby, rolled back at the deadline.
     trial: Option<Instant>,
+    /// The start-up config was saved as last known good (at the first standby).
+    start_confirmed: bool,
     media_tx: mpsc::UnboundedSender<crate::media::MediaEvent>,
     /// A new MQTT link's receiver, swapped in by the loop (after an MQTT change).
     new_incoming: Option<tokio::sync::mpsc::Receiver<crate::mqtt::Incoming>>,
@@ -141,6 +143,7 @@ impl Driver {
             decimation: 1,
             fleet: session,
             trial: None,
+            start_confirmed: false,
             media_tx,
             new_incoming: None,
         };
@@ -338,7 +341,7 @@ impl Driver {
                 None
             }
             Action::Ready => {
-                self.notify.ready();
+                self.notify.ready(self.show.state().as_str());
                 None
             }
             Action::Exit => {

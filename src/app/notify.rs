@@ -23,9 +23,11 @@ impl Notifier {
         }
     }
 
-    pub fn ready(&self) {
-        tracing::info!("standby reached: ready");
-        self.send(&[NotifyState::Ready, NotifyState::Status("standby")]);
+    /// Up and answering: standby, or an error state that says what is wrong
+    /// (a box without its camera must not be restarted by systemd for it).
+    pub fn ready(&self, state: &str) {
+        tracing::info!(state, "ready");
+        self.send(&[NotifyState::Ready, NotifyState::Status(state)]);
     }
 
     pub fn status(&self, state: &str) {

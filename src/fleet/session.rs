@@ -274,7 +274,12 @@ impl Session {
     /// The running config failed (`why`): go back to the last good one.
     /// `None` when there is nothing to go back to.
     pub fn roll_back(&mut self, why: &str) -> Option<(Reported, Action)> {
-        let good = match self.store.rollback() {
+        // A box that never confirmed a config goes back to its own file alone.
+        let local_only = super::store::LastGood {
+            file: self.file_src.clone(),
+            layers: Layers::default(),
+        };
+        let good = match self.store.rollback_or(Some(local_only)) {
             Ok(Some(g)) => g,
             Ok(None) => return None,
             Err(e) => {

@@ -231,7 +231,14 @@ impl Store {
     /// Puts the last good layers back in force, keeping the high-water marks
     /// of the layers they replace; `None` when there is no last good.
     pub fn rollback(&self) -> anyhow::Result<Option<LastGood>> {
-        let Some(mut good) = self.load_last_good()? else {
+        self.rollback_or(None)
+    }
+
+    /// As [`Store::rollback`]; with no last good recorded yet, goes back to
+    /// `fallback` (the local file with no layers: what the box ran before any
+    /// push).
+    pub fn rollback_or(&self, fallback: Option<LastGood>) -> anyhow::Result<Option<LastGood>> {
+        let Some(mut good) = self.load_last_good()?.or(fallback) else {
             return Ok(None);
         };
         if let Ok(current) = self.load_layers() {
