@@ -26,7 +26,12 @@ failing the whole benchmark.
 Standard library only (plus the sibling modules in bench/).
 """
 
-import argparse
+import sys
+
+# No bench/__pycache__ in the work tree.
+sys.dont_write_bytecode = True
+
+import argparse  # noqa: E402
 import datetime
 import glob
 import os
@@ -36,7 +41,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -310,6 +314,8 @@ def uplink_section(args, cmd):
                         + " | ".join(out.stderr.strip().splitlines()[-5:])[:400], "",
                         "Targets: adapts to a thin link: n/a", ""]
     body = [l for l in body if not l.startswith("(logs and recordings")]
+    while body and not body[-1].strip():
+        body.pop()
     print("\n".join(body), flush=True)
     fc = next(l for l in body if l.startswith("| farmcast")).split("|")
     ff = next((l for l in body if l.startswith("| ffmpeg")), "").split("|")

@@ -24,4 +24,4 @@
 #     --rtt-golive 1 --status-runs 1 --status-seconds 8 --uplink-seconds 15 --out /tmp/x.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec python3 bench/bench.py "$@"
+PYTHONDONTWRITEBYTECODE=1 exec python3 bench/bench.py "$@"

@@ -226,6 +226,8 @@ def status_cost(binary, run_dir, clip, runs, seconds):
                     counts.append(n)
                 print(f"    CPU {pct:.1f}% of one core" + (f", {n} status messages" if n is not None else ""), flush=True)
         return off, on, counts
+    except (OSError, MqttError) as e:
+        raise NotAvailable(f"MQTT: {e}") from e
     finally:
         nginx.close()
         broker.close()
@@ -246,7 +248,7 @@ def status_section(binary, run_dir, clip, runs, seconds, cmd):
         f"{BITRATE_KBPS} kbit/s, keyframe every {KEYFRAME_S} s, AAC {AUDIO_KBPS}k) live to a "
         f"loopback nginx-rtmp for {seconds} s, once with `mqtt.enabled = false` and once with "
         "MQTT on (loopback mosquitto, `mqtt.status_interval_s = 1`, no Home Assistant "
-        f"discovery), alternated, {runs} pairs. CPU = user+sys from wait4() over the run "
+        f"discovery), alternated ({runs} of each). CPU = user+sys from wait4() over the run "
         "(start-up included, the same in both).",
         "",
         "| MQTT | CPU % of one core, each run | median |",
@@ -254,7 +256,7 @@ def status_section(binary, run_dir, clip, runs, seconds, cmd):
         f"| off | {', '.join(f'{v:.1f}' for v in off)} | {moff:.1f} |",
         f"| on, status every 1 s | {', '.join(f'{v:.1f}' for v in on)} | {mon:.1f} |",
         "",
-        f"Difference: {delta:+.2f}% of one core, {100 * delta / moff:+.1f}% of the "
+        f"Difference: {delta:+.2f} points (% of one core), {100 * delta / moff:+.1f}% of the "
         f"encode's CPU (spread between runs of one variant: up to {noise:.1f} points). Status "
         f"messages seen per run with MQTT on: {', '.join(str(c) for c in counts)} "
         f"(about one a second expected).",

@@ -8,8 +8,10 @@
 #
 # Measured per program: frames the server recorded (ffprobe packet count) out
 # of DURATION x 30, the time from the first publish to the first logged
-# `abr target_kbps=N` with N below the link (farmcast only; n/a until the
-# driver logs it), reconnects (recordings made - 1), peak RSS (VmHWM).
+# `abr target_kbps=N` with N below the link (farmcast only; n/a when the
+# daemon never logs one, e.g. `live.adaptive_bitrate = false`), reconnects
+# (recordings made - 1), peak RSS (VmHWM). bench/run.sh (section `uplink`)
+# runs this and puts the table in BENCHMARKS.md.
 #
 # Prints a markdown table; does not touch BENCHMARKS.md. Needs root (network
 # namespace, tc); elsewhere it prints SKIP and exits 0. Nothing leaves the

@@ -14,28 +14,18 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::config::TestConfig;
-use common::{serial, wait_until, Farmcast, Mosquitto, NginxRtmp};
+use common::observer::{topic, Observer, DEVICE, PREFIX, WAIT};
+use common::{serial, Farmcast, Mosquitto, NginxRtmp};
 use farmcast::fleet::envelope;
 use farmcast::fleet::keys::read_private_key;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-const PREFIX: &str = "farmcast";
-/// `device_id` as `TestConfig` writes it.
-const DEVICE: &str = "test-box";
-/// Start, pipeline and RTMP handshake on a loaded two-core machine.
-const WAIT: Duration = Duration::from_secs(30);
 /// The daemon's 30 s trial plus a rebuild, with room to spare.
 const TRIAL_WAIT: Duration = Duration::from_secs(75);
-
-fn topic(leaf: &str) -> String {
-    format!("{PREFIX}/{DEVICE}/{leaf}")
-}
 
 fn group_topic(group: &str) -> String {
     format!("{PREFIX}/fleet/{group}/config/desired")
@@ -52,151 +42,23 @@ fn sha256_hex(text: &str) -> String {
 // The fleet manager's MQTT client
 // ---------------------------------------------------------------------------
 
-struct Msg {
-    topic: String,
-    payload: String,
+/// The fleet manager, subscribed to `#`.
+fn fleet_manager(port: u16) -> Observer {
+    Observer::new(port, "fleet-manager", true, &["#"])
 }
 
-impl Msg {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.payload)
-            .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", self.topic, self.payload))
-    }
+/// What the fleet manager waits for, on top of the shared observer.
+trait FleetObserver {
+    fn reported(&mut self, version: Option<u64>, within: Duration) -> Value;
+    fn tag(&mut self, id: &str, product: &str) -> Value;
+    fn fresh_status(&mut self, daemon: &Farmcast) -> Value;
 }
 
-/// A rumqttc client subscribed to `#` (QoS 1); keeps what it has not matched yet.
-struct Observer {
-    client: rumqttc::Client,
-    rx: Receiver<Msg>,
-    backlog: Vec<Msg>,
-    stop: std::sync::Arc<AtomicBool>,
-}
-
-impl Observer {
-    fn new(port: u16) -> Observer {
-        let mut o = rumqttc::MqttOptions::new("fleet-manager", "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(5))
-            .set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut conn) = rumqttc::Client::new(o, 512);
-        let (tx, rx) = mpsc::channel();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let subacks = std::sync::Arc::new(AtomicUsize::new(0));
-        let (sub, stop2, subacks2) = (client.clone(), stop.clone(), subacks.clone());
-        std::thread::spawn(move || {
-            use rumqttc::{Event, Packet};
-            for ev in conn.iter() {
-                if stop2.load(Ordering::Relaxed) {
-                    return;
-                }
-                match ev {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = sub.try_subscribe("#", rumqttc::QoS::AtLeastOnce);
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        subacks2.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let m = Msg {
-                            topic: p.topic.clone(),
-                            payload: String::from_utf8_lossy(&p.payload).into_owned(),
-                        };
-                        if tx.send(m).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        });
-        assert!(
-            wait_until(WAIT, || subacks.load(Ordering::Relaxed) >= 1),
-            "observer: subscription never acknowledged"
-        );
-        Observer {
-            client,
-            rx,
-            backlog: Vec::new(),
-            stop,
-        }
-    }
-
-    /// Publishes retained, as a fleet manager leaves the desired config.
-    fn push(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, rumqttc::QoS::AtLeastOnce, true, payload)
-            .expect("observer publish");
-    }
-
-    /// The next message on `topic` satisfying `pred` (earlier unmatched ones
-    /// first); panics after `within` with what was seen.
-    fn until(&mut self, topic: &str, within: Duration, pred: impl Fn(&Msg) -> bool) -> Msg {
-        if let Some(i) = self
-            .backlog
-            .iter()
-            .position(|m| m.topic == topic && pred(m))
-        {
-            return self.backlog.remove(i);
-        }
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(m) if m.topic == topic && pred(&m) => return m,
-                Ok(m) => self.backlog.push(m),
-                Err(_) => {
-                    let seen: Vec<String> = self
-                        .backlog
-                        .iter()
-                        .rev()
-                        .filter(|m| !m.topic.ends_with("/status"))
-                        .take(15)
-                        .map(|m| format!("{}: {}", m.topic, short(&m.payload)))
-                        .collect();
-                    panic!("nothing matching on {topic} within {within:?}; last seen (newest first, no status): {seen:#?}");
-                }
-            }
-        }
-    }
-
-    fn until_json(&mut self, leaf: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        self.until(&topic(leaf), within, |m| {
-            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| pred(&v))
-        })
-        .json()
-    }
-
-    /// Moves everything received so far into the backlog.
-    fn drain(&mut self) {
-        while let Ok(m) = self.rx.try_recv() {
-            self.backlog.push(m);
-        }
-    }
-
-    /// Forgets everything received so far.
-    fn clear(&mut self) {
-        while self.rx.try_recv().is_ok() {}
-        self.backlog.clear();
-    }
-
+impl FleetObserver for Observer {
     /// The `config/reported` for `version` (`None`: an unparsable envelope).
     fn reported(&mut self, version: Option<u64>, within: Duration) -> Value {
         let want = version.map_or(Value::Null, |v| json!(v));
         self.until_json("config/reported", within, |v| v["version"] == want)
-    }
-
-    fn command(&mut self, id: &str, cmd: Value) -> Value {
-        let mut cmd = cmd;
-        cmd["id"] = json!(id);
-        self.client
-            .publish(
-                topic("cmd"),
-                rumqttc::QoS::AtLeastOnce,
-                false,
-                cmd.to_string(),
-            )
-            .expect("observer publish");
-        self.until_json("cmd/result", WAIT, |v| v["id"] == id)
     }
 
     fn tag(&mut self, id: &str, product: &str) -> Value {
@@ -204,10 +66,6 @@ impl Observer {
             id,
             json!({"cmd": "tag_product", "args": {"product_id": product}}),
         )
-    }
-
-    fn status(&mut self, state: &str) -> Value {
-        self.until_json("status", WAIT, |v| v["state"] == state)
     }
 
     /// A status computed after this call: its uptime is past the time the
@@ -218,21 +76,6 @@ impl Observer {
             v["uptime_s"].as_u64().is_some_and(|u| u >= since)
         })
     }
-}
-
-impl Drop for Observer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.client.try_disconnect();
-    }
-}
-
-fn short(s: &str) -> String {
-    let mut end = s.len().min(300);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }
 
 // ---------------------------------------------------------------------------
@@ -329,20 +172,15 @@ impl Rig {
         );
         let (key, public) = openssl_keypair(tc.dir.path(), "manager");
         let (rogue, _) = openssl_keypair(tc.dir.path(), "rogue");
-        let mut t: toml::Table = toml::from_str(&tc.toml()).expect("harness config is TOML");
-        t.insert(
-            "state_dir".into(),
-            toml::Value::String(tc.dir.path().join("state").display().to_string()),
-        );
+        let mut t = tc.mqtt_table(mqtt_port);
         if let Some(toml::Value::Table(video)) = t.get_mut("video") {
             video.insert("framerate".into(), toml::Value::Integer(15));
         }
         let extra: toml::Table = toml::from_str(&format!(
-            "[mqtt]\nenabled = true\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nstatus_interval_s = 1\n\
-             [fleet]\ngroups = [\"north\"]\ntrusted_keys_file = {:?}\n",
+            "[fleet]\ngroups = [\"north\"]\ntrusted_keys_file = {:?}\n",
             public.display().to_string()
         ))
-        .expect("mqtt and fleet tables");
+        .expect("fleet table");
         t.extend(extra);
         let toml = toml::to_string(&t).expect("serialise daemon config");
         let daemon = Farmcast::start(&toml);
@@ -357,41 +195,18 @@ impl Rig {
     }
 
     fn layers_json(&self) -> Vec<u8> {
-        std::fs::read(self.tc.dir.path().join("state/fleet/layers.json")).unwrap_or_default()
-    }
-
-    fn recorded_bytes(&self) -> u64 {
-        self.nginx
-            .recordings()
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
-    }
-
-    /// Media keeps arriving: nginx says somebody publishes and the recording grows.
-    fn stream_flows(&self) -> bool {
-        let before = self.recorded_bytes();
-        wait_until(Duration::from_secs(10), || {
-            self.nginx.is_publishing() && self.recorded_bytes() > before
-        })
+        std::fs::read(self.tc.state_dir().join("fleet/layers.json")).unwrap_or_default()
     }
 
     /// Still the first and only publish, and media still flowing.
     fn assert_one_unbroken_stream(&self, when: &str) {
-        assert!(self.stream_flows(), "{when}: no media at the server");
+        assert!(self.nginx.media_flows(), "{when}: no media at the server");
         assert_eq!(
             self.nginx.publish_times("live").len(),
             1,
             "{when}: the stream was published again, so it was cut"
         );
     }
-}
-
-/// `online`, then the first `standby` status.
-fn wait_standby(obs: &mut Observer) -> Value {
-    obs.until(&topic("availability"), WAIT, |m| m.payload == "online");
-    obs.status("standby")
 }
 
 fn go_live(obs: &mut Observer, rig: &Rig, id: &str) {
@@ -433,12 +248,12 @@ fn assert_tag_unknown(obs: &mut Observer, id: &str, product: &str) {
 fn a_live_safe_push_is_applied_and_reported_without_cutting_the_show() {
     let _g = serial();
     let broker = Mosquitto::start();
-    let mut obs = Observer::new(broker.port);
+    let mut obs = fleet_manager(broker.port);
     let rig = Rig::start(broker.port);
-    let st = wait_standby(&mut obs);
+    let st = obs.wait_standby();
     assert_eq!(st["config_version"], 0, "{st}");
     go_live(&mut obs, &rig, "g-live");
-    assert!(rig.stream_flows(), "no media once live");
+    assert!(rig.nginx.media_flows(), "no media once live");
     assert_tag_unknown(&mut obs, "g-tag-0", "eggs");
 
     let layer = format!("[video]\nbitrate_kbps = 800\n{}", product("eggs", "2.50"));
@@ -481,9 +296,9 @@ type BadPush = (
 fn every_kind_of_bad_push_is_rejected_with_its_reason_and_changes_nothing() {
     let _g = serial();
     let broker = Mosquitto::start();
-    let mut obs = Observer::new(broker.port);
+    let mut obs = fleet_manager(broker.port);
     let rig = Rig::start(broker.port);
-    wait_standby(&mut obs);
+    obs.wait_standby();
     go_live(&mut obs, &rig, "b-live");
 
     let good = format!("[video]\nbitrate_kbps = 800\n{}", product("eggs", "2.50"));
@@ -665,10 +480,10 @@ fn every_kind_of_bad_push_is_rejected_with_its_reason_and_changes_nothing() {
 fn a_destination_change_waits_for_the_show_to_end_then_is_used() {
     let _g = serial();
     let broker = Mosquitto::start();
-    let mut obs = Observer::new(broker.port);
+    let mut obs = fleet_manager(broker.port);
     let mut rig = Rig::start(broker.port);
     let second = NginxRtmp::start_with_apps(&["other"]);
-    wait_standby(&mut obs);
+    obs.wait_standby();
     go_live(&mut obs, &rig, "d-live");
 
     let layer = format!(
@@ -755,7 +570,7 @@ fn camera_push_rolls_back(obs: &mut Observer, rig: &Rig, version: u64, previous:
     });
     assert_eq!(st["video"]["encoder"], "x264enc", "{st}");
     go_live(obs, rig, &format!("rb-live-{version}"));
-    assert!(rig.stream_flows(), "no media after the rollback");
+    assert!(rig.nginx.media_flows(), "no media after the rollback");
 
     // The failed version is not taken again.
     obs.push(
@@ -770,9 +585,9 @@ fn camera_push_rolls_back(obs: &mut Observer, rig: &Rig, version: u64, previous:
 fn a_push_that_breaks_the_camera_rolls_back_after_an_earlier_good_push() {
     let _g = serial();
     let broker = Mosquitto::start();
-    let mut obs = Observer::new(broker.port);
+    let mut obs = fleet_manager(broker.port);
     let rig = Rig::start(broker.port);
-    wait_standby(&mut obs);
+    obs.wait_standby();
     let good = product("eggs", "2.50");
     obs.push(
         &topic("config/desired"),
@@ -788,9 +603,9 @@ fn a_push_that_breaks_the_camera_rolls_back_after_an_earlier_good_push() {
 fn a_push_that_breaks_the_camera_rolls_back_on_a_fresh_box() {
     let _g = serial();
     let broker = Mosquitto::start();
-    let mut obs = Observer::new(broker.port);
+    let mut obs = fleet_manager(broker.port);
     let rig = Rig::start(broker.port);
-    wait_standby(&mut obs);
+    obs.wait_standby();
     camera_push_rolls_back(&mut obs, &rig, 1, 0);
 }
 
@@ -822,7 +637,7 @@ fn kill_and_restart(
     obs.until(&topic("availability"), WAIT, |m| m.payload == "offline");
     obs.clear();
     rig.daemon = Farmcast::start(&rig.toml);
-    let st = wait_standby(obs);
+    let st = obs.wait_standby();
     let v = st["config_version"].as_u64().unwrap_or(u64::MAX);
     assert!(
         v == old || v == new,
@@ -835,13 +650,7 @@ fn kill_and_restart(
         json!({"cmd": "logs", "args": {"lines": 1}}),
     );
     assert_eq!(r["ok"], true, "{when}: {r}");
-    obs.drain();
-    let reports: Vec<Value> = obs
-        .backlog
-        .iter()
-        .filter(|m| m.topic == topic("config/reported"))
-        .map(Msg::json)
-        .collect();
+    let reports = obs.pending("config/reported");
     for r in &reports {
         assert_eq!(r["status"], "applied", "{when}: after restart: {r}");
         assert_eq!(r["version"], new, "{when}: after restart: {r}");
@@ -860,9 +669,9 @@ fn kill_and_restart(
 fn sigkill_while_applying_leaves_a_box_that_starts_on_a_valid_config() {
     let _g = serial();
     let broker = Mosquitto::start();
-    let mut obs = Observer::new(broker.port);
+    let mut obs = fleet_manager(broker.port);
     let mut rig = Rig::start(broker.port);
-    wait_standby(&mut obs);
+    obs.wait_standby();
 
     // Right after the report: the layer was stored before it was reported, so
     // the restarted box holds it and has nothing to apply again.
@@ -896,16 +705,16 @@ fn sigkill_while_applying_leaves_a_box_that_starts_on_a_valid_config() {
         kill_and_restart(&mut obs, &mut rig, version - 1, version, &when);
     }
     go_live(&mut obs, &rig, "k-live");
-    assert!(rig.stream_flows(), "no media after the restarts");
+    assert!(rig.nginx.media_flows(), "no media after the restarts");
 }
 
 #[test]
 fn group_layers_apply_and_the_device_layer_overrides_them() {
     let _g = serial();
     let broker = Mosquitto::start();
-    let mut obs = Observer::new(broker.port);
+    let mut obs = fleet_manager(broker.port);
     let rig = Rig::start(broker.port);
-    wait_standby(&mut obs);
+    obs.wait_standby();
 
     let g1 = format!("[video]\nbitrate_kbps = 700\n{}", product("eggs", "2.50"));
     obs.push(
@@ -949,5 +758,5 @@ fn group_layers_apply_and_the_device_layer_overrides_them() {
     let st = obs.fresh_status(&rig.daemon);
     assert_eq!(st["video"]["bitrate_kbps"], 900, "{st}");
     go_live(&mut obs, &rig, "gr-live");
-    assert!(rig.stream_flows(), "no media with the layered config");
+    assert!(rig.nginx.media_flows(), "no media with the layered config");
 }

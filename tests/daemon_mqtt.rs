@@ -3,248 +3,24 @@
 //! nginx-rtmp destination whose stream key is a secret, and `[mqtt]` pointed at
 //! a broker on a free loopback port.
 //!
-//! The test's hand on the MQTT side is a plain rumqttc client ([`Observer`]) on
-//! its own thread; it keeps every message it ever saw, so that each test can
-//! check at the end that the stream key never went out on any topic. Tests take
+//! The test's hand on the MQTT side is `common::observer::Observer`; it keeps
+//! every message it ever saw, so that each test can check at the end that the
+//! stream key never went out on any topic. Tests take
 //! `common::serial()` (one encoder at a time on two cores) and wait on
 //! conditions with generous deadlines; nothing asserts how fast anything is.
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::config::TestConfig;
-use common::process::GroupChild;
-use common::{serial, wait_for_tcp, wait_until, Farmcast, Mosquitto, NginxRtmp};
+use common::observer::{retained, short, topic, Msg, Observer, DEVICE, WAIT};
+use common::{serial, wait_until, Farmcast, Mosquitto, NginxRtmp};
 use farmcast::mqtt::commands::KNOWN_COMMANDS;
 use serde_json::{json, Value};
 
-const PREFIX: &str = "farmcast";
-/// `device_id` as `TestConfig` writes it.
-const DEVICE: &str = "test-box";
 const SECRET: &str = "SECRET123";
-/// Long enough for a daemon start, a GStreamer pipeline and an RTMP handshake
-/// on a loaded two-core machine; a pass takes a fraction of it.
-const WAIT: Duration = Duration::from_secs(30);
-
-fn topic(leaf: &str) -> String {
-    format!("{PREFIX}/{DEVICE}/{leaf}")
-}
-
-// ---------------------------------------------------------------------------
-// The test's MQTT client
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Msg {
-    topic: String,
-    payload: String,
-    retain: bool,
-}
-
-impl Msg {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.payload)
-            .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", self.topic, self.payload))
-    }
-}
-
-/// A rumqttc client subscribed (QoS 1) to `topics` on every ConnAck.
-struct Observer {
-    client: rumqttc::Client,
-    rx: Receiver<Msg>,
-    /// Received, not yet matched by `until`.
-    backlog: Vec<Msg>,
-    /// Everything ever received, for the secret check.
-    history: Arc<Mutex<Vec<Msg>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Observer {
-    /// Returns once the broker has acknowledged the subscriptions.
-    fn new(port: u16, id: &str, clean: bool, topics: &[&str]) -> Observer {
-        let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
-        o.set_clean_session(clean)
-            .set_keep_alive(Duration::from_secs(5))
-            .set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut conn) = rumqttc::Client::new(o, 512);
-        let (tx, rx) = mpsc::channel();
-        let history = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let subacks = Arc::new(AtomicUsize::new(0));
-        let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
-        let n = topics.len();
-        {
-            let (sub, history, stop, subacks) = (
-                client.clone(),
-                history.clone(),
-                stop.clone(),
-                subacks.clone(),
-            );
-            std::thread::spawn(move || {
-                use rumqttc::{Event, Packet};
-                for ev in conn.iter() {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    match ev {
-                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                            for t in &topics {
-                                let _ = sub.try_subscribe(t.as_str(), rumqttc::QoS::AtLeastOnce);
-                            }
-                        }
-                        Ok(Event::Incoming(Packet::SubAck(_))) => {
-                            subacks.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(Event::Incoming(Packet::Publish(p))) => {
-                            let m = Msg {
-                                topic: p.topic.clone(),
-                                payload: String::from_utf8_lossy(&p.payload).into_owned(),
-                                retain: p.retain,
-                            };
-                            if let Ok(mut h) = history.lock() {
-                                h.push(m.clone());
-                            }
-                            if tx.send(m).is_err() {
-                                return;
-                            }
-                        }
-                        Ok(_) => {}
-                        // The broker is away (restart test): rumqttc reconnects on
-                        // the next poll; do not spin.
-                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                    }
-                }
-            });
-        }
-        assert!(
-            wait_until(WAIT, || subacks.load(Ordering::Relaxed) >= n),
-            "observer {id}: subscriptions never acknowledged"
-        );
-        Observer {
-            client,
-            rx,
-            backlog: Vec::new(),
-            history,
-            stop,
-        }
-    }
-
-    fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
-            .expect("observer publish");
-    }
-
-    /// The next message on `topic` satisfying `pred`, looking first at those
-    /// received earlier and not matched yet; panics after `within`.
-    fn until(&mut self, topic: &str, within: Duration, pred: impl Fn(&Msg) -> bool) -> Msg {
-        if let Some(i) = self
-            .backlog
-            .iter()
-            .position(|m| m.topic == topic && pred(m))
-        {
-            return self.backlog.remove(i);
-        }
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(m) if m.topic == topic && pred(&m) => return m,
-                Ok(m) => self.backlog.push(m),
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    let seen: Vec<String> = self
-                        .backlog
-                        .iter()
-                        .rev()
-                        .take(20)
-                        .map(|m| format!("{}: {}", m.topic, short(&m.payload)))
-                        .collect();
-                    panic!("nothing matching on {topic} within {within:?}; last seen (newest first): {seen:#?}");
-                }
-            }
-        }
-    }
-
-    /// Moves everything received so far into the backlog.
-    fn drain(&mut self) {
-        while let Ok(m) = self.rx.try_recv() {
-            self.backlog.push(m);
-        }
-    }
-
-    /// Publishes a command and waits for the `cmd/result` with its id.
-    fn command(&mut self, id: &str, cmd: Value) -> Value {
-        let mut cmd = cmd;
-        cmd["id"] = json!(id);
-        self.publish(&topic("cmd"), cmd.to_string());
-        self.result(id)
-    }
-
-    /// The `cmd/result` answering `id`.
-    fn result(&mut self, id: &str) -> Value {
-        self.until(&topic("cmd/result"), WAIT, |m| {
-            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["id"] == id)
-        })
-        .json()
-    }
-
-    /// The next status whose state is `state`.
-    fn status(&mut self, state: &str) -> Value {
-        self.until(&topic("status"), WAIT, |m| {
-            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["state"] == state)
-        })
-        .json()
-    }
-
-    fn assert_no_secret(&self) {
-        let h = self.history.lock().expect("observer history");
-        assert!(!h.is_empty(), "the observer saw nothing at all");
-        for m in h.iter() {
-            assert!(
-                !m.topic.contains(SECRET) && !m.payload.contains(SECRET),
-                "the stream key went out on {}: {}",
-                m.topic,
-                short(&m.payload)
-            );
-        }
-    }
-}
-
-impl Drop for Observer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.client.try_disconnect();
-    }
-}
-
-fn short(s: &str) -> String {
-    if s.len() <= 300 {
-        s.to_string()
-    } else {
-        let mut end = 300;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}… ({} bytes)", &s[..end], s.len())
-    }
-}
-
-/// A fresh clean-session client's view of `topic`: the retained message, which
-/// the broker sends at once on subscribing.
-fn retained(port: u16, topic: &str) -> Msg {
-    let id = format!("retained-{}", std::process::id());
-    let mut o = Observer::new(port, &id, true, &[topic]);
-    let m = o.until(topic, Duration::from_secs(5), |_| true);
-    assert!(m.retain, "{topic} is not retained: {}", short(&m.payload));
-    m
-}
 
 // ---------------------------------------------------------------------------
 // The daemon and its servers
@@ -253,20 +29,10 @@ fn retained(port: u16, topic: &str) -> Msg {
 /// The daemon's TOML: the harness's streaming config at 15 fps, not live at
 /// start, with a state dir and `[mqtt]` on `mqtt_port`.
 fn daemon_toml(tc: &TestConfig, mqtt_port: u16) -> String {
-    let mut t: toml::Table = toml::from_str(&tc.toml()).expect("harness config is TOML");
-    let state = tc.dir.path().join("state");
-    t.insert(
-        "state_dir".into(),
-        toml::Value::String(state.display().to_string()),
-    );
+    let mut t = tc.mqtt_table(mqtt_port);
     if let Some(toml::Value::Table(video)) = t.get_mut("video") {
         video.insert("framerate".into(), toml::Value::Integer(15));
     }
-    let mqtt: toml::Table = toml::from_str(&format!(
-        "enabled = true\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nstatus_interval_s = 1\n"
-    ))
-    .expect("mqtt table");
-    t.insert("mqtt".into(), toml::Value::Table(mqtt));
     toml::to_string(&t).expect("serialise daemon config")
 }
 
@@ -294,25 +60,6 @@ impl Rig {
         }
     }
 
-    /// Bytes nginx has recorded so far: grows while the daemon streams.
-    fn recorded_bytes(&self) -> u64 {
-        self.nginx
-            .recordings()
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
-    }
-
-    /// Whether media keeps arriving at the server: it says somebody publishes
-    /// and the recording grows.
-    fn stream_flows(&self) -> bool {
-        let before = self.recorded_bytes();
-        wait_until(Duration::from_secs(10), || {
-            self.nginx.is_publishing() && self.recorded_bytes() > before
-        })
-    }
-
     fn assert_log_has_no_secret(&self) {
         let log = self.daemon.log();
         assert!(
@@ -320,12 +67,6 @@ impl Rig {
             "the stream key is in the daemon's log"
         );
     }
-}
-
-/// Waits for `online` and the first `standby` status from a daemon just started.
-fn wait_standby(obs: &mut Observer) -> Value {
-    obs.until(&topic("availability"), WAIT, |m| m.payload == "online");
-    obs.status("standby")
 }
 
 /// `go_live` by command, then the server sees the publish and status says live.
@@ -356,7 +97,7 @@ fn online_and_retained_status_without_secrets() {
     // Subscribed to everything before the daemon starts: sees all it sends.
     let mut spy = Observer::new(broker.port, "spy", true, &["#"]);
     let rig = Rig::start(broker.port);
-    wait_standby(&mut spy);
+    spy.wait_standby();
 
     let avail = retained(broker.port, &topic("availability"));
     assert_eq!(avail.payload, "online");
@@ -383,7 +124,7 @@ fn online_and_retained_status_without_secrets() {
             .is_ok_and(|v| v["uptime_s"].as_u64().unwrap_or(0) > first_uptime)
     });
     spy.drain();
-    spy.assert_no_secret();
+    spy.assert_no_secret(SECRET);
     rig.assert_log_has_no_secret();
 }
 
@@ -393,7 +134,7 @@ fn every_command_is_answered_end_to_end() {
     let broker = Mosquitto::start();
     let mut obs = Observer::new(broker.port, "tech", true, &["#"]);
     let rig = Rig::start(broker.port);
-    wait_standby(&mut obs);
+    obs.wait_standby();
 
     go_live(&mut obs, &rig, "c-live");
 
@@ -417,13 +158,13 @@ fn every_command_is_answered_end_to_end() {
     let r = obs.command("c-restart", json!({"cmd": "restart_pipeline"}));
     assert_eq!(r["ok"], true, "restart_pipeline: {r}");
     assert!(
-        rig.stream_flows(),
+        rig.nginx.media_flows(),
         "no media at the server after restart_pipeline"
     );
     let r = obs.command("c-reconnect", json!({"cmd": "reconnect_now"}));
     assert_eq!(r["ok"], true, "reconnect_now: {r}");
     assert!(
-        rig.stream_flows(),
+        rig.nginx.media_flows(),
         "no media at the server after reconnect_now"
     );
 
@@ -477,7 +218,7 @@ fn every_command_is_answered_end_to_end() {
     obs.status("standby");
 
     obs.drain();
-    obs.assert_no_secret();
+    obs.assert_no_secret(SECRET);
     rig.assert_log_has_no_secret();
 }
 
@@ -490,7 +231,7 @@ fn set_log_level_refuses_junk() {
     let broker = Mosquitto::start();
     let mut obs = Observer::new(broker.port, "tech", true, &["#"]);
     let rig = Rig::start(broker.port);
-    wait_standby(&mut obs);
+    obs.wait_standby();
     let r = obs.command(
         "l-junk",
         json!({"cmd": "set_log_level", "args": {"level": "not a level!!"}}),
@@ -515,9 +256,9 @@ fn bad_commands_are_answered_and_the_stream_goes_on() {
     let broker = Mosquitto::start();
     let mut obs = Observer::new(broker.port, "tech", true, &["#"]);
     let mut rig = Rig::start(broker.port);
-    wait_standby(&mut obs);
+    obs.wait_standby();
     go_live(&mut obs, &rig, "b-live");
-    assert!(rig.stream_flows(), "no media at the server once live");
+    assert!(rig.nginx.media_flows(), "no media at the server once live");
 
     // Malformed, no id: no answer. The client handles commands in order, so any
     // answer to these would be on cmd/result before the answer to the next one.
@@ -641,7 +382,10 @@ fn bad_commands_are_answered_and_the_stream_goes_on() {
     );
 
     // The stream never stopped: still flowing, still the first and only publish.
-    assert!(rig.stream_flows(), "no media at the server after the flood");
+    assert!(
+        rig.nginx.media_flows(),
+        "no media at the server after the flood"
+    );
     assert_eq!(
         rig.nginx.publish_times("live").len(),
         1,
@@ -649,7 +393,7 @@ fn bad_commands_are_answered_and_the_stream_goes_on() {
     );
     assert!(rig.daemon.is_running());
     obs.drain();
-    obs.assert_no_secret();
+    obs.assert_no_secret(SECRET);
     rig.assert_log_has_no_secret();
 }
 
@@ -674,85 +418,6 @@ fn last_will_is_offline_after_sigkill() {
 // Broker restart
 // ---------------------------------------------------------------------------
 
-/// A mosquitto that saves its state on every change, so that a SIGKILL keeps
-/// persistent sessions: the observer's subscription survives the outage and
-/// the broker queues for it what the daemon sends before the observer is back.
-/// (The harness's broker has no persistence and no restart.)
-struct PersistentBroker {
-    port: u16,
-    dir: tempfile::TempDir,
-    proc: Option<GroupChild>,
-}
-
-impl PersistentBroker {
-    fn start() -> PersistentBroker {
-        let dir = tempfile::tempdir().expect("tempdir for mosquitto");
-        let port = common::free_port();
-        let mut conf = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-             persistence_location {}/\nautosave_interval 1\nautosave_on_changes true\n\
-             log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n",
-            dir.path().display()
-        );
-        // As root, mosquitto would become the `mosquitto` user, which cannot
-        // write the private temp dir.
-        // SAFETY: a plain syscall without arguments.
-        if unsafe { libc::geteuid() } == 0 {
-            conf.push_str("user root\n");
-        }
-        std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write mosquitto.conf");
-        let mut b = PersistentBroker {
-            port,
-            dir,
-            proc: None,
-        };
-        b.launch();
-        b
-    }
-
-    fn launch(&mut self) {
-        let bin = common::require("mosquitto", "mosquitto");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("mosquitto.log"))
-            .expect("mosquitto log");
-        let mut cmd = Command::new(bin);
-        cmd.arg("-c")
-            .arg(self.dir.path().join("mosquitto.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        let mut proc = GroupChild::spawn(cmd, "mosquitto");
-        if !wait_for_tcp(self.port, Duration::from_secs(10)) || !proc.is_running() {
-            proc.kill();
-            panic!("mosquitto did not listen on {}: {}", self.port, self.log());
-        }
-        self.proc = Some(proc);
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
-    }
-
-    /// SIGKILL: no goodbye to anyone, the way a broker host loses power.
-    fn kill(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.kill();
-        }
-    }
-
-    fn db_exists(dir: &Path) -> bool {
-        dir.join("mosquitto.db").is_file()
-    }
-}
-
-impl Drop for PersistentBroker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Events as delivered, with at-least-once repeats (identical payloads) removed.
 fn dedup(events: &[Value]) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
@@ -774,7 +439,7 @@ fn position(events: &[Value], what: &str, pred: impl Fn(&Value) -> bool) -> usiz
 #[test]
 fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
     let _g = serial();
-    let mut broker = PersistentBroker::start();
+    let mut broker = Mosquitto::start_persistent();
     let mut obs = Observer::new(
         broker.port,
         "tech-persistent",
@@ -787,7 +452,7 @@ fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
         ],
     );
     let mut rig = Rig::start(broker.port);
-    wait_standby(&mut obs);
+    obs.wait_standby();
     go_live(&mut obs, &rig, "r-live");
     // Everything about the first show has arrived; only the outage's events
     // are looked at below.
@@ -796,7 +461,7 @@ fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
             .is_ok_and(|v| v["type"] == "state_changed" && v["to"] == "live")
     });
     assert!(
-        wait_until(WAIT, || PersistentBroker::db_exists(broker.dir.path())),
+        wait_until(WAIT, || broker.db_exists()),
         "mosquitto never saved its state: {}",
         broker.log()
     );
@@ -908,8 +573,8 @@ fn reconnects_after_broker_restart_and_delivers_outage_events_in_order() {
     assert_eq!(st["state"], "live", "{st}");
     assert!(st["uptime_s"].as_u64().unwrap_or(0) >= fresh, "{st}");
     assert!(
-        rig.stream_flows(),
+        rig.nginx.media_flows(),
         "no media at the server after the outage"
     );
-    obs.assert_no_secret();
+    obs.assert_no_secret(SECRET);
 }

@@ -21,21 +21,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::config::TestConfig;
-use common::{serial, wait_until, Farmcast, Mosquitto, NginxRtmp};
+use common::observer::{topic, Observer, WAIT};
+use common::{serial, Farmcast, Mosquitto, NginxRtmp};
 use serde_json::{json, Value};
 
-const PREFIX: &str = "farmcast";
-/// `device_id` as `TestConfig` writes it.
-const DEVICE: &str = "test-box";
-/// Start, pipeline and RTMP handshake on a loaded two-core machine.
-const WAIT: Duration = Duration::from_secs(30);
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 360;
 const FPS: u32 = 15;
@@ -43,188 +35,28 @@ const MUSSELS: &str = "新鲜青口";
 /// Seconds the lower third stays after the produce is taken off (`scale.overlay_s`).
 const OVERLAY_S: u64 = 2;
 
-fn topic(leaf: &str) -> String {
-    format!("{PREFIX}/{DEVICE}/{leaf}")
+/// The selling moments the tests wait for, on top of the shared observer.
+trait SellingObserver {
+    fn tagged(&mut self, product_id: &str) -> Value;
+    fn scale_stable_at(&mut self, kg: f64) -> Value;
 }
 
-// ---------------------------------------------------------------------------
-// The test's MQTT client (as in tests/daemon_mqtt.rs, trimmed)
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Msg {
-    topic: String,
-    payload: String,
-}
-
-impl Msg {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.payload)
-            .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", self.topic, self.payload))
-    }
-}
-
-/// A rumqttc client subscribed (QoS 1) to `topics` on every ConnAck.
-struct Observer {
-    client: rumqttc::Client,
-    rx: Receiver<Msg>,
-    /// Received, not yet matched by `until`.
-    backlog: Vec<Msg>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Observer {
-    /// Returns once the broker has acknowledged the subscriptions.
-    fn new(port: u16, topics: &[&str]) -> Observer {
-        let mut o = rumqttc::MqttOptions::new("selling-spy", "127.0.0.1", port);
-        o.set_clean_session(true)
-            .set_keep_alive(Duration::from_secs(5))
-            .set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut conn) = rumqttc::Client::new(o, 512);
-        let (tx, rx) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let subacks = Arc::new(AtomicUsize::new(0));
-        let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
-        let n = topics.len();
-        {
-            let (sub, stop, subacks) = (client.clone(), stop.clone(), subacks.clone());
-            std::thread::spawn(move || {
-                use rumqttc::{Event, Packet};
-                for ev in conn.iter() {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    match ev {
-                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                            for t in &topics {
-                                let _ = sub.try_subscribe(t.as_str(), rumqttc::QoS::AtLeastOnce);
-                            }
-                        }
-                        Ok(Event::Incoming(Packet::SubAck(_))) => {
-                            subacks.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(Event::Incoming(Packet::Publish(p))) => {
-                            let m = Msg {
-                                topic: p.topic.clone(),
-                                payload: String::from_utf8_lossy(&p.payload).into_owned(),
-                            };
-                            if tx.send(m).is_err() {
-                                return;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                    }
-                }
-            });
-        }
-        assert!(
-            wait_until(WAIT, || subacks.load(Ordering::Relaxed) >= n),
-            "observer: subscriptions never acknowledged"
-        );
-        Observer {
-            client,
-            rx,
-            backlog: Vec::new(),
-            stop,
-        }
-    }
-
-    /// The next message on `topic` satisfying `pred`, looking first at those
-    /// received earlier and not matched yet; panics after `within`.
-    fn until(&mut self, topic: &str, within: Duration, pred: impl Fn(&Msg) -> bool) -> Msg {
-        if let Some(i) = self
-            .backlog
-            .iter()
-            .position(|m| m.topic == topic && pred(m))
-        {
-            return self.backlog.remove(i);
-        }
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(m) if m.topic == topic && pred(&m) => return m,
-                Ok(m) => self.backlog.push(m),
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    let seen: Vec<String> = self
-                        .backlog
-                        .iter()
-                        .rev()
-                        .filter(|m| !m.topic.ends_with("/status"))
-                        .take(20)
-                        .map(|m| format!("{}: {}", m.topic, m.payload))
-                        .collect();
-                    panic!("nothing matching on {topic} within {within:?}; last seen (newest first, no status): {seen:#?}");
-                }
-            }
-        }
-    }
-
-    /// Publishes a command and waits for the `cmd/result` with its id.
-    fn command(&mut self, id: &str, cmd: Value) -> Value {
-        let mut cmd = cmd;
-        cmd["id"] = json!(id);
-        self.client
-            .publish(
-                topic("cmd"),
-                rumqttc::QoS::AtLeastOnce,
-                false,
-                cmd.to_string(),
-            )
-            .expect("observer publish");
-        self.until(&topic("cmd/result"), WAIT, |m| {
-            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["id"] == id)
-        })
-        .json()
-    }
-
+impl SellingObserver for Observer {
     /// The next `product_tagged` event for `product_id`.
     fn tagged(&mut self, product_id: &str) -> Value {
-        self.until(&topic("events"), WAIT, |m| {
-            serde_json::from_str::<Value>(&m.payload)
-                .is_ok_and(|v| v["type"] == "product_tagged" && v["product_id"] == product_id)
+        self.until_json("events", WAIT, |v| {
+            v["type"] == "product_tagged" && v["product_id"] == product_id
         })
-        .json()
     }
 
     /// Waits for a status whose scale reads `kg`, stable.
     fn scale_stable_at(&mut self, kg: f64) -> Value {
-        self.until(&topic("status"), WAIT, |m| {
-            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| {
-                v["scale"]["stable"] == true
-                    && v["scale"]["weight_kg"]
-                        .as_f64()
-                        .is_some_and(|w| (w - kg).abs() < 0.0005)
-            })
+        self.until_json("status", WAIT, |v| {
+            v["scale"]["stable"] == true
+                && v["scale"]["weight_kg"]
+                    .as_f64()
+                    .is_some_and(|w| (w - kg).abs() < 0.0005)
         })
-        .json()
-    }
-
-    fn status(&mut self, state: &str) -> Value {
-        self.until(&topic("status"), WAIT, |m| {
-            serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["state"] == state)
-        })
-        .json()
-    }
-
-    /// Every event received and not matched yet, in order.
-    fn pending_events(&mut self) -> Vec<Value> {
-        while let Ok(m) = self.rx.try_recv() {
-            self.backlog.push(m);
-        }
-        self.backlog
-            .iter()
-            .filter(|m| m.topic == topic("events"))
-            .map(Msg::json)
-            .collect()
-    }
-}
-
-impl Drop for Observer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.client.try_disconnect();
     }
 }
 
@@ -245,7 +77,7 @@ struct Rig {
 impl Rig {
     fn start() -> Rig {
         let broker = Mosquitto::start();
-        let mut obs = Observer::new(broker.port, &[&format!("{PREFIX}/{DEVICE}/#")]);
+        let mut obs = Observer::new(broker.port, "selling-spy", true, &[&topic("#")]);
         let nginx = NginxRtmp::start();
         let mut tc = TestConfig::new().autostart(false).destination(
             "main",
@@ -256,8 +88,7 @@ impl Rig {
         tc.height = HEIGHT;
         tc.fps = FPS;
         let daemon = Farmcast::start(&daemon_toml(&tc, broker.port));
-        obs.until(&topic("availability"), WAIT, |m| m.payload == "online");
-        obs.status("standby");
+        obs.wait_standby();
         Rig {
             obs,
             nginx,
@@ -268,7 +99,7 @@ impl Rig {
     }
 
     fn state_dir(&self) -> PathBuf {
-        self.tc.dir.path().join("state")
+        self.tc.state_dir()
     }
 
     /// `go_live` by command; returns once the server records and status says live.
@@ -322,14 +153,11 @@ impl Rig {
 /// The harness's streaming config plus the state dir, the sim scale (lower
 /// third held [`OVERLAY_S`]), two products and `[mqtt]` on `mqtt_port`.
 fn daemon_toml(tc: &TestConfig, mqtt_port: u16) -> String {
-    let mut t: toml::Table = toml::from_str(&tc.toml()).expect("harness config is TOML");
-    let state = tc.dir.path().join("state");
-    t.insert("state_dir".into(), state.display().to_string().into());
+    let mut t = tc.mqtt_table(mqtt_port);
     // settle_wait_ms: well over the ~1.3 s the sim needs, so a slow machine
     // cannot turn "waits for the scale" into "gave up".
     let extra: toml::Table = toml::from_str(&format!(
         "[scale]\nkind = \"sim\"\noverlay_s = {OVERLAY_S}\nsettle_wait_ms = 4000\n\n\
-         [mqtt]\nenabled = true\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nstatus_interval_s = 1\n\n\
          [[products]]\nid = \"mussels\"\nname = \"{MUSSELS}\"\nunit = \"kg\"\n\
          unit_price = \"30.00\"\ncurrency = \"CNY\"\n\n\
          [[products]]\nid = \"eggs\"\nname = \"土鸡蛋\"\nunit = \"piece\"\n\
@@ -412,26 +240,12 @@ fn histogram(pixels: &[u8]) -> Box<Hist> {
 
 /// Every video frame of `path`, gray at half size, with its time.
 fn frames(path: &Path) -> Vec<Frame> {
-    let ffmpeg = common::require("ffmpeg", "ffmpeg");
-    let out = Command::new(ffmpeg)
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-an", "-fps_mode", "passthrough", "-vf"])
-        .arg(format!("scale={DW}:{DH},format=gray"))
-        .args(["-f", "rawvideo", "-"])
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "decoding {} failed: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let gray = common::ffprobe::decode_gray(path, DW, DH);
     let pts: Vec<f64> = common::ffprobe::frames(path, "v")
         .iter()
         .map(|f| f.pts_time.unwrap_or(f64::NAN))
         .collect();
-    let raw: Vec<&[u8]> = out.stdout.chunks_exact(DW * DH).collect();
+    let raw: Vec<&[u8]> = gray.chunks_exact(DW * DH).collect();
     assert_eq!(
         raw.len(),
         pts.len(),
@@ -644,7 +458,7 @@ fn tag_product_by_command_prices_pieces_and_refuses_what_it_cannot_price() {
     rig.obs.tagged("eggs");
     let stray: Vec<Value> = rig
         .obs
-        .pending_events()
+        .pending("events")
         .into_iter()
         .filter(|e| e["type"] == "product_tagged" && e["product_id"] == "mussels")
         .collect();
@@ -665,7 +479,7 @@ fn a_tag_while_the_scale_settles_waits_for_the_settled_weight() {
     );
     let errors: Vec<Value> = rig
         .obs
-        .pending_events()
+        .pending("events")
         .into_iter()
         .filter(|e| e["type"] == "error")
         .collect();

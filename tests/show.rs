@@ -288,22 +288,7 @@ struct Luma {
 fn frame_luma(path: &Path) -> Vec<Luma> {
     const W: usize = 80;
     const H: usize = 60;
-    let ffmpeg = common::require("ffmpeg", "ffmpeg");
-    let out = Command::new(ffmpeg)
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-an", "-fps_mode", "passthrough", "-vf"])
-        .arg(format!("scale={W}:{H},format=gray"))
-        .args(["-f", "rawvideo", "-"])
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "decoding {} failed: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    common::ffprobe::decode_gray(path, W, H)
         .chunks_exact(W * H)
         .map(|f| Luma {
             mean: f.iter().map(|&b| f64::from(b)).sum::<f64>() / (W * H) as f64,

@@ -46,6 +46,28 @@ impl TestConfig {
         self.dir.path().join("recordings")
     }
 
+    /// The daemon's `state_dir` in the daemon tests.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// [`toml`](Self::toml) as a table plus [`state_dir`](Self::state_dir)
+    /// and `[mqtt]` on `mqtt_port` with a status every second: the base of
+    /// the daemon-over-MQTT tests' configs.
+    pub fn mqtt_table(&self, mqtt_port: u16) -> toml::Table {
+        let mut t: toml::Table = toml::from_str(&self.toml()).expect("harness config is TOML");
+        t.insert(
+            "state_dir".into(),
+            toml::Value::String(self.state_dir().display().to_string()),
+        );
+        let mqtt: toml::Table = toml::from_str(&format!(
+            "enabled = true\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nstatus_interval_s = 1\n"
+        ))
+        .expect("mqtt table");
+        t.insert("mqtt".into(), toml::Value::Table(mqtt));
+        t
+    }
+
     pub fn toml(&self) -> String {
         let mut t = format!(
             "device_id = \"test-box\"\n\n\

@@ -182,3 +182,23 @@ pub fn assert_valid_av(path: &Path, expect: &Expect) -> Vec<FrameInfo> {
     assert_monotonic(&frames, &what);
     frames
 }
+
+/// Every video frame of `path` decoded by ffmpeg to `w`x`h` 8-bit gray
+/// (luma), concatenated: `w * h` bytes a frame. Panics when ffmpeg fails.
+pub fn decode_gray(path: &Path, w: usize, h: usize) -> Vec<u8> {
+    let out = Command::new(require("ffmpeg", "ffmpeg"))
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-an", "-fps_mode", "passthrough", "-vf"])
+        .arg(format!("scale={w}:{h},format=gray"))
+        .args(["-f", "rawvideo", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "decoding {} failed: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

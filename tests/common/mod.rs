@@ -15,6 +15,7 @@ pub mod farmcast;
 pub mod ffprobe;
 pub mod mosquitto;
 pub mod nginx;
+pub mod observer;
 pub mod process;
 pub mod srt;
 

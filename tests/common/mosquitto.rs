@@ -1,11 +1,19 @@
-//! A mosquitto broker on a free loopback port, anonymous, no persistence:
-//! the technicians' MQTT server for tests of status, events and commands.
+//! A mosquitto broker on a free loopback port, anonymous: the technicians'
+//! MQTT server for tests of status, events and commands.
+//!
+//! [`Mosquitto::start`] keeps nothing on disk. [`Mosquitto::start_persistent`]
+//! saves its state on every change, so that a SIGKILL ([`Mosquitto::kill`])
+//! keeps persistent sessions: a subscription survives the outage and the
+//! broker queues what arrives for it until [`Mosquitto::launch`] brings it back.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::process::GroupChild;
 use super::{free_port, require, wait_for_tcp};
+
+const LOGGING: &str = "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n";
 
 pub struct Mosquitto {
     pub port: u16,
@@ -14,40 +22,67 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
+    /// A broker without persistence.
     pub fn start() -> Mosquitto {
-        let bin = require("mosquitto", "mosquitto");
+        Mosquitto::with_conf(|port, _| {
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{LOGGING}")
+        })
+    }
+
+    /// A broker that saves its state in its temp dir on every change.
+    pub fn start_persistent() -> Mosquitto {
+        Mosquitto::with_conf(|port, dir| {
+            let mut conf = format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+                 persistence_location {}/\nautosave_interval 1\nautosave_on_changes true\n\
+                 {LOGGING}",
+                dir.display()
+            );
+            // As root, mosquitto would become the `mosquitto` user, which cannot
+            // write the private temp dir.
+            // SAFETY: a plain syscall without arguments.
+            if unsafe { libc::geteuid() } == 0 {
+                conf.push_str("user root\n");
+            }
+            conf
+        })
+    }
+
+    fn with_conf(conf: impl FnOnce(u16, &Path) -> String) -> Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir for mosquitto");
         let port = free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        let log = dir.path().join("mosquitto.log");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
-            ),
-        )
-        .expect("write mosquitto.conf");
-        let err = std::fs::File::create(&log).expect("create mosquitto log");
-        let mut cmd = Command::new(bin);
-        cmd.arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err);
-        let mut proc = GroupChild::spawn(cmd, "mosquitto");
-        if !wait_for_tcp(port, Duration::from_secs(10)) {
-            proc.kill();
-            panic!(
-                "mosquitto did not listen on {port}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        Mosquitto {
+        std::fs::write(dir.path().join("mosquitto.conf"), conf(port, dir.path()))
+            .expect("write mosquitto.conf");
+        let mut b = Mosquitto {
             port,
             dir,
-            proc: Some(proc),
+            proc: None,
+        };
+        b.launch();
+        b
+    }
+
+    /// Starts the broker process (again, after [`kill`](Self::kill)) on the
+    /// same port and config; the log is appended to.
+    pub fn launch(&mut self) {
+        let bin = require("mosquitto", "mosquitto");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("mosquitto.log"))
+            .expect("mosquitto log");
+        let mut cmd = Command::new(bin);
+        cmd.arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let mut proc = GroupChild::spawn(cmd, "mosquitto");
+        if !wait_for_tcp(self.port, Duration::from_secs(10)) || !proc.is_running() {
+            proc.kill();
+            panic!("mosquitto did not listen on {}: {}", self.port, self.log());
         }
+        self.proc = Some(proc);
     }
 
     /// `mqtt://127.0.0.1:PORT`, as `mqtt.url` takes it.
@@ -59,6 +94,12 @@ impl Mosquitto {
         std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
+    /// Whether a persistent broker has saved its state at least once.
+    pub fn db_exists(&self) -> bool {
+        self.dir.path().join("mosquitto.db").is_file()
+    }
+
+    /// SIGKILL: no goodbye to anyone, the way a broker host loses power.
     pub fn kill(&mut self) {
         if let Some(mut p) = self.proc.take() {
             p.kill();

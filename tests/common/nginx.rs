@@ -99,6 +99,24 @@ impl NginxRtmp {
         self.stat().contains("<publishing/>")
     }
 
+    /// Bytes recorded so far over all recordings: grows while media arrives.
+    pub fn recorded_bytes(&self) -> u64 {
+        self.recordings()
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Whether media keeps arriving: somebody publishes and the recordings
+    /// grow within 10 s.
+    pub fn media_flows(&self) -> bool {
+        let before = self.recorded_bytes();
+        wait_until(Duration::from_secs(10), || {
+            self.is_publishing() && self.recorded_bytes() > before
+        })
+    }
+
     /// Waits until nobody publishes, so that recordings are closed and whole.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         wait_until(timeout, || !self.is_publishing())
