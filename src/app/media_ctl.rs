@@ -32,6 +32,9 @@ pub struct MediaCtl {
     /// Its folder under `recording.dir`, named at show start.
     recording_dir: Option<PathBuf>,
     camera_lost: bool,
+    /// Where each RTMP destination's server is, remembered across rebuilds of
+    /// its pipeline so a down link can be probed cheaply.
+    remotes: HashMap<String, std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddrV4>>>>,
     pub encoder_name: String,
     events: EventTx,
 }
@@ -65,6 +68,7 @@ impl MediaCtl {
             recording_show: None,
             recording_dir: None,
             camera_lost: false,
+            remotes: HashMap::new(),
             encoder_name,
             events,
         }
@@ -136,6 +140,7 @@ impl MediaCtl {
         match result {
             Ok(d) => {
                 tracing::info!(destination = name, "connecting");
+                self.remotes.insert(name.to_string(), d.remote_slot());
                 self.destinations.insert(name.to_string(), d);
                 None
             }
@@ -336,6 +341,11 @@ impl MediaCtl {
         }
         let stall = self.capture.as_mut().and_then(|c| c.check_stall())?;
         self.on_event(stall)
+    }
+
+    /// The server address of a destination, if it is RTMP and was looked up.
+    pub fn remote(&self, name: &str) -> Option<std::net::SocketAddrV4> {
+        self.remotes.get(name)?.lock().ok().and_then(|r| *r)
     }
 
     /// Congestion samples of the destinations that are up, for adaptive bitrate.

@@ -78,6 +78,9 @@ struct Driver {
     /// The start-up config was saved as last known good (at the first standby).
     start_confirmed: bool,
     media_tx: mpsc::UnboundedSender<crate::media::MediaEvent>,
+    /// Cheap TCP probes of down RTMP servers: (when the last one started, in flight).
+    probes: std::collections::HashMap<String, Instant>,
+    probe_tx: mpsc::UnboundedSender<String>,
     /// A new MQTT link's receiver, swapped in by the loop (after an MQTT change).
     new_incoming: Option<tokio::sync::mpsc::Receiver<crate::mqtt::Incoming>>,
 }
@@ -93,6 +96,7 @@ impl Driver {
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
         let (edge_tx, mut edge_rx) = mpsc::unbounded_channel();
         let (sim_tx, mut sim_rx) = mpsc::unbounded_channel();
+        let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<String>();
         let hw = hardware::start(&config, edge_tx, sim_tx)?;
         let (scale_tx, mut scale_rx) = mpsc::unbounded_channel();
         let selling = match selling::Selling::new(&config, scale_tx, Instant::now()) {
@@ -144,6 +148,8 @@ impl Driver {
             fleet: session,
             trial: None,
             start_confirmed: false,
+            probes: std::collections::HashMap::new(),
+            probe_tx,
             media_tx,
             new_incoming: None,
         };
@@ -190,6 +196,11 @@ impl Driver {
                 }
                 // The rest of the simulated hardware.
                 Some(sim) = sim_rx.recv() => d.on_sim(sim),
+                // A down server answers again: reconnect now, not at the next backoff.
+                Some(name) = probe_rx.recv() => {
+                    tracing::info!(destination = %name, "server reachable again");
+                    d.pending.push_back(Input::Command(crate::show::Command::ReconnectNow));
+                }
                 // Scale readings (serial, HX711 or sim).
                 Some(r) = scale_rx.recv() => d.selling.on_reading(Instant::now(), r),
                 // Technicians' commands and fleet pushes (pending forever without MQTT).
@@ -403,6 +414,7 @@ impl Driver {
             }
         }
         self.adapt(now);
+        self.probe_down_links(now);
         self.check_trial(now);
         if self.show.state().in_show()
             && self.recorder_retry_at.is_none()
@@ -440,6 +452,65 @@ impl Driver {
             );
         }
     }
+}
+
+/// How often a down RTMP server is probed with a bare TCP connect.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+impl Driver {
+    /// While a destination is down, try a bare TCP connect to its server every
+    /// half second (a SYN, closed at once): when it answers, reconnect at once
+    /// rather than up to a whole backoff later. SRT (UDP) has nothing to
+    /// probe and keeps to the backoff.
+    fn probe_down_links(&mut self, now: Instant) {
+        let down = self
+            .show
+            .status()
+            .destinations
+            .into_iter()
+            .filter(|d| d.link == crate::show::LinkState::Down)
+            // Only while the server could not be reached at all: one that
+            // answers and then refuses the stream (a bad key, a duplicate
+            // publish) is left to the backoff, not hammered.
+            .filter(|d| d.last_error.as_deref().is_some_and(unreachable));
+        for d in down {
+            let Some(addr) = self.media.remote(&d.name) else {
+                continue;
+            };
+            if self
+                .probes
+                .get(&d.name)
+                .is_some_and(|t| now < *t + PROBE_EVERY)
+            {
+                continue;
+            }
+            self.probes.insert(d.name.clone(), now);
+            let tx = self.probe_tx.clone();
+            let name = d.name.clone();
+            tokio::spawn(async move {
+                let connect = tokio::net::TcpStream::connect(addr);
+                if let Ok(Ok(_stream)) =
+                    tokio::time::timeout(Duration::from_millis(400), connect).await
+                {
+                    let _ = tx.send(name);
+                }
+            });
+        }
+    }
+}
+
+/// Whether a destination's error says its server could not be reached.
+fn unreachable(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    [
+        "refused",
+        "could not connect",
+        "timed out",
+        "unreachable",
+        "no route",
+    ]
+    .iter()
+    .any(|w| e.contains(w))
 }
 
 /// The destinations a show connects to (the show machine knows only these).

@@ -62,11 +62,17 @@ pub struct PressClassifier {
     long_fired: bool,
     last_now: Option<Instant>,
     out: VecDeque<PressKind>,
+    /// Fire `Short` as soon as the press is debounced (product buttons: there
+    /// is no long press to tell apart, and the tag should be on air at once).
+    fire_on_press: bool,
 }
 
 impl PressClassifier {
+    /// A button that must tell a short press from a long one (go-live):
+    /// classified on release, or when the hold crosses `long_press`.
     pub fn new(debounce: Duration, long_press: Duration) -> Self {
         PressClassifier {
+            fire_on_press: false,
             debounce,
             long_press,
             raw: false,
@@ -76,6 +82,14 @@ impl PressClassifier {
             long_fired: false,
             last_now: None,
             out: VecDeque::new(),
+        }
+    }
+
+    /// A button with one meaning (a product): `Short` when the press settles.
+    pub fn on_press(debounce: Duration) -> Self {
+        PressClassifier {
+            fire_on_press: true,
+            ..PressClassifier::new(debounce, Duration::MAX)
         }
     }
 
@@ -113,7 +127,14 @@ impl PressClassifier {
             if let Some(at) = self.pressed_at {
                 // Only while the raw level is still down: a pending release decides
                 // (by its own time) whether the hold reached the threshold.
-                if self.stable && self.raw && !self.long_fired && now >= at + self.long_press {
+                if !self.fire_on_press
+                    && self.stable
+                    && self.raw
+                    && !self.long_fired
+                    && now
+                        .checked_duration_since(at)
+                        .is_some_and(|held| held >= self.long_press)
+                {
                     self.long_fired = true;
                     self.out.push_back(PressKind::Long);
                     continue;
@@ -125,6 +146,12 @@ impl PressClassifier {
 
     fn commit(&mut self, at: Instant) {
         self.stable = self.raw;
+        if self.fire_on_press {
+            if self.stable {
+                self.out.push_back(PressKind::Short);
+            }
+            return;
+        }
         if self.stable {
             self.pressed_at = Some(at);
             self.long_fired = false;
@@ -153,7 +180,9 @@ impl PressClassifier {
             }
         }
         match self.pressed_at {
-            Some(at) if self.stable && !self.long_fired => Some(at + self.long_press),
+            Some(at) if self.stable && !self.long_fired && !self.fire_on_press => {
+                at.checked_add(self.long_press)
+            }
             _ => None,
         }
     }
@@ -187,7 +216,10 @@ impl Buttons {
         let index = match self.buttons.iter().position(|(id, _)| id == button) {
             Some(i) => i,
             None => {
-                let c = PressClassifier::new(self.debounce, self.long_press);
+                let c = match button {
+                    ButtonId::GoLive => PressClassifier::new(self.debounce, self.long_press),
+                    ButtonId::Product(_) => PressClassifier::on_press(self.debounce),
+                };
                 self.buttons.push((button.clone(), c));
                 self.buttons.len() - 1
             }
@@ -231,6 +263,25 @@ impl Buttons {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn product_buttons_fire_when_the_press_settles() {
+        let t0 = Instant::now();
+        let mut b = Buttons::new(DB, Duration::from_millis(2000));
+        let id = ButtonId::Product("mussels".into());
+        b.edge(&id, t0, true);
+        b.edge(&id, t0 + Duration::from_millis(5), false); // bounce
+        b.edge(&id, t0 + Duration::from_millis(8), true);
+        assert_eq!(b.poll_event(), None, "not before the debounce");
+        b.handle_timeout(t0 + Duration::from_millis(40));
+        assert_eq!(b.poll_event().map(|e| e.kind), Some(PressKind::Short));
+        // Held for long, released: nothing more (no long press for products).
+        b.handle_timeout(t0 + Duration::from_secs(5));
+        b.edge(&id, t0 + Duration::from_secs(5), false);
+        b.handle_timeout(t0 + Duration::from_secs(6));
+        assert_eq!(b.poll_event(), None);
+        assert_eq!(b.poll_timeout(), None);
+    }
 
     const DB: Duration = Duration::from_millis(30);
     const LONG: Duration = Duration::from_millis(2000);

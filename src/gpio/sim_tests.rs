@@ -119,14 +119,24 @@ async fn every_command_is_answered_and_forwarded() {
     assert_eq!(c.send("press product:mussels").await, "ok");
     assert_eq!(c.send("press go_live").await, "ok");
     let got = presses(&mut sim.edges, 6).await;
+    // Each button keeps its own order; across buttons a product press (which
+    // fires when it settles) may come before a go-live press (classified on
+    // release) that started earlier.
+    let of = |b: ButtonId| -> Vec<PressKind> {
+        got.iter()
+            .filter(|(id, _)| *id == b)
+            .map(|(_, k)| *k)
+            .collect()
+    };
     assert_eq!(
-        got,
-        vec![
-            (ButtonId::GoLive, PressKind::Short),
-            (ButtonId::Product("mussels".into()), PressKind::Short),
-            (ButtonId::GoLive, PressKind::Short),
-        ]
+        of(ButtonId::GoLive),
+        vec![PressKind::Short, PressKind::Short]
     );
+    assert_eq!(
+        of(ButtonId::Product("mussels".into())),
+        vec![PressKind::Short]
+    );
+    assert_eq!(got.len(), 3, "{got:?}");
 
     assert_eq!(c.send("hold go_live 0.3").await, "ok");
     let edges: Vec<bool> = {

@@ -173,6 +173,12 @@ impl Destination {
         self.up
     }
 
+    /// The server's address once looked up (RTMP only): a shared slot the
+    /// driver keeps after this pipeline is gone, to probe the link.
+    pub fn remote_slot(&self) -> Arc<std::sync::Mutex<Option<std::net::SocketAddrV4>>> {
+        self.remote.clone()
+    }
+
     /// How much is waiting in front of the network: the congestion signal for
     /// adaptive bitrate. The kernel's send queue counts too: rtmp2sink writes
     /// into the socket, so a backlog can sit there while our queue looks empty.
