@@ -2,7 +2,7 @@
 # and ffmpeg (see bench/run.sh); the farmcast rows read "n/a" with the reason
 # when the release build fails or the daemon cannot stream yet.
 
-.PHONY: all build test lint fmt bench bench-quick
+.PHONY: all build test unit lint fmt bench bench-quick
 
 all: build
 
@@ -10,6 +10,9 @@ build:
 	cargo build --release
 
 test:
+	bash scripts/test.sh
+
+unit:
 	cargo test
 
 lint:
@@ -26,7 +29,8 @@ bench:
 # One short run of each peer, for checking the script itself.
 bench-quick:
 	-cargo build --release --bin farmcast
-	bench/run.sh --runs 1 --seconds 8 --presses 2 --out bench/out/BENCHMARKS-quick.md $(BENCH_ARGS)
+	bench/run.sh --runs 1 --seconds 8 --presses 2 --restarts 1 --tags 2 --rtt-logs 5 --rtt-golive 1 \
+	  --status-runs 1 --status-seconds 8 --uplink-seconds 15 --out bench/out/BENCHMARKS-quick.md $(BENCH_ARGS)
 
 # Debian packages and the SD-card image (docs/appliance.md).
 .PHONY: deb deb-arm64 image
