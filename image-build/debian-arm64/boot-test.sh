@@ -10,13 +10,14 @@ img=${1:?folder written by build.sh}
 log="$img/serial.log"
 command -v qemu-system-aarch64 >/dev/null || { echo "apt-get install qemu-system-arm" >&2; exit 1; }
 # restrict=on: user-mode networking with no route out of the guest and no
-# host port forwarded (everything is installed at build time).
+# host port forwarded (everything is installed at build time). romfile=: the
+# NIC's option ROM is only for firmware boot (ipxe-qemu), not -kernel.
 start=$(date +%s)
 timeout 1200 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 2048 -nographic \
   -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
   -append "root=LABEL=farmcast-root rw console=ttyAMA0 systemd.unit=multi-user.target" \
   -drive "if=virtio,format=raw,file=$img/rootfs.ext4" \
-  -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0 \
+  -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile= \
   -no-reboot </dev/null >"$log" 2>&1 || true
 took=$(($(date +%s) - start))
 if grep -aq "FARMCAST-BOOTTEST state=active status=standby" "$log"; then
