@@ -19,6 +19,8 @@ const PLUGIN_PACKAGES: &[&str] = &[
     "gstreamer1.0-plugins-ugly",
     "gstreamer1.0-libav",
     "gstreamer1.0-alsa",
+    // textoverlay (slate and lower third) lives in the pango plugin here.
+    "gstreamer1.0-x",
     "glib-networking",
     "fonts-noto-cjk",
     "adduser",

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Boots the plain Debian arm64 image in qemu-system-aarch64 (TCG, slow: about
-# 5-10 minutes on 2 cores) and passes when farmcast reached standby with the
-# test sources. Not in CI (too slow); run by hand:
-#   make deb-arm64
+# Boots the plain Debian arm64 image in qemu-system-aarch64 (TCG: about 1
+# minute on 2 cores; building the image takes about 26) and passes when
+# farmcast reached standby with the test sources. Not in CI (too slow); run by hand:
+#   PROFILE=dev scripts/cross-arm64.sh --deb    # or make deb-arm64
 #   sudo image-build/debian-arm64/build.sh target/debian/farmcast_*_arm64.deb /tmp/fc-img
 #   image-build/debian-arm64/boot-test.sh /tmp/fc-img
 set -euo pipefail

@@ -2,7 +2,7 @@
 # Plain Debian 12 arm64 farmcast image from Debian's archive, with mmdebstrap
 # (no Raspberry Pi firmware: for qemu-system-aarch64 `virt` and generic arm64
 # boards). Needs root, mmdebstrap, arch-test, qemu-user-static + binfmt-support,
-# e2fsprogs; downloads about N MB from deb.debian.org.
+# e2fsprogs; about 26 min on 2 cores (docs/appliance.md has the figures).
 #   image-build/debian-arm64/build.sh FARMCAST_DEB OUT_DIR
 # Writes OUT_DIR/rootfs.ext4, OUT_DIR/vmlinuz, OUT_DIR/initrd.img.
 set -euo pipefail

@@ -216,7 +216,7 @@ pub fn encode_pipeline(
         slate = quote(slate_text),
         // Sizes that read well on a phone at 720p (about 5% of the height for
         // the lower third), scaled with the picture.
-        slate_pt = font_pt(24, raw.height),
+        slate_pt = font_pt(36, raw.height),
         lower_pt = font_pt(16, raw.height),
         input = enc.input_caps,
         encoder = enc.element_desc,
