@@ -323,10 +323,9 @@ def tag_section(binary, run_dir, clip_dir, tags, cmd):
         f"| `press product:<id>` sent | {ords} | {press_ms} |",
         f"| the daemon's `tagged` log line | {tag_ords} | {tag_ms} |",
         "",
-        f"Press → `tagged` (the daemon's reaction): {reaction} ms. A short press is "
-        "recognised on release: the sim holds the button down 80 ms and the debouncer "
-        "(`gpio.debounce_ms`, 30) confirms the release, so about 110 ms of it is the "
-        "button's own semantics, as with a real button. The frames counted from `tagged` "
+        f"Press → `tagged` (the daemon's reaction): {reaction} ms. A product button acts "
+        "as soon as the press is debounced (`gpio.debounce_ms`, 30), so nearly all of it "
+        "is the debounce a real button needs. The frames counted from `tagged` "
         "use the benchmark's arrival log (the file polled every 2 ms) and the log line's "
         "timestamp (same wall clock, µs): resolution about ±1 frame. What remains after "
         "`tagged` is the next frame drawn with the text, encode, mux, the socket and nginx.",
