@@ -75,16 +75,7 @@ impl Selling {
         Ok(Selling {
             scale,
             sim_feed,
-            tagger: Tagger::new(
-                &config.products,
-                Duration::from_millis(config.scale.settle_wait_ms),
-            ),
-            lower_third: LowerThird::new(
-                Duration::from_secs(config.scale.overlay_s),
-                i64::from(config.scale.tolerance_g),
-            ),
-            config: config.clone(),
-            waiting: None,
+            ..Selling::without_scale(config)
         })
     }
 
