@@ -159,9 +159,7 @@ impl Driver {
                 self.config.video.min_bitrate_kbps,
             )
         {
-            self.abr = crate::media::abr::AbrController::new(
-                crate::media::abr::AbrSettings::from_video(&config.video),
-            );
+            self.abr = super::abr_for(&config, &self.media.encoder_name);
             if let Some(c) = self.media.capture() {
                 c.set_bitrate(config.video.bitrate_kbps);
             }
@@ -198,9 +196,7 @@ impl Driver {
         // A show cut for an `apply: now` push goes back on air by itself.
         settings.autostart = config.live.autostart || was_on_air;
         self.show = Show::new(settings, super::enabled_destinations(&config), now);
-        self.abr = crate::media::abr::AbrController::new(
-            crate::media::abr::AbrSettings::from_video(&config.video),
-        );
+        self.abr = super::abr_for(&config, &self.media.encoder_name);
         self.selling.update_catalog(&config);
         self.config = config;
         self.trial = Some(now + TRIAL);

@@ -72,6 +72,7 @@ struct Driver {
     selling: selling::Selling,
     abr: crate::media::abr::AbrController,
     decimation: u32,
+    scale_step: u32,
     fleet: Option<crate::fleet::Session>,
     /// A config on trial after a rebuild: confirmed at standby, rolled back at the deadline.
     trial: Option<Instant>,
@@ -122,7 +123,6 @@ impl Driver {
         settings.jitter_seed ^=
             u64::from(std::process::id()) << 17 ^ now.elapsed().as_nanos() as u64;
         let names = enabled_destinations(&config);
-        let abr_settings = crate::media::abr::AbrSettings::from_video(&config.video);
         let mut d = Driver {
             show: Show::new(settings, names, now),
             buttons: Buttons::new(
@@ -143,8 +143,9 @@ impl Driver {
             fps: 0.0,
             last_fps_at: now,
             selling,
-            abr: crate::media::abr::AbrController::new(abr_settings),
+            abr: crate::media::abr::AbrController::new(crate::media::abr::AbrSettings::new(1, 1)),
             decimation: 1,
+            scale_step: 0,
             fleet: session,
             trial: None,
             start_confirmed: false,
@@ -153,6 +154,7 @@ impl Driver {
             media_tx,
             new_incoming: None,
         };
+        d.abr = abr_for(&d.config, &d.media.encoder_name);
         if let Some(r) = reported {
             d.report(&r);
         }
@@ -438,20 +440,40 @@ impl Driver {
         let Some(capture) = self.media.capture() else {
             return;
         };
-        if let Some(kbps) = self.abr.poll_change() {
+        let target_moved = self.abr.poll_change().is_some();
+        let (n, step) = (self.abr.frame_decimation(), self.abr.scale_step());
+        let shape_moved = (n, step) != (self.decimation, self.scale_step);
+        if shape_moved {
+            if n != self.decimation {
+                capture.set_frame_decimation(n);
+            }
+            if step != self.scale_step {
+                capture.set_scale_step(step);
+            }
+            tracing::warn!(
+                keep_one_in = n,
+                scale_step = step,
+                "abr: even the lowest bitrate does not fit; fewer or smaller frames"
+            );
+            self.decimation = n;
+            self.scale_step = step;
+        }
+        if target_moved || shape_moved {
+            let kbps = self.abr.encoder_kbps();
             let applied = capture.set_bitrate(kbps);
             tracing::info!(target_kbps = kbps, applied, "abr");
         }
-        let n = self.abr.frame_decimation();
-        if n != self.decimation {
-            self.decimation = n;
-            capture.set_frame_decimation(n);
-            tracing::warn!(
-                keep_one_in = n,
-                "abr: even the lowest bitrate does not fit; dropping frames"
-            );
-        }
     }
+}
+
+/// The adaptive-bitrate controller for a config and the encoder it got:
+/// only software encoders take a new picture size mid-stream.
+fn abr_for(config: &Config, encoder: &str) -> crate::media::abr::AbrController {
+    let mut settings = crate::media::abr::AbrSettings::from_video(&config.video);
+    if !matches!(encoder, "x264enc" | "openh264enc") {
+        settings.max_scale_step = 0;
+    }
+    crate::media::abr::AbrController::new(settings)
 }
 
 /// How often a down RTMP server is probed with a bare TCP connect.

@@ -27,6 +27,11 @@
 //!   link halves it again before the bitrate may rise. Decimation above 1
 //!   therefore only ever happens at the minimum bitrate. Audio is not the
 //!   controller's business: it is never decimated.
+//! - **Then a smaller picture.** With the frames already at their fewest and
+//!   still congested for `starve_after`, [`AbrController::scale_step`] goes up
+//!   (each step halves width and height, up to `max_scale_step`; 0 where the
+//!   encoder cannot change size mid-stream). A clear link restores the size
+//!   first, then the frames, then the bitrate.
 //!
 //! One encoder feeds every destination, so the target follows the SLOWEST
 //! destination that is up: any congested destination lowers it, and it rises
@@ -60,6 +65,8 @@ pub struct AbrSettings {
     /// Congested at the floor this long: drop more frames.
     pub starve_after: Duration,
     pub max_decimation: u32,
+    /// How many times the picture may be halved past the fewest frames.
+    pub max_scale_step: u32,
     /// Smallest change worth telling the encoder, in percent of the last one.
     pub min_change_pct: u32,
     /// A destination not observed for this long is ignored.
@@ -84,6 +91,7 @@ impl AbrSettings {
             keep_up_ratio: 0.6,
             starve_after: Duration::from_secs(3),
             max_decimation: 4,
+            max_scale_step: 1,
             min_change_pct: 5,
             stale_after: Duration::from_secs(3),
         }
@@ -129,6 +137,7 @@ pub struct AbrController {
     /// What the encoder was last told (it starts at the maximum).
     applied_kbps: u32,
     decimation: u32,
+    scale_step: u32,
     dests: HashMap<String, DestState>,
     last_decrease: Option<Instant>,
     /// Since when every fresh destination has been clear.
@@ -153,6 +162,7 @@ impl AbrController {
             applied_kbps: settings.max_kbps,
             s: settings,
             decimation: 1,
+            scale_step: 0,
             dests: HashMap::new(),
             last_decrease: None,
             clear_since: None,
@@ -173,6 +183,24 @@ impl AbrController {
     /// Keep one frame in this many (1 = all frames).
     pub fn frame_decimation(&self) -> u32 {
         self.decimation
+    }
+
+    /// The bitrate to give the encoder: the target, divided as frames are
+    /// dropped and the picture shrinks. An encoder in bitrate mode spends its
+    /// budget per second, not per frame: fewer or smaller frames alone would
+    /// fill the link just as much, so the budget falls with them (each frame
+    /// keeps the bits it had at the floor).
+    pub fn encoder_kbps(&self) -> u32 {
+        let div = self
+            .decimation
+            .max(1)
+            .saturating_mul(1 << self.scale_step.min(3));
+        (self.target_kbps / div).max(1)
+    }
+
+    /// 0 = the configured size; n = width and height halved n times.
+    pub fn scale_step(&self) -> u32 {
+        self.scale_step
     }
 
     /// The send rate of `dest` over its last samples; `None` until two
@@ -295,7 +323,12 @@ impl AbrController {
         if now.saturating_duration_since(since) < self.s.increase_interval {
             return;
         }
-        if self.decimation > 1 {
+        if self.scale_step > 0 {
+            // The size comes back first: it was the last thing given up.
+            self.scale_step -= 1;
+            self.last_decimation_change = Some(now);
+            self.clear_since = Some(now);
+        } else if self.decimation > 1 {
             // Frames come back before bitrate: a stutter is worse than blur.
             self.decimation /= 2;
             self.last_decimation_change = Some(now);
@@ -330,11 +363,14 @@ impl AbrController {
         let changed_recently = self
             .last_decimation_change
             .is_some_and(|t| now.saturating_duration_since(t) < self.s.starve_after);
-        if now.saturating_duration_since(since) >= self.s.starve_after
-            && !changed_recently
-            && self.decimation < self.s.max_decimation
-        {
+        if now.saturating_duration_since(since) < self.s.starve_after || changed_recently {
+            return;
+        }
+        if self.decimation < self.s.max_decimation {
             self.decimation = (self.decimation * 2).min(self.s.max_decimation);
+            self.last_decimation_change = Some(now);
+        } else if self.scale_step < self.s.max_scale_step {
+            self.scale_step += 1;
             self.last_decimation_change = Some(now);
         }
     }
@@ -511,7 +547,10 @@ mod tests {
 
     #[test]
     fn at_the_floor_frames_go_then_come_back_before_bitrate() {
-        let mut c = ctl(1000, 400);
+        // The size step is its own test; here only frames and bitrate.
+        let mut settings = AbrSettings::new(1000, 400);
+        settings.max_scale_step = 0;
+        let mut c = AbrController::new(settings);
         let mut f = Feed::new();
         while c.target_kbps() > 400 {
             f.tick(&mut c, "a", 2000, 300);
@@ -536,6 +575,62 @@ mod tests {
         let first_raise = trace.iter().position(|&(_, t)| t > 400).expect("rises");
         assert!(trace[..first_raise].contains(&(2, 400)));
         assert_eq!(trace[first_raise].0, 1);
+    }
+
+    #[test]
+    fn past_the_fewest_frames_the_picture_shrinks_and_comes_back_first() {
+        let mut c = ctl(1000, 400);
+        let mut f = Feed::new();
+        while c.frame_decimation() < 4 {
+            f.tick(&mut c, "a", 2000, 300);
+        }
+        assert_eq!(c.scale_step(), 0, "the size goes only after the frames");
+        while c.scale_step() == 0 {
+            f.tick(&mut c, "a", 2000, 300);
+            assert_eq!((c.target_kbps(), c.frame_decimation()), (400, 4));
+        }
+        for _ in 0..40 {
+            f.tick(&mut c, "a", 2000, 300);
+        }
+        assert_eq!(c.scale_step(), 1, "capped at max_scale_step");
+        let mut trace = Vec::new();
+        for _ in 0..60 {
+            f.tick(&mut c, "a", 0, 400);
+            trace.push((c.scale_step(), c.frame_decimation()));
+        }
+        let size_back = trace.iter().position(|&(s, _)| s == 0).expect("size back");
+        assert!(
+            trace[..size_back].iter().all(|&(_, d)| d == 4),
+            "frames wait for the size"
+        );
+        assert_eq!(trace.last(), Some(&(0, 1)));
+    }
+
+    #[test]
+    fn the_encoder_budget_falls_with_the_frames_and_the_size() {
+        let mut c = ctl(1000, 400);
+        let mut f = Feed::new();
+        assert_eq!(c.encoder_kbps(), 1000);
+        let mut seen = Vec::new();
+        for _ in 0..400 {
+            f.tick(&mut c, "a", 2000, 100);
+            seen.push((c.frame_decimation(), c.scale_step(), c.encoder_kbps()));
+        }
+        assert!(seen.contains(&(2, 0, 200)), "{seen:?}");
+        assert!(seen.contains(&(4, 0, 100)));
+        assert_eq!(seen.last(), Some(&(4, 1, 50)));
+    }
+
+    #[test]
+    fn an_encoder_that_cannot_resize_keeps_its_size() {
+        let mut settings = AbrSettings::new(1000, 400);
+        settings.max_scale_step = 0;
+        let mut c = AbrController::new(settings);
+        let mut f = Feed::new();
+        for _ in 0..400 {
+            f.tick(&mut c, "a", 2000, 300);
+        }
+        assert_eq!((c.frame_decimation(), c.scale_step()), (4, 0));
     }
 
     #[test]
@@ -698,6 +793,12 @@ mod tests {
                 prop_assert!((lo..=hi).contains(&c.target_kbps()));
                 if let Some(t) = c.poll_change() { prop_assert!((lo..=hi).contains(&t)); }
                 prop_assert!(c.frame_decimation() >= 1);
+                prop_assert!(
+                    c.scale_step() == 0
+                        || (c.frame_decimation() == c.settings().max_decimation
+                            && c.target_kbps() == c.settings().min_kbps),
+                    "the picture shrinks only after the bitrate and the frames"
+                );
                 if c.frame_decimation() > 1 { prop_assert_eq!(c.target_kbps(), lo); }
             }
         }

@@ -472,6 +472,23 @@ impl Capture {
         }
     }
 
+    /// Halve the picture `step` times in front of the encoder (0 = the
+    /// configured size). Only for encoders that take a new size mid-stream
+    /// (x264enc, openh264enc): they start a new sequence on a keyframe, which
+    /// flvmux and mpegtsmux carry through.
+    pub fn set_scale_step(&self, step: u32) {
+        let Some(size) = self.encode.by_name("size") else {
+            return;
+        };
+        let div = 1u32 << step.min(3);
+        let even = |v: u32| (v / div).max(16) & !1;
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("width", even(self.settings.raw.width) as i32)
+            .field("height", even(self.settings.raw.height) as i32)
+            .build();
+        size.set_property("caps", &caps);
+    }
+
     /// Keep one frame in `n` in front of the encoder (1 = every frame): the
     /// controlled way to fit a link that even the lowest bitrate overfills.
     pub fn set_frame_decimation(&self, n: u32) {

@@ -209,10 +209,15 @@ pub fn encode_pipeline(
            font-desc=\"Noto Sans CJK SC Bold {slate_pt}\" shaded-background=true text={slate} \
          {image}! textoverlay name=lower_third silent=true valignment=bottom halignment=left \
            font-desc=\"Noto Sans CJK SC Bold {lower_pt}\" shaded-background=true line-alignment=left \
+         ! videoscale ! capsfilter name=size caps=\"video/x-raw,width={w},height={h}\" \
          ! videoconvert ! {input} ! {encoder} ! {output} \
          ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
          ! appsink name=video ",
         caps = raw.caps(),
+        // Adaptive bitrate's last resort on a thin link: a smaller picture.
+        // At full size videoscale passes frames through untouched.
+        w = raw.width,
+        h = raw.height,
         slate = quote(slate_text),
         // Sizes that read well on a phone at 720p (about 5% of the height for
         // the lower third), scaled with the picture.
