@@ -11,6 +11,7 @@
 //! - [`app`]: the driver that wires the pure core to the edges.
 
 pub mod app;
+pub mod backends;
 pub mod config;
 pub mod fleet;
 pub mod gpio;

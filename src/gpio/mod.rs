@@ -78,18 +78,10 @@ pub struct UnknownBackend {
 }
 
 pub fn find(name: &str) -> Result<Builder, UnknownBackend> {
-    BACKENDS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, b)| *b)
-        .ok_or_else(|| UnknownBackend {
-            name: name.to_string(),
-            known: BACKENDS
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    crate::backends::lookup(BACKENDS, name).map_err(|known| UnknownBackend {
+        name: name.to_string(),
+        known,
+    })
 }
 
 /// Builds the back end `gpio.backend` names.

@@ -102,18 +102,10 @@ pub struct UnknownKind {
 }
 
 pub fn find(name: &str) -> Result<Builder, UnknownKind> {
-    BACKENDS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, b)| *b)
-        .ok_or_else(|| UnknownKind {
-            name: name.to_string(),
-            known: BACKENDS
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    crate::backends::lookup(BACKENDS, name).map_err(|known| UnknownKind {
+        name: name.to_string(),
+        known,
+    })
 }
 
 /// Opens the back end `scale.kind` names and builds the filter around it, with
