@@ -317,20 +317,22 @@ def uplink_section(args, cmd):
     while body and not body[-1].strip():
         body.pop()
     print("\n".join(body), flush=True)
-    fc = next(l for l in body if l.startswith("| farmcast")).split("|")
-    ff = next((l for l in body if l.startswith("| ffmpeg")), "").split("|")
-    fc_pct = fc[5].strip() if len(fc) > 5 else "n/a"
-    ff_pct = ff[5].strip() if len(ff) > 5 else "n/a"
-    adapt = fc[6].strip() if len(fc) > 6 else "n/a"
-    try:
-        ok = float(fc_pct.rstrip("%")) > float(ff_pct.rstrip("%")) and adapt.endswith(" s")
-    except ValueError:
-        ok = None
-    lines += body + ["", "`time to adapt` = first publish → first logged `abr target_kbps=N` "
-                     "with N below the link rate.", "",
-                     f"Targets: farmcast delivers more of the frames than ffmpeg over the same "
-                     f"thin link ({fc_pct} vs {ff_pct}) and adapts (time to adapt {adapt}): "
-                     f"{verdict(ok)}.", ""]
+    lines += body + ["", "`time to adapt` = first publish (SRT: first bytes) → first logged "
+                     "`abr target_kbps=N` with N below the link rate.", ""]
+    for proto in ("RTMP", "SRT"):
+        fc = next((l for l in body if l.startswith(f"| farmcast {proto}")), "").split("|")
+        ff = next((l for l in body if l.startswith(f"| ffmpeg {proto}")), "").split("|")
+        if len(fc) <= 6:
+            continue
+        fc_pct, adapt = fc[5].strip(), fc[6].strip()
+        ff_pct = ff[5].strip() if len(ff) > 5 else "n/a"
+        try:
+            ok = float(fc_pct.rstrip("%")) > float(ff_pct.rstrip("%")) and adapt.endswith(" s")
+        except ValueError:
+            ok = None
+        lines += [f"Targets ({proto}): farmcast delivers more of the frames than ffmpeg over "
+                  f"the same thin link ({fc_pct} vs {ff_pct}) and adapts (time to adapt "
+                  f"{adapt}): {verdict(ok)}.", ""]
     return lines
 
 

@@ -6,6 +6,9 @@
 # seconds of wall clock each. ffmpeg has no adaptation: over a thin link its
 # output blocks and it falls behind real time.
 #
+# The same again over SRT, to srt-live-transmit in the namespace (ffmpeg with
+# libsrt, mpegts, pkt_size 1316).
+#
 # Measured per program: frames the server recorded (ffprobe packet count) out
 # of DURATION x 30, the time from the first publish to the first logged
 # `abr target_kbps=N` with N below the link (farmcast only; n/a when the
@@ -161,8 +164,37 @@ adapt_time() {
 ROWS=()
 row() { ROWS+=("| $1 | $LINK_KBIT | $BITRATE | $2 | $3 | $4 | $5 | $6 |"); }
 
-# --- farmcast ---------------------------------------------------------------
-cat >"$OUT/farmcast.toml" <<EOF
+# SRT: srt-live-transmit listening in the namespace, one per program, writing
+# the MPEG-TS it gets to a file. SRT has no publish log: "published" is the
+# moment the file first has bytes.
+SRT_PORT=9000
+srt_listen() {
+    local name=$1 port=$2
+    setsid ip netns exec "$NS" stdbuf -o0 srt-live-transmit -q "srt://$NADDR:$port?mode=listener" file://con \
+        </dev/null >"$OUT/srt-$name.ts" 2>"$OUT/srt-$name.log" &
+    PIDS+=("$!")
+    sleep 0.5
+}
+first_bytes() {
+    for _ in $(seq 300); do
+        [ -s "$OUT/srt-$1.ts" ] && { date +%s.%N; return; }
+        sleep 0.1
+    done
+    echo ""
+}
+ts_frames() {
+    ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets \
+        -of csv=p=0 "$OUT/srt-$1.ts" 2>/dev/null | head -n1
+}
+
+pct() { awk -v a="${1:-0}" -v b="$(( DURATION * FPS ))" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
+
+# Runs farmcast for DURATION s to one destination: $1 label, $2 the
+# `[[destinations]]` url/key lines, $3 a command printing the publish time,
+# $4 one printing the frames delivered, $5 one printing reconnects.
+run_farmcast() {
+    local label=$1 dest=$2 published frames rss fc
+    cat >"$OUT/farmcast.toml" <<EOF
 device_id = "bench-uplink"
 state_dir = "$OUT/state"
 
@@ -198,54 +230,81 @@ enabled = false
 
 [[destinations]]
 name = "uplink"
-url = "rtmp://$NADDR:1935/live"
-key = "farmcast"
+$dest
 EOF
-RUST_LOG=info "$BIN" run --config "$OUT/farmcast.toml" </dev/null >"$OUT/farmcast.log" 2>&1 &
-FC=$!
-PIDS+=("$FC")
-PUB=$(first_publish farmcast)
-if [ -z "$PUB" ]; then
-    echo "farmcast never published; its log: $OUT/farmcast.log" >&2
-    row farmcast "no publish" - - - -
-else
+    RUST_LOG=info "$BIN" run --config "$OUT/farmcast.toml" </dev/null >"$OUT/farmcast.log" 2>&1 &
+    fc=$!
+    PIDS+=("$fc")
+    published=$($3)
+    if [ -z "$published" ]; then
+        echo "farmcast ($label) never published; its log: $OUT/farmcast.log" >&2
+        row "$label" "no publish" - - - -
+        kill -KILL "$fc" 2>/dev/null || true
+        return
+    fi
     sleep "$DURATION"
-    RSS=$(peak_rss_kib "$FC")
-    kill -TERM "$FC"
-    for _ in $(seq 100); do kill -0 "$FC" 2>/dev/null || break; sleep 0.1; done
+    rss=$(peak_rss_kib "$fc")
+    kill -TERM "$fc"
+    for _ in $(seq 100); do kill -0 "$fc" 2>/dev/null || break; sleep 0.1; done
     sleep 3 # the server closes the file once the shaped link drains
-    FRAMES=$(frames_of farmcast)
-    EXPECTED=$(( DURATION * FPS ))
-    row farmcast "$FRAMES / $EXPECTED" "$(awk -v a="$FRAMES" -v b="$EXPECTED" 'BEGIN { printf "%.1f%%", 100 * a / b }')" \
-        "$(adapt_time "$PUB")" "$(reconnects_of farmcast)" "$(( RSS / 1024 )) MiB"
-fi
+    frames=$($4)
+    row "$label" "$frames / $(( DURATION * FPS ))" "$(pct "$frames")" \
+        "$(adapt_time "$published")" "$($5)" "$(( rss / 1024 )) MiB"
+    cp "$OUT/farmcast.log" "$OUT/farmcast-${label// /-}.log"
+}
 
-# --- ffmpeg -----------------------------------------------------------------
-ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$CLIP" \
-    -f lavfi -i "sine=frequency=440:sample_rate=48000" -map 0:v -map 1:a \
-    -c:v libx264 -preset ultrafast -tune zerolatency -pix_fmt yuv420p \
-    -b:v "${BITRATE}k" -maxrate "${BITRATE}k" -bufsize "${BITRATE}k" -g "$FPS" \
-    -c:a aac -b:a 128k -f flv "rtmp://$NADDR:1935/live/ffmpeg" >"$OUT/ffmpeg.log" 2>&1 &
-FF=$!
-PIDS+=("$FF")
-PUB=$(first_publish ffmpeg)
-if [ -z "$PUB" ]; then
-    row ffmpeg "no publish" - - - -
-else
+# Runs ffmpeg for DURATION s: $1 label, $2-$4 as run_farmcast's $3-$5, then
+# ffmpeg's output arguments.
+run_ffmpeg() {
+    local label=$1 pubcmd=$2 framescmd=$3 recocmd=$4 ff published frames rss
+    shift 4
+    ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$CLIP" \
+        -f lavfi -i "sine=frequency=440:sample_rate=48000" -map 0:v -map 1:a \
+        -c:v libx264 -preset ultrafast -tune zerolatency -pix_fmt yuv420p \
+        -b:v "${BITRATE}k" -maxrate "${BITRATE}k" -bufsize "${BITRATE}k" -g "$FPS" \
+        -c:a aac -b:a 128k "$@" >"$OUT/ffmpeg-${label// /-}.log" 2>&1 &
+    ff=$!
+    PIDS+=("$ff")
+    published=$($pubcmd)
+    if [ -z "$published" ]; then
+        row "$label" "no publish" - - - -
+        kill -KILL "$ff" 2>/dev/null || true
+        return
+    fi
     sleep "$DURATION"
-    RSS=$(peak_rss_kib "$FF")
-    kill -INT "$FF" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$FF" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$FF" 2>/dev/null || true
+    rss=$(peak_rss_kib "$ff")
+    kill -INT "$ff" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$ff" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$ff" 2>/dev/null || true
     sleep 3
-    FRAMES=$(frames_of ffmpeg)
-    EXPECTED=$(( DURATION * FPS ))
-    row ffmpeg "$FRAMES / $EXPECTED" "$(awk -v a="$FRAMES" -v b="$EXPECTED" 'BEGIN { printf "%.1f%%", 100 * a / b }')" \
-        "n/a (no adaptation)" "$(reconnects_of ffmpeg)" "$(( RSS / 1024 )) MiB"
+    frames=$($framescmd)
+    row "$label" "$frames / $(( DURATION * FPS ))" "$(pct "$frames")" \
+        "n/a (no adaptation)" "$($recocmd)" "$(( rss / 1024 )) MiB"
+}
+
+# Reconnects over SRT: the daemon logs each destination that failed.
+srt_reconnects() { grep -c "destination failed" "$OUT/farmcast.log" || true; }
+
+# --- RTMP -------------------------------------------------------------------
+run_farmcast "farmcast RTMP" "url = \"rtmp://$NADDR:1935/live\"
+key = \"farmcast\"" "first_publish farmcast" "frames_of farmcast" "reconnects_of farmcast"
+run_ffmpeg "ffmpeg RTMP" "first_publish ffmpeg" "frames_of ffmpeg" "reconnects_of ffmpeg" \
+    -f flv "rtmp://$NADDR:1935/live/ffmpeg"
+
+# --- SRT --------------------------------------------------------------------
+if command -v srt-live-transmit >/dev/null; then
+    srt_listen farmcast "$SRT_PORT"
+    run_farmcast "farmcast SRT" "url = \"srt://$NADDR:$SRT_PORT\"" \
+        "first_bytes farmcast" "ts_frames farmcast" srt_reconnects
+    srt_listen ffmpeg $((SRT_PORT + 1))
+    run_ffmpeg "ffmpeg SRT" "first_bytes ffmpeg" "ts_frames ffmpeg" "echo n/a" \
+        -f mpegts "srt://$NADDR:$((SRT_PORT + 1))?mode=caller&pkt_size=1316"
+else
+    echo "srt-live-transmit missing (Debian: srt-tools): no SRT rows" >&2
 fi
 
 echo
-echo "Shaped link: ${LINK_KBIT} kbit/s tbf (burst 32 kbit, latency 400 ms) to nginx-rtmp in a netns; 640x360@${FPS} clip, x264 ultrafast/zerolatency, ${BITRATE} kbit/s nominal, ${DURATION} s on air each"
+echo "Shaped link: ${LINK_KBIT} kbit/s tbf (burst 32 kbit, latency 400 ms) to nginx-rtmp or srt-live-transmit in a netns; 640x360@${FPS} clip, x264 ultrafast/zerolatency, ${BITRATE} kbit/s nominal, ${DURATION} s on air each"
 echo
 echo "| program | link kbit/s | nominal kbit/s | frames delivered | delivered | time to adapt | reconnects | peak RSS |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"

@@ -103,6 +103,21 @@ impl Driver {
                     bitrate_kbps: self.media.destination_bitrate(&d.name),
                     target_kbps: self.abr.target_kbps(),
                     reconnects: d.reconnects,
+                    congestion: self
+                        .abr
+                        .link(&d.name)
+                        .and_then(|l| l.cause)
+                        .map(|c| c.as_str().into()),
+                    srt: self
+                        .abr
+                        .link(&d.name)
+                        .and_then(|l| l.srt())
+                        .map(|s| p::SrtStatus {
+                            rtt_ms: s.rtt_ms,
+                            packets_sent: s.packets_sent,
+                            packets_lost: s.packets_lost,
+                            packets_dropped: s.packets_dropped,
+                        }),
                 })
                 .collect(),
             scale: self.selling.status(),

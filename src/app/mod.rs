@@ -461,7 +461,16 @@ impl Driver {
         if target_moved || shape_moved {
             let kbps = self.abr.encoder_kbps();
             let applied = capture.set_bitrate(kbps);
-            tracing::info!(target_kbps = kbps, applied, "abr");
+            match self.abr.congestion() {
+                Some((dest, why)) => tracing::info!(
+                    target_kbps = kbps,
+                    applied,
+                    destination = dest,
+                    why = why.as_str(),
+                    "abr"
+                ),
+                None => tracing::info!(target_kbps = kbps, applied, "abr"),
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Adaptive bitrate for a thin uplink: from what each destination has queued
-//! before the network, the encoder's target between `video.min_bitrate_kbps`
+//! Adaptive bitrate for a thin uplink: from what each destination's link says
+//! (read by `link_signal`: queues, TCP send queue, SRT's statistics), the encoder's target between `video.min_bitrate_kbps`
 //! and `video.bitrate_kbps`, and how many frames to drop when even the floor
 //! does not fit.
 //!
@@ -14,14 +14,19 @@
 //! Policy (AIMD, the shape TCP itself uses):
 //! - **Down fast.** A destination is congested when its queue is above the
 //!   high-water mark and not draining, or has grown over `growth_samples`
-//!   consecutive samples while above the low-water mark. Congestion multiplies
+//!   consecutive samples while above the low-water mark, or SRT dropped late
+//!   packets or lost more than `srt_loss_pct` (see `link_signal`). Congestion multiplies
 //!   the target by `decrease_factor`, at most once per `decrease_interval`.
 //!   A queue that is above the mark but draining is left alone: the last cut
-//!   is working, and cutting again for the same standing queue overshoots.
+//!   is working, and cutting again for the same standing queue overshoots;
+//!   for the same reason growth alone does not cut within `growth_settle` of
+//!   the last cut.
 //! - **Up slowly.** When every destination has stayed below the low-water mark
 //!   for `increase_interval` and sends at least `keep_up_ratio` of the target
 //!   (a quiet scene that does not fill the target proves nothing about the
-//!   link), the target grows by `increase_step_pct` of the maximum.
+//!   link), the target grows by `increase_step_pct` of the maximum; within
+//!   90% of the rate that was last cut (remembered `congestion_memory`), only
+//!   every `cautious_factor` intervals.
 //! - **Drop frames last.** At the floor and still congested for
 //!   `starve_after`, the decimation doubles (up to `max_decimation`); a clear
 //!   link halves it again before the bitrate may rise. Decimation above 1
@@ -43,6 +48,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+pub use super::link_signal::{tcp_send_queue, Cause, LinkSample, SrtCounters};
+use super::link_signal::{LinkState, Thresholds};
+
 /// The knobs; [`AbrSettings::new`] gives defaults tuned for a 250 ms tick.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AbrSettings {
@@ -54,12 +62,28 @@ pub struct AbrSettings {
     pub low_water_ms: u64,
     /// Consecutive growing samples that count as congestion.
     pub growth_samples: u32,
+    /// The least rise over those samples that counts as growth.
+    pub growth_min_rise_ms: u64,
+    /// SRT loss over a sample, in percent of packets sent, that is congestion.
+    pub srt_loss_pct: u32,
+    /// SRT round trip above the connection's lowest that is jitter, not queue.
+    pub srt_rtt_allowance_ms: u32,
     pub decrease_factor: f64,
     pub decrease_interval: Duration,
+    /// After a cut, a queue that is still growing is not cut again for this
+    /// long: a smoothed RTT, a kernel buffer and SRT's send buffer all show a
+    /// cut late, and cutting on their lag sawed 1072 kbit/s down to 525.
+    pub growth_settle: Duration,
     /// Step up, in percent of `max_kbps`.
     pub increase_step_pct: u32,
     /// Clear time needed before each step up.
     pub increase_interval: Duration,
+    /// Step-ups that would come within 90% of the rate of the last congestion
+    /// wait this many `increase_interval`s: the link was full there a moment
+    /// ago, and on SRT an overshoot costs dropped packets, not just a queue.
+    pub cautious_factor: u32,
+    /// How long the rate of the last congestion is remembered.
+    pub congestion_memory: Duration,
     /// Measured send rate / target needed for a step up.
     pub keep_up_ratio: f64,
     /// Congested at the floor this long: drop more frames.
@@ -84,10 +108,16 @@ impl AbrSettings {
             high_water_ms: 500,
             low_water_ms: 100,
             growth_samples: 3,
+            growth_min_rise_ms: 60,
+            srt_loss_pct: 5,
+            srt_rtt_allowance_ms: 50,
             decrease_factor: 0.7,
             decrease_interval: Duration::from_secs(1),
+            growth_settle: Duration::from_secs(2),
             increase_step_pct: 5,
             increase_interval: Duration::from_millis(2500),
+            cautious_factor: 3,
+            congestion_memory: Duration::from_secs(60),
             keep_up_ratio: 0.6,
             starve_after: Duration::from_secs(3),
             max_decimation: 4,
@@ -97,37 +127,22 @@ impl AbrSettings {
         }
     }
 
+    /// The marks each destination's samples are judged by.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            high_water_ms: self.high_water_ms,
+            low_water_ms: self.low_water_ms,
+            growth_samples: self.growth_samples,
+            growth_min_rise_ms: self.growth_min_rise_ms,
+            srt_loss_pct: self.srt_loss_pct,
+            srt_rtt_allowance_ms: self.srt_rtt_allowance_ms,
+        }
+    }
+
     /// From `[video]`: `bitrate_kbps` is the ceiling, `min_bitrate_kbps` the floor.
     pub fn from_video(v: &crate::config::VideoConfig) -> AbrSettings {
         AbrSettings::new(v.bitrate_kbps, v.min_bitrate_kbps)
     }
-}
-
-/// What one destination has waiting before the network, and what it has sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LinkSample {
-    /// Media time queued before the network sink (the leaky queue's
-    /// `current-level-time`).
-    pub queued_ms: u64,
-    /// Bytes waiting to leave: the queue's bytes plus the TCP send queue
-    /// (SIOCOUTQ) or SRT's send buffer. Turned into time at the current target,
-    /// so a kernel buffer that hides the backlog from the queue still counts.
-    pub queued_bytes: u64,
-    /// The sink's byte counter (`out-bytes-total` / `bytes-sent-total`); a
-    /// smaller value than before means a new connection.
-    pub sent_bytes_total: u64,
-}
-
-#[derive(Debug, Clone)]
-struct DestState {
-    at: Instant,
-    /// Effective queue (time, bytes at target) of the last sample.
-    queued_ms: u64,
-    sent_bytes_total: u64,
-    growth: u32,
-    congested: bool,
-    clear: bool,
-    measured_kbps: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,8 +153,10 @@ pub struct AbrController {
     applied_kbps: u32,
     decimation: u32,
     scale_step: u32,
-    dests: HashMap<String, DestState>,
+    dests: HashMap<String, LinkState>,
     last_decrease: Option<Instant>,
+    /// The target when congestion last cut it, and when.
+    last_congested: Option<(u32, Instant)>,
     /// Since when every fresh destination has been clear.
     clear_since: Option<Instant>,
     /// Since when the target has sat at the floor while congested.
@@ -165,6 +182,7 @@ impl AbrController {
             scale_step: 0,
             dests: HashMap::new(),
             last_decrease: None,
+            last_congested: None,
             clear_since: None,
             starving_since: None,
             last_decimation_change: None,
@@ -234,55 +252,36 @@ impl AbrController {
 
     /// One sample of `dest` (up) at `now`; may move the target.
     pub fn observe(&mut self, now: Instant, dest: &str, sample: LinkSample) {
-        let target = self.target_kbps;
-        // Bytes at the current target, in ms: `bytes * 8 / kbps`.
-        let bytes_ms = sample.queued_bytes.saturating_mul(8) / u64::from(target.max(1));
-        let queued_ms = sample.queued_ms.max(bytes_ms);
-        let (high, low, need) = (
-            self.s.high_water_ms,
-            self.s.low_water_ms,
-            self.s.growth_samples,
+        let state = LinkState::read(
+            self.dests.get(dest),
+            now,
+            &sample,
+            self.target_kbps,
+            &self.s.thresholds(),
         );
-        let prev = self.dests.get(dest).cloned();
-        let new_connection = prev
-            .as_ref()
-            .is_none_or(|p| sample.sent_bytes_total < p.sent_bytes_total);
-        let (growth, draining, measured) = match prev.as_ref().filter(|_| !new_connection) {
-            Some(p) => {
-                let growth = if queued_ms > p.queued_ms && queued_ms > low {
-                    p.growth + 1
-                } else {
-                    0
-                };
-                let dt_ms = now.saturating_duration_since(p.at).as_millis() as u64;
-                let rate = (dt_ms > 0).then(|| {
-                    let bits = (sample.sent_bytes_total - p.sent_bytes_total).saturating_mul(8);
-                    (bits / dt_ms).min(u64::from(u32::MAX)) as u32
-                });
-                // Smooth over about two samples: one tick's burst is not a rate.
-                let measured = match (rate, p.measured_kbps) {
-                    (Some(r), Some(m)) => Some(((u64::from(r) + u64::from(m)) / 2) as u32),
-                    (r, m) => r.or(m),
-                };
-                (growth, queued_ms < p.queued_ms, measured)
-            }
-            None => (0, false, None),
-        };
-        let congested = (queued_ms > high && !draining) || growth >= need;
-        let clear = queued_ms < low;
-        self.dests.insert(
-            dest.to_string(),
-            DestState {
-                at: now,
-                queued_ms,
-                sent_bytes_total: sample.sent_bytes_total,
-                growth,
-                congested,
-                clear,
-                measured_kbps: measured,
-            },
-        );
-        self.decide(now, congested);
+        let settling = self
+            .last_decrease
+            .is_some_and(|t| now.saturating_duration_since(t) < self.s.growth_settle);
+        let cut = state.congested() && !(settling && state.cause == Some(Cause::Growth));
+        self.dests.insert(dest.to_string(), state);
+        self.decide(now, cut);
+    }
+
+    /// A destination whose last sample was congested, and why (for the log).
+    pub fn congestion(&self) -> Option<(&str, Cause)> {
+        let mut found: Vec<(&str, Cause)> = self
+            .dests
+            .iter()
+            .filter_map(|(n, l)| l.cause.map(|c| (n.as_str(), c)))
+            .collect();
+        found.sort();
+        found.into_iter().next()
+    }
+
+    /// What the controller last read of `dest`'s link (why it is congested,
+    /// SRT's counters), for status and the log.
+    pub fn link(&self, dest: &str) -> Option<&LinkState> {
+        self.dests.get(dest)
     }
 
     /// `cut`: the sample just observed is congested. Only a fresh sample cuts,
@@ -290,15 +289,15 @@ impl AbrController {
     /// others; it still holds the target back until it goes stale.
     fn decide(&mut self, now: Instant, cut: bool) {
         let stale = self.s.stale_after;
-        let fresh: Vec<&DestState> = self
+        let fresh: Vec<&LinkState> = self
             .dests
             .values()
-            .filter(|d| now.saturating_duration_since(d.at) <= stale)
+            .filter(|d| !d.is_stale(now, stale))
             .collect();
         if fresh.is_empty() {
             return;
         }
-        let congested = fresh.iter().any(|d| d.congested);
+        let congested = fresh.iter().any(|d| d.congested());
         let all_clear = fresh.iter().all(|d| d.clear);
         let keeps_up = fresh.iter().all(|d| {
             d.measured_kbps
@@ -320,7 +319,8 @@ impl AbrController {
             return;
         }
         let since = *self.clear_since.get_or_insert(now);
-        if now.saturating_duration_since(since) < self.s.increase_interval {
+        let clear_for = now.saturating_duration_since(since);
+        if clear_for < self.s.increase_interval {
             return;
         }
         if self.scale_step > 0 {
@@ -336,10 +336,19 @@ impl AbrController {
         } else if keeps_up && self.target_kbps < self.s.max_kbps {
             let step = (u64::from(self.s.max_kbps) * u64::from(self.s.increase_step_pct) / 100)
                 .max(1) as u32;
-            self.target_kbps = self
+            let next = self
                 .target_kbps
                 .saturating_add(step)
                 .clamp(self.s.min_kbps, self.s.max_kbps);
+            let near_the_last_congestion = self.last_congested.is_some_and(|(kbps, at)| {
+                now.saturating_duration_since(at) < self.s.congestion_memory
+                    && u64::from(next) * 10 >= u64::from(kbps) * 9
+            });
+            let cautious = self.s.increase_interval * self.s.cautious_factor.max(1);
+            if near_the_last_congestion && clear_for < cautious {
+                return;
+            }
+            self.target_kbps = next;
             self.clear_since = Some(now);
         }
     }
@@ -354,6 +363,7 @@ impl AbrController {
                 let cut = (f64::from(self.target_kbps) * self.s.decrease_factor).round() as u32;
                 // A factor of 1 or more must still make progress downwards.
                 let cut = cut.min(self.target_kbps.saturating_sub(1));
+                self.last_congested = Some((self.target_kbps, now));
                 self.target_kbps = cut.clamp(self.s.min_kbps, self.s.max_kbps);
                 self.last_decrease = Some(now);
             }
@@ -374,49 +384,6 @@ impl AbrController {
             self.last_decimation_change = Some(now);
         }
     }
-}
-
-/// Bytes waiting in the kernel's send queues of the established TCP
-/// connections to `remote`, from the text of `/proc/net/tcp` (the `tx_queue`
-/// column): what an RTMP sink has written but the link has not yet taken.
-/// `None` when no such connection is listed. Rows that do not parse are
-/// skipped; the file is the kernel's, but a parser here never panics.
-pub fn tcp_send_queue(proc_net_tcp: &str, remote: std::net::SocketAddrV4) -> Option<u64> {
-    let mut found = None;
-    for line in proc_net_tcp.lines().skip(1) {
-        let mut f = line.split_whitespace();
-        let (Some(_sl), Some(_local), Some(rem), Some(st), Some(queues)) =
-            (f.next(), f.next(), f.next(), f.next(), f.next())
-        else {
-            continue;
-        };
-        // 01 = ESTABLISHED.
-        if st != "01" {
-            continue;
-        }
-        let Some((ip_hex, port_hex)) = rem.split_once(':') else {
-            continue;
-        };
-        let (Ok(ip), Ok(port)) = (
-            u32::from_str_radix(ip_hex, 16),
-            u16::from_str_radix(port_hex, 16),
-        ) else {
-            continue;
-        };
-        // The kernel prints the address as a native-endian u32 of network-order bytes.
-        let ip = std::net::Ipv4Addr::from(ip.to_ne_bytes());
-        if ip != *remote.ip() || port != remote.port() {
-            continue;
-        }
-        let Some(tx) = queues
-            .split_once(':')
-            .and_then(|(tx, _)| u64::from_str_radix(tx, 16).ok())
-        else {
-            continue;
-        };
-        found = Some(found.unwrap_or(0u64).saturating_add(tx));
-    }
-    found
 }
 
 #[cfg(test)]
@@ -454,8 +421,8 @@ mod tests {
                 dest,
                 LinkSample {
                     queued_ms,
-                    queued_bytes: 0,
                     sent_bytes_total: self.sent,
+                    ..LinkSample::default()
                 },
             );
         }
@@ -516,6 +483,27 @@ mod tests {
     }
 
     #[test]
+    fn growth_that_lags_a_cut_does_not_cut_again_until_it_settles() {
+        let mut c = ctl(4000, 400);
+        let mut f = Feed::new();
+        let mut q = 110;
+        let mut trace = Vec::new();
+        // A queue growing 20 ms a tick for 4 s, below the high mark: one cut,
+        // then none for 2 s (the interval alone would allow one after 1 s).
+        for _ in 0..16 {
+            q += 20;
+            f.tick(&mut c, "a", q, 4000);
+            trace.push(c.target_kbps());
+        }
+        assert_eq!(trace[3], 2800, "three growing samples cut: {trace:?}");
+        assert!(trace[4..11].iter().all(|&t| t == 2800), "{trace:?}");
+        assert!(
+            trace[11] < 2800,
+            "still growing after the settle time: {trace:?}"
+        );
+    }
+
+    #[test]
     fn a_clear_link_steps_up_by_five_percent_every_interval() {
         let mut c = ctl(4000, 400);
         let mut f = Feed::new();
@@ -568,7 +556,7 @@ mod tests {
         assert_eq!(c.frame_decimation(), 4, "capped at max_decimation");
         // Clear: 4 → 2 → 1, and only then the bitrate rises.
         let mut trace = Vec::new();
-        for _ in 0..40 {
+        for _ in 0..80 {
             f.tick(&mut c, "a", 0, 400);
             trace.push((c.frame_decimation(), c.target_kbps()));
         }
@@ -680,12 +668,50 @@ mod tests {
             Instant::now(),
             "a",
             LinkSample {
-                queued_ms: 0,
                 queued_bytes: 400_000,
-                sent_bytes_total: 0,
+                ..LinkSample::default()
             },
         );
         assert_eq!(c.target_kbps(), 2800);
+    }
+
+    /// The same link over SRT, as srtsink reports it: no queue ever shows,
+    /// and what does not fit is dropped in the sender once it is too late.
+    #[test]
+    fn an_srt_link_that_drops_late_packets_is_found_within_ten_seconds() {
+        let mut c = ctl(4000, 400);
+        let mut now = Instant::now();
+        let link = 1200.0 - 128.0;
+        let (mut sent, mut dropped) = (0.0f64, 0.0f64);
+        let mut below_at = None;
+        for i in 0..240 {
+            // Packets of 1316 bytes per 250 ms tick.
+            let offered = f64::from(c.target_kbps()) * 250.0 / 8.0 / 1316.0;
+            let fits = link * 250.0 / 8.0 / 1316.0;
+            sent += offered.min(fits);
+            dropped += (offered - fits).max(0.0);
+            now += TICK;
+            let srt = SrtCounters {
+                packets_sent: sent as u64,
+                packets_lost: 0,
+                packets_dropped: dropped as u64,
+                rtt_ms: 150,
+            };
+            let sample = LinkSample {
+                sent_bytes_total: sent as u64 * 1316,
+                srt: Some(srt),
+                ..LinkSample::default()
+            };
+            c.observe(now, "srt", sample);
+            if below_at.is_none() && c.target_kbps() < 1200 {
+                below_at = Some(i);
+            }
+        }
+        let below_at = below_at.expect("target fell below the link");
+        assert!(below_at < 40, "took {below_at} ticks");
+        assert!(c.target_kbps() <= 1300, "settled at {}", c.target_kbps());
+        assert!(c.target_kbps() >= 600, "overshot to {}", c.target_kbps());
+        assert_eq!(c.frame_decimation(), 1);
     }
 
     #[test]
@@ -732,6 +758,7 @@ mod tests {
         let link = 1200.0 - 128.0;
         let mut queue_bits = 0.0f64;
         let mut below_at = None;
+        let mut late = Vec::new();
         for i in 0..240 {
             let target = f64::from(c.target_kbps());
             queue_bits += target * 250.0;
@@ -742,29 +769,21 @@ mod tests {
             if below_at.is_none() && c.target_kbps() < 1200 {
                 below_at = Some(i);
             }
+            if i >= 120 {
+                late.push(u64::from(c.target_kbps()));
+            }
         }
         let below_at = below_at.expect("target fell below the link");
         assert!(below_at < 40, "took {below_at} ticks");
-        assert!(c.target_kbps() <= 1200, "settled at {}", c.target_kbps());
-        assert!(c.target_kbps() >= 600, "overshot to {}", c.target_kbps());
-        assert_eq!(c.frame_decimation(), 1);
-    }
-
-    #[test]
-    fn the_send_queue_of_a_connection_is_read_from_proc_net_tcp() {
-        let ip = std::net::Ipv4Addr::new(169, 254, 7, 2);
-        let hex = format!("{:08X}", u32::from_ne_bytes(ip.octets()));
-        let text = format!(
-            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-             \x20  0: 0100007F:0CEA 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n\
-             \x20  1: 0107FEA9:B2C4 {hex}:078F 01 0001F400:00000000 01:00000014 00000000     0        0 2 1\n\
-             \x20  2: 0107FEA9:B2C6 {hex}:078F 06 00000010:00000000 00:00000000 00000000     0        0 0 1\n\
-             garbage\n"
+        // AIMD saws around the link: judge the last 30 s on average.
+        let mean = late.iter().sum::<u64>() / late.len() as u64;
+        assert!(mean <= 1200, "settled around {mean}");
+        assert!(mean >= 700, "overshot to around {mean}");
+        assert!(
+            late.iter().all(|&t| t >= 600),
+            "a cut far below the link: {late:?}"
         );
-        let remote = std::net::SocketAddrV4::new(ip, 1935);
-        assert_eq!(tcp_send_queue(&text, remote), Some(128_000));
-        let other = std::net::SocketAddrV4::new(ip, 1936);
-        assert_eq!(tcp_send_queue(&text, other), None);
+        assert_eq!(c.frame_decimation(), 1);
     }
 
     fn samples() -> impl Strategy<Value = Vec<(u64, u64, u64, u64)>> {
@@ -788,7 +807,7 @@ mod tests {
                 now += Duration::from_millis(dt);
                 sent += s;
                 let dest = if two && i % 2 == 1 { "b" } else { "a" };
-                c.observe(now, dest, LinkSample { queued_ms: q, queued_bytes: b, sent_bytes_total: sent });
+                c.observe(now, dest, LinkSample { queued_ms: q, queued_bytes: b, sent_bytes_total: sent, srt: None });
                 if i % 7 == 3 { c.forget("b"); }
                 prop_assert!((lo..=hi).contains(&c.target_kbps()));
                 if let Some(t) = c.poll_change() { prop_assert!((lo..=hi).contains(&t)); }
@@ -801,13 +820,6 @@ mod tests {
                 );
                 if c.frame_decimation() > 1 { prop_assert_eq!(c.target_kbps(), lo); }
             }
-        }
-
-        #[test]
-        fn proc_net_tcp_parsing_never_panics(text in "\\PC{0,400}", lines in prop::collection::vec("[0-9A-F: ]{0,80}", 0..8)) {
-            let remote = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 1935);
-            let _ = tcp_send_queue(&text, remote);
-            let _ = tcp_send_queue(&lines.join("\n"), remote);
         }
 
         #[test]

@@ -22,6 +22,7 @@ use gstreamer_utils::{ConsumptionLink, StreamProducer};
 
 use super::bus::{self, BusError};
 use super::capture::{parse_pipeline, Capture};
+use super::link_signal::{tcp_send_queue, LinkSample, SrtCounters};
 use super::plan::{self, Transport};
 use super::{EventTx, MediaEvent};
 
@@ -49,6 +50,8 @@ pub struct Destination {
     last_bytes: u64,
     last_at: Instant,
     bitrate_kbps: u32,
+    /// SRT's own counters as of the last poll (SRT only).
+    srt: Option<SrtCounters>,
     /// The server's address, for the kernel's TCP send queue (RTMP); looked up
     /// off the driver's thread, as DNS can hang on a bad link.
     remote: Arc<std::sync::Mutex<Option<std::net::SocketAddrV4>>>,
@@ -161,6 +164,7 @@ impl Destination {
             last_bytes: 0,
             last_at: Instant::now(),
             bitrate_kbps: 0,
+            srt: None,
             events,
         })
     }
@@ -182,7 +186,9 @@ impl Destination {
     /// How much is waiting in front of the network: the congestion signal for
     /// adaptive bitrate. The kernel's send queue counts too: rtmp2sink writes
     /// into the socket, so a backlog can sit there while our queue looks empty.
-    pub fn backlog(&self, proc_net_tcp: Option<&str>) -> crate::media::abr::LinkSample {
+    /// SRT's statistics count too: srtsink never blocks on a thin link, it
+    /// drops what is too late (see `link_signal`).
+    pub fn backlog(&self, proc_net_tcp: Option<&str>) -> LinkSample {
         let (mut ms, mut bytes) = (0u64, 0u64);
         if let Some(q) = self.pipeline.by_name("vq") {
             ms = q.property::<u64>("current-level-time") / 1_000_000;
@@ -193,12 +199,13 @@ impl Destination {
         }
         let remote = self.remote.lock().ok().and_then(|r| *r);
         if let (Some(table), Some(remote)) = (proc_net_tcp, remote) {
-            bytes += crate::media::abr::tcp_send_queue(table, remote).unwrap_or(0);
+            bytes += tcp_send_queue(table, remote).unwrap_or(0);
         }
-        crate::media::abr::LinkSample {
+        LinkSample {
             queued_ms: ms,
             queued_bytes: bytes,
             sent_bytes_total: self.last_bytes,
+            srt: self.srt,
         }
     }
 
@@ -215,7 +222,11 @@ impl Destination {
     /// Read the sink's byte counter: the first bytes sent make the destination
     /// up; the rate between polls is its bitrate. Called on the driver's tick.
     pub fn poll(&mut self) {
-        let Some(bytes) = bytes_sent(&self.sink) else {
+        let Some(stats) = stats(&self.sink) else {
+            return;
+        };
+        self.srt = srt_counters(&stats);
+        let Some(bytes) = bytes_sent(&stats) else {
             return;
         };
         let now = Instant::now();
@@ -328,25 +339,94 @@ pub(crate) fn request_keyframe(capture: &Capture) {
     let _ = capture.video().appsink().send_event(event);
 }
 
-/// The byte counter of rtmp2sink (`out-bytes-total`) or srtsink (`bytes-sent-total`).
-fn bytes_sent(sink: &gst::Element) -> Option<u64> {
+/// The sink's `stats` structure (rtmp2sink and srtsink both have one).
+fn stats(sink: &gst::Element) -> Option<gst::Structure> {
     sink.find_property("stats")?;
-    let stats = sink.property::<Option<gst::Structure>>("stats")?;
-    for field in ["out-bytes-total", "bytes-sent-total"] {
-        if let Ok(v) = stats.get::<u64>(field) {
-            return Some(v);
-        }
-        if let Ok(v) = stats.get::<i64>(field) {
-            return Some(v.max(0) as u64);
-        }
+    sink.property::<Option<gst::Structure>>("stats")
+}
+
+/// The byte counter of rtmp2sink (`out-bytes-total`) or srtsink (`bytes-sent-total`).
+fn bytes_sent(stats: &gst::StructureRef) -> Option<u64> {
+    ["out-bytes-total", "bytes-sent-total"]
+        .iter()
+        .find_map(|f| counter(stats, f))
+}
+
+/// srtsink's counters of a caller connection; `None` before it connects
+/// (the fields appear with the socket) and for RTMP.
+fn srt_counters(stats: &gst::StructureRef) -> Option<SrtCounters> {
+    Some(SrtCounters {
+        packets_sent: counter(stats, "packets-sent")?,
+        packets_lost: counter(stats, "packets-sent-lost").unwrap_or(0),
+        packets_dropped: counter(stats, "packets-sent-dropped").unwrap_or(0),
+        rtt_ms: counter(stats, "rtt-ms").map_or(0, |v| v.min(u64::from(u32::MAX)) as u32),
+    })
+}
+
+/// A non-negative number field whatever its type: srtsink mixes gint, gint64,
+/// guint64 and double, and its types have changed between releases.
+fn counter(stats: &gst::StructureRef, field: &str) -> Option<u64> {
+    let v = stats.value(field).ok()?;
+    if let Ok(n) = v.get::<u64>() {
+        Some(n)
+    } else if let Ok(n) = v.get::<i64>() {
+        Some(n.max(0) as u64)
+    } else if let Ok(n) = v.get::<i32>() {
+        Some(n.max(0) as u64)
+    } else if let Ok(n) = v.get::<u32>() {
+        Some(u64::from(n))
+    } else if let Ok(n) = v.get::<f64>() {
+        // NaN and negatives are 0; `as` saturates the rest.
+        Some(if n > 0.0 { n.round() as u64 } else { 0 })
+    } else {
+        None
     }
-    // srtsink in caller mode nests per-connection stats in a `callers` array.
-    None
 }
 
 #[cfg(test)]
 mod tests {
-    use super::host_port;
+    use super::*;
+
+    /// srtsink's `stats` of a caller, as this GStreamer printed it on a thin link.
+    const SRT_STATS: &str = "application/x-srt-statistics, packets-sent=(gint64)944, \
+        packets-sent-lost=(int)3, packets-retransmitted=(int)0, bytes-sent-dropped=(guint64)46048, \
+        packets-sent-dropped=(int)4, send-rate-mbps=(double)1.1665, rtt-ms=(double)157.278, \
+        bytes-sent-total=(guint64)128296;";
+
+    #[test]
+    fn srt_counters_are_read_from_srtsink_stats() {
+        gst::init().expect("gstreamer");
+        let s: gst::Structure = SRT_STATS.parse().expect("stats parse");
+        assert_eq!(
+            srt_counters(&s),
+            Some(SrtCounters {
+                packets_sent: 944,
+                packets_lost: 3,
+                packets_dropped: 4,
+                rtt_ms: 157,
+            })
+        );
+        assert_eq!(bytes_sent(&s), Some(128_296));
+    }
+
+    #[test]
+    fn rtmp_stats_have_bytes_and_no_srt_counters() {
+        gst::init().expect("gstreamer");
+        let s: gst::Structure =
+            "GstRtmpStats, out-bytes-total=(guint64)5000, in-bytes-total=(guint64)10;"
+                .parse()
+                .expect("stats parse");
+        assert_eq!(srt_counters(&s), None);
+        assert_eq!(bytes_sent(&s), Some(5000));
+        let odd: gst::Structure = "x, packets-sent=(double)-3, rtt-ms=(string)slow;"
+            .parse()
+            .expect("parse");
+        assert_eq!(
+            srt_counters(&odd),
+            Some(SrtCounters::default()),
+            "a negative count is 0, a field of another type is absent"
+        );
+    }
 
     #[test]
     fn host_and_port_of_ingest_urls() {

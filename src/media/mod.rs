@@ -16,6 +16,7 @@ pub mod capture;
 pub mod destination;
 pub mod discover;
 pub mod encoder;
+pub mod link_signal;
 pub mod modes;
 pub mod plan;
 pub mod probe;

@@ -48,6 +48,23 @@ pub struct DestinationStatus {
     #[serde(default)]
     pub target_kbps: u32,
     pub reconnects: u32,
+    /// Why adaptive bitrate holds the encoder back for this link, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub congestion: Option<String>,
+    /// SRT's own view of the connection (SRT destinations that are up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srt: Option<SrtStatus>,
+}
+
+/// SRT's counters since the connection began, and its round trip now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SrtStatus {
+    pub rtt_ms: u32,
+    pub packets_sent: u64,
+    /// Reported lost by the server (then sent again, or dropped).
+    pub packets_lost: u64,
+    /// Given up as too late to play: what viewers never got.
+    pub packets_dropped: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -174,6 +191,32 @@ mod tests {
         assert_eq!(rfc3339_utc(t), "2000-02-29T01:01:01Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_798_761_599);
         assert_eq!(rfc3339_utc(t), "2026-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn destination_status_shows_srt_only_when_there_is_some() {
+        let rtmp = DestinationStatus {
+            name: "douyin".into(),
+            state: "up".into(),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&rtmp).unwrap();
+        assert!(v.get("srt").is_none() && v.get("congestion").is_none(), "{v}");
+        let srt = DestinationStatus {
+            congestion: Some("SRT dropped late packets".into()),
+            srt: Some(SrtStatus {
+                rtt_ms: 150,
+                packets_sent: 900,
+                packets_lost: 2,
+                packets_dropped: 4,
+            }),
+            ..rtmp
+        };
+        let v = serde_json::to_value(&srt).unwrap();
+        assert_eq!(v["srt"]["packets_dropped"], 4);
+        assert_eq!(v["congestion"], "SRT dropped late packets");
+        let back: DestinationStatus = serde_json::from_value(v).unwrap();
+        assert_eq!(back, srt);
     }
 
     #[test]
