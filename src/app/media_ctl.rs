@@ -348,10 +348,16 @@ impl MediaCtl {
         self.remotes.get(name)?.lock().ok().and_then(|r| *r)
     }
 
-    /// Congestion samples of the destinations that are up, for adaptive bitrate.
-    pub fn link_samples(&self) -> Vec<(String, crate::media::abr::LinkSample)> {
+    /// Congestion samples of the destinations that are up, for adaptive
+    /// bitrate; their TCP send buffers are capped on the way (see
+    /// `media::send_buffer`).
+    pub fn link_samples(&mut self) -> Vec<(String, crate::media::abr::LinkSample)> {
         // One read of the kernel's TCP table serves every destination.
         let table = std::fs::read_to_string("/proc/net/tcp").ok();
+        // From the TCP connect on, before the first media bytes.
+        for d in self.destinations.values_mut() {
+            d.cap_send_buffer(table.as_deref());
+        }
         self.destinations
             .values()
             .filter(|d| d.is_up())

@@ -450,11 +450,19 @@ impl Driver {
             if step != self.scale_step {
                 capture.set_scale_step(step);
             }
-            tracing::warn!(
-                keep_one_in = n,
-                scale_step = step,
-                "abr: even the lowest bitrate does not fit; fewer or smaller frames"
-            );
+            if n > self.decimation || step > self.scale_step {
+                tracing::warn!(
+                    keep_one_in = n,
+                    scale_step = step,
+                    "abr: even the lowest bitrate does not fit; fewer or smaller frames"
+                );
+            } else {
+                tracing::info!(
+                    keep_one_in = n,
+                    scale_step = step,
+                    "abr: the link has room again; frames or size restored"
+                );
+            }
             self.decimation = n;
             self.scale_step = step;
         }

@@ -117,7 +117,9 @@ pub struct LiveConfig {
     /// Longest reconnect backoff, in milliseconds.
     pub reconnect_cap_ms: u64,
     /// Bounds of what may wait in front of each destination (time, KiB):
-    /// past them the oldest data is dropped, whatever the link does.
+    /// past them video is dropped to the next keyframe, whatever the link
+    /// does (sound may wait four times as long). For RTMP the time is what
+    /// the link takes to send it, not media time.
     pub destination_queue_ms: u64,
     pub destination_queue_kb: u64,
     /// The same for the local recorder (an SD card can stall for a while).

@@ -16,11 +16,14 @@
 //!   high-water mark and not draining, or has grown over `growth_samples`
 //!   consecutive samples while above the low-water mark, or SRT dropped late
 //!   packets or lost more than `srt_loss_pct` (see `link_signal`). Congestion multiplies
-//!   the target by `decrease_factor`, at most once per `decrease_interval`.
+//!   the target by `decrease_factor` (or brings it to `delivered_share` of
+//!   what the link sent lately, if that is lower and above the floor), at
+//!   most once per `decrease_interval`.
 //!   A queue that is above the mark but draining is left alone: the last cut
 //!   is working, and cutting again for the same standing queue overshoots;
-//!   for the same reason growth alone does not cut within `growth_settle` of
-//!   the last cut.
+//!   for the same reason growth alone, or an SRT round trip still above half
+//!   its latency, does not cut within `growth_settle` of the last cut (the
+//!   network's queue takes that long to drain after it).
 //! - **Up slowly.** When every destination has stayed below the low-water mark
 //!   for `increase_interval` and sends at least `keep_up_ratio` of the target
 //!   (a quiet scene that does not fill the target proves nothing about the
@@ -36,7 +39,10 @@
 //!   still congested for `starve_after`, [`AbrController::scale_step`] goes up
 //!   (each step halves width and height, up to `max_scale_step`; 0 where the
 //!   encoder cannot change size mid-stream). A clear link restores the size
-//!   first, then the frames, then the bitrate.
+//!   first, then the frames, then the bitrate; within `congestion_memory` of
+//!   giving them up, only after `cautious_factor` intervals clear. "Still
+//!   congested" at the floor means above the high-water mark, draining or
+//!   not: a full queue wobbling by a frame is not a link that fits.
 //!
 //! One encoder feeds every destination, so the target follows the SLOWEST
 //! destination that is up: any congested destination lowers it, and it rises
@@ -69,10 +75,14 @@ pub struct AbrSettings {
     /// SRT round trip above the connection's lowest that is jitter, not queue.
     pub srt_rtt_allowance_ms: u32,
     pub decrease_factor: f64,
+    /// On a cut, the target goes no higher than this share of what the
+    /// congested link sent lately (the rest is sound and muxing).
+    pub delivered_share: f64,
     pub decrease_interval: Duration,
-    /// After a cut, a queue that is still growing is not cut again for this
-    /// long: a smoothed RTT, a kernel buffer and SRT's send buffer all show a
-    /// cut late, and cutting on their lag sawed 1072 kbit/s down to 525.
+    /// After a cut, a queue that is still growing (or an SRT round trip still
+    /// long) is not cut again for this long: a smoothed RTT, a kernel buffer
+    /// and SRT's send buffer all show a cut late, and cutting on their lag
+    /// sawed 1072 kbit/s down to 525, and to 400.
     pub growth_settle: Duration,
     /// Step up, in percent of `max_kbps`.
     pub increase_step_pct: u32,
@@ -112,6 +122,7 @@ impl AbrSettings {
             srt_loss_pct: 5,
             srt_rtt_allowance_ms: 50,
             decrease_factor: 0.7,
+            delivered_share: 0.85,
             decrease_interval: Duration::from_secs(1),
             growth_settle: Duration::from_secs(2),
             increase_step_pct: 5,
@@ -157,6 +168,8 @@ pub struct AbrController {
     last_decrease: Option<Instant>,
     /// The target when congestion last cut it, and when.
     last_congested: Option<(u32, Instant)>,
+    /// When frames or size were last given up.
+    last_starved: Option<Instant>,
     /// Since when every fresh destination has been clear.
     clear_since: Option<Instant>,
     /// Since when the target has sat at the floor while congested.
@@ -183,6 +196,7 @@ impl AbrController {
             dests: HashMap::new(),
             last_decrease: None,
             last_congested: None,
+            last_starved: None,
             clear_since: None,
             starving_since: None,
             last_decimation_change: None,
@@ -203,17 +217,19 @@ impl AbrController {
         self.decimation
     }
 
-    /// The bitrate to give the encoder: the target, divided as frames are
-    /// dropped and the picture shrinks. An encoder in bitrate mode spends its
-    /// budget per second, not per frame: fewer or smaller frames alone would
-    /// fill the link just as much, so the budget falls with them (each frame
-    /// keeps the bits it had at the floor).
+    /// The bitrate to give the encoder: the target, halved with each halving
+    /// of the picture. Not divided by the frame decimation: x264enc (and
+    /// openh264enc) budget per frame at the caps' frame rate, so keeping 1
+    /// frame in 4 already sends a quarter of the bits (measured: 800 kbit/s
+    /// configured gave 820, 421 and 221 kbit/s keeping 1, 1/2 and 1/4).
     pub fn encoder_kbps(&self) -> u32 {
-        let div = self
-            .decimation
-            .max(1)
-            .saturating_mul(1 << self.scale_step.min(3));
-        (self.target_kbps / div).max(1)
+        (self.target_kbps >> self.scale_step.min(3)).max(1)
+    }
+
+    /// What the video actually sends: the encoder's budget times the share of
+    /// frames kept. Queued bytes are turned into time at this rate.
+    pub fn output_kbps(&self) -> u32 {
+        (self.encoder_kbps() / self.decimation.max(1)).max(1)
     }
 
     /// 0 = the configured size; n = width and height halved n times.
@@ -256,15 +272,17 @@ impl AbrController {
             self.dests.get(dest),
             now,
             &sample,
-            self.target_kbps,
+            self.output_kbps(),
             &self.s.thresholds(),
         );
         let settling = self
             .last_decrease
             .is_some_and(|t| now.saturating_duration_since(t) < self.s.growth_settle);
-        let cut = state.congested() && !(settling && state.cause == Some(Cause::Growth));
+        let lagging = matches!(state.cause, Some(Cause::Growth | Cause::SrtLate));
+        let cut = state.congested() && !(settling && lagging);
+        let delivered = state.measured_kbps;
         self.dests.insert(dest.to_string(), state);
-        self.decide(now, cut);
+        self.decide(now, cut.then_some(delivered));
     }
 
     /// A destination whose last sample was congested, and why (for the log).
@@ -284,10 +302,11 @@ impl AbrController {
         self.dests.get(dest)
     }
 
-    /// `cut`: the sample just observed is congested. Only a fresh sample cuts,
-    /// so one destination's old bad news is not counted once per tick of the
-    /// others; it still holds the target back until it goes stale.
-    fn decide(&mut self, now: Instant, cut: bool) {
+    /// `cut`: the sample just observed is congested (with what that link
+    /// sent lately, if known). Only a fresh sample cuts, so one destination's
+    /// old bad news is not counted once per tick of the others; it still
+    /// holds the target back until it goes stale.
+    fn decide(&mut self, now: Instant, cut: Option<Option<u32>>) {
         let stale = self.s.stale_after;
         let fresh: Vec<&LinkState> = self
             .dests
@@ -298,18 +317,24 @@ impl AbrController {
             return;
         }
         let congested = fresh.iter().any(|d| d.congested());
+        // Above the high-water mark but not congested (draining, or a full
+        // queue wobbling by a frame) still counts as starving at the floor:
+        // only a link below the mark ends it.
+        let loaded = fresh
+            .iter()
+            .any(|d| d.congested() || d.queued_ms > self.s.high_water_ms);
         let all_clear = fresh.iter().all(|d| d.clear);
         let keeps_up = fresh.iter().all(|d| {
             d.measured_kbps
                 .is_some_and(|m| f64::from(m) >= self.s.keep_up_ratio * f64::from(self.target_kbps))
         });
 
-        if cut {
+        if let Some(delivered) = cut {
             self.clear_since = None;
-            self.on_congestion(now);
+            self.on_congestion(now, delivered);
             return;
         }
-        if congested {
+        if congested || loaded {
             self.clear_since = None;
             return;
         }
@@ -321,6 +346,15 @@ impl AbrController {
         let since = *self.clear_since.get_or_insert(now);
         let clear_for = now.saturating_duration_since(since);
         if clear_for < self.s.increase_interval {
+            return;
+        }
+        let cautious = self.s.increase_interval * self.s.cautious_factor.max(1);
+        let starved_lately = self
+            .last_starved
+            .is_some_and(|t| now.saturating_duration_since(t) < self.s.congestion_memory);
+        if (self.scale_step > 0 || self.decimation > 1) && starved_lately && clear_for < cautious {
+            // Frames and size given up a moment ago: the link was too thin
+            // for them then; wait longer before asking it again.
             return;
         }
         if self.scale_step > 0 {
@@ -344,7 +378,6 @@ impl AbrController {
                 now.saturating_duration_since(at) < self.s.congestion_memory
                     && u64::from(next) * 10 >= u64::from(kbps) * 9
             });
-            let cautious = self.s.increase_interval * self.s.cautious_factor.max(1);
             if near_the_last_congestion && clear_for < cautious {
                 return;
             }
@@ -353,14 +386,24 @@ impl AbrController {
         }
     }
 
-    fn on_congestion(&mut self, now: Instant) {
+    fn on_congestion(&mut self, now: Instant, delivered: Option<u32>) {
         let interval_passed = self
             .last_decrease
             .is_none_or(|t| now.saturating_duration_since(t) >= self.s.decrease_interval);
         if self.target_kbps > self.s.min_kbps {
             self.starving_since = None;
             if interval_passed {
-                let cut = (f64::from(self.target_kbps) * self.s.decrease_factor).round() as u32;
+                let mut cut = (f64::from(self.target_kbps) * self.s.decrease_factor).round() as u32;
+                // What the link carried is the better guess when it is far
+                // below: 4000 into 1200 kbit/s took four ×0.7 steps (4 s of
+                // dropped frames) and now takes one. Not when it is below
+                // the floor: a stalled or cut link says nothing of its size.
+                if let Some(d) = delivered {
+                    let guess = (f64::from(d) * self.s.delivered_share).round() as u32;
+                    if guess > self.s.min_kbps {
+                        cut = cut.min(guess);
+                    }
+                }
                 // A factor of 1 or more must still make progress downwards.
                 let cut = cut.min(self.target_kbps.saturating_sub(1));
                 self.last_congested = Some((self.target_kbps, now));
@@ -379,9 +422,11 @@ impl AbrController {
         if self.decimation < self.s.max_decimation {
             self.decimation = (self.decimation * 2).min(self.s.max_decimation);
             self.last_decimation_change = Some(now);
+            self.last_starved = Some(now);
         } else if self.scale_step < self.s.max_scale_step {
             self.scale_step += 1;
             self.last_decimation_change = Some(now);
+            self.last_starved = Some(now);
         }
     }
 }
@@ -454,10 +499,23 @@ mod tests {
             f.tick(&mut c, "a", 800, 1200);
             seen.push(c.target_kbps());
         }
-        // First sample cuts at once; then every fourth tick (1 s).
-        assert_eq!(seen, [2800, 2800, 2800, 2800, 1960, 1960, 1960, 1960, 1372]);
-        assert_eq!(c.poll_change(), Some(1372));
+        // First sample cuts at once (×0.7: no rate known yet); then every
+        // fourth tick (1 s), to 85% of the 1200 kbit/s sent, then ×0.7.
+        assert_eq!(seen, [2800, 2800, 2800, 2800, 1020, 1020, 1020, 1020, 714]);
+        assert_eq!(c.poll_change(), Some(714));
         assert_eq!(c.poll_change(), None);
+    }
+
+    #[test]
+    fn a_stalled_link_cuts_by_the_factor_not_to_its_rate() {
+        let mut c = ctl(4000, 400);
+        let mut f = Feed::new();
+        let mut seen = Vec::new();
+        for _ in 0..9 {
+            f.tick(&mut c, "a", 800, 0);
+            seen.push(c.target_kbps());
+        }
+        assert_eq!(seen, [2800, 2800, 2800, 2800, 1960, 1960, 1960, 1960, 1372]);
     }
 
     #[test]
@@ -556,7 +614,7 @@ mod tests {
         assert_eq!(c.frame_decimation(), 4, "capped at max_decimation");
         // Clear: 4 → 2 → 1, and only then the bitrate rises.
         let mut trace = Vec::new();
-        for _ in 0..80 {
+        for _ in 0..160 {
             f.tick(&mut c, "a", 0, 400);
             trace.push((c.frame_decimation(), c.target_kbps()));
         }
@@ -582,7 +640,7 @@ mod tests {
         }
         assert_eq!(c.scale_step(), 1, "capped at max_scale_step");
         let mut trace = Vec::new();
-        for _ in 0..60 {
+        for _ in 0..160 {
             f.tick(&mut c, "a", 0, 400);
             trace.push((c.scale_step(), c.frame_decimation()));
         }
@@ -595,18 +653,60 @@ mod tests {
     }
 
     #[test]
-    fn the_encoder_budget_falls_with_the_frames_and_the_size() {
+    fn the_encoder_budget_falls_with_the_size_and_the_output_with_the_frames() {
         let mut c = ctl(1000, 400);
         let mut f = Feed::new();
-        assert_eq!(c.encoder_kbps(), 1000);
+        assert_eq!((c.encoder_kbps(), c.output_kbps()), (1000, 1000));
         let mut seen = Vec::new();
         for _ in 0..400 {
             f.tick(&mut c, "a", 2000, 100);
-            seen.push((c.frame_decimation(), c.scale_step(), c.encoder_kbps()));
+            seen.push((
+                c.frame_decimation(),
+                c.scale_step(),
+                c.encoder_kbps(),
+                c.output_kbps(),
+            ));
         }
-        assert!(seen.contains(&(2, 0, 200)), "{seen:?}");
-        assert!(seen.contains(&(4, 0, 100)));
-        assert_eq!(seen.last(), Some(&(4, 1, 50)));
+        assert!(seen.contains(&(2, 0, 400, 200)), "{seen:?}");
+        assert!(seen.contains(&(4, 0, 400, 100)));
+        assert_eq!(seen.last(), Some(&(4, 1, 200, 50)));
+    }
+
+    /// At the floor a full leaky queue reads a frame lower every other tick
+    /// ("draining"): that must not restart the wait for fewer frames.
+    #[test]
+    fn a_full_queue_wobbling_at_the_floor_still_starves() {
+        let mut c = ctl(1000, 400);
+        let mut f = Feed::new();
+        let mut i = 0u64;
+        while c.frame_decimation() == 1 && f.elapsed() < Duration::from_secs(30) {
+            i += 1;
+            f.tick(&mut c, "a", 1960 + (i % 2) * 33, 300);
+        }
+        assert_eq!(c.target_kbps(), 400);
+        assert_eq!(c.frame_decimation(), 2, "after {:?}", f.elapsed());
+        assert!(f.elapsed() < Duration::from_secs(10), "{:?}", f.elapsed());
+    }
+
+    /// Frames given up a moment ago come back only after a longer clear spell.
+    #[test]
+    fn frames_given_up_lately_wait_longer_to_come_back() {
+        let mut c = ctl(1000, 400);
+        let mut f = Feed::new();
+        while c.frame_decimation() == 1 {
+            f.tick(&mut c, "a", 2000, 300);
+        }
+        let mut back_after = None;
+        for i in 1..100u32 {
+            f.tick(&mut c, "a", 0, 400);
+            if c.frame_decimation() == 1 {
+                back_after = Some(TICK * i);
+                break;
+            }
+        }
+        let back_after = back_after.expect("frames came back");
+        let cautious = c.settings().increase_interval * c.settings().cautious_factor;
+        assert!(back_after >= cautious, "{back_after:?}");
     }
 
     #[test]
@@ -696,6 +796,7 @@ mod tests {
                 packets_lost: 0,
                 packets_dropped: dropped as u64,
                 rtt_ms: 150,
+                latency_ms: 0,
             };
             let sample = LinkSample {
                 sent_bytes_total: sent as u64 * 1316,

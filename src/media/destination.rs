@@ -22,9 +22,13 @@ use gstreamer_utils::{ConsumptionLink, StreamProducer};
 
 use super::bus::{self, BusError};
 use super::capture::{parse_pipeline, Capture};
-use super::link_signal::{tcp_send_queue, LinkSample, SrtCounters};
+use super::link_signal::{tcp_connections, tcp_send_queue, LinkSample, SrtCounters};
 use super::plan::{self, Transport};
+use super::send_buffer;
 use super::{EventTx, MediaEvent};
+
+/// The video appsrc's byte bound before the link's delivery is known.
+const INITIAL_VIDEO_BYTES: u64 = 128 * 1024;
 
 /// How long a stop waits for the server to take the end of stream.
 const EOS_WAIT: Duration = Duration::from_secs(3);
@@ -52,6 +56,13 @@ pub struct Destination {
     bitrate_kbps: u32,
     /// SRT's own counters as of the last poll (SRT only).
     srt: Option<SrtCounters>,
+    /// The sockets whose send buffer was capped, and at what.
+    send_buffer_capped: Option<(Vec<u64>, u32)>,
+    /// What the TCP connection delivers (RTMP).
+    delivery: send_buffer::Delivery,
+    bounds: QueueBounds,
+    /// The video appsrc's byte bound as last set.
+    video_bytes_bound: u64,
     /// The server's address, for the kernel's TCP send queue (RTMP); looked up
     /// off the driver's thread, as DNS can hang on a bad link.
     remote: Arc<std::sync::Mutex<Option<std::net::SocketAddrV4>>>,
@@ -72,7 +83,7 @@ impl Destination {
         let transport = Transport::of_url(url).ok_or_else(|| {
             anyhow!("{name}: unsupported URL scheme (use rtmp://, rtmps:// or srt://)")
         })?;
-        let pipeline = parse_pipeline(&plan::destination_pipeline(transport, bounds.ms), name)?;
+        let pipeline = parse_pipeline(&plan::destination_pipeline(transport), name)?;
         pipeline.set_property("name", format!("dest-{name}"));
         let sink = pipeline
             .by_name("sink")
@@ -109,12 +120,6 @@ impl Destination {
             });
         }
 
-        let settings = ConsumerSettings {
-            max_buffer: 0,
-            max_bytes: gst::format::Bytes::from_u64(bounds.bytes),
-            max_time: gst::ClockTime::from_mseconds(bounds.ms),
-            event_types: Vec::new(),
-        };
         let mut links = Vec::new();
         let mut appsrcs = Vec::new();
         for (pad, producer) in [("video", capture.video()), ("audio", capture.audio())] {
@@ -122,7 +127,34 @@ impl Destination {
                 .by_name(pad)
                 .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
                 .ok_or_else(|| anyhow!("{name}: no appsrc {pad}"))?;
-            links.push(link(producer, &appsrc, settings.clone())?);
+            let video = pad == "video";
+            links.push(link(producer, &appsrc, consumer_settings(bounds, video))?);
+            // RTMP not live: a live flvmux stops waiting for a pad once the
+            // clock passes its latency, and on a thin TCP link the output is
+            // always seconds behind the clock, so it sent audio ahead of late
+            // video and FLV timestamps went backwards. The bounds here, not
+            // the clock, keep it near real time. SRT stays live: libsrt
+            // keeps it near the clock, and its muxer needs the clock to pace.
+            if transport == Transport::Rtmp {
+                appsrc.set_is_live(false);
+            }
+            if video {
+                // Full: drop the NEW frame, and the producer then skips to the
+                // next keyframe. Dropping the oldest (the default) can drop a
+                // keyframe and send the frames that refer to it: the viewers'
+                // decoder shows garbage until the next one.
+                appsrc.set_leaky_type(gst_app::AppLeakyType::Upstream);
+                // RTMP: small until the link shows what it delivers (then
+                // `bound_video_by_delivery`): 2 s of 4 Mbit/s queued before
+                // that took a 400 kbit/s link 20 s to send, and the sound
+                // behind it was dropped meanwhile. SRT bounds its own
+                // latency (libsrt drops what is too late to play) and only
+                // gets the configured bounds: bounding it by its send rate
+                // as well cut half-second holes in a stream that fit.
+                if transport == Transport::Rtmp {
+                    appsrc.set_max_bytes(INITIAL_VIDEO_BYTES.min(bounds.bytes));
+                }
+            }
             appsrcs.push(appsrc);
         }
 
@@ -165,6 +197,13 @@ impl Destination {
             last_at: Instant::now(),
             bitrate_kbps: 0,
             srt: None,
+            send_buffer_capped: None,
+            delivery: send_buffer::Delivery::default(),
+            bounds,
+            video_bytes_bound: match transport {
+                Transport::Rtmp => INITIAL_VIDEO_BYTES.min(bounds.bytes),
+                Transport::Srt => bounds.bytes,
+            },
             events,
         })
     }
@@ -190,9 +229,8 @@ impl Destination {
     /// drops what is too late (see `link_signal`).
     pub fn backlog(&self, proc_net_tcp: Option<&str>) -> LinkSample {
         let (mut ms, mut bytes) = (0u64, 0u64);
-        if let Some(q) = self.pipeline.by_name("vq") {
-            ms = q.property::<u64>("current-level-time") / 1_000_000;
-            bytes = u64::from(q.property::<u32>("current-level-bytes"));
+        if let Some(video) = self.appsrcs.first() {
+            ms = video.current_level_time().mseconds();
         }
         for src in &self.appsrcs {
             bytes += src.current_level_bytes();
@@ -206,6 +244,62 @@ impl Destination {
             queued_bytes: bytes,
             sent_bytes_total: self.last_bytes,
             srt: self.srt,
+        }
+    }
+
+    /// Caps the kernel's send buffer of this destination's connection (RTMP)
+    /// at about a second of what the link delivers (see `send_buffer`); set
+    /// again only when the cap moves by a fifth.
+    pub fn cap_send_buffer(&mut self, proc_net_tcp: Option<&str>) {
+        let remote = self.remote.lock().ok().and_then(|r| *r);
+        let (Some(table), Some(remote)) = (proc_net_tcp, remote) else {
+            return;
+        };
+        let conns = tcp_connections(table, remote);
+        if conns.is_empty() {
+            return;
+        }
+        let queued = conns.iter().fold(0u64, |s, c| s.saturating_add(c.tx_queue));
+        self.delivery
+            .observe(Instant::now(), self.last_bytes, queued);
+        // Until the link has shown what it delivers, the smallest buffer:
+        // it grows with the delivery (by about 1 s / RTT a step), where an
+        // open start let the first second at full rate fill 500 kB that a
+        // thin link then took 10 s to send, ahead of everything else.
+        let kbps = self.delivery.kbps();
+        if let Some(kbps) = kbps {
+            self.bound_video_by_delivery(kbps);
+        }
+        let inodes: Vec<u64> = conns.iter().map(|c| c.inode).collect();
+        let want = kbps.map_or(send_buffer::MIN_BYTES, |k| send_buffer::want(k, queued));
+        if let Some((last_inodes, last)) = &self.send_buffer_capped {
+            if *last_inodes == inodes && want.abs_diff(*last) <= *last / 5 {
+                return;
+            }
+        }
+        let set = send_buffer::cap(&inodes, remote, want);
+        if set > 0 {
+            tracing::debug!(destination = %self.name, bytes = want, delivered_kbps = ?kbps, queued, "send buffer capped");
+            self.send_buffer_capped = Some((inodes, want));
+        }
+    }
+
+    /// What waits for the network is bounded in time as the link drains it,
+    /// not only in media time: 2 s of a 4 Mbit/s stream take 20 s to leave
+    /// by a 400 kbit/s link, and the viewers would watch 20 s late. So the
+    /// video appsrc holds at most `bounds.ms` of what the link delivers
+    /// (never under 64 KiB, room for a keyframe), and past it drops the new
+    /// frames to the next keyframe.
+    fn bound_video_by_delivery(&mut self, delivered_kbps: u32) {
+        let by_link = u64::from(delivered_kbps) * self.bounds.ms / 8;
+        let bound = by_link.clamp(64 * 1024, self.bounds.bytes.max(64 * 1024));
+        // Moves of a fifth or less are not worth a property change.
+        if bound.abs_diff(self.video_bytes_bound) <= self.video_bytes_bound / 5 {
+            return;
+        }
+        if let Some(video) = self.appsrcs.first() {
+            video.set_max_bytes(bound);
+            self.video_bytes_bound = bound;
         }
     }
 
@@ -279,6 +373,19 @@ impl Destination {
             let _ = pipeline.set_state(gst::State::Null);
             let _ = events.send(MediaEvent::DestinationStopped(name));
         });
+    }
+}
+
+/// The bounds of one consumer. Audio may wait four times as long as video:
+/// on a stalled link the video is dropped first (to the next keyframe), and
+/// sound, a few kB a second, is the last thing to go.
+fn consumer_settings(bounds: QueueBounds, video: bool) -> ConsumerSettings {
+    let scale = if video { 1 } else { 4 };
+    ConsumerSettings {
+        max_buffer: 0,
+        max_bytes: gst::format::Bytes::from_u64(bounds.bytes),
+        max_time: gst::ClockTime::from_mseconds(bounds.ms.saturating_mul(scale)),
+        event_types: Vec::new(),
     }
 }
 
@@ -360,6 +467,8 @@ fn srt_counters(stats: &gst::StructureRef) -> Option<SrtCounters> {
         packets_lost: counter(stats, "packets-sent-lost").unwrap_or(0),
         packets_dropped: counter(stats, "packets-sent-dropped").unwrap_or(0),
         rtt_ms: counter(stats, "rtt-ms").map_or(0, |v| v.min(u64::from(u32::MAX)) as u32),
+        latency_ms: counter(stats, "negotiated-latency-ms")
+            .map_or(0, |v| v.min(u64::from(u32::MAX)) as u32),
     })
 }
 
@@ -390,7 +499,7 @@ mod tests {
     /// srtsink's `stats` of a caller, as this GStreamer printed it on a thin link.
     const SRT_STATS: &str = "application/x-srt-statistics, packets-sent=(gint64)944, \
         packets-sent-lost=(int)3, packets-retransmitted=(int)0, bytes-sent-dropped=(guint64)46048, \
-        packets-sent-dropped=(int)4, send-rate-mbps=(double)1.1665, rtt-ms=(double)157.278, \
+        packets-sent-dropped=(int)4, send-rate-mbps=(double)1.1665, rtt-ms=(double)157.278, negotiated-latency-ms=(int)125, \
         bytes-sent-total=(guint64)128296;";
 
     #[test]
@@ -404,6 +513,7 @@ mod tests {
                 packets_lost: 3,
                 packets_dropped: 4,
                 rtt_ms: 157,
+                latency_ms: 125,
             })
         );
         assert_eq!(bytes_sent(&s), Some(128_296));

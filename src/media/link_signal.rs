@@ -21,7 +21,11 @@
 //!     still holds a second of packets sent at the old rate): not clear, but
 //!     no reason to cut again, as a draining queue is not;
 //!   - **round-trip time above the connection's lowest**, less a jitter
-//!     allowance: the queue inside the network, counted as queued time.
+//!     allowance: the queue inside the network, counted as queued time;
+//!   - and that queue above half of SRT's latency, not draining: congested.
+//!     A lost packet is then resent too late to play, and the server drops
+//!     it: a standing 250 ms queue at a 125 ms latency held the target at
+//!     the link's edge and cut half-second holes in the picture.
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +56,9 @@ pub struct SrtCounters {
     pub packets_dropped: u64,
     /// Smoothed round-trip time.
     pub rtt_ms: u32,
+    /// The latency both ends agreed on (0 when not reported): a packet lost
+    /// once is recovered only if it can be sent again within it.
+    pub latency_ms: u32,
 }
 
 /// The marks a sample is judged by; see `abr::AbrSettings` for their defaults.
@@ -82,6 +89,7 @@ pub enum Cause {
     Growth,
     SrtDropped,
     SrtLoss,
+    SrtLate,
 }
 
 impl Cause {
@@ -91,6 +99,7 @@ impl Cause {
             Cause::Growth => "queue growing",
             Cause::SrtDropped => "SRT dropped late packets",
             Cause::SrtLoss => "SRT loss",
+            Cause::SrtLate => "SRT round trip above half its latency",
         }
     }
 }
@@ -155,6 +164,15 @@ impl LinkState {
             _ => 0,
         };
         let queued_ms = sample.queued_ms.max(bytes_ms).max(rtt_ms);
+        // The network's queue against SRT's latency (no jitter allowance:
+        // the latency budget is what it is).
+        let srt_late = match (sample.srt, min_rtt_ms) {
+            (Some(s), Some(m)) => {
+                s.latency_ms > 0
+                    && u64::from(s.rtt_ms.saturating_sub(m)) * 2 > u64::from(s.latency_ms)
+            }
+            _ => false,
+        };
 
         let (mut growth, mut draining, mut measured, mut srt_delta) = (0, false, None, None);
         let mut growth_from_ms = queued_ms;
@@ -185,6 +203,7 @@ impl LinkState {
                     packets_lost: now.packets_lost.saturating_sub(before.packets_lost),
                     packets_dropped: now.packets_dropped.saturating_sub(before.packets_dropped),
                     rtt_ms: now.rtt_ms,
+                    latency_ms: now.latency_ms,
                 }),
                 _ => None,
             };
@@ -206,6 +225,8 @@ impl LinkState {
             Some(Cause::SrtLoss)
         } else if queued_ms > t.high_water_ms && !draining {
             Some(Cause::Queue)
+        } else if srt_late && !draining {
+            Some(Cause::SrtLate)
         } else if growth >= t.growth_samples
             && queued_ms.saturating_sub(growth_from_ms) >= t.growth_min_rise_ms
         {
@@ -220,7 +241,7 @@ impl LinkState {
             growth,
             growth_from_ms,
             cause,
-            clear: queued_ms < t.low_water_ms && !dropped && !lossy,
+            clear: queued_ms < t.low_water_ms && !dropped && !lossy && !srt_late,
             measured_kbps: measured,
             srt: sample.srt,
             min_rtt_ms,
@@ -237,19 +258,40 @@ impl LinkState {
 /// Bytes waiting in the kernel's send queues of the established TCP
 /// connections to `remote`, from the text of `/proc/net/tcp` (the `tx_queue`
 /// column): what an RTMP sink has written but the link has not yet taken.
-/// `None` when no such connection is listed. Rows that do not parse are
-/// skipped; the file is the kernel's, but a parser here never panics.
+/// `None` when no such connection is listed.
 pub fn tcp_send_queue(proc_net_tcp: &str, remote: std::net::SocketAddrV4) -> Option<u64> {
-    let mut found = None;
+    let conns = tcp_connections(proc_net_tcp, remote);
+    (!conns.is_empty()).then(|| {
+        conns
+            .iter()
+            .fold(0u64, |sum, c| sum.saturating_add(c.tx_queue))
+    })
+}
+
+/// One established TCP connection as `/proc/net/tcp` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpConnection {
+    /// Bytes written but not yet acknowledged.
+    pub tx_queue: u64,
+    /// The socket's inode: `/proc/self/fd/N` links to `socket:[inode]`.
+    pub inode: u64,
+}
+
+/// The established connections to `remote` in the text of `/proc/net/tcp`.
+/// Rows that do not parse are skipped; the file is the kernel's, but a
+/// parser here never panics.
+pub fn tcp_connections(proc_net_tcp: &str, remote: std::net::SocketAddrV4) -> Vec<TcpConnection> {
+    let mut found = Vec::new();
     for line in proc_net_tcp.lines().skip(1) {
-        let mut f = line.split_whitespace();
-        let (Some(_sl), Some(_local), Some(rem), Some(st), Some(queues)) =
-            (f.next(), f.next(), f.next(), f.next(), f.next())
+        // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(rem), Some(st), Some(queues), Some(inode)) =
+            (f.get(2), f.get(3), f.get(4), f.get(9))
         else {
             continue;
         };
         // 01 = ESTABLISHED.
-        if st != "01" {
+        if *st != "01" {
             continue;
         }
         let Some((ip_hex, port_hex)) = rem.split_once(':') else {
@@ -266,13 +308,15 @@ pub fn tcp_send_queue(proc_net_tcp: &str, remote: std::net::SocketAddrV4) -> Opt
         if ip != *remote.ip() || port != remote.port() {
             continue;
         }
-        let Some(tx) = queues
-            .split_once(':')
-            .and_then(|(tx, _)| u64::from_str_radix(tx, 16).ok())
-        else {
+        let (Some(tx_queue), Ok(inode)) = (
+            queues
+                .split_once(':')
+                .and_then(|(tx, _)| u64::from_str_radix(tx, 16).ok()),
+            inode.parse::<u64>(),
+        ) else {
             continue;
         };
-        found = Some(found.unwrap_or(0u64).saturating_add(tx));
+        found.push(TcpConnection { tx_queue, inode });
     }
     found
 }
@@ -306,6 +350,7 @@ mod tests {
                     packets_lost: lost,
                     packets_dropped: dropped,
                     rtt_ms: rtt,
+                    latency_ms: 0,
                 }),
                 ..LinkSample::default()
             };
@@ -383,6 +428,43 @@ mod tests {
     }
 
     #[test]
+    fn a_standing_queue_over_half_the_srt_latency_is_congestion() {
+        let t0 = Instant::now();
+        let mut prev: Option<LinkState> = None;
+        let mut out = Vec::new();
+        // 125 ms of latency; RTT 20 ms empty, then 80 (60 over: within
+        // half), then a standing 400, then draining.
+        for (i, rtt) in [20u32, 80, 400, 400, 380].into_iter().enumerate() {
+            let sample = LinkSample {
+                sent_bytes_total: 1000 * i as u64,
+                srt: Some(SrtCounters {
+                    packets_sent: 100 * i as u64,
+                    rtt_ms: rtt,
+                    latency_ms: 125,
+                    ..SrtCounters::default()
+                }),
+                ..LinkSample::default()
+            };
+            let at = t0 + Duration::from_millis(250 * i as u64);
+            let s = LinkState::read(prev.as_ref(), at, &sample, 4000, &marks());
+            out.push((s.cause, s.clear));
+            prev = Some(s);
+        }
+        assert_eq!(out[1], (None, true), "{out:?}");
+        assert_eq!(out[2].0, Some(Cause::SrtLate), "{out:?}");
+        assert_eq!(
+            out[3].0,
+            Some(Cause::SrtLate),
+            "standing, not draining: {out:?}"
+        );
+        assert_eq!(
+            out[4],
+            (None, false),
+            "draining: no cut, not clear: {out:?}"
+        );
+    }
+
+    #[test]
     fn a_new_srt_connection_forgets_the_old_counters() {
         let s = srt_run(&[(1000, 0, 500, 300)]);
         let fresh = LinkSample {
@@ -392,6 +474,7 @@ mod tests {
                 packets_lost: 0,
                 packets_dropped: 0,
                 rtt_ms: 400,
+                latency_ms: 0,
             }),
             ..LinkSample::default()
         };
@@ -457,6 +540,13 @@ mod tests {
         );
         let remote = std::net::SocketAddrV4::new(ip, 1935);
         assert_eq!(tcp_send_queue(&text, remote), Some(128_000));
+        assert_eq!(
+            tcp_connections(&text, remote),
+            [TcpConnection {
+                tx_queue: 128_000,
+                inode: 2
+            }]
+        );
         let other = std::net::SocketAddrV4::new(ip, 1936);
         assert_eq!(tcp_send_queue(&text, other), None);
     }
@@ -481,6 +571,7 @@ mod tests {
             let remote = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 1935);
             let _ = tcp_send_queue(&text, remote);
             let _ = tcp_send_queue(&lines.join("\n"), remote);
+            let _ = tcp_connections(&text, remote);
         }
 
         /// Counters from outside may jump, wrap or go backwards: no panic, and
@@ -495,7 +586,7 @@ mod tests {
                     queued_ms: 0,
                     queued_bytes: bytes % 10_000_000,
                     sent_bytes_total: bytes,
-                    srt: Some(SrtCounters { packets_sent: sent, packets_lost: lost, packets_dropped: dropped, rtt_ms: rtt }),
+                    srt: Some(SrtCounters { packets_sent: sent, packets_lost: lost, packets_dropped: dropped, rtt_ms: rtt, latency_ms: rtt / 3 }),
                 };
                 let s = LinkState::read(prev.as_ref(), now, &sample, target, &marks());
                 prop_assert!(!(s.clear && s.congested()));

@@ -21,6 +21,7 @@ pub mod modes;
 pub mod plan;
 pub mod probe;
 pub mod recorder;
+pub mod send_buffer;
 
 use std::sync::Once;
 

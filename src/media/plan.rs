@@ -309,33 +309,26 @@ impl Transport {
 /// A destination pipeline. The URL (which carries the stream key) is set on
 /// the element named `sink` by the runtime, never written into a description
 /// that could reach a log.
-pub fn destination_pipeline(transport: Transport, queue_ms: u64) -> String {
-    let q = queue(queue_ms);
+pub fn destination_pipeline(transport: Transport) -> String {
+    // No queue between the appsrcs and the muxer: the appsrcs are the bound
+    // on what waits for the network (see `destination`), and they drop whole
+    // groups of pictures. A queue here held 300 ms of media whatever the
+    // link: 3 s of sending at 400 kbit/s, ahead of the sound. flvmux runs
+    // not live (the appsrcs say so): it interleaves by timestamp, however far
+    // behind the clock a thin link leaves it. mpegtsmux stays live, with the
+    // latency it waits for a late pad.
     match transport {
-        // flvmux is an aggregator: in live mode it waits `latency` for the
-        // slower pad before it gives up on it.
-        Transport::Rtmp => format!(
-            "appsrc name=video ! {q} name=vq ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! mux.video \
-             appsrc name=audio ! {q} name=aq ! aacparse ! mux.audio \
-             flvmux name=mux streamable=true latency=100000000 ! rtmp2sink name=sink sync=false async=false"
-        ),
+        Transport::Rtmp => "appsrc name=video ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! mux.video \
+             appsrc name=audio ! aacparse ! mux.audio \
+             flvmux name=mux streamable=true ! rtmp2sink name=sink sync=false async=false"
+            .to_string(),
         // alignment=7: seven TS packets per UDP payload, what SRT ingest expects.
-        Transport::Srt => format!(
-            "appsrc name=video ! {q} name=vq ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! mux. \
-             appsrc name=audio ! {q} name=aq ! aacparse ! mux. \
+        Transport::Srt => "appsrc name=video ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! mux. \
+             appsrc name=audio ! aacparse ! mux. \
              mpegtsmux name=mux alignment=7 latency=100000000 \
              ! srtsink name=sink sync=false async=false wait-for-connection=false auto-reconnect=false"
-        ),
+            .to_string(),
     }
-}
-
-/// A queue bounded in time only: the bound in bytes follows from the bitrate.
-/// Leaky so a stalled network sink drops old data instead of stalling the feed.
-fn queue(ms: u64) -> String {
-    format!(
-        "queue max-size-buffers=0 max-size-bytes=0 max-size-time={} leaky=downstream",
-        ms * 1_000_000
-    )
 }
 
 /// Quote a value for a gst-launch description.
@@ -423,7 +416,7 @@ mod tests {
     #[test]
     fn stream_key_never_in_a_description() {
         for t in [Transport::Rtmp, Transport::Srt] {
-            let d = destination_pipeline(t, 2000);
+            let d = destination_pipeline(t);
             assert!(d.contains("name=sink"));
             assert!(!d.contains("location=") && !d.contains("uri="));
         }
@@ -473,8 +466,8 @@ mod tests {
             encode_pipeline(&raw, &x264(), &aac, "v", "a", "x", Some("/tmp/slate.png")),
             passthrough_pipeline(&aac, "a"),
             passthrough_camera_pipeline(&synthetic_h264_head(&raw)),
-            destination_pipeline(Transport::Rtmp, 1000),
-            destination_pipeline(Transport::Srt, 1000),
+            destination_pipeline(Transport::Rtmp),
+            destination_pipeline(Transport::Srt),
         ];
         for d in descs {
             gstreamer::parse::launch(&d).unwrap_or_else(|e| panic!("{d}\n{e}"));

@@ -201,7 +201,10 @@ mod tests {
             ..Default::default()
         };
         let v = serde_json::to_value(&rtmp).unwrap();
-        assert!(v.get("srt").is_none() && v.get("congestion").is_none(), "{v}");
+        assert!(
+            v.get("srt").is_none() && v.get("congestion").is_none(),
+            "{v}"
+        );
         let srt = DestinationStatus {
             congestion: Some("SRT dropped late packets".into()),
             srt: Some(SrtStatus {

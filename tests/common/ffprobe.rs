@@ -26,6 +26,12 @@ pub struct FrameInfo {
     pub pts_time: Option<f64>,
     pub key_frame: bool,
     pub pict_type: String,
+    /// The decoded picture's size (video only): a stream may change size
+    /// mid-way, at a keyframe.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// The compressed size of the frame's packet, in bytes.
+    pub pkt_size: Option<u64>,
 }
 
 fn ffprobe(args: &[&str], path: &Path) -> Value {
@@ -78,16 +84,27 @@ pub fn streams(path: &Path) -> Vec<StreamInfo> {
 
 /// The decoded frames of the first stream of `kind` (`"v"` or `"a"`).
 pub fn frames(path: &Path, kind: &str) -> Vec<FrameInfo> {
+    frames_with(path, kind, &[])
+}
+
+/// Only the video keyframes of `path`, the others not decoded: cheap enough
+/// to poll a recording that is still growing (a change of picture size can
+/// only happen at a keyframe).
+pub fn keyframes(path: &Path) -> Vec<FrameInfo> {
+    frames_with(path, "v", &["-skip_frame", "nokey"])
+}
+
+fn frames_with(path: &Path, kind: &str, extra: &[&str]) -> Vec<FrameInfo> {
     let select = format!("{kind}:0");
-    let v = ffprobe(
-        &[
-            "-select_streams",
-            &select,
-            "-show_entries",
-            "frame=pts_time,key_frame,pict_type",
-        ],
-        path,
-    );
+    let mut args = extra.to_vec();
+    args.extend([
+        "-select_streams",
+        &select,
+        "-show_entries",
+        "frame=pts_time,key_frame,pict_type,width,height,pkt_size",
+    ]);
+    let v = ffprobe(&args, path);
+    let size = |f: &Value, k: &str| f[k].as_u64().and_then(|n| u32::try_from(n).ok());
     v["frames"]
         .as_array()
         .map(|a| {
@@ -96,10 +113,30 @@ pub fn frames(path: &Path, kind: &str) -> Vec<FrameInfo> {
                     pts_time: num_or_str(&f["pts_time"]),
                     key_frame: f["key_frame"].as_i64() == Some(1),
                     pict_type: f["pict_type"].as_str().unwrap_or("").to_string(),
+                    width: size(f, "width"),
+                    height: size(f, "height"),
+                    pkt_size: num_or_str(&f["pkt_size"]).map(|n| n as u64),
                 })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// What `ffmpeg -v error` says while decoding every stream of `path` to
+/// nothing: empty when the whole file decodes cleanly. Its exit status is
+/// part of the answer, so a failed run is never empty.
+pub fn decode_errors(path: &Path) -> String {
+    let out = Command::new(require("ffmpeg", "ffmpeg"))
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let mut said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() {
+        said.push_str(&format!("\nffmpeg exited with {}", out.status));
+    }
+    said
 }
 
 pub fn codec_names(path: &Path) -> Vec<(String, String)> {

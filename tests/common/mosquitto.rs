@@ -11,9 +11,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::process::GroupChild;
-use super::{free_port, require, wait_for_tcp};
+use super::{free_port, require, wait_for_tcp, wait_until};
 
-const LOGGING: &str = "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n";
+// `information` carries the "running" line a launch waits for.
+const LOGGING: &str =
+    "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n";
 
 pub struct Mosquitto {
     pub port: u16,
@@ -48,23 +50,39 @@ impl Mosquitto {
         })
     }
 
-    fn with_conf(conf: impl FnOnce(u16, &Path) -> String) -> Mosquitto {
+    fn with_conf(conf: impl Fn(u16, &Path) -> String) -> Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir for mosquitto");
-        let port = free_port();
-        std::fs::write(dir.path().join("mosquitto.conf"), conf(port, dir.path()))
-            .expect("write mosquitto.conf");
         let mut b = Mosquitto {
-            port,
+            port: 0,
             dir,
             proc: None,
         };
-        b.launch();
-        b
+        // free_port() can race another test's server for the port: try anew.
+        let mut why = String::new();
+        for _ in 0..3 {
+            b.port = free_port();
+            std::fs::write(
+                b.dir.path().join("mosquitto.conf"),
+                conf(b.port, b.dir.path()),
+            )
+            .expect("write mosquitto.conf");
+            match b.try_launch() {
+                Ok(()) => return b,
+                Err(e) => why = e,
+            }
+        }
+        panic!("{why}");
     }
 
     /// Starts the broker process (again, after [`kill`](Self::kill)) on the
     /// same port and config; the log is appended to.
     pub fn launch(&mut self) {
+        if let Err(why) = self.try_launch() {
+            panic!("{why}");
+        }
+    }
+
+    fn try_launch(&mut self) -> Result<(), String> {
         let bin = require("mosquitto", "mosquitto");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -78,11 +96,23 @@ impl Mosquitto {
             .stdout(Stdio::null())
             .stderr(log);
         let mut proc = GroupChild::spawn(cmd, "mosquitto");
-        if !wait_for_tcp(self.port, Duration::from_secs(10)) || !proc.is_running() {
+        // Listening, and it is this broker that listens: free_port() can
+        // race another test's server for the same port, and a connect to
+        // that one would pass for ours. A launch appends one "running" line.
+        let runs_before = self.log().matches(" running").count();
+        let ours = wait_until(Duration::from_secs(10), || {
+            self.log().matches(" running").count() > runs_before
+        });
+        if !ours || !wait_for_tcp(self.port, Duration::from_secs(10)) || !proc.is_running() {
             proc.kill();
-            panic!("mosquitto did not listen on {}: {}", self.port, self.log());
+            return Err(format!(
+                "mosquitto did not listen on {}: {}",
+                self.port,
+                self.log()
+            ));
         }
         self.proc = Some(proc);
+        Ok(())
     }
 
     /// `mqtt://127.0.0.1:PORT`, as `mqtt.url` takes it.

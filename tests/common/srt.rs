@@ -53,7 +53,19 @@ impl SrtListener {
         );
     }
 
-    /// `srt://127.0.0.1:PORT`, the URL a caller connects to.
+    /// A listener started elsewhere (inside a network namespace, say) on
+    /// `port`, writing `received.ts` and `stderr.log` in `dir`.
+    #[allow(dead_code)]
+    pub fn adopt(port: u16, dir: tempfile::TempDir, proc: GroupChild) -> SrtListener {
+        SrtListener {
+            port,
+            dir,
+            proc: Some(proc),
+        }
+    }
+
+    /// `srt://127.0.0.1:PORT`, the URL a caller connects to (not for an
+    /// adopted listener, which listens elsewhere).
     pub fn url(&self) -> String {
         format!("srt://127.0.0.1:{}", self.port)
     }

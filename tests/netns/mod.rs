@@ -22,11 +22,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::common::process::GroupChild;
+use crate::common::srt::SrtListener;
 use crate::common::{files_with_ext, require, wait_until};
 
 const MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 pub const RTMP_PORT: u16 = 1935;
 pub const HTTP_PORT: u16 = 8080;
+pub const SRT_PORT: u16 = 9000;
 const BLACKHOLE_METRIC: &str = "4096";
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -164,6 +166,12 @@ impl NetNs {
                 "400ms",
             ],
         )
+    }
+
+    /// Takes the limit of [`shape`](Self::shape) away: the link runs at the
+    /// pair's own speed again. `Err` when there was no limit to take away.
+    pub fn unshape(&self) -> Result<(), String> {
+        run("tc", &["qdisc", "del", "dev", &self.host_if, "root"])
     }
 
     /// Cuts (`false`) or restores (`true`) the link at the host end. A cut
@@ -369,4 +377,27 @@ impl Rig {
         let nginx = NsNginx::start(&ns, drop_idle_publisher_s);
         Ok(Rig { nginx, ns })
     }
+}
+
+/// srt-live-transmit inside the namespace on [`SRT_PORT`], writing the
+/// stream it gets to a file (see `common::srt`).
+pub fn srt_listener(ns: &NetNs) -> SrtListener {
+    let bin = require("srt-live-transmit", "srt-tools");
+    let stdbuf = require("stdbuf", "coreutils");
+    let dir = tempfile::tempdir().expect("tempdir for srt");
+    let out = std::fs::File::create(dir.path().join("received.ts")).expect("create .ts");
+    let err = std::fs::File::create(dir.path().join("stderr.log")).expect("create log");
+    let mut cmd = ns.command(&stdbuf);
+    cmd.arg("-o0")
+        .arg(&bin)
+        .arg("-q")
+        .arg(format!("srt://{}:{SRT_PORT}?mode=listener", ns.ns_addr))
+        .arg("file://con")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let proc = GroupChild::spawn(cmd, "srt-live-transmit in namespace");
+    // UDP has nothing to connect to; give it a moment to bind.
+    std::thread::sleep(Duration::from_millis(500));
+    SrtListener::adopt(SRT_PORT, dir, proc)
 }
