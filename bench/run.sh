@@ -24,4 +24,10 @@
 #     --rtt-golive 1 --status-runs 1 --status-seconds 8 --uplink-seconds 15 --out /tmp/x.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The default binary is built from this tree first: a stale release build
+# once measured the previous session's code.
+case " $* " in
+    *" --farmcast "*) ;;
+    *) [ -n "${FARMCAST:-}" ] || cargo build --release --locked --bin farmcast >&2 ;;
+esac
 PYTHONDONTWRITEBYTECODE=1 exec python3 bench/bench.py "$@"
