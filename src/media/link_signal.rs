@@ -61,7 +61,7 @@ pub struct SrtCounters {
     pub latency_ms: u32,
 }
 
-/// The marks a sample is judged by; see `abr::AbrSettings` for their defaults.
+/// The marks a sample is judged by.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thresholds {
     /// Queue above this is congestion (unless draining).
@@ -77,6 +77,20 @@ pub struct Thresholds {
     pub srt_loss_pct: u32,
     /// Round-trip time above the connection's lowest that is jitter, not queue.
     pub srt_rtt_allowance_ms: u32,
+}
+
+impl Default for Thresholds {
+    /// Tuned for a 250 ms tick.
+    fn default() -> Thresholds {
+        Thresholds {
+            high_water_ms: 500,
+            low_water_ms: 100,
+            growth_samples: 3,
+            growth_min_rise_ms: 60,
+            srt_loss_pct: 5,
+            srt_rtt_allowance_ms: 50,
+        }
+    }
 }
 
 /// Fewer packets than this in a sample say nothing about a loss rate.
@@ -327,14 +341,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn marks() -> Thresholds {
-        Thresholds {
-            high_water_ms: 500,
-            low_water_ms: 100,
-            growth_samples: 3,
-            growth_min_rise_ms: 60,
-            srt_loss_pct: 5,
-            srt_rtt_allowance_ms: 50,
-        }
+        Thresholds::default()
     }
 
     /// Reads a run of SRT samples 250 ms apart, each (sent, lost, dropped, rtt)

@@ -54,26 +54,17 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::link_signal::LinkState;
+pub use super::link_signal::Thresholds;
 pub use super::link_signal::{tcp_send_queue, Cause, LinkSample, SrtCounters};
-use super::link_signal::{LinkState, Thresholds};
 
 /// The knobs; [`AbrSettings::new`] gives defaults tuned for a 250 ms tick.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AbrSettings {
     pub max_kbps: u32,
     pub min_kbps: u32,
-    /// Queue above this is congestion (unless draining).
-    pub high_water_ms: u64,
-    /// Queue below this is clear; growth below it is noise.
-    pub low_water_ms: u64,
-    /// Consecutive growing samples that count as congestion.
-    pub growth_samples: u32,
-    /// The least rise over those samples that counts as growth.
-    pub growth_min_rise_ms: u64,
-    /// SRT loss over a sample, in percent of packets sent, that is congestion.
-    pub srt_loss_pct: u32,
-    /// SRT round trip above the connection's lowest that is jitter, not queue.
-    pub srt_rtt_allowance_ms: u32,
+    /// The marks each destination's samples are judged by.
+    pub signal: Thresholds,
     pub decrease_factor: f64,
     /// On a cut, the target goes no higher than this share of what the
     /// congested link sent lately (the rest is sound and muxing).
@@ -115,12 +106,7 @@ impl AbrSettings {
         AbrSettings {
             max_kbps,
             min_kbps: min_kbps.clamp(1, max_kbps),
-            high_water_ms: 500,
-            low_water_ms: 100,
-            growth_samples: 3,
-            growth_min_rise_ms: 60,
-            srt_loss_pct: 5,
-            srt_rtt_allowance_ms: 50,
+            signal: Thresholds::default(),
             decrease_factor: 0.7,
             delivered_share: 0.85,
             decrease_interval: Duration::from_secs(1),
@@ -135,18 +121,6 @@ impl AbrSettings {
             max_scale_step: 1,
             min_change_pct: 5,
             stale_after: Duration::from_secs(3),
-        }
-    }
-
-    /// The marks each destination's samples are judged by.
-    pub fn thresholds(&self) -> Thresholds {
-        Thresholds {
-            high_water_ms: self.high_water_ms,
-            low_water_ms: self.low_water_ms,
-            growth_samples: self.growth_samples,
-            growth_min_rise_ms: self.growth_min_rise_ms,
-            srt_loss_pct: self.srt_loss_pct,
-            srt_rtt_allowance_ms: self.srt_rtt_allowance_ms,
         }
     }
 
@@ -180,11 +154,15 @@ pub struct AbrController {
 impl AbrController {
     pub fn new(settings: AbrSettings) -> AbrController {
         let s = AbrSettings::new(settings.max_kbps, settings.min_kbps);
+        let signal = Thresholds {
+            growth_samples: settings.signal.growth_samples.max(1),
+            ..settings.signal.clone()
+        };
         let settings = AbrSettings {
             max_kbps: s.max_kbps,
             min_kbps: s.min_kbps,
             max_decimation: settings.max_decimation.max(1),
-            growth_samples: settings.growth_samples.max(1),
+            signal,
             ..settings
         };
         AbrController {
@@ -273,7 +251,7 @@ impl AbrController {
             now,
             &sample,
             self.output_kbps(),
-            &self.s.thresholds(),
+            &self.s.signal,
         );
         let settling = self
             .last_decrease
@@ -322,7 +300,7 @@ impl AbrController {
         // only a link below the mark ends it.
         let loaded = fresh
             .iter()
-            .any(|d| d.congested() || d.queued_ms > self.s.high_water_ms);
+            .any(|d| d.congested() || d.queued_ms > self.s.signal.high_water_ms);
         let all_clear = fresh.iter().all(|d| d.clear);
         let keeps_up = fresh.iter().all(|d| {
             d.measured_kbps
