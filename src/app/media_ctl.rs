@@ -351,7 +351,7 @@ impl MediaCtl {
     /// Congestion samples of the destinations that are up, for adaptive
     /// bitrate; their TCP send buffers are capped on the way (see
     /// `media::send_buffer`).
-    pub fn link_samples(&mut self) -> Vec<(String, crate::media::abr::LinkSample)> {
+    pub fn link_samples(&mut self) -> Vec<(String, crate::media::link_signal::LinkSample)> {
         // One read of the kernel's TCP table serves every destination.
         let table = std::fs::read_to_string("/proc/net/tcp").ok();
         // From the TCP connect on, before the first media bytes.

@@ -2,6 +2,7 @@
 //! fluid models of the links, and properties over random samples.
 
 use super::*;
+use crate::media::link_signal::SrtCounters;
 use proptest::prelude::*;
 
 const TICK: Duration = Duration::from_millis(250);
