@@ -8,11 +8,13 @@
 //! - [`media`]: GStreamer at the edge: capture, encode, destinations, probe.
 //! - [`recording`]: segment files on the box and their disk budget.
 //! - [`mqtt`]: status, events and commands for field technicians.
+//! - [`excerpt`]: bounded echoes of text that came from outside.
 //! - [`app`]: the driver that wires the pure core to the edges.
 
 pub mod app;
 pub mod backends;
 pub mod config;
+pub mod excerpt;
 pub mod fleet;
 pub mod gpio;
 pub mod logging;
