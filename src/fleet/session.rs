@@ -550,3 +550,7 @@ impl Session {
         Some((r, Action::Restart(Box::new(config))))
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
