@@ -93,8 +93,8 @@ pub struct Acceptor {
 
 impl Acceptor {
     /// Ok when `env`, arriving on `source`'s topic, is addressed to this device
-    /// (or a group it is in), in a format whose signature covers what it asks,
-    /// signed as [`Trust`] requires, and newer than the version this source
+    /// (or a group it is in), signed as [`Trust`] requires, in a format whose
+    /// signature covers what it asks (`apply`), and newer than the version this source
     /// last gave. Checked in that order.
     pub fn check(&self, source: &Source, env: &Envelope) -> Result<(), Rejection> {
         self.check_origin(source, env)?;
@@ -125,8 +125,6 @@ impl Acceptor {
                 Some("target"),
             ));
         }
-        env.check_format()
-            .map_err(|(field, why)| Rejection::new(why, Some(field)))?;
         match &self.trust {
             Trust::Refuse => {
                 return Err(Rejection::new(
@@ -152,6 +150,9 @@ impl Acceptor {
                 verify(env, keys).map_err(|e| Rejection::new(e.to_string(), Some("signature")))?
             }
         }
+        // After the trust: a box that takes no pushes says so first.
+        env.check_format()
+            .map_err(|(field, why)| Rejection::new(why, Some(field)))?;
         Ok(())
     }
 
