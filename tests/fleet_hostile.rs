@@ -300,6 +300,9 @@ fn stop(mut daemon: GroupChild) {
     );
 }
 
+/// Puts something that is not a config file at a path where nothing is.
+type Breakage = fn(&Path);
+
 #[test]
 fn a_missing_empty_or_unreadable_config_runs_the_last_known_good() {
     let _g = serial();
@@ -323,7 +326,7 @@ fn a_missing_empty_or_unreadable_config_runs_the_last_known_good() {
     let saved = std::fs::read(&lkg).unwrap();
     let name = config.display().to_string();
 
-    let breakages: [(&str, fn(&Path)); 4] = [
+    let breakages: [(&str, Breakage); 4] = [
         ("deleted", |_| {}),
         ("empty", |p| std::fs::write(p, "").unwrap()),
         ("a directory", |p| std::fs::create_dir(p).unwrap()),

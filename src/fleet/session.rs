@@ -212,8 +212,15 @@ impl Session {
         config: Config,
     ) -> Session {
         let (trust, err) = Trust::load(&config.fleet, &config_dir);
-        if let Some(e) = err {
-            tracing::error!("fleet pushes will all be rejected: {e:#}");
+        match (&trust, err) {
+            (_, Some(e)) => tracing::error!("fleet pushes will all be rejected: {e:#}"),
+            (Trust::Refuse, None) => tracing::info!(
+                "no fleet.trusted_keys_file: fleet pushes are refused (fleet.allow_unsigned = true takes unsigned ones, labs only)"
+            ),
+            (Trust::Open, None) => {
+                tracing::warn!("fleet.allow_unsigned: ANY broker client can push this box's config")
+            }
+            (Trust::Keys(_), None) => {}
         }
         let acceptor = Acceptor {
             device_id: config.device_id.clone(),
