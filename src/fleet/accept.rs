@@ -109,7 +109,7 @@ impl Acceptor {
             Source::Group(g) => {
                 if !self.groups.contains(g) {
                     return Err(Rejection::new(
-                        format!("this device is not in group {g}"),
+                        format!("this device is not in group {}", crate::excerpt::excerpt(g)),
                         Some("target"),
                     ));
                 }
@@ -178,7 +178,10 @@ const LOCAL_ONLY: &[&str] = &["device_id", "fleet"];
 pub fn check_layer(config_text: &str) -> Result<(), Rejection> {
     let table: toml::Table = toml::from_str(config_text).map_err(|e| {
         Rejection::new(
-            format!("layer is not valid TOML: {}", e.message()),
+            format!(
+                "layer is not valid TOML: {}",
+                crate::excerpt::excerpt_n(e.message(), 160)
+            ),
             Some("config"),
         )
     })?;

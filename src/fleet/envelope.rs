@@ -105,7 +105,9 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, FleetError> {
             max: MAX_ENVELOPE_BYTES,
         });
     }
-    serde_json::from_slice(bytes).map_err(|e| FleetError::Malformed(e.to_string()))
+    // serde quotes the offending value: echo a bounded excerpt of it.
+    serde_json::from_slice(bytes)
+        .map_err(|e| FleetError::Malformed(crate::excerpt::excerpt_n(&e.to_string(), 160)))
 }
 
 /// The bytes a v1 signature covers.

@@ -86,16 +86,32 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The problems for a report or a log line: the first few, each bounded
+/// (key names and values in them came from a push), and how many more.
 fn join(problems: &[Problem]) -> String {
-    problems
+    const SHOWN: usize = 5;
+    let bounded = |t: &str| crate::excerpt::excerpt_n(t, 160);
+    let mut out = problems
         .iter()
+        .take(SHOWN)
         .map(|p| match (p.path.is_empty(), p.line) {
-            (true, _) => p.message.clone(),
-            (false, Some(line)) => format!("{} (line {line}): {}", p.path, p.message),
-            (false, None) => format!("{}: {}", p.path, p.message),
+            (true, _) => bounded(&p.message),
+            (false, Some(line)) => {
+                format!("{} (line {line}): {}", first_path(p), bounded(&p.message))
+            }
+            (false, None) => format!("{}: {}", first_path(p), bounded(&p.message)),
         })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if problems.len() > SHOWN {
+        out.push_str(&format!("; and {} more", problems.len() - SHOWN));
+    }
+    out
+}
+
+/// A problem's key path, bounded: an unknown key's name is the pusher's text.
+fn first_path(p: &Problem) -> String {
+    crate::excerpt::excerpt(&p.path)
 }
 
 impl Session {
@@ -158,7 +174,7 @@ impl Session {
                     None => (None, ""),
                 };
                 let reported = Reported::new(version, Status::RolledBack, text)
-                    .with_error(why.clone(), first_problems.first().map(|p| p.path.clone()));
+                    .with_error(why.clone(), first_problems.first().map(first_path));
                 let session = Session::new(store, config_dir, src, layers, config);
                 return Ok(Started {
                     session,
@@ -382,7 +398,7 @@ impl Session {
         let layers = self.layers.with(source, env.clone());
         let config = match effective(&self.file_src, &layers.texts(), &self.config_dir) {
             Ok(c) => c,
-            Err(ps) => return reject(join(&ps), ps.first().map(|p| p.path.clone())),
+            Err(ps) => return reject(join(&ps), ps.first().map(first_path)),
         };
         if let Err(e) = self.store.save_layers(&layers) {
             let (r, a, _) = reject(format!("{e:#}"), None);

@@ -243,3 +243,26 @@ fn the_last_good_runs_when_the_file_is_gone_and_is_not_rewritten() {
         modified
     );
 }
+
+#[test]
+fn reports_echo_only_excerpts_of_what_was_pushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(7);
+    let file = trusting(dir.path(), &k);
+    let mut s = start(dir.path(), &file);
+    let huge = "k".repeat(20_000);
+    let payloads = [
+        json(&sign(&k, "farm-01", 1, &format!("[video]\n{huge} = 1\n"))),
+        json(&sign(&k, &huge, 1, "")),
+        format!("{{\"version\": \"{huge}\"}}").into_bytes(),
+    ];
+    for payload in payloads {
+        let (r, _) = s.handle(&Source::Device, &payload, false);
+        assert_eq!(r.status, Status::Rejected);
+        let echoed = serde_json::to_string(&r).unwrap();
+        assert!(echoed.len() < 1_000, "{} bytes: {}", echoed.len(), &echoed[..200]);
+    }
+    let north = Source::Group(huge.clone());
+    let (r, _) = s.handle(&north, &json(&sign(&k, "group:x", 1, "")), false);
+    assert!(serde_json::to_string(&r).unwrap().len() < 1_000);
+}
