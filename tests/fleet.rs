@@ -138,7 +138,46 @@ fn sign_command_signs_only_valid_layers() {
     let env = envelope::parse(json.as_bytes()).unwrap();
     assert_eq!((env.version, env.target.as_str()), (12, "group:north"));
     assert_eq!(env.config, "[video]\nbitrate_kbps = 1800\n");
+    assert_eq!(
+        (env.v, env.apply),
+        (None, None),
+        "no --apply: a v1 envelope"
+    );
     envelope::verify(&env, &read_public_keys(&public).unwrap()).unwrap();
+
+    // --apply: a v2 envelope whose signature covers it, checked by openssl.
+    let apply = farmcast::fleet::Apply::Now;
+    let json = cli::sign_command(&private, "farm-01", 13, Some(apply), &layer).unwrap();
+    let env = envelope::parse(json.as_bytes()).unwrap();
+    assert_eq!((env.v, env.apply), (Some(2), Some(apply)));
+    envelope::verify(&env, &read_public_keys(&public).unwrap()).unwrap();
+    let msg = dir.path().join("v2.msg");
+    std::fs::write(
+        &msg,
+        b"farmcast-config-v2\nfarm-01\n13\nnow\n[video]\nbitrate_kbps = 1800\n",
+    )
+    .unwrap();
+    let sig = dir.path().join("v2.sig");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(env.signature.as_deref().unwrap())
+        .unwrap();
+    std::fs::write(&sig, raw).unwrap();
+    let out = openssl(&[
+        "pkeyutl",
+        "-verify",
+        "-rawin",
+        "-pubin",
+        "-inkey",
+        public.to_str().unwrap(),
+        "-in",
+        msg.to_str().unwrap(),
+        "-sigfile",
+        sig.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "openssl does not verify the documented v2 bytes"
+    );
     assert!(!json.contains("PRIVATE"));
 
     for bad in [

@@ -260,7 +260,12 @@ fn reports_echo_only_excerpts_of_what_was_pushed() {
         let (r, _) = s.handle(&Source::Device, &payload, false);
         assert_eq!(r.status, Status::Rejected);
         let echoed = serde_json::to_string(&r).unwrap();
-        assert!(echoed.len() < 1_000, "{} bytes: {}", echoed.len(), &echoed[..200]);
+        assert!(
+            echoed.len() < 1_000,
+            "{} bytes: {}",
+            echoed.len(),
+            &echoed[..200]
+        );
     }
     let north = Source::Group(huge.clone());
     let (r, _) = s.handle(&north, &json(&sign(&k, "group:x", 1, "")), false);
