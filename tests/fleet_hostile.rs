@@ -145,7 +145,7 @@ fn an_unsigned_push_to_a_box_without_trusted_keys_is_refused_and_the_show_goes_o
         &nginx.url("live"),
         Some("main-key"),
     );
-    let toml = daemon_toml(&tc, broker.port, "groups = []\n");
+    let toml = daemon_toml(&tc, broker.port, "groups = [\"north\"]\n");
     let daemon = Farmcast::start(&toml);
     obs.wait_standby();
     go_live(&mut obs, &nginx);
@@ -162,6 +162,15 @@ fn an_unsigned_push_to_a_box_without_trusted_keys_is_refused_and_the_show_goes_o
             v["type"] == "config_rejected" && v["version"] == version
         });
     }
+    // The group topic is the other door: refused the same way.
+    let group = json!({"version": 3, "target": "group:north", "config": layer});
+    obs.push("farmcast/fleet/north/config/desired", group.to_string());
+    let r = obs.until_json("config/reported", WAIT, |v| v["version"] == 3);
+    assert_eq!(
+        (&r["status"], &r["field"]),
+        (&json!("rejected"), &json!("fleet.trusted_keys_file")),
+        "{r}"
+    );
     assert_show_uncut(&mut obs, &nginx, &stranger, "after the unsigned pushes");
     assert!(
         !tc.state_dir().join("fleet/layers.json").exists(),
