@@ -226,21 +226,27 @@ impl Selling {
     }
 
     pub fn tare(&mut self) -> Result<Value, String> {
-        let scale = self
-            .scale
-            .as_mut()
-            .ok_or("this box has no scale (scale.kind = \"none\")")?;
+        let missing = self.no_scale();
+        let scale = self.scale.as_mut().ok_or(missing)?;
         let cal = scale.tare().map_err(|e| e.to_string())?;
         self.save(&cal)
     }
 
     pub fn calibrate(&mut self, known_kg: f64) -> Result<Value, String> {
-        let scale = self
-            .scale
-            .as_mut()
-            .ok_or("this box has no scale (scale.kind = \"none\")")?;
+        let missing = self.no_scale();
+        let scale = self.scale.as_mut().ok_or(missing)?;
         let cal = scale.calibrate(known_kg).map_err(|e| e.to_string())?;
         self.save(&cal)
+    }
+
+    /// Why there is no scale to tare or calibrate.
+    fn no_scale(&self) -> String {
+        match self.config.scale.kind.as_str() {
+            "none" => "this box has no scale (scale.kind = \"none\")".into(),
+            kind => format!(
+                "the scale (scale.kind = {kind:?}) is not open; status errors.scale says why, and the box keeps trying"
+            ),
+        }
     }
 
     fn save(&self, cal: &calibration::Calibration) -> Result<Value, String> {
