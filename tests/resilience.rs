@@ -435,3 +435,65 @@ fn a_gpio_that_appears_later_is_opened_by_the_retry() {
     });
     d.stop();
 }
+
+/// A camera that appears while the box sits in `error` (a clip written
+/// after start, as a USB camera would be plugged in) is picked up by the
+/// box's own retry: standby, `errors` empty, and the watchdog still fed now
+/// that frames flow.
+#[test]
+fn a_camera_that_appears_later_is_picked_up_by_the_retry() {
+    let _g = serial();
+    let broker = Mosquitto::start();
+    let mut obs = observer(broker.port, "obs-late-cam");
+    let tc = TestConfig::new().autostart(false);
+    let clip = tc.dir.path().join("clip.y4m");
+    let mut cfg = tc.mqtt_table(broker.port);
+    set(
+        &mut cfg,
+        "video.source",
+        s(&format!("file:{}", clip.display())),
+    );
+    set(&mut cfg, "video.framerate", toml::Value::Integer(15));
+    let notify = NotifyListener::bind(tc.dir.path());
+    let mut d = Daemon::start(&cfg, Some(&notify.path));
+
+    obs.until_json("status", WAIT, |v| {
+        v["state"] == "error" && error_text(v, "capture").contains("clip.y4m")
+    });
+    let tmp = tc.dir.path().join("clip.tmp");
+    let out = Command::new(common::require("ffmpeg", "ffmpeg"))
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=15",
+            "-t",
+            "2",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", "-y"])
+        .arg(&tmp)
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp, &clip).expect("the clip appears at once");
+
+    let st = obs.until_json("status", Duration::from_secs(45), |v| {
+        v["state"] == "standby"
+    });
+    assert!(st.get("errors").is_none(), "{st}");
+    let back = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(d.running(), "the daemon exited");
+    let pings = notify
+        .times("WATCHDOG=1")
+        .into_iter()
+        .filter(|t| *t >= back)
+        .count();
+    assert!(pings >= 2, "watchdog pings in standby: {pings}");
+    d.stop();
+}

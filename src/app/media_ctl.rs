@@ -19,9 +19,6 @@ pub struct MediaCtl {
     settings: Option<CaptureSettings>,
     /// Why the capture cannot be built (missing encoder), reported at every try.
     setup_error: Option<String>,
-    /// The config to choose the capture from again at each retry while it
-    /// cannot be built (a plugin installed since, a file that appeared).
-    setup_config: Option<Box<Config>>,
     capture: Option<Capture>,
     destinations: HashMap<String, Destination>,
     config: Vec<DestinationConfig>,
@@ -52,7 +49,6 @@ impl MediaCtl {
             }
         };
         MediaCtl {
-            setup_config: settings.is_none().then(|| Box::new(config.clone())),
             settings,
             setup_error,
             capture: None,
@@ -85,20 +81,6 @@ impl MediaCtl {
     /// `StartCapture` and `RestartCapture`: build what is missing and (re)open
     /// the camera and mic. An error is the machine's `CaptureFailed`.
     pub fn start_capture(&mut self, restart: bool) -> Option<Input> {
-        if self.settings.is_none() {
-            if let Some(config) = &self.setup_config {
-                match capture_settings(config) {
-                    Ok((s, name)) => {
-                        tracing::info!(encoder = %name, "the capture can be set up now");
-                        self.settings = Some(s);
-                        self.encoder_name = name;
-                        self.setup_error = None;
-                        self.setup_config = None;
-                    }
-                    Err(e) => self.setup_error = Some(format!("{e:#}")),
-                }
-            }
-        }
         let Some(settings) = self.settings.clone() else {
             return Some(Input::CaptureFailed(
                 self.setup_error
