@@ -560,3 +560,13 @@ fn a_capture_that_keeps_failing_is_retried_forever_on_a_capped_backoff() {
     r.tick();
     assert!(r.now - at <= ms(1000));
 }
+
+#[test]
+fn states_map_to_patterns() {
+    use super::machine::pattern_for;
+    assert_eq!(pattern_for(State::Standby), Pattern::SlowBlink);
+    assert_eq!(pattern_for(State::Connecting), Pattern::FastBlink);
+    assert_eq!(pattern_for(State::Reconnecting), Pattern::FastBlink);
+    assert_eq!(pattern_for(State::Live), Pattern::Solid);
+    assert_eq!(pattern_for(State::Error), Pattern::Error);
+}
