@@ -10,14 +10,20 @@ use sd_notify::NotifyState;
 
 use super::watchdog::{self, Vitals};
 
+/// Pings closer together than this add nothing: systemd's limit is
+/// `WatchdogSec=20`.
+const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct Notifier {
     enabled: bool,
+    last_ping: Option<Instant>,
 }
 
 impl Notifier {
     pub fn new() -> Notifier {
         Notifier {
             enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
+            last_ping: None,
         }
     }
 
@@ -40,7 +46,11 @@ impl Notifier {
         self.send(&[NotifyState::Status(state)]);
     }
 
-    pub fn watchdog(&self) {
+    pub fn watchdog(&mut self, now: Instant) {
+        if self.last_ping.is_some_and(|t| now < t + PING_EVERY) {
+            return;
+        }
+        self.last_ping = Some(now);
         self.send(&[NotifyState::Watchdog]);
     }
 
@@ -76,7 +86,7 @@ impl super::Driver {
                 tracing::info!("healthy again; feeding the watchdog");
                 self.starving = false;
             }
-            self.notify.watchdog();
+            self.notify.watchdog(now);
         } else if !self.starving {
             self.starving = true;
             tracing::error!(
