@@ -497,3 +497,46 @@ fn a_camera_that_appears_later_is_picked_up_by_the_retry() {
     assert!(pings >= 2, "watchdog pings in standby: {pings}");
     d.stop();
 }
+
+/// An HX711 scale on a PC (its GPIO cannot open): the box stays up, status
+/// and an `error` event name the scale, the box keeps trying, and `tare`
+/// says why it cannot.
+#[test]
+fn a_scale_that_cannot_open_is_reported_and_retried() {
+    let broker = Mosquitto::start();
+    let mut obs = observer(broker.port, "obs-hx711");
+    let tc = TestConfig::new().autostart(false);
+    let mut cfg = tc.mqtt_table(broker.port);
+    // No encoding: this test is about the scale.
+    set(&mut cfg, "video.encoder", s("nosuchenc"));
+    set(&mut cfg, "scale.kind", s("hx711"));
+    set(&mut cfg, "scale.hx711_dout_pin", toml::Value::Integer(5));
+    set(&mut cfg, "scale.hx711_sck_pin", toml::Value::Integer(6));
+    let mut d = Daemon::start(&cfg, None);
+
+    let st = obs.until_json("status", WAIT, |v| error_text(v, "scale").contains("HX711"));
+    assert!(st["errors"].get("gpio").is_none(), "{st}");
+    obs.until_json("events", WAIT, |e| {
+        e["type"] == "error" && e["part"] == "scale"
+    });
+    let r = obs.command("tare-1", json!({"cmd": "tare"}));
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("errors.scale"),
+        "{r}"
+    );
+    // Still missing a few retries later, still up, still saying so.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(d.running(), "the daemon exited");
+    assert!(
+        d.log().matches("runs without it and retries").count() == 1,
+        "a missing part is reported once, not at every retry"
+    );
+    obs.clear();
+    let st = obs.until_json("status", WAIT, |_| true);
+    assert!(error_text(&st, "scale").contains("HX711"), "{st}");
+    d.stop();
+}

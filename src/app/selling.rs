@@ -158,7 +158,9 @@ impl Selling {
                     ScaleEvent::Error(why) => {
                         tracing::warn!(reason = %why, "scale");
                         out.push(Output::Event(
-                            Event::now("error").with("what", format!("scale: {why}")),
+                            Event::now("error")
+                                .with("what", format!("scale: {why}"))
+                                .with("part", "scale"),
                         ));
                     }
                     ScaleEvent::Recovered => tracing::info!("scale readings are good again"),
