@@ -9,6 +9,7 @@ pub mod keys;
 pub mod layers;
 pub mod load;
 pub mod problem;
+pub mod ranges;
 pub mod schema;
 pub mod secret;
 pub mod spans;

@@ -91,7 +91,7 @@ fn each_bad_value_is_one_problem_on_its_path() {
         (
             "[video]\nmin_bitrate_kbps = 99".into(),
             "video.min_bitrate_kbps",
-            "at least 100",
+            "100 to 50000",
         ),
         (
             "[video]\nbitrate_kbps = 1000\nmin_bitrate_kbps = 1001".into(),
@@ -253,12 +253,12 @@ fn each_bad_value_is_one_problem_on_its_path() {
         (
             "[recording]\nmax_gb = 0.0".into(),
             "recording.max_gb",
-            "above 0",
+            "0.001 to 1000000",
         ),
         (
             "[recording]\nmax_gb = -1.0".into(),
             "recording.max_gb",
-            "above 0",
+            "0.001 to 1000000",
         ),
         (
             "[recording]\nmax_gb = nan".into(),
@@ -460,16 +460,14 @@ fn each_bad_value_is_one_problem_on_its_path() {
             "empty",
         ),
     ];
+    let mut failed = Vec::new();
     for (src, path, fragment) in &cases {
         let ps = problems(src);
-        assert_eq!(ps.len(), 1, "{src}\n=> {ps:#?}");
-        assert_eq!(&ps[0].path, path, "{src}");
-        assert!(
-            ps[0].message.contains(fragment),
-            "{src}\n=> {:?} lacks {fragment:?}",
-            ps[0].message
-        );
+        if ps.len() != 1 || &ps[0].path != path || !ps[0].message.contains(fragment) {
+            failed.push(format!("{src}\n=> {ps:?} (wanted {path}: {fragment:?})"));
+        }
     }
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
 }
 
 #[test]

@@ -180,7 +180,8 @@ impl LowerThird {
         self.shown = Some(Shown {
             text,
             by_weight,
-            hide_at: (!by_weight).then_some(now + self.hold),
+            // checked: a hold past the clock's end means the text stays up.
+            hide_at: (!by_weight).then(|| now.checked_add(self.hold)).flatten(),
         });
     }
 
@@ -192,7 +193,7 @@ impl LowerThird {
         let hold = self.hold;
         if let Some(s) = self.shown.as_mut().filter(|s| s.by_weight) {
             s.hide_at = match (removed, s.hide_at) {
-                (true, None) => Some(now + hold),
+                (true, None) => now.checked_add(hold),
                 (true, t) => t,
                 (false, _) => None,
             };
