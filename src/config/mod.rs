@@ -15,10 +15,11 @@ pub mod secret;
 pub mod spans;
 mod url;
 pub mod validate;
+pub mod walk;
 
 pub use keys::resolve_keys;
 pub use layers::{check_layers, load_layers, merge};
-pub use load::{check_file, check_str, load_str};
+pub use load::{check_file, check_file_report, check_sources, check_str, load_str, Depth, Report};
 pub use problem::Problem;
 pub use schema::*;
 pub use secret::Secret;

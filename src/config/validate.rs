@@ -97,7 +97,8 @@ impl Checks {
     fn bad(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
         if self.seen.insert(path.clone()) {
-            self.problems.push(Problem::new(path, message));
+            self.problems
+                .push(Problem::new(path, bounded_echo(&message.into())));
         }
     }
 
@@ -158,6 +159,33 @@ impl Checks {
                 }
             }
         }
+    }
+}
+
+/// Messages quote the value they are about (`"webcam" is not known`); a value
+/// from outside can be megabytes, so each quoted part is cut to an excerpt,
+/// and the whole message bounded in case the quotes do not pair up.
+fn bounded_echo(message: &str) -> String {
+    const MAX: usize = 512;
+    if message.len() <= MAX / 2 {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(MAX);
+    for (i, part) in message.split('"').enumerate() {
+        if i > 0 {
+            out.push('"');
+        }
+        // Odd parts are inside quotes.
+        if i % 2 == 1 {
+            out.push_str(&crate::excerpt::excerpt(part));
+        } else {
+            out.push_str(part);
+        }
+    }
+    if out.chars().count() > MAX {
+        crate::excerpt::excerpt_n(&out, MAX)
+    } else {
+        out
     }
 }
 
