@@ -208,7 +208,8 @@ pub fn check_values(src: &str) -> Result<Config, Vec<Problem>> {
 
 /// Turns a toml error into a problem naming the key it is about.
 pub(crate) fn from_toml_error(src: &str, e: &toml::de::Error) -> Problem {
-    let message = plain_types(e.message().trim());
+    // toml's messages may quote the text at fault: keep the echo short.
+    let message = crate::excerpt::excerpt_n(&plain_types(e.message().trim()), 256);
     let Some(span) = e.span() else {
         return Problem::new("", message);
     };

@@ -3,43 +3,10 @@
 
 use super::*;
 use crate::config::load::load_str;
-use crate::config::schema::{Config, DestinationConfig, ProductConfig};
+use crate::config::schema::Config;
 use crate::config::validate::validate;
 
-/// A config with every optional key set and one element in every array, so
-/// serializing it shows every key the schema has.
-fn full() -> Config {
-    let mut c = Config::default();
-    c.gpio.status_led_pin = Some(5);
-    c.scale.hx711_dout_pin = Some(6);
-    c.scale.hx711_sck_pin = Some(13);
-    c.scale.overlay_template = Some("{name}".into());
-    c.scale.overlay_template_piece = Some("{name}".into());
-    c.live.slate_image = Some("/s.png".into());
-    c.mqtt.username = Some("u".into());
-    c.mqtt.password_file = Some("p".into());
-    c.mqtt.ca_file = Some("ca".into());
-    c.mqtt.client_cert = Some("c".into());
-    c.mqtt.client_key = Some("k".into());
-    c.fleet.groups = vec!["g".into()];
-    c.fleet.trusted_keys_file = Some("t".into());
-    c.destinations.push(DestinationConfig {
-        name: "d".into(),
-        url: "rtmp://h/app".into(),
-        key_file: Some("k".into()),
-        key: None,
-        enabled: true,
-    });
-    c.products.push(ProductConfig {
-        id: "p".into(),
-        name: "n".into(),
-        unit: "kg".into(),
-        unit_price: "1.00".into(),
-        currency: "CNY".into(),
-        button_pin: Some(22),
-    });
-    c
-}
+use crate::config::walk::full_sample as full;
 
 fn numeric_leaves(v: &Value, path: &str, out: &mut Vec<String>) {
     match v {
@@ -158,7 +125,7 @@ fn messages_name_value_bounds_and_reason() {
     let m = r.check(Num::I(i64::MAX)).unwrap();
     assert!(m.contains("9223372036854775807 s"), "{m}");
     assert!(m.contains("1 to 3600 s"), "{m}");
-    assert_eq!(r.check(Num::F(f64::NAN)).is_some(), true);
+    assert!(r.check(Num::F(f64::NAN)).is_some());
     assert_eq!(
         pattern_of("products[12].button_pin"),
         "products[].button_pin"

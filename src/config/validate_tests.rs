@@ -2,7 +2,6 @@
 //! on its key path, and each boundary value must yield none.
 
 use super::*;
-use crate::config::load::load_str;
 use crate::config::secret::Secret;
 
 const DEST: &str =

@@ -312,6 +312,17 @@ mod tests {
         assert_eq!(lt.poll_timeout(), Some(t0 + Duration::from_secs(8)));
     }
 
+    /// A hold past the clock's end (once `overlay_s = 2^63-1`) never panics.
+    #[test]
+    fn an_endless_hold_does_not_overflow_the_clock() {
+        let t0 = Instant::now();
+        let mut lt = LowerThird::new(Duration::MAX, 5);
+        lt.show(&record("piece"), "eggs".into(), t0);
+        lt.show(&record("kg"), "x".into(), t0);
+        lt.on_scale(&state(None), t0);
+        assert_eq!(lt.text(), Some("x"));
+    }
+
     proptest! {
         #[test]
         fn rendering_any_template_never_panics_and_is_markup_safe(
