@@ -125,6 +125,24 @@ mod tests {
         assert_eq!(ps[0].line, Some(1));
     }
 
+    /// A push goes through the same checks as `check-config`: a number past
+    /// its range is refused here, not left to overflow at the first tag.
+    #[test]
+    fn a_pushed_number_past_its_range_is_refused() {
+        let layer = "[scale]\noverlay_s = 9223372036854775807\n";
+        let ps = check_layers("", &[layer], Path::new(".")).unwrap_err();
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(ps[0].path, "scale.overlay_s");
+        assert_eq!(ps[0].line, Some(2));
+        assert!(
+            ps[0].message.starts_with("in layer 1: "),
+            "{}",
+            ps[0].message
+        );
+        let ps = crate::config::check_str(layer, Path::new(".")).unwrap_err();
+        assert_eq!(ps[0].path, "scale.overlay_s");
+    }
+
     #[test]
     fn check_layers_validates_the_merged_config() {
         let file = "[video]\nsource = \"test\"\n";
