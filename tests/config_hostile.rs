@@ -235,3 +235,62 @@ fn a_written_mqtt_table_without_enabled_connects() {
     assert_eq!(m.payload, "online");
     drop(daemon);
 }
+
+/// The keys in [`NOT_AT_MAX`] (and all others) at their largest, through the
+/// pure conversions the daemon makes from them: durations added to the clock,
+/// sizes turned into bytes, encoder, scale, recording budget and lower third.
+/// No show needed, so nothing is left out here.
+#[test]
+fn the_largest_values_survive_the_run_time_conversions() {
+    use farmcast::config::ranges::RANGES;
+    use std::time::Instant;
+
+    let c: farmcast::config::Config = toml::Value::Table(farmcast::config::ranges::at_max(&[]))
+        .try_into()
+        .expect("the largest values fit their types");
+    let now = Instant::now();
+    for r in RANGES {
+        let max = r.max as u64;
+        match r.unit {
+            " ms" => assert!(
+                now.checked_add(Duration::from_millis(max)).is_some(),
+                "{}",
+                r.path
+            ),
+            " s" => assert!(
+                now.checked_add(Duration::from_secs(max)).is_some(),
+                "{}",
+                r.path
+            ),
+            " KiB" => assert!(max.checked_mul(1024).is_some(), "{}", r.path),
+            " MB" => assert!(max.checked_mul(1_000_000).is_some(), "{}", r.path),
+            " kbps" => assert!(max.checked_mul(1000).is_some(), "{}", r.path),
+            _ => {}
+        }
+    }
+    assert!(i64::from(c.audio.offset_ms)
+        .checked_mul(1_000_000)
+        .is_some());
+    for element in ["x264enc", "v4l2h264enc", "nvv4l2h264enc"] {
+        let _ = farmcast::media::encoder::settings(element, &c.video);
+    }
+    assert!(farmcast::media::encoder::gop_frames(&c.video) >= 1);
+    let _ = farmcast::scale::state::Settings::from_config(&c.scale, false);
+    assert!(farmcast::recording::disk::budget_bytes(&c.recording) > 0);
+    let _ = farmcast::recording::disk::min_free_bytes(&c.recording);
+    let mut lt = farmcast::products::overlay::LowerThird::new(
+        Duration::from_secs(c.scale.overlay_s),
+        i64::from(c.scale.tolerance_g),
+    );
+    let record = farmcast::products::tag::TagRecord {
+        product_id: "eggs".into(),
+        name: "Eggs".into(),
+        weight_kg: None,
+        unit_price: "18.50".into(),
+        price: "18.50".into(),
+        currency: "CNY".into(),
+        unit: "piece".into(),
+    };
+    lt.show(&record, "Eggs".into(), now);
+    assert!(lt.poll_timeout().is_some());
+}
