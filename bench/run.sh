@@ -8,6 +8,7 @@
 #   mqtt     command round trip through a loopback mosquitto (issue 5)
 #   status   CPU cost of publishing status every second      (issue 5)
 #   uplink   bench/uplink.sh's shaped-link table (issue 8; root + ip netns)
+#   config   `check-config` on a 64 KB file with thousands of problems (issue 12)
 # Options (or env):
 #   --only SECTION[,SECTION]  run only these; the others keep their last figures (BENCH_ONLY)
 #   --runs N (BENCH_RUNS, 3) --seconds S (BENCH_SECONDS, 20)   main table

@@ -134,7 +134,14 @@ fn main() -> ExitCode {
 
 fn check_config(file: &std::path::Path) -> ExitCode {
     let name = file.display().to_string();
-    match farmcast::config::check_file(file) {
+    let report = farmcast::config::check_file_report(file);
+    // Warnings do not fail the check: `FILE:LINE: key: warning: ...`.
+    for w in &report.warnings {
+        let mut w = w.clone();
+        w.message = format!("warning: {}", w.message);
+        eprintln!("{}", w.in_file(&name));
+    }
+    match report.into_result() {
         Ok(config) => {
             println!(
                 "{name}: ok (device {}, {} destination(s), {} product(s))",
@@ -148,7 +155,7 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             for p in &problems {
                 eprintln!("{}", p.in_file(&name));
             }
-            eprintln!("{name}: {} problem(s)", problems.len());
+            eprintln!("{name}: not valid");
             ExitCode::from(2)
         }
     }

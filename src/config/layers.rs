@@ -7,12 +7,9 @@
 
 use std::path::Path;
 
-use super::keys::resolve_keys;
-use super::load::{from_toml_error, load_str};
+use super::load::{check_sources, Depth};
 use super::problem::Problem;
 use super::schema::Config;
-use super::spans;
-use super::validate::validate;
 
 /// Overlays `layer` on `base`: tables merge key by key, other values replace.
 pub fn merge(base: &mut toml::Table, layer: &toml::Table) {
@@ -27,75 +24,27 @@ pub fn merge(base: &mut toml::Table, layer: &toml::Table) {
 }
 
 /// `file_src` with `layers` merged over it, in order, as a [`Config`]
-/// (defaults fill what none of them sets). Values are not validated; see
-/// [`check_layers`]. Problems in a layer say which (`layer 1` is the first).
+/// (defaults fill what none of them sets). Keys, types and ranges are checked,
+/// not the other values; see [`check_layers`]. Problems in a layer say which
+/// (`layer 1` is the first).
 pub fn load_layers(file_src: &str, layers: &[&str]) -> Result<Config, Vec<Problem>> {
-    let sources: Vec<&str> = std::iter::once(file_src)
-        .chain(layers.iter().copied())
-        .collect();
-    let mut problems = Vec::new();
-    let mut merged = toml::Table::new();
-    for (n, src) in sources.iter().enumerate() {
-        match toml::from_str::<toml::Table>(src) {
-            Ok(table) => merge(&mut merged, &table),
-            Err(e) => problems.push(label(from_toml_error(src, &e), n)),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    // Re-read the merged document through the spanned loader so type errors and
-    // unknown keys get key paths; then point each at the source that wrote it.
-    let text = toml::to_string(&merged)
-        .map_err(|e| vec![Problem::new("", format!("cannot merge the layers: {e}"))])?;
-    load_str(&text).map_err(|ps| ps.into_iter().map(|p| locate(p, &sources)).collect())
+    check_sources(&sources(file_src, layers), Depth::Load).into_result()
 }
 
-/// [`load_layers`], then stream keys (relative to `config_dir`) and validation.
+/// [`load_layers`], then stream keys (relative to `config_dir`) and validation:
+/// the same checks as `check-config`, for a fleet push.
 pub fn check_layers(
     file_src: &str,
     layers: &[&str],
     config_dir: &Path,
 ) -> Result<Config, Vec<Problem>> {
-    let sources: Vec<&str> = std::iter::once(file_src)
+    check_sources(&sources(file_src, layers), Depth::Full(config_dir)).into_result()
+}
+
+fn sources<'a>(file_src: &'a str, layers: &[&'a str]) -> Vec<&'a str> {
+    std::iter::once(file_src)
         .chain(layers.iter().copied())
-        .collect();
-    let mut config = load_layers(file_src, layers)?;
-    // Validate what the file says before the key files are read into `key`:
-    // otherwise every `key_file` would look like "both key and key_file".
-    let mut problems = validate(&config);
-    problems.extend(resolve_keys(&mut config, config_dir));
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(problems.into_iter().map(|p| locate(p, &sources)).collect())
-    }
-}
-
-/// Gives `p` the line in the last source that writes its key (that one won).
-fn locate(mut p: Problem, sources: &[&str]) -> Problem {
-    p.line = None;
-    let indexes: Vec<_> = sources.iter().map(|s| spans::index(s)).collect();
-    let exact = (0..sources.len())
-        .rev()
-        .find(|&n| indexes[n].iter().any(|e| e.path == p.path));
-    let found = exact.or_else(|| {
-        (0..sources.len())
-            .rev()
-            .find(|&n| spans::line_in(sources[n], &indexes[n], &p.path).is_some())
-    });
-    if let Some(n) = found {
-        p.line = spans::line_in(sources[n], &indexes[n], &p.path);
-        p = label(p, n);
-    }
-    p
-}
-
-fn label(mut p: Problem, source: usize) -> Problem {
-    if source > 0 {
-        p.message = format!("in layer {source}: {}", p.message);
-    }
-    p
+        .collect()
 }
 
 #[cfg(test)]
@@ -174,6 +123,24 @@ mod tests {
         let ps = load_layers(file, &["[video\n"]).unwrap_err();
         assert!(ps[0].message.starts_with("in layer 1:"));
         assert_eq!(ps[0].line, Some(1));
+    }
+
+    /// A push goes through the same checks as `check-config`: a number past
+    /// its range is refused here, not left to overflow at the first tag.
+    #[test]
+    fn a_pushed_number_past_its_range_is_refused() {
+        let layer = "[scale]\noverlay_s = 9223372036854775807\n";
+        let ps = check_layers("", &[layer], Path::new(".")).unwrap_err();
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(ps[0].path, "scale.overlay_s");
+        assert_eq!(ps[0].line, Some(2));
+        assert!(
+            ps[0].message.starts_with("in layer 1: "),
+            "{}",
+            ps[0].message
+        );
+        let ps = crate::config::check_str(layer, Path::new(".")).unwrap_err();
+        assert_eq!(ps[0].path, "scale.overlay_s");
     }
 
     #[test]

@@ -1,27 +1,215 @@
-//! Reading a TOML file into a [`Config`], and the one entry point the CLI and
-//! the daemon share ([`check_file`]).
+//! Reading TOML sources into a [`Config`], and the one entry point the CLI,
+//! the daemon and fleet pushes share ([`check_sources`]).
 //!
-//! A syntax error, an unknown key or a value of the wrong type becomes a
-//! [`Problem`] naming the key path and line; then stream keys are read and
-//! every value is validated, and those problems get lines too.
+//! Each source is parsed into a table (a syntax error is one problem, with its
+//! line); the sources are merged; the merged table is walked against the
+//! schema ([`super::walk`]), collecting every unknown key, wrong type and
+//! number out of range at once; then stream keys are read and every value is
+//! validated. All of it is linear in the size of the sources: lines come from
+//! one index per source, never from re-scanning a source per problem.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::keys::resolve_keys;
+use super::layers::merge;
 use super::problem::Problem;
 use super::schema::Config;
 use super::spans;
 use super::validate::validate;
+use super::walk;
+
+/// At most this many problems are listed; the rest are counted in one more
+/// line. A technician fixes the first ones; a hostile push cannot make the
+/// answer (or the log) large.
+pub const MAX_PROBLEMS: usize = 50;
+
+/// How far [`check_sources`] goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Depth<'a> {
+    /// Keys, types and ranges: what serde and the run-time arithmetic need.
+    Load,
+    /// And every value check ([`validate`]), but no key files read.
+    Values,
+    /// And the stream key files, relative to this folder.
+    Full(&'a Path),
+}
+
+/// What checking found. `config` is `Some` only when `problems` is empty.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub config: Option<Config>,
+    pub problems: Vec<Problem>,
+    /// Settings that are valid but likely not meant (a table switched off,
+    /// unsigned pushes allowed); they never make the check fail.
+    pub warnings: Vec<Problem>,
+}
+
+impl Report {
+    pub fn into_result(self) -> Result<Config, Vec<Problem>> {
+        match self.config {
+            Some(c) if self.problems.is_empty() => Ok(c),
+            _ => Err(self.problems),
+        }
+    }
+}
+
+/// Checks `sources` merged in order (defaults < the first < ... < the last).
+/// Each problem names its key path and the line in the last source that
+/// writes it, prefixed "in layer N:" when that is not the first source.
+pub fn check_sources(sources: &[&str], depth: Depth<'_>) -> Report {
+    let mut report = Report::default();
+    let mut merged = toml::Table::new();
+    for (n, src) in sources.iter().enumerate() {
+        match toml::from_str::<toml::Table>(src) {
+            Ok(table) => merge(&mut merged, &table),
+            Err(e) => report.problems.push(label(from_toml_error(src, &e), n)),
+        }
+    }
+    if !report.problems.is_empty() {
+        report.problems = finish(report.problems);
+        return report;
+    }
+    let locator = Locator::new(sources);
+    report.warnings = walk::warnings(&merged)
+        .into_iter()
+        .map(|p| locator.locate(p))
+        .collect();
+    let mut problems = walk::clean(&mut merged);
+    let mut config = match toml::Value::Table(merged).try_into::<Config>() {
+        Ok(c) => c,
+        Err(e) => {
+            // The walk should leave nothing serde refuses; if it does, say so
+            // rather than run defaults.
+            problems.push(Problem::new("", crate::excerpt::excerpt(e.message())));
+            report.problems = finish(problems.into_iter().map(|p| locator.locate(p)).collect());
+            return report;
+        }
+    };
+    if !matches!(depth, Depth::Load) {
+        // One problem per key: a value the walk already refused (and
+        // replaced) is not judged again.
+        let reported: HashSet<String> = problems.iter().map(|p| p.path.clone()).collect();
+        // Validate what the file says before the key files are read into
+        // `key`: otherwise every `key_file` would look like "both key and key_file".
+        let mut more = validate(&config);
+        if let Depth::Full(dir) = depth {
+            more.extend(resolve_keys(&mut config, dir));
+        }
+        // Nor is a check across keys that names a refused key ("pin 27 is
+        // already used by gpio.go_live_pin" after go_live_pin = 300 was
+        // clamped to 27): that key must change anyway.
+        let names_reported = |p: &Problem| {
+            p.message
+                .split(|c: char| !(c.is_alphanumeric() || "._[]".contains(c)))
+                .any(|word| reported.contains(word.trim_end_matches('.')))
+        };
+        problems.extend(
+            more.into_iter()
+                .filter(|p| !reported.contains(&p.path) && !names_reported(p)),
+        );
+    }
+    if problems.is_empty() {
+        report.config = Some(config);
+    } else {
+        report.problems = finish(problems.into_iter().map(|p| locator.locate(p)).collect());
+    }
+    report
+}
+
+/// Sorted by source, then line (the list reads top to bottom like the
+/// files), cut to [`MAX_PROBLEMS`], paths cut to an excerpt.
+fn finish(mut problems: Vec<Problem>) -> Vec<Problem> {
+    problems.sort_by_key(|p| {
+        (
+            p.message.starts_with("in layer "),
+            p.line.unwrap_or(usize::MAX),
+        )
+    });
+    let total = problems.len();
+    problems.truncate(MAX_PROBLEMS);
+    for p in &mut problems {
+        if p.path.chars().count() > 96 {
+            p.path = crate::excerpt::excerpt_n(&p.path, 96);
+        }
+    }
+    if total > MAX_PROBLEMS {
+        problems.push(Problem::new(
+            "",
+            format!("and {} more problem(s) not listed", total - MAX_PROBLEMS),
+        ));
+    }
+    problems
+}
+
+/// Lines of key paths in each source, indexed once.
+struct Locator {
+    sources: Vec<Source>,
+}
+
+struct Source {
+    keys: HashMap<String, usize>,
+    lines: spans::Lines,
+}
+
+impl Locator {
+    fn new(sources: &[&str]) -> Self {
+        let sources = sources
+            .iter()
+            .map(|src| Source {
+                keys: spans::index(src)
+                    .into_iter()
+                    .map(|e| (e.path, e.key.start))
+                    .collect(),
+                lines: spans::Lines::new(src),
+            })
+            .collect();
+        Locator { sources }
+    }
+
+    /// Gives `p` the line in the last source that writes its key (that one
+    /// won), or else its nearest written parent.
+    fn locate(&self, mut p: Problem) -> Problem {
+        let mut wanted = Some(p.path.as_str());
+        while let Some(path) = wanted {
+            if let Some((n, src)) = self
+                .sources
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, s)| s.keys.contains_key(path))
+            {
+                p.line = src.keys.get(path).map(|&at| src.lines.line_at(at));
+                return label(p, n);
+            }
+            wanted = spans::parent(path);
+        }
+        p
+    }
+}
+
+pub(crate) fn label(mut p: Problem, source: usize) -> Problem {
+    if source > 0 {
+        p.message = format!("in layer {source}: {}", p.message);
+    }
+    p
+}
 
 /// Parses `src` into a [`Config`]; defaults fill every key not written.
-/// Does not validate values; see [`check_str`].
+/// Checks keys, types and ranges, not the other values; see [`check_str`].
 pub fn load_str(src: &str) -> Result<Config, Vec<Problem>> {
-    toml::from_str::<Config>(src).map_err(|e| vec![from_toml_error(src, &e)])
+    check_sources(&[src], Depth::Load).into_result()
+}
+
+/// Keys, types, ranges and every value check, without reading key files.
+pub fn check_values(src: &str) -> Result<Config, Vec<Problem>> {
+    check_sources(&[src], Depth::Values).into_result()
 }
 
 /// Turns a toml error into a problem naming the key it is about.
 pub(crate) fn from_toml_error(src: &str, e: &toml::de::Error) -> Problem {
-    let message = plain_types(e.message().trim());
+    // toml's messages may quote the text at fault: keep the echo short.
+    let message = crate::excerpt::excerpt_n(&plain_types(e.message().trim()), 256);
     let Some(span) = e.span() else {
         return Problem::new("", message);
     };
@@ -64,36 +252,36 @@ fn missing_field(message: &str) -> Option<&str> {
 /// Load, read key files (relative to `config_dir`) and validate. Every problem
 /// found is returned, each with the line of its key where it is written.
 pub fn check_str(src: &str, config_dir: &Path) -> Result<Config, Vec<Problem>> {
-    let mut config = load_str(src)?;
-    // Validate what the file says before the key files are read into `key`:
-    // otherwise every `key_file` would look like "both key and key_file".
-    let mut problems = validate(&config);
-    problems.extend(resolve_keys(&mut config, config_dir));
-    if problems.is_empty() {
-        return Ok(config);
-    }
-    let entries = spans::index(src);
-    for p in &mut problems {
-        if p.line.is_none() {
-            p.line = spans::line_in(src, &entries, &p.path);
+    check_sources(&[src], Depth::Full(config_dir)).into_result()
+}
+
+/// [`check_file`] with the warnings: what `check-config` prints.
+pub fn check_file_report(path: &Path) -> Report {
+    let src = match std::fs::read_to_string(path) {
+        Ok(src) => src,
+        Err(e) => {
+            return Report {
+                problems: vec![Problem::new(
+                    "",
+                    format!("cannot read {}: {e}", path.display()),
+                )],
+                ..Report::default()
+            }
         }
-    }
-    // In file order, so the list reads top to bottom like the file.
-    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-    Err(problems)
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    check_sources(&[&src], Depth::Full(dir))
 }
 
 /// The CLI's `check-config` and the daemon's start: read `path`, load, read
-/// key files (relative to the file's folder), validate.
+/// key files (relative to the file's folder), validate. Warnings are logged
+/// (the daemon's log; the CLI prints them itself from [`check_file_report`]).
 pub fn check_file(path: &Path) -> Result<Config, Vec<Problem>> {
-    let src = std::fs::read_to_string(path).map_err(|e| {
-        vec![Problem::new(
-            "",
-            format!("cannot read {}: {e}", path.display()),
-        )]
-    })?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    check_str(&src, dir)
+    let report = check_file_report(path);
+    for w in &report.warnings {
+        tracing::warn!("{}", w.in_file(&path.display().to_string()));
+    }
+    report.into_result()
 }
 
 #[cfg(test)]

@@ -9,15 +9,17 @@ pub mod keys;
 pub mod layers;
 pub mod load;
 pub mod problem;
+pub mod ranges;
 pub mod schema;
 pub mod secret;
 pub mod spans;
 mod url;
 pub mod validate;
+pub mod walk;
 
 pub use keys::resolve_keys;
 pub use layers::{check_layers, load_layers, merge};
-pub use load::{check_file, check_str, load_str};
+pub use load::{check_file, check_file_report, check_sources, check_str, load_str, Depth, Report};
 pub use problem::Problem;
 pub use schema::*;
 pub use secret::Secret;

@@ -283,9 +283,13 @@ pub struct ProductConfig {
     pub button_pin: Option<u8>,
 }
 
+/// Keys not written in a `[mqtt]` table take [`MqttConfig::written`]: a table
+/// with a `url` is meant to connect. Without the table at all the box stays
+/// off the broker ([`Default`]).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default = "MqttConfig::written")]
 pub struct MqttConfig {
+    /// On when the `[mqtt]` table is written, unless it says `enabled = false`.
     pub enabled: bool,
     /// mqtt:// or mqtts://
     pub url: String,
@@ -305,6 +309,16 @@ pub struct MqttConfig {
     pub hass_discovery: bool,
     /// Status is re-published this often while live (and on every change).
     pub status_interval_s: u64,
+}
+
+impl MqttConfig {
+    /// The defaults of a `[mqtt]` table that is written: switched on.
+    pub fn written() -> Self {
+        MqttConfig {
+            enabled: true,
+            ..MqttConfig::default()
+        }
+    }
 }
 
 impl Default for MqttConfig {

@@ -75,6 +75,29 @@ pub fn line_at(src: &str, offset: usize) -> usize {
         + 1
 }
 
+/// Where each line of a source starts, for byte offset -> line in O(log n).
+#[derive(Debug, Clone)]
+pub(crate) struct Lines {
+    newlines: Vec<usize>,
+}
+
+impl Lines {
+    pub fn new(src: &str) -> Self {
+        Lines {
+            newlines: src
+                .bytes()
+                .enumerate()
+                .filter_map(|(i, b)| (b == b'\n').then_some(i))
+                .collect(),
+        }
+    }
+
+    /// The same as [`line_at`]: 1-based, offsets past the end on the last line.
+    pub fn line_at(&self, offset: usize) -> usize {
+        self.newlines.partition_point(|&nl| nl < offset) + 1
+    }
+}
+
 /// The line where `path` is written in `src`. When the key itself is not
 /// written (a default is in force), the line of its nearest written parent
 /// (`destinations[1]` for `destinations[1].key_file`), so the technician is at
@@ -94,7 +117,7 @@ pub(crate) fn line_in(src: &str, entries: &[Entry], path: &str) -> Option<usize>
 }
 
 /// `a.b[2].c` -> `a.b[2]` -> `a.b` -> `a` -> None.
-fn parent(path: &str) -> Option<&str> {
+pub(crate) fn parent(path: &str) -> Option<&str> {
     let cut = path.rfind(['.', '['])?;
     Some(&path[..cut])
 }

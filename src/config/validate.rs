@@ -5,10 +5,10 @@
 //! exists on this box is for `farmcast probe` and the media module; here we
 //! only check that a value could be right on some box.
 
-use std::collections::HashMap;
-use std::fmt::Display;
+use std::collections::{HashMap, HashSet};
 
 use super::problem::Problem;
+use super::ranges;
 use super::schema::Config;
 use super::url::{self, Url};
 
@@ -30,47 +30,28 @@ pub const X264_PRESETS: &[&str] = &[
 pub const MAX_BCM_PIN: u8 = 27;
 
 /// Every problem in `config`, in file order of the tables; empty when valid.
+/// At most one problem per key path: a number out of its range (see
+/// [`super::ranges`]) is not also reported by a rule about that key.
 pub fn validate(config: &Config) -> Vec<Problem> {
     let mut v = Checks::default();
+    let json = match serde_json::to_value(config) {
+        Ok(json) => json,
+        Err(e) => {
+            v.bad("", format!("cannot check the numbers: {e}"));
+            serde_json::Value::Null
+        }
+    };
+    let ranges = |v: &mut Checks, section: &str| {
+        for (path, message) in ranges::check_section(&json, section) {
+            v.bad(path, message);
+        }
+    };
     top(&mut v, config);
+    ranges(&mut v, "video");
     video(&mut v, config);
+    ranges(&mut v, "audio");
     audio(&mut v, config);
-    v.range(
-        "live.reconnect_cap_ms",
-        config.live.reconnect_cap_ms,
-        100,
-        60_000,
-        " ms",
-    );
-    let l = &config.live;
-    v.range(
-        "live.destination_queue_ms",
-        l.destination_queue_ms,
-        200,
-        30_000,
-        " ms",
-    );
-    v.range(
-        "live.destination_queue_kb",
-        l.destination_queue_kb,
-        256,
-        262_144,
-        " KiB",
-    );
-    v.range(
-        "live.recording_queue_ms",
-        l.recording_queue_ms,
-        500,
-        60_000,
-        " ms",
-    );
-    v.range(
-        "live.recording_queue_kb",
-        l.recording_queue_kb,
-        256,
-        262_144,
-        " KiB",
-    );
+    ranges(&mut v, "live");
     if config
         .live
         .slate_image
@@ -83,8 +64,12 @@ pub fn validate(config: &Config) -> Vec<Problem> {
         );
     }
     destinations(&mut v, config);
+    ranges(&mut v, "recording");
     recording(&mut v, config);
+    ranges(&mut v, "gpio");
+    ranges(&mut v, "products");
     gpio(&mut v, config);
+    ranges(&mut v, "scale");
     v.one_of(
         "scale.kind",
         &config.scale.kind,
@@ -95,6 +80,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
     }
     products(&mut v, config);
     v.non_empty("state_dir", &config.state_dir, "e.g. \"/var/lib/farmcast\"");
+    ranges(&mut v, "mqtt");
     mqtt(&mut v, config);
     fleet(&mut v, config);
     v.problems
@@ -103,19 +89,16 @@ pub fn validate(config: &Config) -> Vec<Problem> {
 #[derive(Default)]
 struct Checks {
     problems: Vec<Problem>,
+    /// Paths already reported: the first problem of a key is the one shown.
+    seen: HashSet<String>,
 }
 
 impl Checks {
     fn bad(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem::new(path, message));
-    }
-
-    fn range<T: PartialOrd + Display>(&mut self, path: &str, value: T, lo: T, hi: T, unit: &str) {
-        if value < lo || value > hi {
-            self.bad(
-                path,
-                format!("{value}{unit} is out of range; use a value from {lo} to {hi}{unit}"),
-            );
+        let path = path.into();
+        if self.seen.insert(path.clone()) {
+            self.problems
+                .push(Problem::new(path, bounded_echo(&message.into())));
         }
     }
 
@@ -179,6 +162,33 @@ impl Checks {
     }
 }
 
+/// Messages quote the value they are about (`"webcam" is not known`); a value
+/// from outside can be megabytes, so each quoted part is cut to an excerpt,
+/// and the whole message bounded in case the quotes do not pair up.
+fn bounded_echo(message: &str) -> String {
+    const MAX: usize = 512;
+    if message.len() <= MAX / 2 {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(MAX);
+    for (i, part) in message.split('"').enumerate() {
+        if i > 0 {
+            out.push('"');
+        }
+        // Odd parts are inside quotes.
+        if i % 2 == 1 {
+            out.push_str(&crate::excerpt::excerpt(part));
+        } else {
+            out.push_str(part);
+        }
+    }
+    if out.chars().count() > MAX {
+        crate::excerpt::excerpt_n(&out, MAX)
+    } else {
+        out
+    }
+}
+
 fn is_safe(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'
 }
@@ -212,13 +222,8 @@ fn video(v: &mut Checks, c: &Config) {
     } else if source != "auto" && source != "test" {
         v.bad("video.source", format!("\"{source}\" is not known; use \"auto\", \"test\", \"v4l2:/dev/video0\" or \"file:/path/clip.mp4\""));
     }
-    for (path, value, lo, hi) in [
-        ("video.width", vc.width, 160, 3840),
-        ("video.height", vc.height, 120, 2160),
-    ] {
-        if value < lo || value > hi {
-            v.range(path, value, lo, hi, " pixels");
-        } else if value % 2 != 0 {
+    for (path, value) in [("video.width", vc.width), ("video.height", vc.height)] {
+        if value % 2 != 0 {
             v.bad(
                 path,
                 format!(
@@ -228,17 +233,7 @@ fn video(v: &mut Checks, c: &Config) {
             );
         }
     }
-    v.range("video.framerate", vc.framerate, 1, 60, " fps");
-    v.range("video.bitrate_kbps", vc.bitrate_kbps, 100, 50_000, " kbps");
-    if vc.min_bitrate_kbps < 100 {
-        v.bad(
-            "video.min_bitrate_kbps",
-            format!(
-                "{} kbps is too low to show anything; use at least 100",
-                vc.min_bitrate_kbps
-            ),
-        );
-    } else if vc.min_bitrate_kbps > vc.bitrate_kbps {
+    if vc.min_bitrate_kbps > vc.bitrate_kbps {
         v.bad(
             "video.min_bitrate_kbps",
             format!(
@@ -255,13 +250,6 @@ fn video(v: &mut Checks, c: &Config) {
     if !element_like {
         v.bad("video.encoder", format!("\"{enc}\" is not an encoder name; use \"auto\" or a GStreamer element such as \"x264enc\" or \"v4l2h264enc\" (see `farmcast probe`)"));
     }
-    v.range(
-        "video.keyframe_interval_s",
-        vc.keyframe_interval_s,
-        1,
-        10,
-        " s",
-    );
     v.one_of("video.x264_preset", &vc.x264_preset, X264_PRESETS);
 }
 
@@ -283,8 +271,6 @@ fn audio(v: &mut Checks, c: &Config) {
             ),
         ),
     }
-    v.range("audio.bitrate_kbps", c.audio.bitrate_kbps, 32, 320, " kbps");
-    v.range("audio.offset_ms", c.audio.offset_ms, -5000, 5000, " ms");
 }
 
 fn destinations(v: &mut Checks, c: &Config) {
@@ -376,7 +362,6 @@ fn recording(v: &mut Checks, c: &Config) {
         &r.dir,
         "give a folder on a disk with room, e.g. \"/var/lib/farmcast/recordings\"",
     );
-    v.range("recording.segment_s", r.segment_s, 10, 3600, " s");
     if !(r.max_gb.is_finite() && r.max_gb > 0.0) {
         v.bad(
             "recording.max_gb",
@@ -398,8 +383,6 @@ fn gpio(v: &mut Checks, c: &Config) {
             "give a socket path, e.g. \"/run/farmcast/sim.sock\"",
         );
     }
-    v.range("gpio.debounce_ms", g.debounce_ms, 1, 500, " ms");
-    v.range("gpio.long_press_ms", g.long_press_ms, 500, 10_000, " ms");
 
     let mut pins: Vec<(String, u8)> = vec![
         ("gpio.go_live_pin".into(), g.go_live_pin),
@@ -538,8 +521,6 @@ fn mqtt(v: &mut Checks, c: &Config) {
         );
     }
     v.one_of("mqtt.protocol", &m.protocol, &["v4", "v5"]);
-    v.range("mqtt.keep_alive_s", m.keep_alive_s, 5, 600, " s");
-    v.range("mqtt.status_interval_s", m.status_interval_s, 1, 300, " s");
     for (key, value) in [
         ("mqtt.password_file", &m.password_file),
         ("mqtt.ca_file", &m.ca_file),

@@ -180,7 +180,8 @@ impl LowerThird {
         self.shown = Some(Shown {
             text,
             by_weight,
-            hide_at: (!by_weight).then_some(now + self.hold),
+            // checked: a hold past the clock's end means the text stays up.
+            hide_at: (!by_weight).then(|| now.checked_add(self.hold)).flatten(),
         });
     }
 
@@ -192,7 +193,7 @@ impl LowerThird {
         let hold = self.hold;
         if let Some(s) = self.shown.as_mut().filter(|s| s.by_weight) {
             s.hide_at = match (removed, s.hide_at) {
-                (true, None) => Some(now + hold),
+                (true, None) => now.checked_add(hold),
                 (true, t) => t,
                 (false, _) => None,
             };
@@ -309,6 +310,17 @@ mod tests {
         lt.show(&record("piece"), "eggs".into(), t0);
         lt.on_scale(&state(Some(1250)), t0);
         assert_eq!(lt.poll_timeout(), Some(t0 + Duration::from_secs(8)));
+    }
+
+    /// A hold past the clock's end (once `overlay_s = 2^63-1`) never panics.
+    #[test]
+    fn an_endless_hold_does_not_overflow_the_clock() {
+        let t0 = Instant::now();
+        let mut lt = LowerThird::new(Duration::MAX, 5);
+        lt.show(&record("piece"), "eggs".into(), t0);
+        lt.show(&record("kg"), "x".into(), t0);
+        lt.on_scale(&state(None), t0);
+        assert_eq!(lt.text(), Some("x"));
     }
 
     proptest! {

@@ -103,7 +103,7 @@ impl Tagger {
         match attempt(product, scale) {
             Attempt::Done(outcome) => outcome,
             Attempt::Unstable => {
-                let until = now + self.settle_wait;
+                let until = now.checked_add(self.settle_wait).unwrap_or(now);
                 self.pending = Some(Pending {
                     product_id: product_id.to_string(),
                     since: now,
