@@ -38,6 +38,11 @@ pub fn load(path: &Path) -> Result<Loaded> {
         Ok(t) => t,
         Err(why) => return run_last_good(&file, &why, dir),
     };
+    // What `check-config` warns about (a table switched off, unsigned pushes
+    // allowed) is said at every start too, where a technician reads the log.
+    for w in crate::config::check_sources(&[&text], crate::config::Depth::Load).warnings {
+        tracing::warn!("{}", w.in_file(&file));
+    }
     // The state directory is named in the file itself; a broken file means
     // systemd's StateDirectory or the default.
     let state_dir = crate::config::load_str(&text)
