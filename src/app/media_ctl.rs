@@ -123,15 +123,10 @@ impl MediaCtl {
                 .find(|d| d.name == name)
                 .ok_or_else(|| anyhow!("no destination named {name}"))?;
             let url = cfg.ingest_url();
-            let redact = cfg
-                .key
-                .as_ref()
-                .map(|k| k.expose().to_string())
-                .unwrap_or_default();
             Destination::start(
                 name,
                 &url,
-                &redact,
+                cfg.secrets(),
                 capture,
                 self.destination_bounds,
                 self.events.clone(),
