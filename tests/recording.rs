@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::config::TestConfig;
-use common::ffprobe::{codec_names, decode_errors};
 use common::farmcast::check_config;
+use common::ffprobe::{codec_names, decode_errors};
 use common::{require, serial, wait_until, Farmcast};
 
 /// Long enough for a segment to close, a failure to be noticed and the 5 s
@@ -63,7 +63,11 @@ fn segments(dir: &Path) -> BTreeMap<u32, (PathBuf, u64)> {
             rd.flatten()
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    let n = name.strip_prefix("seg-")?.strip_suffix(".ts")?.parse().ok()?;
+                    let n = name
+                        .strip_prefix("seg-")?
+                        .strip_suffix(".ts")?
+                        .parse()
+                        .ok()?;
                     let size = e.metadata().ok()?.len();
                     Some((n, (e.path(), size)))
                 })

@@ -17,13 +17,15 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::config::TestConfig;
 use common::farmcast::check_config;
-use common::observer::{short, Observer, WAIT};
+use common::observer::{short, topic, Observer, DEVICE, WAIT};
 use common::{free_port, serial, wait_until, Farmcast, Mosquitto, NginxRtmp, SrtListener};
+use farmcast::fleet::envelope;
+use farmcast::fleet::keys::read_private_key;
 use serde_json::json;
 
 const ODD_KEY: &str = "a/b c?d&e=f%g";
@@ -52,7 +54,10 @@ fn forms(secret: &str) -> Vec<String> {
         let b = secret.as_bytes();
         let mut i = 0;
         while i < b.len() {
-            match (b[i], std::str::from_utf8(b.get(i + 1..i + 3).unwrap_or_default())) {
+            match (
+                b[i],
+                std::str::from_utf8(b.get(i + 1..i + 3).unwrap_or_default()),
+            ) {
                 (b'%', Ok(h)) if u8::from_str_radix(h, 16).is_ok() => {
                     out.push(u8::from_str_radix(h, 16).unwrap_or_default());
                     i += 3;
@@ -91,17 +96,59 @@ fn all_forms() -> Vec<String> {
 fn assert_clean(what: &str, text: &str) {
     for f in all_forms() {
         if let Some(at) = text.find(&f) {
-            let from = text[..at].char_indices().rev().nth(120).map_or(0, |(i, _)| i);
-            panic!(
-                "a secret ({f:?}) is in {what}: …{}",
-                short(&text[from..])
-            );
+            let from = text[..at]
+                .char_indices()
+                .rev()
+                .nth(120)
+                .map_or(0, |(i, _)| i);
+            panic!("a secret ({f:?}) is in {what}: …{}", short(&text[from..]));
         }
     }
 }
 
-fn daemon_toml(tc: &TestConfig, mqtt_port: u16, nginx: &NginxRtmp, srt: &SrtListener) -> String {
+/// A fleet manager's Ed25519 key pair, made by `openssl` in `dir`.
+fn openssl_keypair(dir: &Path) -> (PathBuf, PathBuf) {
+    let private = dir.join("manager.pem");
+    let public = dir.join("manager.pub.pem");
+    for args in [
+        vec!["genpkey", "-algorithm", "ed25519", "-out", path(&private)],
+        vec![
+            "pkey",
+            "-pubout",
+            "-out",
+            path(&public),
+            "-in",
+            path(&private),
+        ],
+    ] {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl (Debian package `openssl`)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (private, public)
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+fn daemon_toml(
+    tc: &TestConfig,
+    mqtt_port: u16,
+    nginx: &NginxRtmp,
+    srt: &SrtListener,
+    trusted: &Path,
+) -> String {
     let mut t = tc.mqtt_table(mqtt_port);
+    let fleet: toml::Table =
+        toml::from_str(&format!("trusted_keys_file = {:?}", path(trusted))).expect("fleet table");
+    t.insert("fleet".into(), toml::Value::Table(fleet));
     let dead = format!("rtmp://127.0.0.1:{}/live", free_port());
     let dests = format!(
         "[[destinations]]\nname = \"odd\"\nurl = {ok:?}\nkey = {ODD_KEY:?}\n\n\
@@ -143,7 +190,22 @@ fn no_stream_key_in_any_encoding_reaches_logs_mqtt_or_check_config() {
     let srt = SrtListener::start();
     let tc = TestConfig::new().autostart(false);
     let mut spy = Observer::new(broker.port, "spy", true, &["#"]);
-    let toml = daemon_toml(&tc, broker.port, &nginx, &srt);
+    // What the box sends (the spy also sees the test's own commands and push).
+    let outbound: Vec<String> = [
+        "availability",
+        "status",
+        "events",
+        "cmd/result",
+        "config/reported",
+    ]
+    .iter()
+    .map(|leaf| topic(leaf))
+    .chain(["homeassistant/#".to_string()])
+    .collect();
+    let outbound: Vec<&str> = outbound.iter().map(String::as_str).collect();
+    let out = Observer::new(broker.port, "out", true, &outbound);
+    let (manager, trusted) = openssl_keypair(tc.dir.path());
+    let toml = daemon_toml(&tc, broker.port, &nginx, &srt, &trusted);
 
     // The daemon reads key files next to its config: Farmcast::start writes
     // the config in a temp dir of its own, so give the key file an absolute
@@ -159,7 +221,10 @@ fn no_stream_key_in_any_encoding_reaches_logs_mqtt_or_check_config() {
     let (ok, said) = check(tc.dir.path(), "ok.toml", &toml);
     assert!(ok, "check-config refused the test config: {said}");
     assert_clean("check-config output (valid)", &said);
-    let bad_number = toml.replace(&format!("key = {ODD_KEY:?}"), &format!("key = {NUMBER_KEY}"));
+    let bad_number = toml.replace(
+        &format!("key = {ODD_KEY:?}"),
+        &format!("key = {NUMBER_KEY}"),
+    );
     let (ok, said) = check(tc.dir.path(), "number.toml", &bad_number);
     assert!(!ok, "a bare number as key passed check-config");
     assert!(said.contains("key_file"), "{said}");
@@ -171,7 +236,10 @@ fn no_stream_key_in_any_encoding_reaches_logs_mqtt_or_check_config() {
 
     let mut daemon = Farmcast::start(&toml);
     spy.wait_standby();
-    let r = spy.command("lvl", json!({"cmd": "set_log_level", "args": {"level": "debug"}}));
+    let r = spy.command(
+        "lvl",
+        json!({"cmd": "set_log_level", "args": {"level": "debug"}}),
+    );
     assert_eq!(r["ok"], true, "set_log_level: {r}");
     let r = spy.command("go", json!({"cmd": "go_live"}));
     assert_eq!(r["ok"], true, "go_live: {r}");
@@ -183,30 +251,49 @@ fn no_stream_key_in_any_encoding_reaches_logs_mqtt_or_check_config() {
         nginx.error_log(),
         daemon.log()
     );
-    // The refused SRT caller and the dead port fail, and fail again.
-    for name in ["dead", "srt"] {
-        spy.until_json("events", WAIT, |v| {
-            v["type"] == "destination_down" && v["name"] == name
-        });
+    // Every other destination fails (a refused SRT caller, a dead port, a
+    // key nginx will not take), and fails again after its backoff.
+    for name in ["dead", "srt", "odd"] {
+        let line = format!("destination failed destination={name}");
+        assert!(
+            wait_until(WAIT, || daemon.log().matches(&line).count() >= 2),
+            "{name} did not fail twice:\n{}",
+            daemon.log()
+        );
     }
-    assert!(
-        wait_until(WAIT, || daemon.log().matches("destination failed").count() >= 4),
-        "too few destination failures logged:\n{}",
-        daemon.log()
-    );
     let r = spy.command("logs", json!({"cmd": "logs", "args": {"lines": 500}}));
     assert_eq!(r["ok"], true, "logs: {}", short(&r.to_string()));
     let r = spy.command("end", json!({"cmd": "end_show"}));
     assert_eq!(r["ok"], true, "end_show: {r}");
     spy.status("standby");
+
+    // A signed push whose key is a bare number: rejected, and the report
+    // says why without the number (serde's own message quotes it).
+    let layer = format!(
+        "[[destinations]]\nname = \"pushed\"\nurl = {:?}\nkey = {NUMBER_KEY}\n",
+        nginx.url("live")
+    );
+    let key = read_private_key(&manager).expect("read the manager's key");
+    let env = envelope::sign(&key, DEVICE, 1, &layer);
+    spy.publish(
+        &topic("config/desired"),
+        serde_json::to_string(&env).expect("envelope as JSON"),
+    );
+    let reported = spy.until_json("config/reported", WAIT, |v| v["version"] == 1);
+    assert_eq!(reported["status"], "rejected", "{reported}");
+    assert!(
+        reported["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("in quotes")),
+        "the report says how to write a key: {reported}"
+    );
     assert!(daemon.is_running(), "the daemon died:\n{}", daemon.log());
     daemon.stop();
 
     let log = daemon.log();
     assert!(log.contains("destination failed"), "{log}");
     assert_clean("the daemon's log", &log);
-    spy.drain();
     for f in all_forms() {
-        spy.assert_no_secret(&f);
+        out.assert_no_secret(&f);
     }
 }
