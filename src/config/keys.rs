@@ -67,7 +67,8 @@ impl DestinationConfig {
     /// [`super::secret::redact`]: the stream key; for SRT, the values of the
     /// URL's `passphrase` and `streamid` (written in the URL by hand); for
     /// RTMP without a key, the stream name written after the application
-    /// (`rtmp://host/app/KEY`). Parts of a key that a URL parser may quote on
+    /// (`rtmp://host/app/KEY`), with one, the URL's query (a signed push
+    /// address); any `user:password@` in front of the host. Parts of a key that a URL parser may quote on
     /// their own (the stream name before `?`, query values) are listed too
     /// when they are long enough to be the secret rather than a common word.
     pub fn secrets(&self) -> Vec<String> {
@@ -98,8 +99,22 @@ impl DestinationConfig {
                     }
                 }
             }
-            _ => {}
+            // A signed push address (`rtmp://host/app?sign=...`) with a key beside it.
+            Some(u) => out.extend(u.query.filter(|q| !q.is_empty()).map(|q| format!("?{q}"))),
+            None => {}
         }
+        // `user:password@` in front of the host: rtmp2sink takes it from the URL.
+        let authority = self
+            .url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            out.push(userinfo.to_string());
+            if let Some((_, password)) = userinfo.split_once(':') {
+                out.push(password.to_string());
+            }
+        }
+        out.retain(|s| !s.is_empty());
         let mut parts = Vec::new();
         for s in &out {
             let (stream, query) = s.split_once('?').unwrap_or((s, ""));
@@ -250,6 +265,34 @@ mod tests {
         assert_eq!(
             d.redact("bad passphrase \"pass phrase99\" for #!::r=live"),
             "bad passphrase \"***\" for ***"
+        );
+    }
+
+    #[test]
+    fn credentials_and_signed_queries_in_the_url_are_secrets() {
+        let d = dest(
+            "rtmp://farmer:hunter22@h/app?sign=abcdef123&expire=99",
+            Some("k"),
+        );
+        let shown = d.redacted_url();
+        for leak in ["hunter22", "farmer:", "abcdef123"] {
+            assert!(!shown.contains(leak), "{leak} in {shown}");
+            assert!(!format!("{d:?}").contains(leak), "{leak} in Debug");
+        }
+    }
+
+    #[test]
+    fn a_number_in_a_key_file_is_text_and_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k"), "0123456\n").unwrap();
+        let mut c = config_with("k");
+        assert!(resolve_keys(&mut c, dir.path()).is_empty());
+        let d = &c.destinations[0];
+        assert_eq!(d.key.as_ref().unwrap().expose(), "0123456");
+        assert_eq!(d.ingest_url(), "rtmp://h/live/0123456");
+        assert_eq!(
+            d.redact("failed: rtmp://h/live/0123456"),
+            "failed: rtmp://h/live/***"
         );
     }
 
