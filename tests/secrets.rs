@@ -251,13 +251,19 @@ fn no_stream_key_in_any_encoding_reaches_logs_mqtt_or_check_config() {
         nginx.error_log(),
         daemon.log()
     );
+    // Media reaches the server under the numbered key.
+    assert!(
+        wait_until(WAIT, || nginx.recorded_bytes() > 200_000),
+        "nginx recorded too little: {}",
+        nginx.error_log()
+    );
     // Every other destination fails (a refused SRT caller, a dead port, a
     // key nginx will not take), and fails again after its backoff.
     for name in ["dead", "srt", "odd"] {
         let line = format!("destination failed destination={name}");
         assert!(
-            wait_until(WAIT, || daemon.log().matches(&line).count() >= 2),
-            "{name} did not fail twice:\n{}",
+            wait_until(WAIT, || daemon.log().matches(&line).count() >= 3),
+            "{name} did not fail three times:\n{}",
             daemon.log()
         );
     }

@@ -110,8 +110,8 @@ impl Destination {
                     // Only the first error of a live pipeline counts.
                     if alive.swap(false, Ordering::SeqCst) {
                         let e = BusError::from_message(err);
-                        // rtmp2sink and srtsink quote the URL they failed on,
-                        // the key percent-encoded or not: hide every form.
+                        // An element may quote the URL it failed on, the key
+                        // raw or percent-encoded: hide every form.
                         let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
                         let reason = redact(&e.short(), &refs);
                         tracing::warn!(destination = %name, error = %redact(&e.to_string(), &refs), "destination failed");
