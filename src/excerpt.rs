@@ -16,8 +16,7 @@ pub const EXCERPT_CHARS: usize = 64;
 /// reader knows the echo is partial and how large the original was.
 pub fn excerpt_n(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(max_chars.min(text.len()) + 16);
-    let mut shown = 0;
-    for c in text.chars() {
+    for (shown, c) in text.chars().enumerate() {
         if shown == max_chars {
             let _ = write!(out, "… ({} bytes)", text.len());
             return out;
@@ -27,7 +26,6 @@ pub fn excerpt_n(text: &str, max_chars: usize) -> String {
         } else {
             out.push(c);
         }
-        shown += 1;
     }
     out
 }

@@ -58,6 +58,11 @@ enum ConfigCmd {
         /// Must be newer than the version the box runs.
         #[arg(long)]
         version: u64,
+        /// When a change that needs a new pipeline may cut a running show:
+        /// `now` or `after_show` (`next`). Given, the envelope is v2 and its
+        /// signature covers it; absent, a v1 envelope (waits for the show).
+        #[arg(long, value_parser = farmcast::fleet::cli::parse_apply)]
+        apply: Option<farmcast::fleet::Apply>,
         /// The layer: any subset of the config file's keys (TOML).
         file: PathBuf,
     },
@@ -72,7 +77,11 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
-                    ExitCode::FAILURE
+                    // No config to run: an exit status systemd does not restart on.
+                    match e.downcast_ref::<farmcast::fleet::NoUsableConfig>() {
+                        Some(_) => ExitCode::from(farmcast::fleet::NoUsableConfig::EXIT_STATUS),
+                        None => ExitCode::FAILURE,
+                    }
                 }
             }
         }
@@ -87,9 +96,10 @@ fn main() -> ExitCode {
                     key,
                     target,
                     version,
+                    apply,
                     file,
                 },
-        } => match farmcast::fleet::cli::sign_command(&key, &target, version, &file) {
+        } => match farmcast::fleet::cli::sign_command(&key, &target, version, apply, &file) {
             Ok(envelope) => {
                 println!("{envelope}");
                 ExitCode::SUCCESS

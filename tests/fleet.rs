@@ -84,6 +84,7 @@ fn openssl_and_we_verify_each_others_signatures() {
         String::from_utf8_lossy(&out.stderr)
     );
     let theirs = Envelope {
+        v: None,
         version: 7,
         target: "farm-01".into(),
         config: config.into(),
@@ -133,11 +134,50 @@ fn sign_command_signs_only_valid_layers() {
     let layer = dir.path().join("layer.toml");
     std::fs::write(&layer, "[video]\nbitrate_kbps = 1800\n").unwrap();
 
-    let json = cli::sign_command(&private, "group:north", 12, &layer).unwrap();
+    let json = cli::sign_command(&private, "group:north", 12, None, &layer).unwrap();
     let env = envelope::parse(json.as_bytes()).unwrap();
     assert_eq!((env.version, env.target.as_str()), (12, "group:north"));
     assert_eq!(env.config, "[video]\nbitrate_kbps = 1800\n");
+    assert_eq!(
+        (env.v, env.apply),
+        (None, None),
+        "no --apply: a v1 envelope"
+    );
     envelope::verify(&env, &read_public_keys(&public).unwrap()).unwrap();
+
+    // --apply: a v2 envelope whose signature covers it, checked by openssl.
+    let apply = farmcast::fleet::Apply::Now;
+    let json = cli::sign_command(&private, "farm-01", 13, Some(apply), &layer).unwrap();
+    let env = envelope::parse(json.as_bytes()).unwrap();
+    assert_eq!((env.v, env.apply), (Some(2), Some(apply)));
+    envelope::verify(&env, &read_public_keys(&public).unwrap()).unwrap();
+    let msg = dir.path().join("v2.msg");
+    std::fs::write(
+        &msg,
+        b"farmcast-config-v2\nfarm-01\n13\nnow\n[video]\nbitrate_kbps = 1800\n",
+    )
+    .unwrap();
+    let sig = dir.path().join("v2.sig");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(env.signature.as_deref().unwrap())
+        .unwrap();
+    std::fs::write(&sig, raw).unwrap();
+    let out = openssl(&[
+        "pkeyutl",
+        "-verify",
+        "-rawin",
+        "-pubin",
+        "-inkey",
+        public.to_str().unwrap(),
+        "-in",
+        msg.to_str().unwrap(),
+        "-sigfile",
+        sig.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "openssl does not verify the documented v2 bytes"
+    );
     assert!(!json.contains("PRIVATE"));
 
     for bad in [
@@ -150,26 +190,31 @@ fn sign_command_signs_only_valid_layers() {
         "[[destinations]]\nname = \"a\"\nurl = \"http://x/live\"\nkey = \"k\"\n",
     ] {
         std::fs::write(&layer, bad).unwrap();
-        let e = cli::sign_command(&private, "farm-01", 1, &layer);
+        let e = cli::sign_command(&private, "farm-01", 1, None, &layer);
         assert!(e.is_err(), "signed a broken layer: {bad}");
     }
     std::fs::write(&layer, "# a comment\n[video]\nwidth = 33\n").unwrap();
     let why = format!(
         "{:#}",
-        cli::sign_command(&private, "farm-01", 1, &layer).unwrap_err()
+        cli::sign_command(&private, "farm-01", 1, None, &layer).unwrap_err()
     );
     assert!(why.contains(":3: video.width"), "{why}");
     std::fs::write(&layer, "").unwrap();
-    assert!(cli::sign_command(&dir.path().join("missing.pem"), "farm-01", 1, &layer).is_err());
     assert!(
-        cli::sign_command(&public, "farm-01", 1, &layer).is_err(),
+        cli::sign_command(&dir.path().join("missing.pem"), "farm-01", 1, None, &layer).is_err()
+    );
+    assert!(
+        cli::sign_command(&public, "farm-01", 1, None, &layer).is_err(),
         "a public key cannot sign"
     );
-    assert!(cli::sign_command(&private, "", 1, &layer).is_err());
+    assert!(cli::sign_command(&private, "", 1, None, &layer).is_err());
 }
 
 const FILE: &str =
     "device_id = \"farm-01\"\n[video]\nsource = \"test\"\n[fleet]\ngroups = [\"north\"]\n";
+
+/// A lab box: no trusted keys, unsigned pushes allowed.
+const LAB: &str = "device_id = \"farm-01\"\n[video]\nsource = \"test\"\n[fleet]\ngroups = [\"north\"]\nallow_unsigned = true\n";
 
 fn signed(key: &ed25519_dalek::SigningKey, target: &str, version: u64, config: &str) -> Vec<u8> {
     serde_json::to_vec(&envelope::sign(key, target, version, config)).unwrap()
@@ -218,8 +263,14 @@ fn pushes_apply_live_wait_for_the_show_or_cut_it_when_asked() {
     );
     assert!(s.show_ended().is_none());
 
-    let mut now = envelope::sign(&k, "farm-01", 2, "[video]\nencoder = \"x264enc\"\n");
-    now.apply = Some(farmcast::fleet::Apply::Now);
+    // `apply: now` only counts when signed: a v2 envelope.
+    let now = envelope::sign_v2(
+        &k,
+        "farm-01",
+        2,
+        farmcast::fleet::Apply::Now,
+        "[video]\nencoder = \"x264enc\"\n",
+    );
     let (r, a) = s.handle(&Source::Device, &serde_json::to_vec(&now).unwrap(), true);
     assert_eq!(r.status, Status::Applied);
     assert!(matches!(a, Action::Restart(c) if c.video.encoder == "x264enc"));
@@ -322,14 +373,14 @@ fn start(disk: &SimDisk, file: &str) -> farmcast::fleet::session::Started {
 #[test]
 fn start_falls_back_to_the_last_good_and_says_so() {
     let disk = SimDisk::new();
-    let mut s = start(&disk, FILE).session;
+    let mut s = start(&disk, LAB).session;
     let mut unsigned = envelope::sign(
         &ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
         "farm-01",
         4,
         "[video]\nbitrate_kbps = 1800\n",
     );
-    unsigned.signature = None; // no trusted keys in FILE: taken, loudly
+    unsigned.signature = None; // a lab box: taken, loudly
     let (r, _) = s.handle(
         &Source::Device,
         &serde_json::to_vec(&unsigned).unwrap(),
@@ -346,7 +397,7 @@ fn start_falls_back_to_the_last_good_and_says_so() {
     store
         .save_layers(&Layers::default().with(&Source::Device, broken))
         .unwrap();
-    let started = start(&disk, FILE);
+    let started = start(&disk, LAB);
     let r = started.reported.expect("a rollback is reported");
     assert_eq!((r.status, r.version), (Status::RolledBack, Some(4)));
     assert_eq!(r.field.as_deref(), Some("video.width"));
@@ -393,7 +444,7 @@ fn a_power_cut_at_any_step_of_a_push_leaves_a_valid_config() {
     let v2 = serde_json::to_vec(&v2).unwrap();
     let setup = || {
         let disk = SimDisk::new();
-        let mut s = start(&disk, FILE).session;
+        let mut s = start(&disk, LAB).session;
         s.handle(&Source::Device, &serde_json::to_vec(&v1).unwrap(), false);
         s.confirm_running().unwrap();
         (disk, s)
@@ -414,7 +465,7 @@ fn a_power_cut_at_any_step_of_a_push_leaves_a_valid_config() {
         s.handle(&Source::Device, &v2, false);
         let _ = s.confirm_running();
         disk.crash();
-        let started = start(&disk, FILE);
+        let started = start(&disk, LAB);
         let bitrate = started.session.config().video.bitrate_kbps;
         assert!(
             bitrate == 1000 || bitrate == 2000,

@@ -128,6 +128,7 @@ impl Driver {
             cpu_temp_c: crate::mqtt::board::cpu_temp_c(),
             throttled: crate::mqtt::board::throttled(),
             uplink_addr: None,
+            errors: self.errors(),
             mqtt: Default::default(),
         };
         mqtt.set_status(status);

@@ -2,10 +2,10 @@
 //! with (the local file plus the stored layers, or the last known good), and
 //! the reports and events a push produces.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::{media_ctl, remote, Driver, TRIAL};
 use crate::show::{Input, Show, ShowSettings, State};
@@ -13,7 +13,8 @@ use crate::show::{Input, Show, ShowSettings, State};
 use crate::config::Config;
 use crate::fleet::reported::{Reported, Status};
 use crate::fleet::session::Session;
-use crate::fleet::store::Store;
+use crate::fleet::store::{RealDisk, Store};
+use crate::fleet::NoUsableConfig;
 use crate::mqtt::payloads::Event;
 
 pub struct Loaded {
@@ -26,23 +27,23 @@ pub struct Loaded {
 }
 
 /// The config to start with. A local file that does not load falls back to
-/// the last known good (and says so); with nothing good at all, every problem
-/// is logged with its line and the daemon does not start.
+/// the last known good (and says so); a file that is missing, unreadable or
+/// empty never means "run the built-in defaults": the last known good runs,
+/// and with none the daemon does not start ([`NoUsableConfig`], its own exit
+/// status so that systemd does not restart it in a loop).
 pub fn load(path: &Path) -> Result<Loaded> {
     let file = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!("{file}: cannot read: {e}");
-            String::new()
-        }
-    };
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    // The state directory is named in the file itself; a broken file means the default.
+    let text = match read_real_file(path) {
+        Ok(t) => t,
+        Err(why) => return run_last_good(&file, &why, dir),
+    };
+    // The state directory is named in the file itself; a broken file means
+    // systemd's StateDirectory or the default.
     let state_dir = crate::config::load_str(&text)
-        .map(|c| c.state_dir)
-        .unwrap_or_else(|_| Config::default().state_dir);
-    let store = match Store::open(Path::new(&state_dir)) {
+        .map(|c| PathBuf::from(c.state_dir))
+        .unwrap_or_else(|_| fallback_state_dir());
+    let store = match Store::open(&state_dir) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "fleet layers cannot be kept; pushes will be rejected");
@@ -71,14 +72,67 @@ pub fn load(path: &Path) -> Result<Loaded> {
     }
 }
 
+/// The file's text when it is a real config: readable, and setting at least
+/// one key. A missing file, a directory or dangling link in its place, bad
+/// permissions and an empty (or comment-only) file are all `Err(why)`.
+fn read_real_file(path: &Path) -> std::result::Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it ({e})"))?;
+    if text.trim().is_empty() {
+        return Err("the file is empty".into());
+    }
+    match toml::from_str::<toml::Table>(&text) {
+        Ok(table) if table.is_empty() => Err("the file sets no key".into()),
+        _ => Ok(text),
+    }
+}
+
+/// Where the last known good lives when the file cannot say: systemd's
+/// `$STATE_DIRECTORY` (the unit's `StateDirectory=`), else the default.
+fn fallback_state_dir() -> PathBuf {
+    std::env::var_os("STATE_DIRECTORY")
+        .and_then(|v| std::env::split_paths(&v).next())
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from(Config::default().state_dir))
+}
+
+/// The local file is no config at all: run the last known good, in one
+/// error line; with none, stop with one.
+fn run_last_good(file: &str, why: &str, dir: PathBuf) -> Result<Loaded> {
+    let fleet_dir = fallback_state_dir().join("fleet");
+    // Not `Store::open`: nothing is created where nothing was kept.
+    let store = Store::with_disk(fleet_dir.clone(), Box::new(RealDisk));
+    let lkg = store.last_good_path();
+    let Some(started) = Session::start_last_good(store, dir) else {
+        return Err(NoUsableConfig(format!(
+            "{file}: {why}, and there is no last known good configuration ({}): nothing started",
+            lkg.display()
+        ))
+        .into());
+    };
+    tracing::error!(
+        "{file}: {why}; running the last known good configuration from {} (device {})",
+        lkg.display(),
+        crate::excerpt::excerpt(&started.session.config().device_id)
+    );
+    for w in &started.warnings {
+        tracing::warn!("{}: {w}", lkg.display());
+    }
+    Ok(Loaded {
+        config: started.session.config().clone(),
+        session: Some(started.session),
+        reported: started.reported,
+    })
+}
+
 fn fail(file: &str, problems: &[crate::config::Problem]) -> Result<Loaded> {
     for p in problems {
         tracing::error!("{}", p.in_file(file));
     }
-    bail!(
+    Err(NoUsableConfig(format!(
         "{file}: {} problem(s) in the configuration and no last known good to fall back to; nothing started (run `farmcast check-config {file}`)",
         problems.len()
-    )
+    ))
+    .into())
 }
 
 /// The event a fleet report is told with on `P/D/events`.
@@ -99,6 +153,9 @@ pub fn event(r: &Reported) -> Event {
     if let Some(f) = &r.field {
         ev = ev.with("field", f.as_str());
     }
+    if let Some(n) = &r.note {
+        ev = ev.with("note", n.as_str());
+    }
     ev
 }
 
@@ -108,7 +165,9 @@ impl Driver {
             crate::fleet::Status::Rejected | crate::fleet::Status::RolledBack => {
                 tracing::warn!(status = ?r.status, error = ?r.error, field = ?r.field, version = ?r.version, "config")
             }
-            _ => tracing::info!(status = ?r.status, version = ?r.version, "config"),
+            _ => {
+                tracing::info!(status = ?r.status, version = ?r.version, note = ?r.note, field = ?r.field, "config")
+            }
         }
         if let Some(m) = &self.mqtt {
             m.report_config(r.to_json());

@@ -60,6 +60,24 @@ impl Leds {
         }
     }
 
+    /// The real lights, once the GPIO opened (the box started with null
+    /// ones, status included so that its pattern is kept): they take up the
+    /// patterns already set.
+    pub fn attach(&mut self, tally: Box<dyn Led>, status: Option<Box<dyn Led>>) {
+        let swap = |old: &Light, led| Light {
+            led,
+            pattern: old.pattern,
+            since: old.since,
+            lit: None,
+        };
+        self.tally = swap(&self.tally, tally);
+        self.status = match (&self.status, status) {
+            (Some(old), Some(led)) => Some(swap(old, led)),
+            (None, Some(led)) => Some(Light::new(led)),
+            (_, None) => None,
+        };
+    }
+
     pub fn set_tally(&mut self, now: Instant, p: Pattern) {
         self.tally.set(now, p);
     }

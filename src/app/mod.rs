@@ -16,6 +16,7 @@ mod media_ctl;
 mod notify;
 mod remote;
 mod selling;
+mod watchdog;
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -84,6 +85,16 @@ struct Driver {
     probe_tx: mpsc::UnboundedSender<String>,
     /// A new MQTT link's receiver, swapped in by the loop (after an MQTT change).
     new_incoming: Option<tokio::sync::mpsc::Receiver<crate::mqtt::Incoming>>,
+    /// The GPIO and the scale: opened at start, reopened while missing.
+    parts: hardware::Parts,
+    /// Why the capture is down, while it is (status `errors.capture`).
+    capture_error: Option<String>,
+    /// When the show's state last changed, and when encoded frames last
+    /// advanced: what the watchdog decision looks at.
+    state_since: Instant,
+    frames_changed_at: Instant,
+    /// The watchdog is not being fed (logged once per spell).
+    starving: bool,
 }
 
 impl Driver {
@@ -98,16 +109,16 @@ impl Driver {
         let (edge_tx, mut edge_rx) = mpsc::unbounded_channel();
         let (sim_tx, mut sim_rx) = mpsc::unbounded_channel();
         let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<String>();
-        let hw = hardware::start(&config, edge_tx, sim_tx)?;
         let (scale_tx, mut scale_rx) = mpsc::unbounded_channel();
-        let selling = match selling::Selling::new(&config, scale_tx, Instant::now()) {
-            Ok(s) => s,
-            // Piece products can still be sold; the error says what to fix.
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "the scale did not start");
-                selling::Selling::without_scale(&config)
-            }
+        let seed = u64::from(std::process::id());
+        let parts = hardware::Parts {
+            edges: edge_tx,
+            sim: sim_tx,
+            readings: scale_tx,
+            gpio: hardware::Retry::new("gpio", seed ^ 0x9e37),
+            scale: hardware::Retry::new("scale", seed ^ 0x7f4a),
         };
+        let selling = selling::Selling::without_scale(&config);
         let (mqtt, mut incoming) = match remote::start(&config) {
             Ok(Some((h, rx))) => (Some(h), Some(rx)),
             Ok(None) => (None, None),
@@ -130,7 +141,11 @@ impl Driver {
                 Duration::from_millis(config.gpio.long_press_ms),
             ),
             media: media_ctl::MediaCtl::new(&config, media_tx.clone()),
-            leds: leds::Leds::new(hw.tally, hw.status),
+            // Null until the GPIO opens (just below, or on a later retry).
+            leds: leds::Leds::new(
+                Box::new(hardware::NullLed),
+                Some(Box::new(hardware::NullLed)),
+            ),
             notify: notify::Notifier::new(),
             pending: VecDeque::new(),
             last_frames: 0,
@@ -153,7 +168,14 @@ impl Driver {
             probe_tx,
             media_tx,
             new_incoming: None,
+            parts,
+            capture_error: None,
+            state_since: now,
+            frames_changed_at: now,
+            starving: false,
         };
+        // After MQTT, so that what is missing is reported there too.
+        d.open_hardware(now, true);
         d.abr = abr_for(&d.config, &d.media.encoder_name);
         if let Some(r) = reported {
             d.report(&r);
@@ -173,6 +195,7 @@ impl Driver {
                 d.leds.next_change(),
                 d.selling.poll_timeout(),
                 d.recorder_retry_at,
+                d.parts.poll_timeout(),
                 Some(next_health),
             ]
             .into_iter()
@@ -217,6 +240,7 @@ impl Driver {
                 next_health = now + HEALTH_TICK;
                 d.health(now);
             }
+            d.open_hardware(now, false);
             if now >= d.next_status {
                 d.publish_status(now);
             }
@@ -255,6 +279,7 @@ impl Driver {
         }
         self.pending.push_back(Input::Tick);
         while let Some(input) = self.pending.pop_front() {
+            self.note_capture(&input);
             let before = self.show.state();
             self.show.handle(now, input);
             while let Some(action) = self.show.poll_action() {
@@ -265,6 +290,7 @@ impl Driver {
                     self.show_ended(now);
                 }
                 self.notify.status(self.show.state().as_str());
+                self.state_since = now;
                 // Status goes out on every change, not only on the interval.
                 self.next_status = now;
             }
@@ -403,18 +429,7 @@ impl Driver {
             }
             self.last_fps_at = now;
         }
-        // The watchdog is fed only while encoded frames flow: a hung pipeline
-        // gets the daemon restarted by systemd.
-        if let Some(c) = self.media.capture() {
-            let frames = c
-                .health()
-                .frames_out
-                .load(std::sync::atomic::Ordering::Relaxed);
-            if frames != self.last_frames {
-                self.last_frames = frames;
-                self.notify.watchdog();
-            }
-        }
+        self.feed_watchdog(now);
         self.adapt(now);
         self.probe_down_links(now);
         self.check_trial(now);

@@ -54,32 +54,36 @@ pub struct Selling {
 }
 
 impl Selling {
-    pub fn new(
+    /// Opens the scale `scale.kind` names and starts its readings. On an
+    /// error the box goes on without it (piece products still sell) and the
+    /// driver tries again later; `none` opens nothing.
+    pub fn open_scale(
+        &mut self,
         config: &Config,
         readings: UnboundedSender<RawReading>,
         now: Instant,
-    ) -> Result<Selling> {
-        let (scale, sim_feed) =
-            match crate::scale::open(&config.scale, Path::new(&config.state_dir), now)
-                .with_context(|| format!("scale.kind = {:?}", config.scale.kind))?
-            {
-                Some((opened, scale)) => {
-                    opened
-                        .source
-                        .start(readings)
-                        .context("starting the scale")?;
-                    (Some(scale), opened.sim_feed)
-                }
-                None => (None, None),
-            };
-        Ok(Selling {
-            scale,
-            sim_feed,
-            ..Selling::without_scale(config)
-        })
+    ) -> Result<()> {
+        let opened = crate::scale::open(&config.scale, Path::new(&config.state_dir), now)
+            .with_context(|| format!("scale.kind = {:?}", config.scale.kind))?;
+        if let Some((opened, scale)) = opened {
+            opened
+                .source
+                .start(readings)
+                .context("starting the scale")?;
+            self.scale = Some(scale);
+            self.sim_feed = opened.sim_feed;
+        }
+        Ok(())
     }
 
-    /// A box whose scale could not be opened still sells piece products.
+    /// What is wrong with the open scale's readings (a port that vanished or
+    /// never appeared, garbage on the line), for status.
+    pub fn scale_error(&self) -> Option<&str> {
+        self.scale.as_ref()?.state().error.as_deref()
+    }
+
+    /// Selling without a scale; [`Selling::open_scale`] adds it. A box whose
+    /// scale could not be opened still sells piece products.
     pub fn without_scale(config: &Config) -> Selling {
         Selling {
             scale: None,
@@ -154,7 +158,9 @@ impl Selling {
                     ScaleEvent::Error(why) => {
                         tracing::warn!(reason = %why, "scale");
                         out.push(Output::Event(
-                            Event::now("error").with("what", format!("scale: {why}")),
+                            Event::now("error")
+                                .with("what", format!("scale: {why}"))
+                                .with("part", "scale"),
                         ));
                     }
                     ScaleEvent::Recovered => tracing::info!("scale readings are good again"),
@@ -222,21 +228,27 @@ impl Selling {
     }
 
     pub fn tare(&mut self) -> Result<Value, String> {
-        let scale = self
-            .scale
-            .as_mut()
-            .ok_or("this box has no scale (scale.kind = \"none\")")?;
+        let missing = self.no_scale();
+        let scale = self.scale.as_mut().ok_or(missing)?;
         let cal = scale.tare().map_err(|e| e.to_string())?;
         self.save(&cal)
     }
 
     pub fn calibrate(&mut self, known_kg: f64) -> Result<Value, String> {
-        let scale = self
-            .scale
-            .as_mut()
-            .ok_or("this box has no scale (scale.kind = \"none\")")?;
+        let missing = self.no_scale();
+        let scale = self.scale.as_mut().ok_or(missing)?;
         let cal = scale.calibrate(known_kg).map_err(|e| e.to_string())?;
         self.save(&cal)
+    }
+
+    /// Why there is no scale to tare or calibrate.
+    fn no_scale(&self) -> String {
+        match self.config.scale.kind.as_str() {
+            "none" => "this box has no scale (scale.kind = \"none\")".into(),
+            kind => format!(
+                "the scale (scale.kind = {kind:?}) is not open; status errors.scale says why, and the box keeps trying"
+            ),
+        }
     }
 
     fn save(&self, cal: &calibration::Calibration) -> Result<Value, String> {

@@ -14,7 +14,13 @@ pub use crate::mqtt::topics::ConfigSource as Source;
 /// Whose signatures the device takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trust {
-    /// No `fleet.trusted_keys_file`: unsigned pushes are taken (logged loudly).
+    /// No `fleet.trusted_keys_file` and no `fleet.allow_unsigned`: every push
+    /// is refused. Any client of the broker could otherwise re-point a
+    /// destination at its own server, keep the box's stream key and cut the
+    /// show to receive it.
+    Refuse,
+    /// `fleet.allow_unsigned = true` without trusted keys (labs only):
+    /// unsigned pushes are taken, logged loudly.
     Open,
     /// Only envelopes signed by one of these. Empty means the configured file
     /// could not be read: every push is rejected (fail closed).
@@ -27,7 +33,12 @@ impl Trust {
     /// never `Open`.
     pub fn load(fleet: &config::FleetConfig, config_dir: &Path) -> (Trust, Option<anyhow::Error>) {
         let Some(file) = fleet.trusted_keys_file.as_deref() else {
-            return (Trust::Open, None);
+            let trust = if fleet.allow_unsigned {
+                Trust::Open
+            } else {
+                Trust::Refuse
+            };
+            return (trust, None);
         };
         match super::keys::read_public_keys(&config_dir.join(file)) {
             Ok(keys) => (Trust::Keys(keys), None),
@@ -82,15 +93,23 @@ pub struct Acceptor {
 
 impl Acceptor {
     /// Ok when `env`, arriving on `source`'s topic, is addressed to this device
-    /// (or a group it is in), signed as [`Trust`] requires, and newer than the
-    /// version this source last gave. Checked in that order.
+    /// (or a group it is in), signed as [`Trust`] requires, in a format whose
+    /// signature covers what it asks (`apply`), and newer than the version this source
+    /// last gave. Checked in that order.
     pub fn check(&self, source: &Source, env: &Envelope) -> Result<(), Rejection> {
+        self.check_origin(source, env)?;
+        self.check_newer(source, env)
+    }
+
+    /// [`Acceptor::check`] without the version: whether `env` comes from
+    /// someone this box takes pushes from.
+    pub fn check_origin(&self, source: &Source, env: &Envelope) -> Result<(), Rejection> {
         let expected = match source {
             Source::Device => self.device_id.clone(),
             Source::Group(g) => {
                 if !self.groups.contains(g) {
                     return Err(Rejection::new(
-                        format!("this device is not in group {g}"),
+                        format!("this device is not in group {}", crate::excerpt::excerpt(g)),
                         Some("target"),
                     ));
                 }
@@ -99,11 +118,21 @@ impl Acceptor {
         };
         if env.target != expected {
             return Err(Rejection::new(
-                format!("addressed to {:?}, expected {expected:?}", env.target),
+                format!(
+                    "addressed to {:?}, expected {expected:?}",
+                    crate::excerpt::excerpt(&env.target)
+                ),
                 Some("target"),
             ));
         }
         match &self.trust {
+            Trust::Refuse => {
+                return Err(Rejection::new(
+                    "this box trusts no signing key, so it takes no pushes: set \
+                     fleet.trusted_keys_file in its own file (or fleet.allow_unsigned = true, labs only)",
+                    Some("fleet.trusted_keys_file"),
+                ))
+            }
             Trust::Open => {
                 if env.is_signed() {
                     tracing::warn!(
@@ -121,6 +150,14 @@ impl Acceptor {
                 verify(env, keys).map_err(|e| Rejection::new(e.to_string(), Some("signature")))?
             }
         }
+        // After the trust: a box that takes no pushes says so first.
+        env.check_format()
+            .map_err(|(field, why)| Rejection::new(why, Some(field)))?;
+        Ok(())
+    }
+
+    /// Ok when `env` is newer than the version `source` last gave.
+    pub fn check_newer(&self, source: &Source, env: &Envelope) -> Result<(), Rejection> {
         if let Some(&running) = self.applied_versions.get(&source_key(source)) {
             if env.version <= running {
                 return Err(Rejection::new(
@@ -141,7 +178,10 @@ const LOCAL_ONLY: &[&str] = &["device_id", "fleet"];
 pub fn check_layer(config_text: &str) -> Result<(), Rejection> {
     let table: toml::Table = toml::from_str(config_text).map_err(|e| {
         Rejection::new(
-            format!("layer is not valid TOML: {}", e.message()),
+            format!(
+                "layer is not valid TOML: {}",
+                crate::excerpt::excerpt_n(e.message(), 160)
+            ),
             Some("config"),
         )
     })?;
@@ -190,6 +230,10 @@ pub enum ChangeClass {
     Live,
     /// The pipeline must be rebuilt: waits for the show to end unless `apply: now`.
     NeedsRestart,
+    /// Hardware opened once at start (GPIO pins, the scale, product buttons):
+    /// a rebuild would leave the old hardware running, so the change is kept
+    /// `pending` until the daemon restarts and opens the new hardware.
+    NeedsDaemonRestart,
 }
 
 /// Key paths whose change needs no rebuild, by prefix. Anything not listed
@@ -206,15 +250,23 @@ const LIVE: &[&str] = &[
     "fleet",
 ];
 
-/// The class of one changed key path.
-pub fn class_of(path: &str) -> ChangeClass {
-    let live = LIVE.iter().any(|p| {
+/// Key paths of hardware the daemon opens at start, by prefix.
+const HARDWARE: &[&str] = &["gpio", "scale", "products[].button_pin"];
+
+fn under(path: &str, prefixes: &[&str]) -> bool {
+    prefixes.iter().any(|p| {
         path == *p
             || path
                 .strip_prefix(p)
                 .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
-    });
-    if live {
+    })
+}
+
+/// The class of one changed key path.
+pub fn class_of(path: &str) -> ChangeClass {
+    if under(path, HARDWARE) {
+        ChangeClass::NeedsDaemonRestart
+    } else if under(path, LIVE) {
         ChangeClass::Live
     } else {
         ChangeClass::NeedsRestart
@@ -232,7 +284,27 @@ pub fn changed_paths(old: &Config, new: &Config) -> Vec<String> {
     if old.destinations != new.destinations && !out.iter().any(|p| p == "destinations") {
         out.push("destinations".into());
     }
+    // `products` is one value above (live: the catalogue), but its buttons
+    // are GPIO lines opened at start.
+    let buttons = |c: &Config| -> Vec<(String, Option<u8>)> {
+        c.products
+            .iter()
+            .map(|p| (p.id.clone(), p.button_pin))
+            .filter(|(_, pin)| pin.is_some())
+            .collect()
+    };
+    if buttons(old) != buttons(new) {
+        out.push("products[].button_pin".into());
+    }
     out
+}
+
+/// The changed paths of `class`, for a report that says why.
+pub fn paths_of_class(old: &Config, new: &Config, class: ChangeClass) -> Vec<String> {
+    changed_paths(old, new)
+        .into_iter()
+        .filter(|p| class_of(p) == class)
+        .collect()
 }
 
 fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::fleet::envelope::sign;
+use crate::fleet::envelope::{sign, sign_v2, Apply};
 use ed25519_dalek::SigningKey;
 
 fn key(seed: u8) -> SigningKey {
@@ -29,6 +29,10 @@ fn check_table() {
         e.signature = None;
         e
     };
+    let with_apply = |mut e: Envelope| {
+        e.apply = Some(Apply::Now);
+        e
+    };
     let mut tampered = sign(&k, "farm-01", 8, "[video]\nbitrate_kbps = 900\n");
     tampered.config = "[video]\nbitrate_kbps = 9000\n".into();
     #[rustfmt::skip]
@@ -43,6 +47,12 @@ fn check_table() {
         ("device envelope on a group topic", &signed, group("north"), sign(&k, "farm-01", 8, ""), Some("target")),
         ("other group's envelope", &signed, group("north"), sign(&k, "group:dairy", 8, ""), Some("target")),
         ("group we are not in", &signed, group("south"), sign(&k, "group:south", 8, ""), Some("target")),
+        ("no keys, no allow_unsigned: refused", &Trust::Refuse, Source::Device, unsigned("farm-01", 8), Some("fleet.trusted_keys_file")),
+        ("no keys: refused even when signed", &Trust::Refuse, Source::Device, sign(&k, "farm-01", 8, ""), Some("fleet.trusted_keys_file")),
+        ("v1 with an unsigned apply", &signed, Source::Device, with_apply(sign(&k, "farm-01", 8, "")), Some("apply")),
+        ("v1 with apply, open trust", &Trust::Open, Source::Device, with_apply(unsigned("farm-01", 8)), Some("apply")),
+        ("v2 signed apply", &signed, Source::Device, sign_v2(&k, "farm-01", 8, Apply::Now, ""), None),
+        ("v2 apply changed after signing", &signed, Source::Device, with_apply(sign_v2(&k, "farm-01", 8, Apply::AfterShow, "")), Some("signature")),
         ("unsigned with keys", &signed, Source::Device, unsigned("farm-01", 8), Some("signature")),
         ("untrusted signer", &signed, Source::Device, sign(&key(2), "farm-01", 8, ""), Some("signature")),
         ("config changed after signing", &signed, Source::Device, tampered, Some("signature")),
@@ -58,6 +68,19 @@ fn check_table() {
             "{name}: {got:?}"
         );
     }
+}
+
+#[test]
+fn trust_follows_the_file() {
+    let mut fleet = crate::config::FleetConfig::default();
+    assert_eq!(Trust::load(&fleet, Path::new(".")).0, Trust::Refuse);
+    fleet.allow_unsigned = true;
+    assert_eq!(Trust::load(&fleet, Path::new(".")).0, Trust::Open);
+    // Keys configured but unreadable: closed, whatever allow_unsigned says.
+    fleet.trusted_keys_file = Some("/nonexistent/keys.pem".into());
+    let (trust, err) = Trust::load(&fleet, Path::new("."));
+    assert_eq!(trust, Trust::Keys(vec![]));
+    assert!(err.is_some());
 }
 
 #[test]
@@ -140,8 +163,15 @@ fn diff_class_table() {
         ("size", |c| c.video.width = 640, ChangeClass::NeedsRestart),
         ("encoder", |c| c.video.encoder = "x264enc".into(), ChangeClass::NeedsRestart),
         ("audio", |c| c.audio.source = "none".into(), ChangeClass::NeedsRestart),
-        ("gpio", |c| c.gpio.go_live_pin = 5, ChangeClass::NeedsRestart),
-        ("scale", |c| c.scale.kind = "sim".into(), ChangeClass::NeedsRestart),
+        ("gpio", |c| c.gpio.go_live_pin = 5, ChangeClass::NeedsDaemonRestart),
+        ("gpio backend", |c| c.gpio.backend = "sim".into(), ChangeClass::NeedsDaemonRestart),
+        ("scale", |c| c.scale.kind = "sim".into(), ChangeClass::NeedsDaemonRestart),
+        ("scale settle", |c| c.scale.settle_ms = 900, ChangeClass::NeedsDaemonRestart),
+        ("product button", |c| c.products.push(crate::config::ProductConfig {
+            id: "eggs".into(), name: "Eggs".into(), unit: "piece".into(),
+            unit_price: "2.00".into(), currency: "CNY".into(), button_pin: Some(22),
+        }), ChangeClass::NeedsDaemonRestart),
+        ("gpio and bitrate", |c| { c.video.bitrate_kbps = 1; c.gpio.tally_led_pin = 5 }, ChangeClass::NeedsDaemonRestart),
         ("recording dir", |c| c.recording.dir = "/tmp".into(), ChangeClass::NeedsRestart),
         ("destinations", |c| c.destinations.push(crate::config::DestinationConfig {
             name: "a".into(), url: "rtmp://h/live".into(), key_file: None, key: None, enabled: true,
@@ -180,4 +210,13 @@ fn prefixes_match_whole_keys_only() {
         ChangeClass::NeedsRestart
     );
     assert_eq!(class_of("mqttx"), ChangeClass::NeedsRestart);
+    assert_eq!(
+        class_of("gpio.go_live_pin"),
+        ChangeClass::NeedsDaemonRestart
+    );
+    assert_eq!(class_of("gpiox"), ChangeClass::NeedsRestart);
+    assert_eq!(
+        class_of("products[].button_pin"),
+        ChangeClass::NeedsDaemonRestart
+    );
 }

@@ -1,22 +1,34 @@
-//! `farmcast config sign --key KEYFILE --target T --version N FILE`: the fleet
-//! manager's side. The layer is checked before it is signed, so a broken layer
-//! can never carry a valid signature.
+//! `farmcast config sign --key KEYFILE --target T --version N [--apply now|after_show] FILE`:
+//! the fleet manager's side. Without `--apply` it writes a v1 envelope; with
+//! it, a v2 envelope whose signature covers `apply`. The layer is checked
+//! before it is signed, so a broken layer can never carry a valid signature.
 
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
 use super::accept::check_layer;
-use super::envelope::sign;
+use super::envelope::{sign, sign_v2, Apply};
 use super::keys::read_private_key;
 use crate::config;
 
+/// `--apply`'s words: `now`, or `after_show` (`next` is accepted for it).
+pub fn parse_apply(word: &str) -> Result<Apply, String> {
+    match word {
+        "now" => Ok(Apply::Now),
+        "after_show" | "next" => Ok(Apply::AfterShow),
+        _ => Err("expected now or after_show".into()),
+    }
+}
+
 /// The envelope JSON (one line) for `file`'s layer, addressed to `target`
-/// (a device id or `group:<name>`), signed with the PEM key in `key_file`.
+/// (a device id or `group:<name>`), signed with the PEM key in `key_file`;
+/// v2 with `apply` signed when `apply` is given.
 pub fn sign_command(
     key_file: &Path,
     target: &str,
     version: u64,
+    apply: Option<Apply>,
     file: &Path,
 ) -> anyhow::Result<String> {
     if target.is_empty() || target == "group:" {
@@ -47,6 +59,9 @@ pub fn sign_command(
         bail!("the layer is not valid:\n{}", lines.join("\n"));
     }
     let key = read_private_key(key_file)?;
-    let envelope = sign(&key, target, version, &layer);
+    let envelope = match apply {
+        None => sign(&key, target, version, &layer),
+        Some(apply) => sign_v2(&key, target, version, apply, &layer),
+    };
     serde_json::to_string(&envelope).context("cannot write the envelope as JSON")
 }

@@ -33,6 +33,19 @@ pub use reported::{Reported, Status};
 pub use session::{Action, Session};
 pub use store::{Layers, Store};
 
+/// `farmcast run` found no config it may run: the file is missing, unreadable,
+/// empty or broken, and no last known good exists. The message is the one line
+/// to log; the daemon exits with [`NoUsableConfig::EXIT_STATUS`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoUsableConfig(pub String);
+
+impl NoUsableConfig {
+    /// `EX_CONFIG` from sysexits.h; the unit's `RestartPreventExitStatus=`
+    /// names it, so a box with no config stops instead of restarting forever.
+    pub const EXIT_STATUS: u8 = 78;
+}
+
 /// Why an envelope or a key could not be used; the daemon reports these as
 /// `rejected`, so each says what to fix without quoting the payload.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

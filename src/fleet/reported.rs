@@ -7,10 +7,10 @@
 //! no envelope (a rollback at start) hashes the layer now in force for that
 //! source, or the empty string when there is none.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Applied,
@@ -20,7 +20,7 @@ pub enum Status {
     RolledBack,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reported {
     /// The envelope's version; `null` when the payload was not an envelope.
     pub version: Option<u64>,
@@ -31,6 +31,9 @@ pub struct Reported {
     /// Envelope field (`signature`, `version`, `target`) or config key path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Why a taken push is not in force yet (`pending`): what it waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Reported {
@@ -41,7 +44,15 @@ impl Reported {
             hash: hash(config_text),
             error: None,
             field: None,
+            note: None,
         }
+    }
+
+    /// A `pending` report's reason: what the push waits for, and the key.
+    pub fn with_note(mut self, note: impl Into<String>, field: Option<String>) -> Self {
+        self.note = Some(note.into());
+        self.field = field;
+        self
     }
 
     pub fn with_error(mut self, error: impl Into<String>, field: Option<String>) -> Self {

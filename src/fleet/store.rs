@@ -3,6 +3,13 @@
 //! layers that last ran). Each is one file written atomically, so the set of
 //! layers changes all at once or not at all.
 //!
+//! Two small files beside them: `versions.json`, the highest version taken per
+//! source, written after every `layers.json` and read even when that one is
+//! damaged, so a box that lost its layers still refuses old signed envelopes;
+//! and `rejected.json`, the last [`REJECTED_KEPT`] rejected envelopes by hash
+//! with their reports, so a retained bad push is not checked again at every
+//! restart or reconnect.
+//!
 //! [`write_atomic`]: temporary file in the same directory, write, fsync,
 //! rename over the target, fsync the directory. A power cut at any step leaves
 //! either the old or the new file, whole. File operations go through [`Disk`]
@@ -155,6 +162,14 @@ impl Layers {
         out
     }
 
+    /// Raises the high-water marks to `versions`' where those are higher.
+    pub fn raise_high_water(&mut self, versions: &BTreeMap<String, u64>) {
+        for (k, v) in versions {
+            let seen = self.high_water.entry(k.clone()).or_insert(0);
+            *seen = (*seen).max(*v);
+        }
+    }
+
     /// Raises this one's high-water marks to `other`'s where those are higher.
     pub fn keep_high_water(&mut self, other: &Layers) {
         for (k, v) in other.versions() {
@@ -162,6 +177,20 @@ impl Layers {
             *seen = (*seen).max(v);
         }
     }
+}
+
+/// How many rejected envelopes are remembered.
+pub const REJECTED_KEPT: usize = 16;
+
+/// A rejected envelope: the SHA-256 of its payload, the fingerprint of the
+/// state it was judged against (the local file, the layers, the trust), and
+/// the report it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedEntry {
+    pub payload: String,
+    pub context: String,
+    pub reported: super::reported::Reported,
 }
 
 /// What last ran: the local file as it was and the layers over it.
@@ -206,13 +235,62 @@ impl Store {
         self.dir.join("last_good.json")
     }
 
+    pub fn versions_path(&self) -> PathBuf {
+        self.dir.join("versions.json")
+    }
+
+    pub fn rejected_path(&self) -> PathBuf {
+        self.dir.join("rejected.json")
+    }
+
+    /// The highest version taken per source key, from `versions.json`.
+    pub fn load_versions(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        Ok(self.read_json(&self.versions_path())?.unwrap_or_default())
+    }
+
+    /// The remembered rejections, oldest first.
+    pub fn load_rejected(&self) -> anyhow::Result<Vec<RejectedEntry>> {
+        Ok(self.read_json(&self.rejected_path())?.unwrap_or_default())
+    }
+
+    pub fn save_rejected(&self, entries: &[RejectedEntry]) -> anyhow::Result<()> {
+        self.write_json(&self.rejected_path(), &entries)
+    }
+
+    /// Layers taken but waiting for the daemon to restart (hardware), per
+    /// source key: reported `applied` once a restart has put them in force.
+    pub fn load_awaiting_restart(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        Ok(self
+            .read_json(&self.dir.join("awaiting_restart.json"))?
+            .unwrap_or_default())
+    }
+
+    pub fn save_awaiting_restart(&self, awaiting: &BTreeMap<String, u64>) -> anyhow::Result<()> {
+        self.write_json(&self.dir.join("awaiting_restart.json"), awaiting)
+    }
+
     /// The layers in force; none when nothing was ever pushed.
     pub fn load_layers(&self) -> anyhow::Result<Layers> {
         Ok(self.read_json(&self.layers_path())?.unwrap_or_default())
     }
 
+    /// Writes the layers, then their high-water marks to `versions.json`
+    /// (never lowering one already there). In that order: a power cut between
+    /// the two leaves layers whose own marks are the higher, and start takes
+    /// the highest of both.
     pub fn save_layers(&self, layers: &Layers) -> anyhow::Result<()> {
-        self.write_json(&self.layers_path(), layers)
+        self.write_json(&self.layers_path(), layers)?;
+        let mut versions = self.load_versions().unwrap_or_default();
+        for (k, v) in layers.versions() {
+            let seen = versions.entry(k).or_insert(0);
+            *seen = (*seen).max(v);
+        }
+        // The layers are written and carry their own marks: a failure here
+        // only weakens the backup, and must not make the push look refused.
+        if let Err(e) = self.write_json(&self.versions_path(), &versions) {
+            tracing::warn!("{e:#}");
+        }
+        Ok(())
     }
 
     pub fn load_last_good(&self) -> anyhow::Result<Option<LastGood>> {

@@ -1,14 +1,13 @@
-//! Light patterns: which pattern a show state shows, and whether a pattern's LED is
-//! lit a given time after the pattern started.
+//! Light patterns: what a LED does, and whether a pattern's LED is lit a given
+//! time after the pattern started. Which pattern a show state shows is the
+//! show's decision (`show::machine::pattern_for`).
 //!
 //! Pure: the driver keeps `(pattern, started_at)`, sets the LED to
 //! [`level`]`(pattern, now - started_at)` and sleeps until [`next_change`].
 
 use std::time::Duration;
 
-use crate::show::State;
-
-/// What a LED does. The show machine picks these through [`pattern_for`].
+/// What a LED does. The show machine picks one per state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pattern {
     Off,
@@ -45,17 +44,6 @@ impl Pattern {
             Pattern::Error => Some(&[(true, 150), (false, 150), (true, 150), (false, 750)]),
             Pattern::Ack => Some(&[(true, 40), (false, 40)]),
         }
-    }
-}
-
-/// The tally pattern for a show state.
-pub fn pattern_for(state: State) -> Pattern {
-    match state {
-        State::Starting => Pattern::Off,
-        State::Standby => Pattern::SlowBlink,
-        State::Connecting | State::Reconnecting | State::Stopping => Pattern::FastBlink,
-        State::Live => Pattern::Solid,
-        State::Error => Pattern::Error,
     }
 }
 
@@ -150,14 +138,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn states_map_to_patterns() {
-        assert_eq!(pattern_for(State::Standby), Pattern::SlowBlink);
-        assert_eq!(pattern_for(State::Connecting), Pattern::FastBlink);
-        assert_eq!(pattern_for(State::Reconnecting), Pattern::FastBlink);
-        assert_eq!(pattern_for(State::Live), Pattern::Solid);
-        assert_eq!(pattern_for(State::Error), Pattern::Error);
     }
 }

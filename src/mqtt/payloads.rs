@@ -24,6 +24,10 @@ pub struct Status {
     pub cpu_temp_c: Option<f64>,
     pub throttled: Option<String>,
     pub uplink_addr: Option<String>,
+    /// What is broken now, by part (`capture`, `gpio`, `scale`), with why;
+    /// absent on a healthy box. The box keeps retrying each.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub errors: std::collections::BTreeMap<String, String>,
     /// Filled in by the MQTT client itself just before publishing; whatever the
     /// caller put here is overwritten.
     #[serde(default)]

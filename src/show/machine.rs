@@ -8,7 +8,7 @@ use super::backoff::{Backoff, XorShift64};
 use super::timer::{Timer, TimerTable};
 use super::types::*;
 use crate::gpio::buttons::{ButtonEvent, ButtonId, PressKind};
-use crate::gpio::tally::{pattern_for, Pattern};
+use crate::gpio::tally::Pattern;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Capture {
@@ -575,6 +575,18 @@ impl Show {
             self.status_led = status;
             self.push(Action::StatusLed(status));
         }
+    }
+}
+
+/// The tally pattern for a show state (the show decides what its light
+/// says; `gpio::tally` only knows how a pattern blinks).
+pub fn pattern_for(state: State) -> Pattern {
+    match state {
+        State::Starting => Pattern::Off,
+        State::Standby => Pattern::SlowBlink,
+        State::Connecting | State::Reconnecting | State::Stopping => Pattern::FastBlink,
+        State::Live => Pattern::Solid,
+        State::Error => Pattern::Error,
     }
 }
 

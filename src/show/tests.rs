@@ -524,3 +524,49 @@ fn an_hour_of_flapping_network_runs_in_milliseconds() {
     }
     assert!(connects > 1000, "{connects}");
 }
+
+#[test]
+fn a_capture_that_keeps_failing_is_retried_forever_on_a_capped_backoff() {
+    let mut r = rig_in(Starting);
+    let a = r.input(Input::CaptureFailed("video.encoder = \"nosuchenc\"".into()));
+    assert!(a.contains(&Action::Ready), "a box in error is up: {a:?}");
+    let mut delays = Vec::new();
+    let (start, mut last) = (r.now, r.now);
+    // An hour of a missing encoder, jumping from deadline to deadline.
+    while r.now - start < Duration::from_secs(3600) {
+        let a = r.tick().expect("a retry is always scheduled");
+        assert!(a.contains(&Action::StartCapture), "{a:?}");
+        assert!(!a.contains(&Action::Ready), "READY is sent once");
+        delays.push(r.now - last);
+        last = r.now;
+        r.input(Input::CaptureFailed("still missing".into()));
+        assert_eq!(r.show.state(), Error);
+    }
+    let cap = ShowSettings::default().capture_retry_cap;
+    assert!(delays.iter().all(|d| *d <= cap), "{delays:?}");
+    assert!(delays.first().is_some_and(|d| *d <= ms(1000)), "{delays:?}");
+    assert!(delays.last().is_some_and(|d| *d >= cap / 2), "{delays:?}");
+    assert!(
+        delays.len() > 100 && delays.len() < 400,
+        "{} tries",
+        delays.len()
+    );
+    // Back at last: standby, and the next failure starts from a short delay.
+    r.tick();
+    r.input(Input::CaptureReady);
+    assert_eq!(r.show.state(), Standby);
+    r.input(Input::CaptureFailed("gone".into()));
+    let at = r.now;
+    r.tick();
+    assert!(r.now - at <= ms(1000));
+}
+
+#[test]
+fn states_map_to_patterns() {
+    use super::machine::pattern_for;
+    assert_eq!(pattern_for(State::Standby), Pattern::SlowBlink);
+    assert_eq!(pattern_for(State::Connecting), Pattern::FastBlink);
+    assert_eq!(pattern_for(State::Reconnecting), Pattern::FastBlink);
+    assert_eq!(pattern_for(State::Live), Pattern::Solid);
+    assert_eq!(pattern_for(State::Error), Pattern::Error);
+}
