@@ -29,8 +29,11 @@ pub struct MediaCtl {
     recorder_stopping: bool,
     /// The show whose recording should be running (to restart it after an error).
     recording_show: Option<String>,
-    /// Its folder under `recording.dir`, named at show start.
+    /// Its folder under `recording.dir`, named at show start and kept until
+    /// the show ends: the one owner of that name.
     recording_dir: Option<PathBuf>,
+    /// Recorders started for the current show (1 + restarts), for the log.
+    recorder_starts: u32,
     camera_lost: bool,
     /// Where each RTMP destination's server is, remembered across rebuilds of
     /// its pipeline so a down link can be probed cheaply.
@@ -67,6 +70,7 @@ impl MediaCtl {
             recorder_stopping: false,
             recording_show: None,
             recording_dir: None,
+            recorder_starts: 0,
             camera_lost: false,
             remotes: HashMap::new(),
             encoder_name,
@@ -123,15 +127,10 @@ impl MediaCtl {
                 .find(|d| d.name == name)
                 .ok_or_else(|| anyhow!("no destination named {name}"))?;
             let url = cfg.ingest_url();
-            let redact = cfg
-                .key
-                .as_ref()
-                .map(|k| k.expose().to_string())
-                .unwrap_or_default();
             Destination::start(
                 name,
                 &url,
-                &redact,
+                cfg.secrets(),
                 capture,
                 self.destination_bounds,
                 self.events.clone(),
@@ -158,6 +157,10 @@ impl MediaCtl {
         }
     }
 
+    /// Names the show's folder, once: every restart of its recorder and every
+    /// pass of the disk budget use this one name until the show ends. A
+    /// folder named again at a restart left the first one looking like a
+    /// past show, and the budget deleted the live show's segments.
     pub fn start_recording(&mut self, show_id: &str) {
         self.recording_show = Some(show_id.to_string());
         let root = PathBuf::from(&self.recording.dir);
@@ -166,6 +169,7 @@ impl MediaCtl {
             SystemTime::now(),
             show_id,
         ));
+        self.recorder_starts = 0;
         self.restart_recorder();
     }
 
@@ -175,58 +179,47 @@ impl MediaCtl {
         let current = self.recording_dir.as_deref().map(dir_name);
         let cfg = self.recording.clone();
         std::thread::spawn(move || {
-            match crate::recording::enforce(&root, current.as_deref(), &cfg) {
-                Ok(report) => {
-                    if !report.removed.is_empty() {
-                        tracing::info!(
-                            removed = report.removed.len(),
-                            freed = report.freed_bytes,
-                            "old recordings removed"
-                        );
-                    }
-                    if report.over_budget {
-                        tracing::warn!(used = report.used_bytes, free = report.disk_free_bytes, "the current show alone is over the recording budget; recording goes on");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "could not apply the recording budget")
-                }
+            if let Err(e) = crate::recording::enforce(&root, current.as_deref(), &cfg) {
+                tracing::warn!(error = %format!("{e:#}"), "could not apply the recording budget")
             }
         });
     }
 
-    /// Start (or start again after a failure) the recorder of the current show.
+    /// Start (or start again after a failure) the recorder of the current
+    /// show, in the show's folder, numbering on from its last segment.
     pub fn restart_recorder(&mut self) {
         if !self.recording.enabled || self.recorder.is_some() {
             return;
         }
-        let (Some(show), Some(capture)) = (self.recording_show.clone(), self.capture.as_ref())
-        else {
+        let (Some(dir), Some(capture)) = (self.recording_dir.clone(), self.capture.as_ref()) else {
             return;
         };
         let root = PathBuf::from(&self.recording.dir);
-        let dir = crate::recording::show_dir(&root, SystemTime::now(), &show);
-        match crate::recording::enforce(&root, Some(&dir_name(&dir)), &self.recording) {
-            Ok(report) if report.over_budget => {
-                tracing::warn!(
-                    used = report.used_bytes,
-                    "recordings are over their disk budget"
-                )
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "could not apply the recording budget")
-            }
+        // `enforce` logs what it removed and whether the show alone is over budget.
+        if let Err(e) = crate::recording::enforce(&root, Some(&dir_name(&dir)), &self.recording) {
+            tracing::warn!(error = %format!("{e:#}"), "could not apply the recording budget")
         }
+        let first = crate::recording::next_segment_in(&dir);
         match Recorder::start(
             &dir,
+            first,
             self.recording.segment_s,
             capture,
             self.recording_bounds,
             self.events.clone(),
         ) {
             Ok(r) => {
-                tracing::info!(dir = %dir.display(), "recording");
+                if self.recorder_starts == 0 {
+                    tracing::info!(dir = %dir.display(), "recording");
+                } else {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        first_segment = first,
+                        restarts = self.recorder_starts,
+                        "recording again in the same show folder after a failure"
+                    );
+                }
+                self.recorder_starts += 1;
                 self.recorder = Some(r);
             }
             Err(e) => {

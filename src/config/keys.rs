@@ -57,9 +57,89 @@ impl DestinationConfig {
         self.url_with_key(self.key.as_ref().map(Secret::expose), true)
     }
 
-    /// The ingest URL with `***` where the key goes: safe for logs and status.
+    /// The ingest URL with `***` where the key goes, and where an SRT
+    /// passphrase or stream id written in the URL was: safe for logs and status.
     pub fn redacted_url(&self) -> String {
-        self.url_with_key(self.key.as_ref().map(|_| "***"), false)
+        self.redact(&self.url_with_key(self.key.as_ref().map(|_| "***"), false))
+    }
+
+    /// Everything secret this destination's ingest URL carries, for
+    /// [`super::secret::redact`]: the stream key; for SRT, the values of the
+    /// URL's `passphrase` and `streamid` (written in the URL by hand); for
+    /// RTMP without a key, the stream name written after the application
+    /// (`rtmp://host/app/KEY`), with one, the URL's query (a signed push
+    /// address); any `user:password@` in front of the host. Parts of a key that a URL parser may quote on
+    /// their own (the stream name before `?`, query values) are listed too
+    /// when they are long enough to be the secret rather than a common word.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(k) = self.key.as_ref().filter(|k| !k.is_empty()) {
+            out.push(k.expose().to_string());
+        }
+        match url::parse(&self.url) {
+            Some(u) if u.scheme == "srt" => {
+                for pair in u.query.unwrap_or_default().split('&') {
+                    if let Some((name, value)) = pair.split_once('=') {
+                        if SRT_SECRET_PARAMS.contains(&name) && !value.is_empty() {
+                            out.push(value.to_string());
+                        }
+                    }
+                }
+            }
+            Some(u) if self.key.is_none() => {
+                // rtmp://host/app/KEY[?query]: everything after the application.
+                let tail = u.path.trim_start_matches('/');
+                if let Some((_, name)) = tail.split_once('/') {
+                    let name = match u.query {
+                        Some(q) => format!("{name}?{q}"),
+                        None => name.to_string(),
+                    };
+                    if !name.is_empty() {
+                        out.push(name);
+                    }
+                }
+            }
+            // A signed push address (`rtmp://host/app?sign=...`) with a key beside it.
+            Some(u) => out.extend(u.query.filter(|q| !q.is_empty()).map(|q| format!("?{q}"))),
+            None => {}
+        }
+        // `user:password@` in front of the host: rtmp2sink takes it from the URL.
+        let authority = self
+            .url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            out.push(userinfo.to_string());
+            if let Some((_, password)) = userinfo.split_once(':') {
+                out.push(password.to_string());
+            }
+        }
+        out.retain(|s| !s.is_empty());
+        let mut parts = Vec::new();
+        for s in &out {
+            let (stream, query) = s.split_once('?').unwrap_or((s, ""));
+            parts.push(stream.to_string());
+            parts.extend(
+                query
+                    .split('&')
+                    .filter_map(|p| p.split_once('=').map(|(_, v)| v.to_string())),
+            );
+        }
+        out.extend(
+            parts
+                .into_iter()
+                .filter(|p| p.chars().count() >= MIN_PART_LEN),
+        );
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// `text` with every secret of this destination hidden (see [`Self::secrets`]).
+    pub fn redact(&self, text: &str) -> String {
+        let secrets = self.secrets();
+        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        super::secret::redact(text, &refs)
     }
 
     fn url_with_key(&self, key: Option<&str>, encode: bool) -> String {
@@ -80,6 +160,28 @@ impl DestinationConfig {
             // some platforms put `?auth=...` in it and expect it unchanged.
             format!("{}/{key}", self.url.trim_end_matches('/'))
         }
+    }
+}
+
+/// SRT URL query parameters that are credentials (srtsink and libsrt names).
+const SRT_SECRET_PARAMS: &[&str] = &["passphrase", "streamid"];
+
+/// A part of a key shorter than this is not hidden on its own: hiding `d` of
+/// `...?d&e=...` would blank every `d` of a log line and hide nothing secret.
+/// The whole key is always hidden, however short.
+const MIN_PART_LEN: usize = 6;
+
+/// Shown without the URL's query (an SRT passphrase or stream id) and without
+/// the key: `Debug` of a config must be safe to log.
+impl std::fmt::Debug for DestinationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DestinationConfig")
+            .field("name", &self.name)
+            .field("url", &self.redact(&self.redacted_url()))
+            .field("key_file", &self.key_file)
+            .field("key", &self.key)
+            .field("enabled", &self.enabled)
+            .finish()
     }
 }
 
@@ -135,7 +237,75 @@ mod tests {
     fn no_key_leaves_the_url() {
         let d = dest("rtmp://h/live/stream", None);
         assert_eq!(d.ingest_url(), "rtmp://h/live/stream");
-        assert_eq!(d.redacted_url(), "rtmp://h/live/stream");
+        // The stream name written in the URL is the key.
+        assert_eq!(d.redacted_url(), "rtmp://h/live/***");
+        let d = dest("rtmp://h/live", None);
+        assert_eq!(d.redacted_url(), "rtmp://h/live");
+    }
+
+    #[test]
+    fn srt_passphrase_and_streamid_in_the_url_are_secrets() {
+        let d = dest(
+            "srt://h:9000?latency=200&passphrase=pass%20phrase99&streamid=%23%21%3A%3Ar%3Dlive",
+            Some("123456"),
+        );
+        let secrets = d.secrets();
+        assert!(secrets.contains(&"123456".to_string()));
+        assert!(secrets.contains(&"pass%20phrase99".to_string()));
+        let shown = d.redacted_url();
+        assert_eq!(
+            shown,
+            "srt://h:9000?latency=200&passphrase=***&streamid=***&streamid=***"
+        );
+        let debug = format!("{d:?}");
+        for leak in ["123456", "phrase99", "pass+phrase", "r%3Dlive", "r=live"] {
+            assert!(!debug.contains(leak), "{leak} in {debug}");
+        }
+        // What srtsink might quote: the decoded passphrase.
+        assert_eq!(
+            d.redact("bad passphrase \"pass phrase99\" for #!::r=live"),
+            "bad passphrase \"***\" for ***"
+        );
+    }
+
+    #[test]
+    fn credentials_and_signed_queries_in_the_url_are_secrets() {
+        let d = dest(
+            "rtmp://farmer:hunter22@h/app?sign=abcdef123&expire=99",
+            Some("k"),
+        );
+        let shown = d.redacted_url();
+        for leak in ["hunter22", "farmer:", "abcdef123"] {
+            assert!(!shown.contains(leak), "{leak} in {shown}");
+            assert!(!format!("{d:?}").contains(leak), "{leak} in Debug");
+        }
+    }
+
+    #[test]
+    fn a_number_in_a_key_file_is_text_and_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k"), "0123456\n").unwrap();
+        let mut c = config_with("k");
+        assert!(resolve_keys(&mut c, dir.path()).is_empty());
+        let d = &c.destinations[0];
+        assert_eq!(d.key.as_ref().unwrap().expose(), "0123456");
+        assert_eq!(d.ingest_url(), "rtmp://h/live/0123456");
+        assert_eq!(
+            d.redact("failed: rtmp://h/live/0123456"),
+            "failed: rtmp://h/live/***"
+        );
+    }
+
+    #[test]
+    fn rtmp_key_parts_are_hidden_but_not_short_words() {
+        let d = dest("rtmp://h/live", Some("a/b c?d&e=f%g"));
+        let secrets = d.secrets();
+        assert!(secrets.contains(&"a/b c?d&e=f%g".to_string()));
+        assert!(!secrets.iter().any(|s| s == "d" || s == "f%g"));
+        assert_eq!(
+            d.redact("rtmp://h/live/a%2Fb%20c%3Fd%26e%3Df%25g failed; d"),
+            "rtmp://h/live/*** failed; d"
+        );
     }
 
     fn config_with(key_file: &str) -> Config {

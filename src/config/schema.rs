@@ -148,7 +148,8 @@ impl Default for LiveConfig {
     }
 }
 
-#[derive(Clone, PartialEq, Deserialize, Serialize, Debug)]
+// `Debug` by hand in `keys.rs`: the URL may hold an SRT passphrase.
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
     pub name: String,

@@ -45,28 +45,9 @@ pub fn watch(pipeline: &gst::Pipeline, on_message: impl Fn(&gst::Message) + Send
     }
 }
 
-/// Redact the credentials a URL may carry in an error message from rtmp2sink or
-/// srtsink (they quote the location they failed on).
-pub fn redact(text: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(secret, "***")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_keys() {
-        assert_eq!(
-            redact("cannot reach rtmp://h/live/abc123", "abc123"),
-            "cannot reach rtmp://h/live/***"
-        );
-        assert_eq!(redact("x", ""), "x");
-    }
 
     #[test]
     fn short_form_names_the_element() {

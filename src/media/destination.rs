@@ -26,6 +26,7 @@ use super::link_signal::{tcp_connections, tcp_send_queue, LinkSample, SrtCounter
 use super::plan::{self, Transport};
 use super::send_buffer;
 use super::{EventTx, MediaEvent};
+use crate::config::secret::redact;
 
 /// The video appsrc's byte bound before the link's delivery is known.
 const INITIAL_VIDEO_BYTES: u64 = 128 * 1024;
@@ -71,11 +72,12 @@ pub struct Destination {
 
 impl Destination {
     /// Build the pipeline for `url` (the full ingest URL, key included) and
-    /// start it. `redact` is the part of the URL to hide in error texts.
+    /// start it. `secrets` are the parts of the URL to hide in error texts
+    /// (see `DestinationConfig::secrets`), in every encoding they may take there.
     pub fn start(
         name: &str,
         url: &str,
-        redact: &str,
+        secrets: Vec<String>,
         capture: &Capture,
         bounds: QueueBounds,
         events: EventTx,
@@ -103,14 +105,16 @@ impl Destination {
             let tx = events.clone();
             let alive = alive.clone();
             let name = name.to_string();
-            let secret = redact.to_string();
             bus::watch(&pipeline, move |msg| {
                 if let gst::MessageView::Error(err) = msg.view() {
                     // Only the first error of a live pipeline counts.
                     if alive.swap(false, Ordering::SeqCst) {
                         let e = BusError::from_message(err);
-                        let reason = bus::redact(&e.short(), &secret);
-                        tracing::warn!(destination = %name, error = %bus::redact(&e.to_string(), &secret), "destination failed");
+                        // An element may quote the URL it failed on, the key
+                        // raw or percent-encoded: hide every form.
+                        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+                        let reason = redact(&e.short(), &refs);
+                        tracing::warn!(destination = %name, error = %redact(&e.to_string(), &refs), "destination failed");
                         let _ = tx.send(MediaEvent::DestinationDown {
                             name: name.clone(),
                             reason,

@@ -31,9 +31,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Start recording into `show_dir` (created if missing).
+    /// Start recording into `show_dir` (created if missing), the first
+    /// segment numbered `first_segment` (after those already there).
     pub fn start(
         show_dir: &Path,
+        first_segment: u32,
         segment_s: u32,
         capture: &Capture,
         bounds: super::destination::QueueBounds,
@@ -57,7 +59,10 @@ impl Recorder {
             .property("location", crate::recording::segment_pattern(show_dir))
             .property("max-size-time", u64::from(segment_s) * 1_000_000_000)
             .property("send-keyframe-requests", true)
-            .property("start-index", 1i32)
+            .property(
+                "start-index",
+                i32::try_from(first_segment).unwrap_or(i32::MAX),
+            )
             .property("muxer", &muxer)
             .build()
             .context("element splitmuxsink is missing")?;

@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use super::budget::{plan_cleanup, SegmentInfo};
-use super::naming::is_segment_name;
+use super::naming::{is_segment_name, next_segment_index};
 use crate::config::RecordingConfig;
 
 /// What [`enforce`] did, for logs, status and an `error` event when over budget.
@@ -95,6 +95,20 @@ pub fn scan(root: &Path) -> anyhow::Result<Vec<SegmentInfo>> {
         }
     }
     Ok(out)
+}
+
+/// The segment number a recorder starting in `show_dir` should begin at
+/// ([`next_segment_index`] of what is there); 1 when the folder is missing or
+/// unreadable (the recorder creates it, or fails and says why).
+pub fn next_segment_in(show_dir: &Path) -> u32 {
+    let names: Vec<String> = std::fs::read_dir(show_dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    next_segment_index(names.iter().map(String::as_str))
 }
 
 /// Bytes available to an unprivileged user on the file system holding `path`.

@@ -31,10 +31,41 @@ pub fn show_id(counter: u32) -> String {
 
 /// The `location` for splitmuxsink: `<show_dir>/seg-%05d.ts`.
 ///
-/// splitmuxsink counts from 0; the driver sets `start-index = 1` so the first
-/// file is `seg-00001.ts`.
+/// The location is a printf format (`g_strdup_printf`), so a `%` in the
+/// folder (`recording.dir` comes from the config) is doubled: a folder is
+/// data, never a format. Unescaped, `%s` read a string pointer that was not
+/// there (the daemon crashed at go-live) and `%d` put the segments in a
+/// folder the disk budget never looked at.
+///
+/// splitmuxsink counts from 0; the driver sets `start-index` (see
+/// [`next_segment_index`]) so the first file is `seg-00001.ts`.
 pub fn segment_pattern(show_dir: &Path) -> String {
-    show_dir.join(SEGMENT_PRINTF).to_string_lossy().into_owned()
+    let dir = show_dir.to_string_lossy().replace('%', "%%");
+    Path::new(&dir)
+        .join(SEGMENT_PRINTF)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The number of the next segment of a show whose folder holds `names`: one
+/// past the highest `seg-N.ts` there, 1 in an empty folder. A recorder that
+/// restarts mid-show (a full disk, a USB disk plugged in again) continues the
+/// numbering instead of overwriting the show's first segments. Capped where
+/// splitmuxsink's `start-index` (a C `int`) ends.
+pub fn next_segment_index<'a>(names: impl IntoIterator<Item = &'a str>) -> u32 {
+    let highest = names
+        .into_iter()
+        .filter(|n| is_segment_name(n))
+        .map(|n| {
+            let digits = &n["seg-".len()..n.len() - ".ts".len()];
+            // Too many digits for u64 is past the cap anyway.
+            digits.parse::<u64>().unwrap_or(u64::MAX)
+        })
+        .max()
+        .unwrap_or(0);
+    u32::try_from(highest.saturating_add(1))
+        .unwrap_or(u32::MAX)
+        .min(i32::MAX as u32)
 }
 
 /// Whether a file name is one of our segments (`seg-<digits>.ts`).
@@ -121,6 +152,31 @@ mod tests {
         assert_eq!(
             segment_pattern(&dir),
             "/rec/2026-11-25T22-10-03Z_show-0001/seg-%05d.ts"
+        );
+    }
+
+    #[test]
+    fn percent_in_the_folder_is_data() {
+        let dir = Path::new("/tmp/rec%s%d/show");
+        assert_eq!(segment_pattern(dir), "/tmp/rec%%s%%d/show/seg-%05d.ts");
+        // The only conversion left is the segment number's.
+        let pattern = segment_pattern(Path::new("/a%/b%%c"));
+        assert_eq!(pattern.replace("%%", "").matches('%').count(), 1);
+    }
+
+    #[test]
+    fn numbering_continues_after_the_highest_segment() {
+        assert_eq!(next_segment_index([]), 1);
+        assert_eq!(next_segment_index(["notes.txt", "sales.jsonl"]), 1);
+        assert_eq!(
+            next_segment_index(["seg-00002.ts", "seg-00010.ts", "seg-00003.ts"]),
+            11
+        );
+        assert_eq!(next_segment_index(["seg-123456.ts"]), 123_457);
+        // A planted name cannot overflow splitmuxsink's int.
+        assert_eq!(
+            next_segment_index(["seg-99999999999999999999999.ts"]),
+            i32::MAX as u32
         );
     }
 
