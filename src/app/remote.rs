@@ -17,7 +17,10 @@ use crate::config::Config;
 use crate::media::capture::Snapshotter;
 use crate::mqtt::payloads::Event;
 use crate::mqtt::{Incoming, IncomingCommand, MqttHandle, MqttSettings, Protocol};
+use crate::scale::Calibration;
 use crate::show::ShowEvent;
+
+use super::selling::CalChange;
 
 /// A snapshot must fit in an MQTT answer a phone can show: under 100 KB.
 const SNAPSHOT_MAX_BYTES: usize = 100 * 1024;
@@ -108,7 +111,69 @@ pub fn probe(mqtt: MqttHandle, cmd: IncomingCommand) {
     });
 }
 
-/// The `logs` command's answer.
-pub fn logs(lines: usize) -> Value {
-    json!({ "lines": crate::logging::last_lines(lines) })
+/// The `logs` command's answer: the newest `lines` that fit in `budget`
+/// bytes of JSON (the broker's packet limit), the oldest left out first.
+pub fn logs(lines: usize, budget: usize) -> Value {
+    // The envelope around the lines: `{"id":…,"ok":true,"result":{"lines":[…],"cut":…}}`.
+    const ENVELOPE: usize = 256;
+    let kept = crate::logging::last_lines(lines, budget.saturating_sub(ENVELOPE));
+    let cut = kept.len() < lines;
+    json!({ "lines": kept, "cut": cut })
+}
+
+/// `{"cmd": "set_calibration", …}` that puts `cal` back; `force`, because an
+/// undo must not be refused for the size of the change it reverts.
+fn calibration_undo(cal: &Calibration) -> Value {
+    json!({
+        "cmd": "set_calibration",
+        "args": {
+            "offset": cal.offset,
+            "factor": cal.factor,
+            "calibrated": cal.calibrated,
+            "force": true,
+        }
+    })
+}
+
+/// Answers a tare, calibration or undo, and tells `P/D/events` what changed:
+/// `calibration_changed` with `old`, `new` and `undo` (the command that puts
+/// the old one back).
+pub fn calibration_changed(
+    mqtt: &MqttHandle,
+    cmd: &IncomingCommand,
+    cause: &str,
+    outcome: Result<CalChange, String>,
+) {
+    match outcome {
+        Ok(change) => {
+            tracing::info!(
+                cause,
+                old_offset = change.old.offset,
+                old_factor = change.old.factor,
+                new_offset = change.new.offset,
+                new_factor = change.new.factor,
+                "scale calibration changed"
+            );
+            mqtt.event(
+                Event::now("calibration_changed")
+                    .with("cause", cause)
+                    .with("old", json!(change.old))
+                    .with("new", json!(change.new))
+                    .with("undo", calibration_undo(&change.old)),
+            );
+            mqtt.reply(cmd, Ok(json!(change.new)));
+        }
+        Err(e) => mqtt.reply(cmd, Err(e)),
+    }
+}
+
+/// `log_level_changed` with `old`, `new` and `undo`.
+pub fn log_level_event(change: &crate::logging::LevelChange) -> Event {
+    Event::now("log_level_changed")
+        .with("old", change.old.as_str())
+        .with("new", change.new.as_str())
+        .with(
+            "undo",
+            json!({ "cmd": "set_log_level", "args": { "level": change.old } }),
+        )
 }

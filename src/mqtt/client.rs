@@ -22,10 +22,11 @@ use super::link::{self, LinkEvent, Message, Publisher, Qos};
 use super::payloads::{CmdResult, Event, MqttStats, Status};
 use super::queue::{EventQueue, DEFAULT_CAP};
 use super::topics::{self, ConfigSource};
+use crate::excerpt::excerpt;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
@@ -33,6 +34,19 @@ use tracing::{debug, info, warn};
 
 /// At most this many events are in flight (published, not yet PubAck'd).
 const EVENT_WINDOW: usize = 16;
+/// Room in a packet for what is not the answer's JSON: fixed header, topic,
+/// v5 properties (the correlation data is counted on top).
+const PACKET_OVERHEAD: usize = 1024;
+/// A flood of refusals is logged at its first and then every this many.
+const LOG_EVERY: u64 = 100;
+
+/// `config/desired` pushes: a few at once (one per topic after a reconnect),
+/// then one every two seconds. Each one makes the driver verify a signature
+/// and validate a layer; the retained message comes again at the next
+/// connection, so a dropped push is late, not lost.
+fn desired_limiter() -> RateLimiter {
+    RateLimiter::new(0.5, 8.0)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -134,6 +148,9 @@ pub struct MqttHandle {
     queue: Arc<Mutex<EventQueue>>,
     events_pending: Arc<Notify>,
     dropped_requests: Arc<AtomicU64>,
+    /// The largest packet we may send now: our own bound, lowered to what a v5
+    /// broker announced in its ConnAck.
+    max_packet: Arc<AtomicUsize>,
 }
 
 impl MqttHandle {
@@ -162,6 +179,14 @@ impl MqttHandle {
     pub fn reply(&self, cmd: &IncomingCommand, outcome: Result<Value, String>) {
         let result = CmdResult::from_result(cmd.command.id.clone(), outcome);
         self.request(Request::Reply(cmd.reply_to.clone(), result));
+    }
+
+    /// How many bytes of JSON an answer may carry so that its packet still
+    /// fits what the broker takes (the `logs` answer is cut to this).
+    pub fn reply_budget(&self) -> usize {
+        self.max_packet
+            .load(Ordering::Relaxed)
+            .saturating_sub(PACKET_OVERHEAD)
     }
 
     /// Publishes `P/D/config/reported` (retained).
@@ -198,6 +223,7 @@ pub fn spawn(settings: MqttSettings) -> Result<(MqttHandle, mpsc::Receiver<Incom
         queue: Arc::new(Mutex::new(queue)),
         events_pending: Arc::new(Notify::new()),
         dropped_requests: Arc::new(AtomicU64::new(0)),
+        max_packet: Arc::new(AtomicUsize::new(link::MAX_OUTGOING)),
     };
     info!(url = %settings.url, tls, device = %settings.device_id, "mqtt client starting");
     let task = ClientTask {
@@ -214,6 +240,10 @@ pub fn spawn(settings: MqttSettings) -> Result<(MqttHandle, mpsc::Receiver<Incom
         status_rx,
         incoming: in_tx,
         limiter: RateLimiter::default(),
+        desired_limiter: desired_limiter(),
+        commands_limited: 0,
+        desired_dropped: 0,
+        max_packet: handle.max_packet.clone(),
         uplink: Arc::new(Mutex::new(None)),
     };
     tokio::spawn(task.run(link_rx, req_rx));
@@ -235,6 +265,10 @@ struct ClientTask {
     status_rx: watch::Receiver<Option<Status>>,
     incoming: mpsc::Sender<Incoming>,
     limiter: RateLimiter,
+    desired_limiter: RateLimiter,
+    commands_limited: u64,
+    desired_dropped: u64,
+    max_packet: Arc<AtomicUsize>,
     uplink: Arc<Mutex<Option<String>>>,
 }
 
@@ -274,7 +308,12 @@ impl ClientTask {
 
     fn on_link(&mut self, ev: LinkEvent) {
         match ev {
-            LinkEvent::Up => self.on_connect(),
+            LinkEvent::Up { max_packet } => {
+                let ours = link::MAX_OUTGOING;
+                let limit = max_packet.map_or(ours, |m| (m as usize).min(ours));
+                self.max_packet.store(limit, Ordering::Relaxed);
+                self.on_connect();
+            }
             LinkEvent::Down(why) => {
                 if self.connected {
                     warn!("mqtt connection lost: {why}");
@@ -377,18 +416,31 @@ impl ClientTask {
             topics::config_source(&self.prefix, &self.device, &self.groups, &m.topic)
         {
             // An empty retained message clears the topic; nothing to apply.
-            if !m.payload.is_empty()
-                && self
-                    .incoming
-                    .try_send(Incoming::DesiredConfig {
-                        source,
-                        payload: m.payload,
-                    })
-                    .is_err()
+            if m.payload.is_empty() {
+                return;
+            }
+            if !self.desired_limiter.allow(Instant::now()) {
+                self.desired_dropped += 1;
+                if self.desired_dropped % LOG_EVERY == 1 {
+                    warn!(
+                        topic = %excerpt(&m.topic),
+                        dropped = self.desired_dropped,
+                        "desired config rate limited; dropped (a retained one comes again at reconnect)"
+                    );
+                }
+                return;
+            }
+            if self
+                .incoming
+                .try_send(Incoming::DesiredConfig {
+                    source,
+                    payload: m.payload,
+                })
+                .is_err()
             {
                 warn!(
                     "mqtt incoming channel full; desired config from {} dropped",
-                    m.topic
+                    excerpt(&m.topic)
                 );
             }
             return;
@@ -410,6 +462,13 @@ impl ClientTask {
             Err(r) => r.id.clone(),
         };
         if !self.limiter.allow(Instant::now()) {
+            self.commands_limited += 1;
+            if self.commands_limited % LOG_EVERY == 1 {
+                warn!(
+                    limited = self.commands_limited,
+                    "mqtt commands rate limited"
+                );
+            }
             return self.answer(
                 &reply_to,
                 CmdResult::from_result(id, Err(CommandError::RateLimited.to_string())),
@@ -430,7 +489,11 @@ impl ClientTask {
                 }
             }
             Err(rejected) => {
-                warn!("mqtt command refused: {}", rejected.error);
+                // The error's outside parts are excerpts already.
+                warn!(
+                    "mqtt command refused: {}",
+                    excerpt(&rejected.error.to_string())
+                );
                 // Without an id or a response topic nobody could match the answer.
                 if rejected.id.is_some() || reply_to.response_topic.is_some() {
                     self.answer(
@@ -457,11 +520,42 @@ impl ClientTask {
     }
 
     fn answer(&mut self, to: &ReplyTo, result: CmdResult) {
-        let payload = match serde_json::to_vec(&result) {
+        let id = result.id.clone();
+        let mut payload = match serde_json::to_vec(&result) {
             Ok(p) => p,
             Err(e) => return warn!("cmd result: {e}"),
         };
-        if let Some(rt) = &to.response_topic {
+        // rumqttc drops the connection rather than send a packet over the
+        // limit: an answer that does not fit is replaced by one that says so.
+        let room = self
+            .max_packet
+            .load(Ordering::Relaxed)
+            .saturating_sub(PACKET_OVERHEAD + to.correlation.as_ref().map_or(0, Vec::len));
+        if payload.len() > room {
+            warn!(
+                bytes = payload.len(),
+                room, "mqtt answer too large; refused instead"
+            );
+            let why = format!(
+                "the answer is {} bytes; the broker takes at most {room}",
+                payload.len()
+            );
+            match serde_json::to_vec(&CmdResult::from_result(id, Err(why))) {
+                Ok(p) => payload = p,
+                Err(e) => return warn!("cmd result: {e}"),
+            }
+        }
+        let own = |rt: &str| response_topic_allowed(&self.prefix, &self.device, rt);
+        let response_topic = to.response_topic.as_deref().filter(|rt| {
+            own(rt) || {
+                warn!(
+                    response_topic = %excerpt(rt),
+                    "mqtt v5 response topic outside this device's topics; answered on cmd/result only"
+                );
+                false
+            }
+        });
+        if let Some(rt) = response_topic {
             if self.connected {
                 if let Err(e) =
                     self.publisher
@@ -489,6 +583,8 @@ impl ClientTask {
             status.mqtt = MqttStats {
                 events_queued: q.len() as u64,
                 events_dropped: q.dropped(),
+                commands_limited: self.commands_limited,
+                desired_dropped: self.desired_dropped,
             };
         }
         if status.uplink_addr.is_none() {
@@ -532,6 +628,58 @@ impl ClientTask {
                 break; // channel full: the tick retries
             }
             self.inflight += 1;
+        }
+    }
+}
+
+/// Whether a v5 request's response topic may be answered on: only under this
+/// device's own `P/D/`, never one of the topics the box owns or listens to
+/// (an answer there would pass for a status, a command or a config), and
+/// never a wildcard (a publish to one is a protocol error that ends the
+/// connection). Anything else could make the box write for whoever asked.
+pub fn response_topic_allowed(prefix: &str, device: &str, topic: &str) -> bool {
+    let own = format!("{prefix}/{device}/");
+    let reserved = [
+        topics::availability(prefix, device),
+        topics::status(prefix, device),
+        topics::events(prefix, device),
+        topics::cmd(prefix, device),
+        topics::config_desired(prefix, device),
+        topics::config_reported(prefix, device),
+    ];
+    topic.len() > own.len()
+        && topic.starts_with(&own)
+        && !topic.contains(['+', '#', '\0'])
+        && !reserved.iter().any(|r| r == topic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::response_topic_allowed as ok;
+
+    #[test]
+    fn response_topics_only_under_the_device() {
+        for good in ["p/d/cmd/result", "p/d/cmd/result/tech-7", "p/d/replies/x"] {
+            assert!(ok("p", "d", good), "{good}");
+        }
+        for bad in [
+            "p/other/cmd",
+            "p/dd/cmd/result",
+            "p/d/",
+            "p/d",
+            "q/d/cmd/result",
+            "p/d/cmd",
+            "p/d/status",
+            "p/d/availability",
+            "p/d/config/desired",
+            "p/d/config/reported",
+            "p/d/events",
+            "p/d/cmd/#",
+            "p/d/+/x",
+            "attacker/inbox",
+            "",
+        ] {
+            assert!(!ok("p", "d", bad), "{bad}");
         }
     }
 }

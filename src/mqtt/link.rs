@@ -22,15 +22,20 @@ use tokio::sync::mpsc;
 /// Commands larger than 64 KiB are refused by the parser; this bound only keeps a
 /// runaway payload from taking memory (a larger one breaks the connection).
 const MAX_INCOMING: usize = 1024 * 1024;
-/// Snapshots (base64 JPEG) go out on cmd/result.
-const MAX_OUTGOING: usize = 8 * 1024 * 1024;
+/// Snapshots (base64 JPEG) go out on cmd/result. rumqttc refuses to write a
+/// larger packet and drops the connection, so the client checks answers
+/// against this (and what a v5 broker announces) before sending them.
+pub(crate) const MAX_OUTGOING: usize = 8 * 1024 * 1024;
 const REQUEST_CAPACITY: usize = 128;
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Debug)]
 pub(crate) enum LinkEvent {
-    /// ConnAck: a new (clean) session.
-    Up,
+    /// ConnAck: a new (clean) session, and the largest packet the broker
+    /// takes, when it said (MQTT v5 `maximum_packet_size`).
+    Up {
+        max_packet: Option<u32>,
+    },
     /// The connection failed or broke; the poll task is backing off.
     Down(String),
     Message(Message),
@@ -297,7 +302,7 @@ async fn drive_v4(mut el: rumqttc::EventLoop, tx: mpsc::Sender<LinkEvent>, mut b
         let ev = match polled {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
-                LinkEvent::Up
+                LinkEvent::Up { max_packet: None }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => LinkEvent::Message(Message {
                 topic: p.topic,
@@ -337,9 +342,11 @@ async fn drive_v5(
             _ = tx.closed() => return,
         };
         let ev = match polled {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff.reset();
-                LinkEvent::Up
+                LinkEvent::Up {
+                    max_packet: ack.properties.and_then(|p| p.max_packet_size),
+                }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let (response_topic, correlation) = match p.properties {
