@@ -84,6 +84,8 @@ struct Driver {
     probe_tx: mpsc::UnboundedSender<String>,
     /// A new MQTT link's receiver, swapped in by the loop (after an MQTT change).
     new_incoming: Option<tokio::sync::mpsc::Receiver<crate::mqtt::Incoming>>,
+    /// Pushed MQTT settings connecting beside the running link (remote.rs).
+    mqtt_trial: Option<remote::MqttTrial>,
 }
 
 impl Driver {
@@ -153,6 +155,7 @@ impl Driver {
             probe_tx,
             media_tx,
             new_incoming: None,
+            mqtt_trial: None,
         };
         d.abr = abr_for(&d.config, &d.media.encoder_name);
         if let Some(r) = reported {
@@ -418,6 +421,7 @@ impl Driver {
         self.adapt(now);
         self.probe_down_links(now);
         self.check_trial(now);
+        self.check_mqtt_trial(now);
         if self.show.state().in_show()
             && self.recorder_retry_at.is_none()
             && !self.media.recorder_running()

@@ -26,7 +26,7 @@ use crate::excerpt::excerpt;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
@@ -81,6 +81,17 @@ pub struct MqttSettings {
     pub event_queue_cap: usize,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// `farmcast-<device_id>` when `None`.
+    pub client_id: Option<String>,
+}
+
+impl MqttSettings {
+    /// The MQTT client id this link connects with.
+    pub fn client_id(&self) -> String {
+        self.client_id
+            .clone()
+            .unwrap_or_else(|| format!("farmcast-{}", self.device_id))
+    }
 }
 
 impl MqttSettings {
@@ -107,6 +118,7 @@ impl MqttSettings {
             event_queue_cap: DEFAULT_CAP,
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
+            client_id: None,
         }
     }
 }
@@ -138,6 +150,13 @@ struct ReplyTo {
 enum Request {
     Reply(ReplyTo, CmdResult),
     ConfigReported(Value),
+    /// A trial link becomes the link: subscribe, announce, deliver events.
+    Promote,
+    /// The link is replaced: say `offline` (when the new one lives elsewhere)
+    /// and disconnect cleanly, so that no will overwrites the new `online`.
+    Retire {
+        say_offline: bool,
+    },
 }
 
 /// Cheap to clone; every method returns at once.
@@ -151,6 +170,12 @@ pub struct MqttHandle {
     /// The largest packet we may send now: our own bound, lowered to what a v5
     /// broker announced in its ConnAck.
     max_packet: Arc<AtomicUsize>,
+    /// Between ConnAck and the connection's loss.
+    connected: Arc<AtomicBool>,
+    /// Set when this link is replaced: it no longer retires queued events
+    /// (the new link delivers them; at least once stays true).
+    retired: Arc<AtomicBool>,
+    client_id: String,
 }
 
 impl MqttHandle {
@@ -189,6 +214,24 @@ impl MqttHandle {
             .saturating_sub(PACKET_OVERHEAD)
     }
 
+    /// Whether the link is connected (ConnAck seen, not lost since).
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// A trial link takes over: it subscribes and publishes from now on.
+    pub fn promote(&self) {
+        self.request(Request::Promote);
+    }
+
+    /// This link is being replaced. From this call on it retires no event
+    /// from the shared queue; it then says `offline` if `say_offline` (the
+    /// new link lives on another broker or prefix) and disconnects cleanly.
+    pub fn retire(&self, say_offline: bool) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.request(Request::Retire { say_offline });
+    }
+
     /// Publishes `P/D/config/reported` (retained).
     pub fn report_config(&self, reported: Value) {
         self.request(Request::ConfigReported(reported));
@@ -212,20 +255,61 @@ pub fn spawn(settings: MqttSettings) -> Result<(MqttHandle, mpsc::Receiver<Incom
                 settings.state_dir.display()
             )
         })?;
+    let (status_tx, _) = watch::channel(None);
+    start(
+        settings,
+        Arc::new(Mutex::new(queue)),
+        Arc::new(status_tx),
+        false,
+    )
+}
+
+/// Starts a second link beside `current`, for new settings on trial: it
+/// connects (with another client id, so that on the same broker neither
+/// takes the other's session) but subscribes to nothing and publishes
+/// nothing until [`MqttHandle::promote`]. It shares `current`'s event queue
+/// and status, so nothing is lost or doubled at the swap.
+pub fn spawn_trial(
+    mut settings: MqttSettings,
+    current: &MqttHandle,
+) -> Result<(MqttHandle, mpsc::Receiver<Incoming>)> {
+    let base = format!("farmcast-{}", settings.device_id);
+    settings.client_id = Some(if current.client_id == base {
+        format!("{base}-b")
+    } else {
+        base
+    });
+    start(
+        settings,
+        current.queue.clone(),
+        current.status.clone(),
+        true,
+    )
+}
+
+fn start(
+    settings: MqttSettings,
+    queue: Arc<Mutex<EventQueue>>,
+    status: Arc<watch::Sender<Option<Status>>>,
+    trial: bool,
+) -> Result<(MqttHandle, mpsc::Receiver<Incoming>)> {
     let (tls, host, port) = link::parse_url(&settings.url)?;
     let (publisher, link_rx, _poll_task) = link::start(&settings)?;
     let (req_tx, req_rx) = mpsc::channel(64);
-    let (status_tx, status_rx) = watch::channel(None);
+    let status_rx = status.subscribe();
     let (in_tx, in_rx) = mpsc::channel(64);
     let handle = MqttHandle {
         requests: req_tx,
-        status: Arc::new(status_tx),
-        queue: Arc::new(Mutex::new(queue)),
+        status,
+        queue,
         events_pending: Arc::new(Notify::new()),
         dropped_requests: Arc::new(AtomicU64::new(0)),
         max_packet: Arc::new(AtomicUsize::new(link::MAX_OUTGOING)),
+        connected: Arc::new(AtomicBool::new(false)),
+        retired: Arc::new(AtomicBool::new(false)),
+        client_id: settings.client_id(),
     };
-    info!(url = %settings.url, tls, device = %settings.device_id, "mqtt client starting");
+    info!(url = %settings.url, tls, device = %settings.device_id, trial, "mqtt client starting");
     let task = ClientTask {
         publisher,
         prefix: settings.topic_prefix.clone(),
@@ -244,6 +328,10 @@ pub fn spawn(settings: MqttSettings) -> Result<(MqttHandle, mpsc::Receiver<Incom
         commands_limited: 0,
         desired_dropped: 0,
         max_packet: handle.max_packet.clone(),
+        link_up: handle.connected.clone(),
+        retired: handle.retired.clone(),
+        trial,
+        retire_by: None,
         uplink: Arc::new(Mutex::new(None)),
     };
     tokio::spawn(task.run(link_rx, req_rx));
@@ -269,6 +357,12 @@ struct ClientTask {
     commands_limited: u64,
     desired_dropped: u64,
     max_packet: Arc<AtomicUsize>,
+    link_up: Arc<AtomicBool>,
+    retired: Arc<AtomicBool>,
+    /// A link on trial connects and waits: no subscriptions, no publishes.
+    trial: bool,
+    /// Retiring: the task ends when the poll task does, or at this time.
+    retire_by: Option<Instant>,
     uplink: Arc<Mutex<Option<String>>>,
 }
 
@@ -281,6 +375,7 @@ impl ClientTask {
         // Retries event publishes that met a full request channel.
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let events_pending = self.events_pending.clone();
+        let mut requests_open = true;
         loop {
             tokio::select! {
                 // The broker: ConnAck, messages, acks, disconnections.
@@ -289,8 +384,12 @@ impl ClientTask {
                     None => break, // poll task ended
                 },
                 // Replies and config reports from the daemon; None: every handle is gone.
-                req = req_rx.recv() => match req {
+                req = req_rx.recv(), if requests_open => match req {
                     Some(r) => self.on_request(r),
+                    // A retiring link waits for its DISCONNECT to go out (the
+                    // poll task then ends): leaving now would drop the socket
+                    // first and the broker would publish our will.
+                    None if self.retire_by.is_some() => requests_open = false,
                     None => break,
                 },
                 // A new status from the daemon.
@@ -300,7 +399,12 @@ impl ClientTask {
                 },
                 // New events on disk.
                 _ = events_pending.notified() => self.flush_events(),
-                _ = tick.tick() => self.flush_events(),
+                _ = tick.tick() => {
+                    if self.retire_by.is_some_and(|t| Instant::now() >= t) {
+                        break;
+                    }
+                    self.flush_events()
+                }
             }
         }
         debug!("mqtt client task ends");
@@ -312,7 +416,13 @@ impl ClientTask {
                 let ours = link::MAX_OUTGOING;
                 let limit = max_packet.map_or(ours, |m| (m as usize).min(ours));
                 self.max_packet.store(limit, Ordering::Relaxed);
-                self.on_connect();
+                self.link_up.store(true, Ordering::Relaxed);
+                if self.trial {
+                    self.connected = true;
+                    info!("mqtt trial link connected");
+                } else {
+                    self.on_connect();
+                }
             }
             LinkEvent::Down(why) => {
                 if self.connected {
@@ -321,6 +431,7 @@ impl ClientTask {
                     debug!("mqtt connect failed: {why}");
                 }
                 self.connected = false;
+                self.link_up.store(false, Ordering::Relaxed);
                 // Unacknowledged events are sent again after the next ConnAck.
                 self.inflight = 0;
             }
@@ -329,11 +440,20 @@ impl ClientTask {
                 // PubAck retires the oldest event in flight.
                 if self.inflight > 0 {
                     self.inflight -= 1;
+                    // `retired` is read under the queue's lock: once the
+                    // driver has set it, the new link's first look at the
+                    // queue comes after any ack of ours.
                     if let Err(e) = self
                         .queue
                         .lock()
                         .map_err(|_| anyhow::anyhow!("poisoned"))
-                        .and_then(|mut q| q.ack(1))
+                        .and_then(|mut q| {
+                            if self.retired.load(Ordering::SeqCst) {
+                                Ok(())
+                            } else {
+                                q.ack(1)
+                            }
+                        })
                     {
                         warn!("mqtt event queue ack failed: {e:#}");
                     }
@@ -508,6 +628,29 @@ impl ClientTask {
     fn on_request(&mut self, r: Request) {
         match r {
             Request::Reply(to, result) => self.answer(&to, result),
+            Request::Promote => {
+                if self.trial {
+                    self.trial = false;
+                    info!("mqtt trial link takes over");
+                    if self.connected {
+                        self.on_connect();
+                    }
+                }
+            }
+            Request::Retire { say_offline } => {
+                if say_offline {
+                    self.publish(
+                        &topics::availability(&self.prefix, &self.device),
+                        true,
+                        b"offline".to_vec(),
+                    );
+                }
+                self.trial = true; // publishes nothing more
+                self.retire_by = Some(Instant::now() + Duration::from_secs(5));
+                if let Err(e) = self.publisher.disconnect() {
+                    debug!("mqtt disconnect of the replaced link: {e}");
+                }
+            }
             Request::ConfigReported(v) => match serde_json::to_vec(&v) {
                 Ok(p) => self.publish(
                     &topics::config_reported(&self.prefix, &self.device),
@@ -596,8 +739,12 @@ impl ClientTask {
         }
     }
 
-    /// QoS 0 publish; dropped when disconnected or the request channel is full.
+    /// QoS 0 publish; dropped when disconnected, on trial, or the request
+    /// channel is full.
     fn publish(&self, topic: &str, retain: bool, payload: Vec<u8>) {
+        if self.trial {
+            return;
+        }
         if !self.connected {
             return debug!("mqtt offline; {topic} not published");
         }
@@ -611,7 +758,7 @@ impl ClientTask {
 
     /// Publishes queued events past those in flight, up to the window.
     fn flush_events(&mut self) {
-        if !self.connected || self.inflight >= EVENT_WINDOW {
+        if self.trial || !self.connected || self.inflight >= EVENT_WINDOW {
             return;
         }
         let batch = match self.queue.lock() {

@@ -95,6 +95,16 @@ impl Publisher {
         Ok(())
     }
 
+    /// A clean DISCONNECT (the broker then drops our will); the poll task
+    /// ends once it is sent.
+    pub fn disconnect(&self) -> Result<()> {
+        match self {
+            Publisher::V4(c) => c.try_disconnect()?,
+            Publisher::V5(c) => c.try_disconnect()?,
+        }
+        Ok(())
+    }
+
     pub fn subscribe(&self, topic: &str, qos: Qos) -> Result<()> {
         match self {
             Publisher::V4(c) => c.try_subscribe(topic, qos4(qos))?,
@@ -222,7 +232,7 @@ pub(crate) fn start(
     tokio::task::JoinHandle<()>,
 )> {
     let (tls, host, port) = parse_url(&settings.url)?;
-    let client_id = format!("farmcast-{}", settings.device_id);
+    let client_id = settings.client_id();
     let will_topic = topics::availability(&settings.topic_prefix, &settings.device_id);
     let creds = read_password(settings)?;
     let transport = if tls {
@@ -311,6 +321,8 @@ async fn drive_v4(mut el: rumqttc::EventLoop, tx: mpsc::Sender<LinkEvent>, mut b
                 correlation: None,
             }),
             Ok(Event::Incoming(Packet::PubAck(_))) => LinkEvent::PubAck,
+            // Our own DISCONNECT went out: this link is done.
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
             Ok(_) => continue,
             Err(rumqttc::ConnectionError::RequestsDone) => return,
             Err(e) => {
@@ -364,6 +376,8 @@ async fn drive_v5(
                 })
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => LinkEvent::PubAck,
+            // Our own DISCONNECT went out: this link is done.
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
             Ok(_) => continue,
             Err(rumqttc::v5::ConnectionError::RequestsDone) => return,
             Err(e) => {
