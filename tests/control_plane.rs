@@ -68,11 +68,7 @@ impl Rig {
             ],
         );
         obs.wait_standby();
-        Rig {
-            tc: tc,
-            daemon,
-            obs,
-        }
+        Rig { tc, daemon, obs }
     }
 
     fn rss_kb(&self) -> u64 {
@@ -210,16 +206,12 @@ fn a_flood_of_junk_keeps_memory_the_log_ring_and_the_link_bounded() {
     assert!(worst < 1024, "a daemon log line of {worst} bytes");
 }
 
+/// (topic, payload, correlation data) as a v5 client received it.
+type V5Msg = (String, String, Option<Vec<u8>>);
+
 /// A v5 client: its messages (topic, payload, correlation data) arrive on the
 /// receiver; returns once `subs` are acknowledged.
-fn v5_client(
-    port: u16,
-    id: &str,
-    subs: &[&str],
-) -> (
-    rumqttc::v5::Client,
-    mpsc::Receiver<(String, String, Option<Vec<u8>>)>,
-) {
+fn v5_client(port: u16, id: &str, subs: &[&str]) -> (rumqttc::v5::Client, mpsc::Receiver<V5Msg>) {
     use rumqttc::v5::mqttbytes::v5::Packet;
     use rumqttc::v5::mqttbytes::QoS;
     use rumqttc::v5::Event;
@@ -290,11 +282,11 @@ fn v5_request(client: &rumqttc::v5::Client, payload: Value, response_topic: &str
 
 /// The next message on `topic` within `within`, other topics set aside.
 fn next_on(
-    rx: &mpsc::Receiver<(String, String, Option<Vec<u8>>)>,
-    seen: &mut Vec<(String, String, Option<Vec<u8>>)>,
+    rx: &mpsc::Receiver<V5Msg>,
+    seen: &mut Vec<V5Msg>,
     topic: &str,
     within: Duration,
-) -> Option<(String, String, Option<Vec<u8>>)> {
+) -> Option<V5Msg> {
     if let Some(i) = seen.iter().position(|m| m.0 == topic) {
         return Some(seen.remove(i));
     }

@@ -66,7 +66,7 @@ pub fn check_change(old: &Calibration, new: &Calibration, force: bool) -> Result
         return Ok(());
     }
     let ratio = new.factor / old.factor;
-    if ratio > MAX_FACTOR_RATIO || ratio < 1.0 / MAX_FACTOR_RATIO {
+    if !(1.0 / MAX_FACTOR_RATIO..=MAX_FACTOR_RATIO).contains(&ratio) {
         return Err(format!(
             "refused: the factor would go from {} to {} (x{ratio:.3}); a change of more than x{MAX_FACTOR_RATIO} or under x{} needs \"force\": true",
             old.factor,
