@@ -53,12 +53,11 @@ impl RingBuf {
     /// (counted as the JSON string each becomes), oldest first.
     fn last(&self, n: usize, max_bytes: usize) -> Vec<String> {
         let mut out = Vec::new();
-        let mut used = 0;
+        let mut used: usize = 0;
         for line in self.lines.iter().rev().take(n) {
-            // Quotes, comma, and escapes (control characters are escaped
-            // already by the writer's excerpting; `"` and `\` grow by one).
-            let cost = line.len() + 3 + line.matches(['"', '\\']).count();
-            if used + cost > max_bytes {
+            // The line as a JSON string (escapes included), and its comma.
+            let cost = serde_json::to_string(line).map_or(usize::MAX, |j| j.len() + 1);
+            if used.saturating_add(cost) > max_bytes {
                 break;
             }
             used += cost;
@@ -384,6 +383,17 @@ mod tests {
         // Multi-byte text is cut on a character.
         ring.push(&"猕".repeat(2_000));
         assert!(ring.lines.back().unwrap().starts_with('猕'));
+    }
+
+    #[test]
+    fn escapes_count_against_the_budget() {
+        let mut ring = RingBuf::default();
+        for _ in 0..50 {
+            ring.push(&"\u{1b}\"\\".repeat(300));
+        }
+        let some = ring.last(1000, 10_000);
+        let json = serde_json::to_string(&some).unwrap();
+        assert!(!some.is_empty() && json.len() <= 10_000, "{}", json.len());
     }
 
     #[test]

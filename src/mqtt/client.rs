@@ -612,7 +612,7 @@ impl ClientTask {
                 // The error's outside parts are excerpts already.
                 warn!(
                     "mqtt command refused: {}",
-                    excerpt(&rejected.error.to_string())
+                    crate::excerpt::excerpt_n(&rejected.error.to_string(), 256)
                 );
                 // Without an id or a response topic nobody could match the answer.
                 if rejected.id.is_some() || reply_to.response_topic.is_some() {
