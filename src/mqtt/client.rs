@@ -40,12 +40,13 @@ const PACKET_OVERHEAD: usize = 1024;
 /// A flood of refusals is logged at its first and then every this many.
 const LOG_EVERY: u64 = 100;
 
-/// `config/desired` pushes: a few at once (one per topic after a reconnect),
-/// then one every two seconds. Each one makes the driver verify a signature
-/// and validate a layer; the retained message comes again at the next
-/// connection, so a dropped push is late, not lost.
+/// `config/desired` pushes: a burst as large as the commands' (a fleet
+/// manager's tool may send a few layers at once, and every group topic comes
+/// at a reconnect), then two a second. Each one makes the driver verify a
+/// signature and validate a layer; the retained message comes again at the
+/// next connection, so a dropped push is late, not lost.
 fn desired_limiter() -> RateLimiter {
-    RateLimiter::new(0.5, 8.0)
+    RateLimiter::new(2.0, 20.0)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

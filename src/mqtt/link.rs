@@ -244,7 +244,8 @@ pub(crate) fn start(
     };
     let keep_alive = settings.keep_alive.max(Duration::from_secs(5));
     let backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
-    let (tx, rx) = mpsc::channel(256);
+    // Small: a message can be 1 MiB, and a flood must not queue hundreds.
+    let (tx, rx) = mpsc::channel(32);
     match settings.protocol {
         Protocol::V4 => {
             let mut o = rumqttc::MqttOptions::new(client_id, host, port);
