@@ -444,6 +444,45 @@ mod tests {
         assert!(r.error.to_string().len() < 200, "{}", r.error);
     }
 
+    /// Every command, every argument any command reads, 60 KB of junk in
+    /// it: whatever comes back (an error or a command) holds at most a
+    /// bounded echo of it.
+    #[test]
+    fn junk_in_any_argument_of_any_command_is_never_echoed_whole() {
+        let junk = "j".repeat(60_000);
+        let keys = [
+            "product_id",
+            "known_kg",
+            "force",
+            "offset",
+            "factor",
+            "calibrated",
+            "level",
+            "lines",
+            "anything",
+        ];
+        for name in KNOWN_COMMANDS {
+            for key in keys {
+                let payload = json!({"id": "j", "cmd": name, "args": {key: junk}}).to_string();
+                match parse(payload.as_bytes()) {
+                    Err(r) => {
+                        assert!(
+                            !matches!(r.error, CommandError::TooLarge(_)),
+                            "{name}.{key}: the junk must reach the parser"
+                        );
+                        let text = r.error.to_string();
+                        assert!(text.len() < 600, "{name}.{key}: {} bytes", text.len());
+                        assert_eq!(r.id.as_deref(), Some("j"));
+                    }
+                    Ok(c) => {
+                        let echo = c.to_json().to_string();
+                        assert!(echo.len() < 2_000, "{name}.{key}: {} bytes", echo.len());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn scale_commands_take_force_and_set_calibration_restores() {
         let c = parse(br#"{"cmd": "calibrate_scale", "args": {"known_kg": 2, "force": true}}"#)
