@@ -243,7 +243,7 @@ impl Driver {
         let link = crate::mqtt::client::spawn_trial(settings_with(config, &new_mqtt), &current)
             .map_err(|e| format!("the new MQTT settings cannot be used: {e:#}"));
         if link.is_ok() {
-            tracing::info!(url = %new_mqtt.url, "new MQTT settings on trial; the old link stays until they connect");
+            tracing::info!(url = %crate::excerpt::excerpt(&new_mqtt.url), "new MQTT settings on trial; the old link stays until they connect");
         }
         self.mqtt_trial = Some(MqttTrial {
             link,
@@ -309,7 +309,7 @@ impl Driver {
         }
         handle.promote();
         self.new_incoming = Some(incoming);
-        tracing::info!(url = %trial.mqtt.url, "new MQTT settings connected; the old link is closed");
+        tracing::info!(url = %crate::excerpt::excerpt(&trial.mqtt.url), "new MQTT settings connected; the old link is closed");
         self.config.mqtt = trial.mqtt;
         self.confirm_and_report(&trial.reported);
         self.publish_status(now);

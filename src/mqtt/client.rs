@@ -310,7 +310,7 @@ fn start(
         retired: Arc::new(AtomicBool::new(false)),
         client_id: settings.client_id(),
     };
-    info!(url = %settings.url, tls, device = %settings.device_id, trial, "mqtt client starting");
+    info!(url = %excerpt(&settings.url), tls, device = %settings.device_id, trial, "mqtt client starting");
     let task = ClientTask {
         publisher,
         prefix: settings.topic_prefix.clone(),
