@@ -14,6 +14,13 @@ chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-instal
 rm -f "$root/tmp/farmcast.deb"
 cp -r "$here/overlay/." "$root/"
 
+# TLS and a login by default (docs/security.md): the technicians' broker is
+# reached over mqtts:// with the CA and the box's own password, both
+# delivered by first-boot provisioning into /etc/farmcast/keys/. The broker
+# name is a placeholder the provisioned farmcast.toml replaces.
+conf="$root/etc/farmcast/farmcast.toml"
+"$here/mqtt-tls.sh" "$conf"
+
 # The package enables both units; make sure (a preset could have undone it).
 chroot "$root" systemctl enable farmcast.service farmcast-provision.service
 

@@ -540,6 +540,8 @@ async fn tls_with_password_file_and_acl() {
 
 #[tokio::test]
 async fn mqtt_v5_replies_honour_response_topic_and_correlation_data() {
+    // Response topics are honoured under the device's own topics only
+    // (tests/control_plane.rs shows a stranger's is not).
     use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
     use rumqttc::v5::mqttbytes::QoS;
     let dev = Dev("farm-v5");
@@ -569,12 +571,13 @@ async fn mqtt_v5_replies_honour_response_topic_and_correlation_data() {
             }
         }
     });
+    let replies = format!("{}/result/tech-7", dev.cmd());
     client
-        .subscribe("tech/replies", QoS::AtLeastOnce)
+        .subscribe(replies.as_str(), QoS::AtLeastOnce)
         .await
         .unwrap();
     let props = PublishProperties {
-        response_topic: Some("tech/replies".into()),
+        response_topic: Some(replies.clone()),
         correlation_data: Some(b"req-7".to_vec().into()),
         ..Default::default()
     };
@@ -607,7 +610,7 @@ async fn mqtt_v5_replies_honour_response_topic_and_correlation_data() {
         .await
         .expect("no v5 response")
         .unwrap();
-    assert_eq!(topic, "tech/replies");
+    assert_eq!(topic, replies);
     assert_eq!(corr.as_deref(), Some(&b"req-7"[..]));
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v, json!({"id": "v1", "ok": false, "error": "no cameras"}));

@@ -53,13 +53,15 @@ impl Driver {
                 remote::snapshot(mqtt, cmd, self.media.capture().map(|c| c.snapshotter()))
             }
             K::Probe => remote::probe(mqtt, cmd),
-            K::SetLogLevel { level } => {
-                let outcome = crate::logging::set_level(level)
-                    .map(|()| json!({ "level": level }))
-                    .map_err(|e| format!("{e:#}"));
-                mqtt.reply(&cmd, outcome);
-            }
-            K::Logs { lines } => mqtt.reply(&cmd, Ok(remote::logs(*lines))),
+            K::SetLogLevel { level } => match crate::logging::set_level(level) {
+                Ok(change) => {
+                    tracing::info!(old = %change.old, new = %change.new, "log level changed");
+                    mqtt.event(remote::log_level_event(&change));
+                    mqtt.reply(&cmd, Ok(json!({ "level": change.new, "old": change.old })));
+                }
+                Err(e) => mqtt.reply(&cmd, Err(format!("{e:#}"))),
+            },
+            K::Logs { lines } => mqtt.reply(&cmd, Ok(remote::logs(*lines, mqtt.reply_budget()))),
             K::TagProduct { product_id } => {
                 let now = Instant::now();
                 let ctx = self.show_context(now);
@@ -69,8 +71,28 @@ impl Driver {
                         .tag(now, &product_id, selling::Origin::Command(cmd), ctx);
                 self.sell(outputs);
             }
-            K::Tare => mqtt.reply(&cmd, self.selling.tare()),
-            K::CalibrateScale { known_kg } => mqtt.reply(&cmd, self.selling.calibrate(*known_kg)),
+            K::Tare => {
+                let outcome = self.selling.tare();
+                remote::calibration_changed(&mqtt, &cmd, "tare", outcome);
+            }
+            K::CalibrateScale { known_kg, force } => {
+                let outcome = self.selling.calibrate(*known_kg, *force);
+                remote::calibration_changed(&mqtt, &cmd, "calibrate_scale", outcome);
+            }
+            K::SetCalibration {
+                offset,
+                factor,
+                calibrated,
+                force,
+            } => {
+                let cal = crate::scale::Calibration {
+                    offset: *offset,
+                    factor: *factor,
+                    calibrated: *calibrated,
+                };
+                let outcome = self.selling.set_calibration(cal, *force);
+                remote::calibration_changed(&mqtt, &cmd, "set_calibration", outcome);
+            }
             _ => mqtt.reply(&cmd, Err("not handled".into())),
         }
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::{media_ctl, remote, Driver, TRIAL};
+use super::{media_ctl, Driver, TRIAL};
 use crate::show::{Input, Show, ShowSettings, State};
 
 use crate::config::Config;
@@ -196,27 +196,30 @@ impl Driver {
             return;
         }
         let (reported, action) = session.handle(source, payload, live);
-        self.report(&reported);
-        self.fleet_action(action, Instant::now());
+        self.fleet_action(reported, action, Instant::now());
     }
 
     pub(super) fn show_ended(&mut self, now: Instant) {
         if let Some((reported, action)) = self.fleet.as_mut().and_then(|f| f.show_ended()) {
-            self.report(&reported);
-            self.fleet_action(action, now);
+            self.fleet_action(reported, action, now);
         }
     }
 
-    fn fleet_action(&mut self, action: crate::fleet::Action, now: Instant) {
+    /// Reports and carries out a session's answer. A live apply reports
+    /// itself: new MQTT settings are `applied` only once they have connected.
+    fn fleet_action(&mut self, reported: Reported, action: crate::fleet::Action, now: Instant) {
         match action {
-            crate::fleet::Action::None => {}
-            crate::fleet::Action::ApplyLive(config) => self.apply_live(*config),
-            crate::fleet::Action::Restart(config) => self.rebuild(*config, now),
+            crate::fleet::Action::None => self.report(&reported),
+            crate::fleet::Action::ApplyLive(config) => self.apply_live(*config, reported),
+            crate::fleet::Action::Restart(config) => {
+                self.report(&reported);
+                self.rebuild(*config, now)
+            }
         }
     }
 
     /// Changes that need no new pipeline: bitrate, products, overlay, MQTT.
-    fn apply_live(&mut self, config: Config) {
+    pub(super) fn apply_live(&mut self, mut config: Config, reported: Reported) {
         if (config.video.bitrate_kbps, config.video.min_bitrate_kbps)
             != (
                 self.config.video.bitrate_kbps,
@@ -229,24 +232,21 @@ impl Driver {
             }
         }
         self.selling.update_catalog(&config);
-        if config.mqtt != self.config.mqtt {
-            match remote::start(&config) {
-                Ok(Some((h, rx))) => {
-                    self.mqtt = Some(h);
-                    self.new_incoming = Some(rx);
-                }
-                Ok(None) => self.mqtt = None,
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "new MQTT settings not applied")
-                }
-            }
-        }
+        // New MQTT settings go on trial beside the running link (remote.rs),
+        // which then holds the report until they connect or roll back.
+        let reported = if config.mqtt != self.config.mqtt {
+            self.apply_mqtt(&mut config, reported, Instant::now())
+        } else {
+            Some(reported)
+        };
         self.config = config;
+        let Some(reported) = reported else { return };
         if let Some(f) = &self.fleet {
             if let Err(e) = f.confirm_running() {
                 tracing::warn!(error = %format!("{e:#}"), "last known good not saved");
             }
         }
+        self.report(&reported);
     }
 
     /// Changes that need a new pipeline (camera, encoder, destinations): tear
@@ -303,8 +303,7 @@ impl Driver {
             tracing::error!("{why}; rolling back");
             match self.fleet.as_mut().and_then(|f| f.roll_back(&why)) {
                 Some((reported, action)) => {
-                    self.report(&reported);
-                    self.fleet_action(action, now);
+                    self.fleet_action(reported, action, now);
                     // The last good config is not on trial again: it ran before.
                     self.trial = None;
                 }

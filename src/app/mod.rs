@@ -95,6 +95,8 @@ struct Driver {
     frames_changed_at: Instant,
     /// The watchdog is not being fed (logged once per spell).
     starving: bool,
+    /// Pushed MQTT settings connecting beside the running link (remote.rs).
+    mqtt_trial: Option<remote::MqttTrial>,
 }
 
 impl Driver {
@@ -173,6 +175,7 @@ impl Driver {
             state_since: now,
             frames_changed_at: now,
             starving: false,
+            mqtt_trial: None,
         };
         // After MQTT, so that what is missing is reported there too.
         d.open_hardware(now, true);
@@ -433,6 +436,7 @@ impl Driver {
         self.adapt(now);
         self.probe_down_links(now);
         self.check_trial(now);
+        self.check_mqtt_trial(now);
         if self.show.state().in_show()
             && self.recorder_retry_at.is_none()
             && !self.media.recorder_running()

@@ -227,18 +227,38 @@ impl Selling {
         out
     }
 
-    pub fn tare(&mut self) -> Result<Value, String> {
+    /// Tare; the calibration before and after, saved.
+    pub fn tare(&mut self) -> Result<CalChange, String> {
         let missing = self.no_scale();
         let scale = self.scale.as_mut().ok_or(missing)?;
+        let old = scale.calibration();
         let cal = scale.tare().map_err(|e| e.to_string())?;
-        self.save(&cal)
+        self.save(old, cal)
     }
 
-    pub fn calibrate(&mut self, known_kg: f64) -> Result<Value, String> {
+    /// Calibrate with a known weight; a large change of the factor needs `force`.
+    pub fn calibrate(&mut self, known_kg: f64, force: bool) -> Result<CalChange, String> {
         let missing = self.no_scale();
         let scale = self.scale.as_mut().ok_or(missing)?;
-        let cal = scale.calibrate(known_kg).map_err(|e| e.to_string())?;
-        self.save(&cal)
+        let old = scale.calibration();
+        let new = scale.calibration_for(known_kg).map_err(|e| e.to_string())?;
+        calibration::check_change(&old, &new, force)?;
+        scale.set_calibration(new);
+        self.save(old, new)
+    }
+
+    /// Put a calibration back (the undo of a change); bounded like calibrate.
+    pub fn set_calibration(
+        &mut self,
+        new: calibration::Calibration,
+        force: bool,
+    ) -> Result<CalChange, String> {
+        let missing = self.no_scale();
+        let scale = self.scale.as_mut().ok_or(missing)?;
+        let old = scale.calibration();
+        calibration::check_change(&old, &new, force)?;
+        scale.set_calibration(new);
+        self.save(old, new)
     }
 
     /// Why there is no scale to tare or calibrate.
@@ -251,10 +271,14 @@ impl Selling {
         }
     }
 
-    fn save(&self, cal: &calibration::Calibration) -> Result<Value, String> {
+    fn save(
+        &self,
+        old: calibration::Calibration,
+        new: calibration::Calibration,
+    ) -> Result<CalChange, String> {
         let path = crate::scale::calibration_path(Path::new(&self.config.state_dir));
-        calibration::save(&path, cal).map_err(|e| format!("calibration not saved: {e:#}"))?;
-        serde_json::to_value(cal).map_err(|e| e.to_string())
+        calibration::save(&path, &new).map_err(|e| format!("calibration not saved: {e:#}"))?;
+        Ok(CalChange { old, new })
     }
 
     pub fn status(&self) -> ScaleStatus {
@@ -266,6 +290,13 @@ impl Selling {
             None => ScaleStatus::default(),
         }
     }
+}
+
+/// A calibration change that took effect (and was saved).
+#[derive(Debug, Clone, Copy)]
+pub struct CalChange {
+    pub old: calibration::Calibration,
+    pub new: calibration::Calibration,
 }
 
 fn product_event(record: &TagRecord, show: &ShowContext) -> Event {

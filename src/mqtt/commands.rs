@@ -5,6 +5,7 @@
 //! caller can still answer on `cmd/result`. The [`RateLimiter`] takes the time as an
 //! argument so it can be tested without sleeping.
 
+use crate::excerpt::excerpt;
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 use thiserror::Error;
@@ -14,6 +15,9 @@ pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
 /// `logs` never returns more lines than this.
 pub const MAX_LOG_LINES: usize = 1000;
 pub const DEFAULT_LOG_LINES: usize = 100;
+/// Ids and product ids are short words; longer ones are refused, so that
+/// nothing a client sends is echoed (answers, logs, events) at full length.
+pub const MAX_ID_BYTES: usize = 128;
 
 /// Every command name the device knows, as a technician types it.
 pub const KNOWN_COMMANDS: &[&str] = &[
@@ -22,6 +26,7 @@ pub const KNOWN_COMMANDS: &[&str] = &[
     "tag_product",
     "tare",
     "calibrate_scale",
+    "set_calibration",
     "snapshot",
     "probe",
     "restart_pipeline",
@@ -40,15 +45,32 @@ pub struct Command {
 pub enum CommandKind {
     GoLive,
     EndShow,
-    TagProduct { product_id: String },
+    TagProduct {
+        product_id: String,
+    },
     Tare,
-    CalibrateScale { known_kg: f64 },
+    /// `force`: accept a factor more than ×2 or under ×0.5 of the current one.
+    CalibrateScale {
+        known_kg: f64,
+        force: bool,
+    },
+    /// Puts back a calibration (the `undo` of a `calibration_changed` event).
+    SetCalibration {
+        offset: f64,
+        factor: f64,
+        calibrated: bool,
+        force: bool,
+    },
     Snapshot,
     Probe,
     RestartPipeline,
     ReconnectNow,
-    SetLogLevel { level: String },
-    Logs { lines: usize },
+    SetLogLevel {
+        level: String,
+    },
+    Logs {
+        lines: usize,
+    },
 }
 
 impl CommandKind {
@@ -60,6 +82,7 @@ impl CommandKind {
             CommandKind::TagProduct { .. } => "tag_product",
             CommandKind::Tare => "tare",
             CommandKind::CalibrateScale { .. } => "calibrate_scale",
+            CommandKind::SetCalibration { .. } => "set_calibration",
             CommandKind::Snapshot => "snapshot",
             CommandKind::Probe => "probe",
             CommandKind::RestartPipeline => "restart_pipeline",
@@ -72,7 +95,20 @@ impl CommandKind {
     fn args(&self) -> Value {
         match self {
             CommandKind::TagProduct { product_id } => json!({ "product_id": product_id }),
-            CommandKind::CalibrateScale { known_kg } => json!({ "known_kg": known_kg }),
+            CommandKind::CalibrateScale { known_kg, force } => {
+                json!({ "known_kg": known_kg, "force": force })
+            }
+            CommandKind::SetCalibration {
+                offset,
+                factor,
+                calibrated,
+                force,
+            } => json!({
+                "offset": offset,
+                "factor": factor,
+                "calibrated": calibrated,
+                "force": force,
+            }),
             CommandKind::SetLogLevel { level } => json!({ "level": level }),
             CommandKind::Logs { lines } => json!({ "lines": lines }),
             _ => json!({}),
@@ -109,6 +145,8 @@ pub enum CommandError {
     BadArgs { cmd: String, why: String },
     #[error("rate limited")]
     RateLimited,
+    #[error("command id too long ({0} bytes, at most {MAX_ID_BYTES})")]
+    IdTooLong(usize),
 }
 
 /// A refused command, with its id when it could be read.
@@ -134,10 +172,13 @@ pub fn parse(payload: &[u8]) -> Result<Command, Rejected> {
         return Err(reject(id, CommandError::TooLarge(payload.len())));
     }
     let v: Value = serde_json::from_slice(payload)
-        .map_err(|e| reject(None, CommandError::NotJson(e.to_string())))?;
+        .map_err(|e| reject(None, CommandError::NotJson(excerpt(&e.to_string()))))?;
     let Value::Object(obj) = v else {
         return Err(reject(None, CommandError::NotObject));
     };
+    if let Some(Value::String(long)) = obj.get("id").filter(|_| id_of(obj.get("id")).is_none()) {
+        return Err(reject(None, CommandError::IdTooLong(long.len())));
+    }
     let id = id_of(obj.get("id"));
     let Some(name) = obj.get("cmd").and_then(Value::as_str) else {
         return Err(reject(id, CommandError::MissingCmd));
@@ -154,9 +195,12 @@ pub fn parse(payload: &[u8]) -> Result<Command, Rejected> {
     }
 }
 
-/// A string id as is, a numeric one as text; anything else is no id.
+/// A string id as is, a numeric one as text; anything else is no id. An
+/// over-long id is refused by [`parse`]; here (the too-large path) it is
+/// dropped.
 fn id_of(v: Option<&Value>) -> Option<String> {
     match v {
+        Some(Value::String(s)) if s.len() > MAX_ID_BYTES => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
@@ -165,7 +209,7 @@ fn id_of(v: Option<&Value>) -> Option<String> {
 
 fn bad(cmd: &str, why: &str) -> CommandError {
     CommandError::BadArgs {
-        cmd: cmd.to_string(),
+        cmd: excerpt(cmd),
         why: why.to_string(),
     }
 }
@@ -180,15 +224,47 @@ fn parse_kind(name: &str, args: &Map<String, Value>) -> Result<CommandKind, Comm
         "restart_pipeline" => CommandKind::RestartPipeline,
         "reconnect_now" => CommandKind::ReconnectNow,
         "tag_product" => match args.get("product_id").and_then(Value::as_str) {
-            Some(p) if !p.is_empty() => CommandKind::TagProduct {
+            Some(p) if !p.is_empty() && p.len() <= MAX_ID_BYTES => CommandKind::TagProduct {
                 product_id: p.to_string(),
             },
-            _ => return Err(bad(name, "product_id must be a non-empty string")),
+            _ => {
+                return Err(bad(
+                    name,
+                    "product_id must be a non-empty string of at most 128 bytes",
+                ))
+            }
         },
         "calibrate_scale" => match args.get("known_kg").and_then(Value::as_f64) {
-            Some(k) if k.is_finite() && k > 0.0 => CommandKind::CalibrateScale { known_kg: k },
+            Some(k) if k.is_finite() && k > 0.0 => CommandKind::CalibrateScale {
+                known_kg: k,
+                force: force(name, args)?,
+            },
             _ => return Err(bad(name, "known_kg must be a number above 0")),
         },
+        "set_calibration" => {
+            let num = |key: &str| {
+                args.get(key)
+                    .and_then(Value::as_f64)
+                    .filter(|v| v.is_finite())
+            };
+            let (Some(offset), Some(factor)) = (num("offset"), num("factor")) else {
+                return Err(bad(name, "offset and factor must be numbers"));
+            };
+            if factor == 0.0 {
+                return Err(bad(name, "factor must not be 0"));
+            }
+            let calibrated = match args.get("calibrated") {
+                None | Some(Value::Null) => true,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(bad(name, "calibrated must be true or false")),
+            };
+            CommandKind::SetCalibration {
+                offset,
+                factor,
+                calibrated,
+                force: force(name, args)?,
+            }
+        }
         "set_log_level" => match args.get("level").and_then(Value::as_str) {
             Some(l) if !l.trim().is_empty() && l.len() <= 1024 => CommandKind::SetLogLevel {
                 level: l.trim().to_string(),
@@ -214,11 +290,20 @@ fn parse_kind(name: &str, args: &Map<String, Value>) -> Result<CommandKind, Comm
         },
         other => {
             return Err(CommandError::UnknownCmd(
-                other.chars().take(64).collect(),
+                excerpt(other),
                 KNOWN_COMMANDS.iter().map(|s| s.to_string()).collect(),
             ))
         }
     })
+}
+
+/// The optional `force` flag of the scale commands.
+fn force(name: &str, args: &Map<String, Value>) -> Result<bool, CommandError> {
+    match args.get("force") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(bad(name, "force must be true or false")),
+    }
 }
 
 /// Token bucket: `rate` commands per second on average, bursts up to `burst`.
@@ -342,6 +427,97 @@ mod tests {
     }
 
     #[test]
+    fn outside_text_is_never_echoed_at_full_length() {
+        let junk = "j".repeat(60_000);
+        let r = err(&format!(r#"{{"id": "{junk}", "cmd": "go_live"}}"#));
+        assert_eq!(r.id, None);
+        assert_eq!(r.error, CommandError::IdTooLong(60_000));
+        let r = err(&format!(r#"{{"id": "e", "cmd": "{junk}", "args": 3}}"#));
+        assert!(r.error.to_string().len() < 200, "{}", r.error);
+        let r = err(&format!(r#"{{"id": "e", "cmd": "{junk}"}}"#));
+        assert!(r.error.to_string().len() < 400, "{}", r.error);
+        let r = err(&format!(
+            r#"{{"id": "e", "cmd": "tag_product", "args": {{"product_id": "{junk}"}}}}"#
+        ));
+        assert!(r.error.to_string().len() < 200, "{}", r.error);
+        let r = err(&format!(r#"{{"id": "e", "cmd": "{junk}"#));
+        assert!(r.error.to_string().len() < 200, "{}", r.error);
+    }
+
+    /// Every command, every argument any command reads, 60 KB of junk in
+    /// it: whatever comes back (an error or a command) holds at most a
+    /// bounded echo of it.
+    #[test]
+    fn junk_in_any_argument_of_any_command_is_never_echoed_whole() {
+        let junk = "j".repeat(60_000);
+        let keys = [
+            "product_id",
+            "known_kg",
+            "force",
+            "offset",
+            "factor",
+            "calibrated",
+            "level",
+            "lines",
+            "anything",
+        ];
+        for name in KNOWN_COMMANDS {
+            for key in keys {
+                let payload = json!({"id": "j", "cmd": name, "args": {key: junk}}).to_string();
+                match parse(payload.as_bytes()) {
+                    Err(r) => {
+                        assert!(
+                            !matches!(r.error, CommandError::TooLarge(_)),
+                            "{name}.{key}: the junk must reach the parser"
+                        );
+                        let text = r.error.to_string();
+                        assert!(text.len() < 600, "{name}.{key}: {} bytes", text.len());
+                        assert_eq!(r.id.as_deref(), Some("j"));
+                    }
+                    Ok(c) => {
+                        let echo = c.to_json().to_string();
+                        assert!(echo.len() < 2_000, "{name}.{key}: {} bytes", echo.len());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scale_commands_take_force_and_set_calibration_restores() {
+        let c = parse(br#"{"cmd": "calibrate_scale", "args": {"known_kg": 2, "force": true}}"#)
+            .unwrap();
+        assert_eq!(
+            c.kind,
+            CommandKind::CalibrateScale {
+                known_kg: 2.0,
+                force: true
+            }
+        );
+        let c =
+            parse(br#"{"cmd": "set_calibration", "args": {"offset": 500, "factor": 1}}"#).unwrap();
+        assert_eq!(
+            c.kind,
+            CommandKind::SetCalibration {
+                offset: 500.0,
+                factor: 1.0,
+                calibrated: true,
+                force: false
+            }
+        );
+        for bad in [
+            r#"{"cmd": "set_calibration", "args": {"offset": 1}}"#,
+            r#"{"cmd": "set_calibration", "args": {"offset": 1, "factor": 0}}"#,
+            r#"{"cmd": "calibrate_scale", "args": {"known_kg": 1, "force": "yes"}}"#,
+        ] {
+            assert!(
+                matches!(err(bad).error, CommandError::BadArgs { .. }),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn rate_limiter_allows_burst_then_rate() {
         let t0 = Instant::now();
         let mut rl = RateLimiter::new(10.0, 20.0);
@@ -363,9 +539,22 @@ mod tests {
             "[a-z0-9_-]{1,20}".prop_map(|p| CommandKind::TagProduct { product_id: p }),
             Just(CommandKind::Tare),
             // Whole grams: serde_json parses short decimals exactly, not every f64.
-            (1u32..1_000_000).prop_map(|g| CommandKind::CalibrateScale {
-                known_kg: f64::from(g) / 1000.0
+            (1u32..1_000_000, any::<bool>()).prop_map(|(g, force)| CommandKind::CalibrateScale {
+                known_kg: f64::from(g) / 1000.0,
+                force,
             }),
+            (
+                -100_000i32..100_000,
+                1u32..100_000,
+                any::<bool>(),
+                any::<bool>()
+            )
+                .prop_map(|(o, f, calibrated, force)| CommandKind::SetCalibration {
+                    offset: f64::from(o),
+                    factor: f64::from(f) / 1000.0,
+                    calibrated,
+                    force,
+                }),
             Just(CommandKind::Snapshot),
             Just(CommandKind::Probe),
             Just(CommandKind::RestartPipeline),

@@ -22,15 +22,20 @@ use tokio::sync::mpsc;
 /// Commands larger than 64 KiB are refused by the parser; this bound only keeps a
 /// runaway payload from taking memory (a larger one breaks the connection).
 const MAX_INCOMING: usize = 1024 * 1024;
-/// Snapshots (base64 JPEG) go out on cmd/result.
-const MAX_OUTGOING: usize = 8 * 1024 * 1024;
+/// Snapshots (base64 JPEG) go out on cmd/result. rumqttc refuses to write a
+/// larger packet and drops the connection, so the client checks answers
+/// against this (and what a v5 broker announces) before sending them.
+pub(crate) const MAX_OUTGOING: usize = 8 * 1024 * 1024;
 const REQUEST_CAPACITY: usize = 128;
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Debug)]
 pub(crate) enum LinkEvent {
-    /// ConnAck: a new (clean) session.
-    Up,
+    /// ConnAck: a new (clean) session, and the largest packet the broker
+    /// takes, when it said (MQTT v5 `maximum_packet_size`).
+    Up {
+        max_packet: Option<u32>,
+    },
     /// The connection failed or broke; the poll task is backing off.
     Down(String),
     Message(Message),
@@ -86,6 +91,16 @@ impl Publisher {
                 };
                 c.try_publish_with_properties(topic, qos5(Qos::AtMostOnce), false, payload, props)?
             }
+        }
+        Ok(())
+    }
+
+    /// A clean DISCONNECT (the broker then drops our will); the poll task
+    /// ends once it is sent.
+    pub fn disconnect(&self) -> Result<()> {
+        match self {
+            Publisher::V4(c) => c.try_disconnect()?,
+            Publisher::V5(c) => c.try_disconnect()?,
         }
         Ok(())
     }
@@ -217,7 +232,7 @@ pub(crate) fn start(
     tokio::task::JoinHandle<()>,
 )> {
     let (tls, host, port) = parse_url(&settings.url)?;
-    let client_id = format!("farmcast-{}", settings.device_id);
+    let client_id = settings.client_id();
     let will_topic = topics::availability(&settings.topic_prefix, &settings.device_id);
     let creds = read_password(settings)?;
     let transport = if tls {
@@ -229,7 +244,8 @@ pub(crate) fn start(
     };
     let keep_alive = settings.keep_alive.max(Duration::from_secs(5));
     let backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
-    let (tx, rx) = mpsc::channel(256);
+    // Small: a message can be 1 MiB, and a flood must not queue hundreds.
+    let (tx, rx) = mpsc::channel(32);
     match settings.protocol {
         Protocol::V4 => {
             let mut o = rumqttc::MqttOptions::new(client_id, host, port);
@@ -297,7 +313,7 @@ async fn drive_v4(mut el: rumqttc::EventLoop, tx: mpsc::Sender<LinkEvent>, mut b
         let ev = match polled {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
-                LinkEvent::Up
+                LinkEvent::Up { max_packet: None }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => LinkEvent::Message(Message {
                 topic: p.topic,
@@ -306,6 +322,8 @@ async fn drive_v4(mut el: rumqttc::EventLoop, tx: mpsc::Sender<LinkEvent>, mut b
                 correlation: None,
             }),
             Ok(Event::Incoming(Packet::PubAck(_))) => LinkEvent::PubAck,
+            // Our own DISCONNECT went out: this link is done.
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
             Ok(_) => continue,
             Err(rumqttc::ConnectionError::RequestsDone) => return,
             Err(e) => {
@@ -337,9 +355,11 @@ async fn drive_v5(
             _ = tx.closed() => return,
         };
         let ev = match polled {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff.reset();
-                LinkEvent::Up
+                LinkEvent::Up {
+                    max_packet: ack.properties.and_then(|p| p.max_packet_size),
+                }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let (response_topic, correlation) = match p.properties {
@@ -357,6 +377,8 @@ async fn drive_v5(
                 })
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => LinkEvent::PubAck,
+            // Our own DISCONNECT went out: this link is done.
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
             Ok(_) => continue,
             Err(rumqttc::v5::ConnectionError::RequestsDone) => return,
             Err(e) => {

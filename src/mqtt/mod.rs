@@ -15,6 +15,8 @@ pub mod hass;
 mod link;
 pub mod payloads;
 pub mod queue;
+pub mod settings;
+mod task;
 pub mod topics;
 
 pub use client::{spawn, Incoming, IncomingCommand, MqttHandle, MqttSettings, Protocol};

@@ -89,6 +89,13 @@ pub struct RecordingStatus {
 pub struct MqttStats {
     pub events_queued: u64,
     pub events_dropped: u64,
+    /// Commands refused by the rate limiter since start.
+    #[serde(default)]
+    pub commands_limited: u64,
+    /// `config/desired` messages dropped by the rate limiter since start (a
+    /// retained one comes again at the next connection).
+    #[serde(default)]
+    pub desired_dropped: u64,
 }
 
 /// `P/D/events`: `{"type", "ts", ...fields}`.

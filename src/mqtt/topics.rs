@@ -80,8 +80,55 @@ pub fn config_source(
         .map(|g| ConfigSource::Group(g.clone()))
 }
 
+/// Whether a v5 request's response topic may be answered on: only under this
+/// device's own `P/D/`, never one of the topics the box owns or listens to
+/// (an answer there would pass for a status, a command or a config), and
+/// never a wildcard (a publish to one is a protocol error that ends the
+/// connection). Anything else could make the box write for whoever asked.
+pub fn response_topic_allowed(prefix: &str, device: &str, topic: &str) -> bool {
+    let own = format!("{prefix}/{device}/");
+    let reserved = [
+        availability(prefix, device),
+        status(prefix, device),
+        events(prefix, device),
+        cmd(prefix, device),
+        config_desired(prefix, device),
+        config_reported(prefix, device),
+    ];
+    topic.len() > own.len()
+        && topic.starts_with(&own)
+        && !topic.contains(['+', '#', '\0'])
+        && !reserved.iter().any(|r| r == topic)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn response_topics_only_under_the_device() {
+        for good in ["p/d/cmd/result", "p/d/cmd/result/tech-7", "p/d/replies/x"] {
+            assert!(response_topic_allowed("p", "d", good), "{good}");
+        }
+        for bad in [
+            "p/other/cmd",
+            "p/dd/cmd/result",
+            "p/d/",
+            "p/d",
+            "q/d/cmd/result",
+            "p/d/cmd",
+            "p/d/status",
+            "p/d/availability",
+            "p/d/config/desired",
+            "p/d/config/reported",
+            "p/d/events",
+            "p/d/cmd/#",
+            "p/d/+/x",
+            "attacker/inbox",
+            "",
+        ] {
+            assert!(!response_topic_allowed("p", "d", bad), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -129,6 +129,7 @@ pub(super) fn validate(bundle: &Bundle, boot: &Path, etc: &Path) -> Result<Strin
     // `key_file` would read as "both `key` and `key_file`".
     let mut problems = config::validate(&config);
     problems.extend(resolve_keys(&mut config, etc));
+    problems.extend(mqtt_files(&config.mqtt, bundle, boot, etc));
     if problems.is_empty() {
         return Ok(config.device_id);
     }
@@ -139,6 +140,54 @@ pub(super) fn validate(bundle: &Bundle, boot: &Path, etc: &Path) -> Result<Strin
     }
     problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     Err(invalid(problems))
+}
+
+/// The box's MQTT credentials travel in the bundle's `keys/` beside the
+/// stream keys (per-device password, CA, client certificate, see
+/// docs/security.md): each file `[mqtt]` names must be in the bundle or
+/// already installed, or the box would come up unable to reach its
+/// technicians. A password file must hold a password. Contents are never
+/// quoted.
+fn mqtt_files(mqtt: &config::MqttConfig, bundle: &Bundle, boot: &Path, etc: &Path) -> Vec<Problem> {
+    // Checked whether or not MQTT is switched on: a file named is meant.
+    let mut problems = Vec::new();
+    for (key, file) in [
+        ("mqtt.password_file", &mqtt.password_file),
+        ("mqtt.ca_file", &mqtt.ca_file),
+        ("mqtt.client_cert", &mqtt.client_cert),
+        ("mqtt.client_key", &mqtt.client_key),
+    ] {
+        let Some(file) = file.as_deref().filter(|f| !f.trim().is_empty()) else {
+            continue;
+        };
+        let source = key_source(file, etc, boot, |n| bundle.keys.iter().any(|(k, _)| k == n));
+        let in_bundle = source.starts_with(boot);
+        let bytes = if in_bundle {
+            let name = source.file_name().map(|n| n.to_string_lossy().into_owned());
+            bundle
+                .keys
+                .iter()
+                .find(|(k, _)| Some(k) == name.as_ref())
+                .map(|(_, b)| b.len())
+        } else if Path::new(file).starts_with(INSTALLED_ETC) || Path::new(file).is_relative() {
+            std::fs::metadata(&source).ok().map(|m| m.len() as usize)
+        } else {
+            // Outside the config folder: the box's own business (e.g. the
+            // system CA bundle); not ours to check here.
+            continue;
+        };
+        match bytes {
+            None => problems.push(Problem::new(
+                key,
+                format!(
+                    "{file} is neither in the bundle's {KEYS_DIR}/ nor installed; copy it into {KEYS_DIR}/ beside farmcast.toml"
+                ),
+            )),
+            Some(0) => problems.push(Problem::new(key, format!("{file} is empty"))),
+            Some(_) => {}
+        }
+    }
+    problems
 }
 
 /// Where a `key_file` will be read from once installed: a path into the

@@ -163,6 +163,94 @@ fn invalid_config_keeps_the_old_one_and_explains_on_boot() {
     f.assert_bundle_gone();
 }
 
+/// GOOD with the box's own MQTT login, TLS and CA, as docs/security.md says.
+const WITH_MQTT: &str = r#"device_id = "farm-07"
+
+[video]
+source = "test"
+
+[[destinations]]
+name = "taobao"
+url = "rtmp://127.0.0.1:1935/live"
+key_file = "/etc/farmcast/keys/taobao"
+
+[mqtt]
+url = "mqtts://broker.example:8883"
+username = "farm-07"
+password_file = "/etc/farmcast/keys/mqtt-password"
+ca_file = "/etc/farmcast/keys/mqtt-ca.pem"
+"#;
+
+const MQTT_PASSWORD: &str = "mqtt-pw-SECRET-for-farm-07";
+
+#[test]
+fn mqtt_credentials_travel_in_the_bundle_and_are_installed_tight() {
+    let f = fake();
+    f.put_boot(CONFIG_NAME, WITH_MQTT.as_bytes());
+    f.put_boot("keys/taobao", KEY.as_bytes());
+    f.put_boot(
+        "keys/mqtt-password",
+        format!("{MQTT_PASSWORD}\n").as_bytes(),
+    );
+    f.put_boot("keys/mqtt-ca.pem", b"-----BEGIN CERTIFICATE-----\n...\n");
+    let outcome = f.run().expect("installed");
+    let Outcome::Installed(done) = &outcome else {
+        panic!("expected Installed");
+    };
+    assert_eq!(done.keys, vec!["mqtt-ca.pem", "mqtt-password", "taobao"]);
+    let pw = f.etc.join("keys/mqtt-password");
+    assert_eq!(
+        fs::read_to_string(&pw).expect("password"),
+        format!("{MQTT_PASSWORD}\n")
+    );
+    assert_eq!(mode(&pw), 0o640);
+    assert_eq!(mode(&f.etc.join("keys/mqtt-ca.pem")), 0o640);
+    assert!(!outcome.to_string().contains(MQTT_PASSWORD));
+    let note = fs::read_to_string(f.boot.join(DONE_FILE)).expect("done note");
+    assert!(!note.contains(MQTT_PASSWORD));
+    f.assert_bundle_gone();
+}
+
+#[test]
+fn a_missing_or_empty_mqtt_password_is_refused_on_its_key() {
+    let f = fake();
+    f.put_boot(CONFIG_NAME, WITH_MQTT.as_bytes());
+    f.put_boot("keys/taobao", KEY.as_bytes());
+    f.put_boot("keys/mqtt-ca.pem", b"-----BEGIN CERTIFICATE-----\n");
+    let err = f.run().expect_err("no password anywhere");
+    let ProvisionError::Invalid { problems, .. } = &err else {
+        panic!("expected Invalid, got {err:?}");
+    };
+    assert!(
+        problems.iter().any(|p| p.path == "mqtt.password_file"),
+        "{problems:?}"
+    );
+    assert!(f.error_text().contains("mqtt.password_file"));
+    assert!(!f.etc.join(CONFIG_NAME).exists());
+
+    let f = fake();
+    f.put_boot(CONFIG_NAME, WITH_MQTT.as_bytes());
+    f.put_boot("keys/taobao", KEY.as_bytes());
+    f.put_boot("keys/mqtt-password", b"");
+    f.put_boot("keys/mqtt-ca.pem", b"-----BEGIN CERTIFICATE-----\n");
+    let err = f.run().expect_err("empty password");
+    assert!(
+        err.explain().contains("mqtt.password_file"),
+        "{}",
+        err.explain()
+    );
+
+    // Installed earlier (a re-provisioned box keeps its login): fine.
+    let f = fake();
+    fs::create_dir_all(f.etc.join("keys")).expect("keys");
+    fs::write(f.etc.join("keys/mqtt-password"), MQTT_PASSWORD).expect("pw");
+    fs::write(f.etc.join("keys/mqtt-ca.pem"), "ca").expect("ca");
+    f.put_boot(CONFIG_NAME, WITH_MQTT.as_bytes());
+    f.put_boot("keys/taobao", KEY.as_bytes());
+    f.run()
+        .expect("installed with the login already on the box");
+}
+
 #[test]
 fn missing_stream_key_is_a_problem_on_its_key() {
     let f = fake();

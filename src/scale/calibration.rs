@@ -17,6 +17,11 @@ use serde::{Deserialize, Serialize};
 /// File name under `<state_dir>/scale/`.
 pub const FILE_NAME: &str = "calibration.json";
 
+/// A calibration may change the factor by at most this ratio (either way)
+/// without `"force": true`: a wrong known weight, a hand on the pan or a typo
+/// then cannot quietly make every price on a show wrong.
+pub const MAX_FACTOR_RATIO: f64 = 2.0;
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// Raw value of the empty pan (tare).
@@ -44,9 +49,32 @@ impl Calibration {
         (raw - self.offset) * self.factor
     }
 
-    fn is_sane(&self) -> bool {
+    pub fn is_sane(&self) -> bool {
         self.offset.is_finite() && self.factor.is_finite() && self.factor != 0.0
     }
+}
+
+/// Whether going from `old` to `new` needs `force`: when the scale was
+/// calibrated and the factor moves by more than [`MAX_FACTOR_RATIO`] either
+/// way (or changes sign). The first calibration of a scale is free: its
+/// factor was nominal. The error says what would happen and how to insist.
+pub fn check_change(old: &Calibration, new: &Calibration, force: bool) -> Result<(), String> {
+    if !new.is_sane() {
+        return Err("the factor must be a finite number other than 0".into());
+    }
+    if force || !old.calibrated || !old.is_sane() {
+        return Ok(());
+    }
+    let ratio = new.factor / old.factor;
+    if !(1.0 / MAX_FACTOR_RATIO..=MAX_FACTOR_RATIO).contains(&ratio) {
+        return Err(format!(
+            "refused: the factor would go from {} to {} (x{ratio:.3}); a change of more than x{MAX_FACTOR_RATIO} or under x{} needs \"force\": true",
+            old.factor,
+            new.factor,
+            1.0 / MAX_FACTOR_RATIO
+        ));
+    }
+    Ok(())
 }
 
 /// Where the calibration lives for a given state directory.
@@ -152,6 +180,29 @@ mod tests {
             assert_eq!(c, Calibration::default());
             assert!(warn.is_some_and(|w| w.contains("c.json")), "{bad}");
         }
+    }
+
+    #[test]
+    fn large_factor_changes_need_force() {
+        let cal = |factor, calibrated| Calibration {
+            offset: 10.0,
+            factor,
+            calibrated,
+        };
+        let old = cal(2.0, true);
+        for ok in [2.0, 4.0, 1.0, 3.1, 1.2] {
+            assert!(check_change(&old, &cal(ok, true), false).is_ok(), "{ok}");
+        }
+        for far in [4.01, 0.99, 100.0, -2.0, 0.001] {
+            let e = check_change(&old, &cal(far, true), false).unwrap_err();
+            assert!(e.contains("force"), "{far}: {e}");
+            assert!(check_change(&old, &cal(far, true), true).is_ok(), "{far}");
+        }
+        // The first calibration starts from a nominal factor: free.
+        assert!(check_change(&cal(1.0, false), &cal(1e-4, true), false).is_ok());
+        // Never to nothing, even forced.
+        assert!(check_change(&old, &cal(0.0, true), true).is_err());
+        assert!(check_change(&old, &cal(f64::NAN, true), true).is_err());
     }
 
     #[test]

@@ -180,6 +180,14 @@ impl Scale {
     /// The current stable reading is `known_kg` (tare first, with the pan
     /// empty).
     pub fn calibrate(&mut self, known_kg: f64) -> Result<Calibration, ScaleError> {
+        let cal = self.calibration_for(known_kg)?;
+        self.set_calibration(cal);
+        Ok(self.cal)
+    }
+
+    /// What [`calibrate`](Self::calibrate) would set, without setting it (the
+    /// caller may refuse a change that is too large).
+    pub fn calibration_for(&self, known_kg: f64) -> Result<Calibration, ScaleError> {
         if !(known_kg.is_finite() && known_kg > 0.0 && known_kg * 1000.0 <= MAX_GRAMS as f64) {
             return Err(ScaleError::BadKnownWeight);
         }
@@ -189,10 +197,17 @@ impl Scale {
         if span.abs() < 1e-9 || !factor.is_finite() {
             return Err(ScaleError::NoSpan);
         }
-        self.cal.factor = factor;
-        self.cal.calibrated = true;
+        Ok(Calibration {
+            factor,
+            calibrated: true,
+            ..self.cal
+        })
+    }
+
+    /// Puts in a calibration (an undo, or one checked by the caller).
+    pub fn set_calibration(&mut self, cal: Calibration) {
+        self.cal = cal;
         self.restart_filter();
-        Ok(self.cal)
     }
 
     fn stable_raw(&self) -> Result<f64, ScaleError> {

@@ -31,6 +31,17 @@ impl Mosquitto {
         })
     }
 
+    /// A broker without persistence, with `extra` lines appended to its
+    /// config (e.g. `max_packet_size 8192`, `password_file …`, `acl_file …`);
+    /// anonymous clients only when `anonymous`.
+    pub fn start_with(anonymous: bool, extra: &str) -> Mosquitto {
+        Mosquitto::with_conf(|port, _| {
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous {anonymous}\npersistence false\n{LOGGING}{extra}\n"
+            )
+        })
+    }
+
     /// A broker that saves its state in its temp dir on every change.
     pub fn start_persistent() -> Mosquitto {
         Mosquitto::with_conf(|port, dir| {

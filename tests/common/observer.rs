@@ -60,10 +60,28 @@ impl Observer {
     /// Connects as `id` (a persistent session unless `clean`) and returns once
     /// the broker has acknowledged the subscriptions to `topics`.
     pub fn new(port: u16, id: &str, clean: bool, topics: &[&str]) -> Observer {
+        Observer::connect(port, id, clean, topics, None)
+    }
+
+    /// [`new`](Self::new) with a clean session, logged in as `user`.
+    pub fn with_login(port: u16, user: &str, password: &str, topics: &[&str]) -> Observer {
+        Observer::connect(port, user, true, topics, Some((user, password)))
+    }
+
+    fn connect(
+        port: u16,
+        id: &str,
+        clean: bool,
+        topics: &[&str],
+        login: Option<(&str, &str)>,
+    ) -> Observer {
         let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
         o.set_clean_session(clean)
             .set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(1 << 20, 1 << 20);
+        if let Some((user, password)) = login {
+            o.set_credentials(user, password);
+        }
         let (client, mut conn) = rumqttc::Client::new(o, 512);
         let (tx, rx) = mpsc::channel();
         let history = Arc::new(Mutex::new(Vec::new()));
