@@ -29,6 +29,7 @@ mod serial;
 pub mod serial_parse;
 pub mod sim;
 pub mod state;
+pub mod weight;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,6 +40,7 @@ use crate::config::schema::ScaleConfig;
 pub use calibration::Calibration;
 pub use sim::{SimScale, SimScaleFeed};
 pub use state::{Scale, ScaleError, ScaleEvent, ScaleState, Settings};
+pub use weight::Weight;
 
 /// What the back end says about a reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
