@@ -13,6 +13,7 @@ pub mod ranges;
 pub mod schema;
 pub mod secret;
 pub mod spans;
+pub mod template;
 mod url;
 pub mod validate;
 pub mod walk;

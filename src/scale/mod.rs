@@ -181,7 +181,7 @@ pub fn check_config(cfg: &ScaleConfig) -> Vec<(String, String)> {
         ("overlay_template", &cfg.overlay_template),
         ("overlay_template_piece", &cfg.overlay_template_piece),
     ] {
-        if let Some(Err(e)) = t.as_deref().map(crate::products::validate_template) {
+        if let Some(Err(e)) = t.as_deref().map(crate::config::template::validate_template) {
             bad(k, e.to_string());
         }
     }
