@@ -75,7 +75,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
         &config.scale.kind,
         &["none", "hx711", "serial", "sim"],
     );
-    for (path, message) in crate::scale::check_config(&config.scale) {
+    for (path, message) in super::validate_scale::check_scale(&config.scale) {
         v.bad(path, message);
     }
     products(&mut v, config);
