@@ -50,6 +50,37 @@ pub fn resolve_keys(config: &mut Config, config_dir: &Path) -> Vec<Problem> {
     problems
 }
 
+/// Warnings for stream keys (inline, or read from `key_file`) shorter than
+/// [`MIN_PART_LEN`] characters. Logs, MQTT and check-config hide every
+/// occurrence of a key, so hiding a short one turns ordinary words and ids into
+/// `***` everywhere; platforms issue far longer keys. A warning and not a
+/// refusal: local test servers take any stream name (`demo`, `show`). Never
+/// echoes the key, nor its length.
+pub fn short_key_warnings(config: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (i, dest) in config.destinations.iter().enumerate() {
+        let Some(key) = dest.key.as_ref().filter(|k| !k.is_empty()) else {
+            continue;
+        };
+        if key.expose().trim().chars().count() >= MIN_PART_LEN {
+            continue;
+        }
+        let (field, source) = match dest.key_file {
+            Some(_) => ("key_file", "the key in this file"),
+            None => ("key", "the stream key"),
+        };
+        out.push(Problem::new(
+            format!("destinations[{i}].{field}"),
+            format!(
+                "{source} is shorter than {MIN_PART_LEN} characters: platforms issue longer \
+                 keys, and hiding so short a key turns matching words in logs and MQTT \
+                 reports into ***; paste the platform's full stream key"
+            ),
+        ));
+    }
+    out
+}
+
 impl DestinationConfig {
     /// The URL to hand the sink, key included. RTMP: `rtmp://host/app/KEY`.
     /// SRT: the key as the `streamid` query parameter. Never log this.
@@ -362,5 +393,35 @@ mod tests {
         let problems = resolve_keys(&mut c, dir.path());
         assert_eq!(problems.len(), 1);
         assert!(problems[0].message.contains("empty"));
+    }
+
+    /// A key under 6 characters is a warning on its key path (inline or
+    /// file), never a refusal, and the warning never shows the key.
+    #[test]
+    fn short_keys_are_warned_about_without_echoing_them() {
+        use crate::config::load::{check_sources, Depth};
+        let src =
+            |key: &str| format!("[[destinations]]\nname = \"a\"\nurl = \"rtmp://h/live\"\n{key}\n");
+        let r = check_sources(&[&src("key = \"Zq9x1\"")], Depth::Values);
+        assert!(r.config.is_some(), "{:?}", r.problems);
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        let w = &r.warnings[0];
+        assert_eq!((w.path.as_str(), w.line), ("destinations[0].key", Some(4)));
+        assert!(w.message.contains("shorter than 6"), "{}", w.message);
+        assert!(!w.message.contains("Zq9x1"), "{}", w.message);
+        let r = check_sources(&[&src("key = \"Zq9x1Y\"")], Depth::Values);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("short"), "Zq9\n").unwrap();
+        std::fs::write(dir.path().join("long"), "Zq9x1Y-live\n").unwrap();
+        let r = check_sources(&[&src("key_file = \"short\"")], Depth::Full(dir.path()));
+        assert!(r.config.is_some(), "{:?}", r.problems);
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        let w = &r.warnings[0];
+        assert_eq!(w.path, "destinations[0].key_file");
+        assert!(!w.message.contains("Zq9"), "{}", w.message);
+        let r = check_sources(&[&src("key_file = \"long\"")], Depth::Full(dir.path()));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     }
 }

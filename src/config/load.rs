@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use super::keys::resolve_keys;
+use super::keys::{resolve_keys, short_key_warnings};
 use super::layers::merge;
 use super::problem::Problem;
 use super::schema::Config;
@@ -96,6 +96,12 @@ pub fn check_sources(sources: &[&str], depth: Depth<'_>) -> Report {
         if let Depth::Full(dir) = depth {
             more.extend(resolve_keys(&mut config, dir));
         }
+        // Inline keys, and with `Full` the key files' too.
+        report.warnings.extend(
+            short_key_warnings(&config)
+                .into_iter()
+                .map(|p| locator.locate(p)),
+        );
         // Nor is a check across keys that names a refused key ("pin 27 is
         // already used by gpio.go_live_pin" after go_live_pin = 300 was
         // clamped to 27): that key must change anyway.

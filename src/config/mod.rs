@@ -1,6 +1,11 @@
 //! The configuration file: shape ([`schema`]), secrets ([`secret`]), loading
-//! with key paths and lines ([`load`]), checks ([`validate`]), stream keys
-//! ([`keys`]) and fleet layers ([`layers`]).
+//! with key paths and lines ([`load`]), checks ([`validate`], the scale's in
+//! [`validate_scale`], the number bounds in [`ranges`]), the lower-third
+//! template language ([`template`]), stream keys ([`keys`]) and fleet layers
+//! ([`layers`]).
+//!
+//! The bottom layer: config depends on no sibling but `excerpt`; the modules
+//! that run things (`scale`, `products`, ...) depend on it, never back.
 //!
 //! The CLI and the daemon both call [`check_file`]: load, read the key files,
 //! validate; each [`Problem`] names its key path and, where written, its line.
@@ -13,8 +18,10 @@ pub mod ranges;
 pub mod schema;
 pub mod secret;
 pub mod spans;
+pub mod template;
 mod url;
 pub mod validate;
+pub mod validate_scale;
 pub mod walk;
 
 pub use keys::resolve_keys;

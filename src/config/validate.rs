@@ -75,7 +75,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
         &config.scale.kind,
         &["none", "hx711", "serial", "sim"],
     );
-    for (path, message) in crate::scale::check_config(&config.scale) {
+    for (path, message) in super::validate_scale::check_scale(&config.scale) {
         v.bad(path, message);
     }
     products(&mut v, config);
@@ -496,6 +496,19 @@ fn mqtt(v: &mut Checks, c: &Config) {
                 u.scheme
             ),
         ),
+        // The daemon refuses `user:password@` (it would reach logs); say so
+        // here, without echoing the URL.
+        Some(_)
+            if m.url
+                .split_once("://")
+                .is_some_and(|(_, r)| r.contains('@')) =>
+        {
+            v.bad(
+                "mqtt.url",
+                "must not carry a user name or password (`user:password@`); \
+             set mqtt.username and put the password in the file mqtt.password_file",
+            )
+        }
         Some(u) if u.host.is_empty() => v.bad("mqtt.url", format!("has no broker name; {HINT}")),
         Some(Url {
             port: Some(Err(port)),

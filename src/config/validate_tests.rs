@@ -561,3 +561,24 @@ fn messages_never_carry_the_key() {
     assert!(!format!("{ps:?}").contains("sup3r"));
     assert!(!format!("{c:?}").contains("sup3r"));
 }
+
+/// The daemon refuses credentials in `mqtt.url`; check-config says so first,
+/// pointing to the keys that hold them and never echoing the password.
+#[test]
+fn mqtt_url_with_credentials_is_refused_without_the_password() {
+    for url in [
+        "mqtt://farm:s3cretPW@broker.example.com:1883",
+        "mqtts://s3cretPW@broker.example.com",
+        "mqtt://farm:s3cretPW@[::1]:1883",
+    ] {
+        let got = problems(&format!("[mqtt]\nurl = \"{url}\""));
+        assert_eq!(got.len(), 1, "{url}: {got:?}");
+        assert_eq!(got[0].path, "mqtt.url");
+        let m = &got[0].message;
+        assert!(
+            m.contains("mqtt.username") && m.contains("mqtt.password_file"),
+            "{m}"
+        );
+        assert!(!m.contains("s3cretPW") && !m.contains("farm"), "{m}");
+    }
+}

@@ -2,8 +2,9 @@
 //!
 //! Templates are plain text with placeholders `{name}`, `{weight}`,
 //! `{unit_price}`, `{price}`, `{currency}`, `{unit}`, `{product_id}`; `{{` and
-//! `}}` are literal braces. [`validate_template`] is for config loading, so an
-//! unknown placeholder is an error there and not a surprise on air.
+//! `}}` are literal braces. The syntax is the config's
+//! (`crate::config::template`): [`validate_template`] is for config loading,
+//! so an unknown placeholder is an error there and not a surprise on air.
 //!
 //! textoverlay parses its `text` property as Pango markup, so the rendered
 //! text is escaped: a product called "Salt & Pepper <big>" shows as written
@@ -17,80 +18,13 @@ use std::time::{Duration, Instant};
 
 use super::tag::TagRecord;
 use crate::config::schema::ScaleConfig;
+use crate::config::template::{parse, Piece};
+pub use crate::config::template::{validate_template, TemplateError};
 use crate::scale::ScaleState;
 
 pub const DEFAULT_KG_TEMPLATE: &str =
     "{name}  {weight} kg  ×  {unit_price} {currency}/kg  =  {price} {currency}";
 pub const DEFAULT_PIECE_TEMPLATE: &str = "{name}  {price} {currency}";
-
-const FIELDS: &[&str] = &[
-    "name",
-    "weight",
-    "unit_price",
-    "price",
-    "currency",
-    "unit",
-    "product_id",
-];
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
-    #[error("unknown placeholder {{{0}}}; use {known}", known = known())]
-    Unknown(String),
-    #[error("a '{{' is not closed; write {{{{ for a literal brace")]
-    Unclosed,
-    #[error("a '}}' has no '{{'; write }}}} for a literal brace")]
-    Stray,
-}
-
-fn known() -> String {
-    FIELDS
-        .iter()
-        .map(|f| format!("{{{f}}}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-enum Piece<'a> {
-    Text(&'a str),
-    Field(&'a str),
-}
-
-fn parse(template: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
-    let mut out = Vec::new();
-    let mut rest = template;
-    while let Some(i) = rest.find(['{', '}']) {
-        let (text, tail) = rest.split_at(i);
-        if !text.is_empty() {
-            out.push(Piece::Text(text));
-        }
-        if let Some(t) = tail.strip_prefix("{{") {
-            out.push(Piece::Text("{"));
-            rest = t;
-        } else if let Some(t) = tail.strip_prefix("}}") {
-            out.push(Piece::Text("}"));
-            rest = t;
-        } else if let Some(t) = tail.strip_prefix('{') {
-            let end = t.find('}').ok_or(TemplateError::Unclosed)?;
-            let (name, t) = t.split_at(end);
-            if !FIELDS.contains(&name) {
-                return Err(TemplateError::Unknown(name.chars().take(32).collect()));
-            }
-            out.push(Piece::Field(name));
-            rest = t.get(1..).unwrap_or("");
-        } else {
-            return Err(TemplateError::Stray);
-        }
-    }
-    if !rest.is_empty() {
-        out.push(Piece::Text(rest));
-    }
-    Ok(out)
-}
-
-pub fn validate_template(template: &str) -> Result<(), TemplateError> {
-    parse(template).map(|_| ())
-}
 
 /// The template for this record's unit: the configured one or the default.
 pub fn template_for<'a>(cfg: &'a ScaleConfig, record: &TagRecord) -> &'a str {

@@ -3,9 +3,9 @@
 //!
 //! Contract:
 //! - No floating point in the price path. The scale's `f64` reading is turned
-//!   into a [`Weight`] exactly once ([`Weight::from_kg_f64`], rounded to the
-//!   scale's resolution); everything after is integer arithmetic on an `i128`
-//!   mantissa with a decimal scale.
+//!   into a [`Weight`] (the scale's, `crate::scale::weight`) exactly once
+//!   ([`Weight::from_kg_f64`], rounded to the scale's resolution); everything
+//!   after is integer arithmetic on an `i128` mantissa with a decimal scale.
 //! - Rounding is **half-up** (half away from zero), as shop tills do: 0.005 CNY
 //!   becomes 0.01. Banker's rounding would surprise a customer checking the
 //!   sum by hand.
@@ -16,14 +16,12 @@ use std::fmt;
 
 use crate::config::schema::ProductConfig;
 use crate::config::validate::minor_digits;
+// Weights are the scale's; prices use them.
+pub use crate::scale::weight::{BadWeight, Weight, MAX_GRAMS};
 
 /// Most decimals a [`Decimal`] may carry; far beyond any price or weight, small
 /// enough that `10^MAX_SCALE` fits an `i128` comfortably.
 pub const MAX_SCALE: u32 = 18;
-
-/// Heaviest weight accepted, in grams (a 1 t pallet scale is the outer bound
-/// of anything a farmer puts on camera; more is a broken reading).
-pub const MAX_GRAMS: i64 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PriceError {
@@ -39,6 +37,12 @@ pub enum PriceError {
     BadWeight,
     #[error("the price is too large to compute")]
     Overflow,
+}
+
+impl From<BadWeight> for PriceError {
+    fn from(_: BadWeight) -> PriceError {
+        PriceError::BadWeight
+    }
 }
 
 /// An exact decimal number: `mantissa × 10^-scale`.
@@ -146,48 +150,11 @@ impl fmt::Display for Decimal {
     }
 }
 
-/// A weight in whole grams: the scale's resolution on produce scales.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Weight {
-    grams: i64,
-}
-
-impl Weight {
-    pub fn from_grams(grams: i64) -> Weight {
-        Weight { grams }
-    }
-
-    pub fn grams(&self) -> i64 {
-        self.grams
-    }
-
-    /// The one place a float becomes a weight: rounded to the nearest multiple
-    /// of `resolution_g` (at least 1 g). NaN, infinities and anything beyond
-    /// [`MAX_GRAMS`] either way are [`PriceError::BadWeight`].
-    pub fn from_kg_f64(kg: f64, resolution_g: u32) -> Result<Weight, PriceError> {
-        let res = f64::from(resolution_g.max(1));
-        let g = kg * 1000.0;
-        if !g.is_finite() || g.abs() > MAX_GRAMS as f64 {
-            return Err(PriceError::BadWeight);
-        }
-        // In range (checked above), so the cast cannot saturate.
-        let grams = ((g / res).round() * res) as i64;
-        Ok(Weight { grams })
-    }
-
-    /// Kilograms with exactly three decimals.
-    pub fn kg(&self) -> Decimal {
-        Decimal {
-            mantissa: i128::from(self.grams),
-            scale: 3,
-        }
-    }
-}
-
-impl fmt::Display for Weight {
-    /// Kilograms, three decimals: `1.250`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.kg().fmt(f)
+/// Kilograms with exactly three decimals, for exact arithmetic.
+pub fn kg(weight: Weight) -> Decimal {
+    Decimal {
+        mantissa: i128::from(weight.grams()),
+        scale: 3,
     }
 }
 
@@ -247,10 +214,10 @@ pub fn price(product: &ProductConfig, weight: Option<Weight>) -> Result<Price, P
         Unit::Piece => unit_price,
         Unit::Kg => {
             let w = weight.ok_or(PriceError::NoWeight)?;
-            if w.grams <= 0 {
+            if w.grams() <= 0 {
                 return Err(PriceError::NotPositive(w));
             }
-            unit_price.checked_mul(w.kg()).ok_or(PriceError::Overflow)?
+            unit_price.checked_mul(kg(w)).ok_or(PriceError::Overflow)?
         }
     };
     Ok(Price {
@@ -384,21 +351,6 @@ mod tests {
         );
         assert_eq!(Decimal::new(i128::MAX, 0).unwrap().round_to(2), None);
         assert_eq!(Decimal::new(1, 19), None);
-    }
-
-    #[test]
-    fn float_weights_become_grams_once() {
-        assert_eq!(Weight::from_kg_f64(1.2504, 1).unwrap().grams(), 1250);
-        assert_eq!(Weight::from_kg_f64(1.2506, 1).unwrap().grams(), 1251);
-        assert_eq!(Weight::from_kg_f64(1.253, 5).unwrap().grams(), 1255);
-        assert_eq!(
-            Weight::from_kg_f64(0.1 + 0.2, 1).unwrap().to_string(),
-            "0.300"
-        );
-        assert_eq!(Weight::from_kg_f64(-0.002, 1).unwrap().grams(), -2);
-        for bad in [f64::NAN, f64::INFINITY, -f64::INFINITY, 1.0e9] {
-            assert_eq!(Weight::from_kg_f64(bad, 1), Err(PriceError::BadWeight));
-        }
     }
 
     proptest! {

@@ -29,6 +29,7 @@ mod serial;
 pub mod serial_parse;
 pub mod sim;
 pub mod state;
+pub mod weight;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,6 +40,7 @@ use crate::config::schema::ScaleConfig;
 pub use calibration::Calibration;
 pub use sim::{SimScale, SimScaleFeed};
 pub use state::{Scale, ScaleError, ScaleEvent, ScaleState, Settings};
+pub use weight::Weight;
 
 /// What the back end says about a reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,93 +137,6 @@ pub fn open(
 /// Where the calibration is kept.
 pub fn calibration_path(state_dir: &Path) -> PathBuf {
     calibration::path_in(state_dir)
-}
-
-/// Problems in `[scale]` that serde cannot see, as `(key path, message)`, for
-/// the config validator.
-pub fn check_config(cfg: &ScaleConfig) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut bad = |k: &str, m: String| out.push((format!("scale.{k}"), m));
-    if !(50..=10_000).contains(&cfg.settle_ms) {
-        bad(
-            "settle_ms",
-            format!(
-                "{} ms is out of range; use 50 to 10000 (800 suits produce)",
-                cfg.settle_ms
-            ),
-        );
-    }
-    if cfg.tolerance_g > 1000 {
-        bad(
-            "tolerance_g",
-            format!(
-                "{} g is out of range; use 0 to 1000 (5 suits produce)",
-                cfg.tolerance_g
-            ),
-        );
-    }
-    if !(1..=1000).contains(&cfg.resolution_g) {
-        bad(
-            "resolution_g",
-            format!("{} g is out of range; use 1 to 1000", cfg.resolution_g),
-        );
-    }
-    if cfg.settle_wait_ms > 10_000 {
-        bad(
-            "settle_wait_ms",
-            format!(
-                "{} ms is too long for viewers to wait; use at most 10000",
-                cfg.settle_wait_ms
-            ),
-        );
-    }
-    for (k, t) in [
-        ("overlay_template", &cfg.overlay_template),
-        ("overlay_template_piece", &cfg.overlay_template_piece),
-    ] {
-        if let Some(Err(e)) = t.as_deref().map(crate::products::validate_template) {
-            bad(k, e.to_string());
-        }
-    }
-    if serial::baud_const(cfg.serial_baud).is_none() {
-        bad(
-            "serial_baud",
-            format!(
-                "{} is not a serial speed; use one of: {}",
-                cfg.serial_baud,
-                serial::BAUDS
-                    .iter()
-                    .map(|b| b.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-    }
-    if cfg.kind == "hx711" {
-        for (k, p) in [
-            ("hx711_dout_pin", cfg.hx711_dout_pin),
-            ("hx711_sck_pin", cfg.hx711_sck_pin),
-        ] {
-            match p {
-                None => bad(
-                    k,
-                    "is needed for scale.kind = \"hx711\"; give the BCM pin number, e.g. 5".into(),
-                ),
-                Some(p) if p > crate::config::validate::MAX_BCM_PIN => bad(
-                    k,
-                    format!(
-                        "pin {p} does not exist; use a BCM GPIO number from 0 to {}",
-                        crate::config::validate::MAX_BCM_PIN
-                    ),
-                ),
-                Some(_) => {}
-            }
-        }
-        if cfg.hx711_dout_pin.is_some() && cfg.hx711_dout_pin == cfg.hx711_sck_pin {
-            bad("hx711_sck_pin", "must differ from hx711_dout_pin".into());
-        }
-    }
-    out
 }
 
 fn build_none(_: &ScaleConfig) -> anyhow::Result<Opened> {

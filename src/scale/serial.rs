@@ -21,11 +21,11 @@ use super::serial_parse::{parse_line, Line, LineAssembler};
 use super::{Flags, Opened, RawReading, ScaleSource};
 use crate::config::schema::ScaleConfig;
 
-/// Speeds a scale may use.
-pub const BAUDS: &[u32] = &[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200];
 /// Pause between attempts to reopen a vanished port.
 const REOPEN: Duration = Duration::from_secs(2);
 
+/// The termios constant of a speed in `config::validate_scale::SERIAL_BAUDS`
+/// (the list config validation accepts); `None` for any other.
 pub fn baud_const(baud: u32) -> Option<libc::speed_t> {
     Some(match baud {
         1200 => libc::B1200,
@@ -219,6 +219,7 @@ fn open_raw(path: &Path, baud: u32) -> anyhow::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::validate_scale::SERIAL_BAUDS as BAUDS;
 
     #[test]
     fn every_listed_speed_has_a_constant_and_others_do_not() {

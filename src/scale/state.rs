@@ -21,9 +21,9 @@ use serde::Serialize;
 
 use super::calibration::Calibration;
 use super::filter::{Median, Settle};
+use super::weight::{Weight, MAX_GRAMS};
 use super::{Flags, RawReading};
 use crate::config::schema::ScaleConfig;
-use crate::products::price::{Weight, MAX_GRAMS};
 
 /// No reading for this long is an error: a hung USB adapter, a loose wire.
 pub const SILENCE: Duration = Duration::from_secs(3);

@@ -1,4 +1,4 @@
-//! The scale as a whole: back-end table, config checks and the state layer
+//! The scale as a whole: back-end table and the state layer
 //! ([`Scale`]) on hand-made reading sequences, with time jumped, never slept.
 
 use std::time::{Duration, Instant};
@@ -62,29 +62,6 @@ fn open_none_is_none_and_hx711_fails_off_a_pi_pointing_at_sim() {
     if let Err(e) = open(&cfg, dir.path(), now) {
         assert!(format!("{e:#}").contains("scale.kind = \"sim\""), "{e:#}");
     }
-}
-
-#[test]
-fn config_checks_name_the_key() {
-    assert!(check_config(&ScaleConfig::default()).is_empty());
-    let cfg = ScaleConfig {
-        kind: "hx711".into(),
-        serial_baud: 9601,
-        overlay_template: Some("{name} {prise}".into()),
-        settle_ms: 0,
-        ..ScaleConfig::default()
-    };
-    let keys: Vec<String> = check_config(&cfg).into_iter().map(|(k, _)| k).collect();
-    assert_eq!(
-        keys,
-        [
-            "scale.settle_ms",
-            "scale.overlay_template",
-            "scale.serial_baud",
-            "scale.hx711_dout_pin",
-            "scale.hx711_sck_pin"
-        ]
-    );
 }
 
 #[test]
