@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A whole show on embedded defaults: test camera and tone, simulated buttons and
 # scale, a local nginx-rtmp ingest server. Watch it with:
-#     ffplay rtmp://127.0.0.1:1935/live/demo
+#     ffplay rtmp://127.0.0.1:1935/live/farm-show
 # Press the (simulated) go-live button or end the show:
 #     echo "press go_live" | nc -U /tmp/farmcast-demo/sim.sock
 #     echo "hold go_live 2.5" | nc -U /tmp/farmcast-demo/sim.sock
@@ -41,5 +41,5 @@ trap 'kill $nginx_pid $mosquitto_pid 2>/dev/null || true' EXIT
 sleep 0.5
 echo "demo: MQTT on 127.0.0.1:1883; watch with: mosquitto_sub -t 'farmcast/#' -v"
 
-echo "demo: ingest server on rtmp://127.0.0.1:$port/live; watch with: ffplay rtmp://127.0.0.1:$port/live/demo"
+echo "demo: ingest server on rtmp://127.0.0.1:$port/live; watch with: ffplay rtmp://127.0.0.1:$port/live/farm-show"
 ./target/release/farmcast run --config configs/demo.toml

@@ -12,4 +12,12 @@ export CARGO_TERM_COLOR=never
 # 2 cores: the heavy streaming tests serialize themselves; the rest run in parallel.
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# A box keeps its last known good config in /var/lib/farmcast: no test may
+# read or write it (each daemon under test has its own state_dir).
+state_before=no
+[ -e /var/lib/farmcast ] && state_before=yes
 cargo test --locked --all-targets -- --test-threads=2
+if [ "$state_before" = no ] && [ -e /var/lib/farmcast ]; then
+  echo "test.sh: a test wrote the machine's /var/lib/farmcast; give its daemon a state_dir" >&2
+  exit 1
+fi

@@ -95,7 +95,7 @@ fn the_demo_is_what_the_demo_promises() {
     assert_eq!(c.destinations.len(), 1);
     assert_eq!(
         c.destinations[0].ingest_url(),
-        "rtmp://127.0.0.1:1935/live/demo"
+        "rtmp://127.0.0.1:1935/live/farm-show"
     );
     assert_eq!(c.gpio.backend, "sim");
     assert_eq!(c.gpio.sim_socket, "/tmp/farmcast-demo/sim.sock");
@@ -111,6 +111,10 @@ fn the_demo_is_what_the_demo_promises() {
         c.products.iter().any(|p| !p.name.is_ascii()),
         "one product has a Chinese name"
     );
-    // The key is "demo"; Debug of the destinations must not show it.
-    assert!(!format!("{:?}", c.destinations).contains("demo"));
+    // The key is "farm-show"; Debug of the destinations must not show it.
+    assert!(!format!("{:?}", c.destinations).contains("farm-show"));
+    // Long enough not to draw the short-key warning (a key as short as the
+    // device id would blank "demo" out of every log line).
+    let report = farmcast::config::check_file_report(&configs_dir().join("demo.toml"));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 }

@@ -134,9 +134,9 @@ fn a_recorder_that_loses_its_disk_comes_back_in_the_same_folder_and_keeps_every_
     let past = root.join("2000-01-01T00-00-00Z_show-0042");
     std::fs::create_dir_all(&past).unwrap();
     std::fs::write(past.join("seg-00001.ts"), vec![0u8; 4096]).unwrap();
-    // 1 kB for all recordings: over budget at every segment.
+    // 1 MB for all recordings (the least accepted): over budget from the second segment.
     let toml = daemon_toml(&tc, |t| {
-        set(t, "recording", "max_gb", toml::Value::Float(0.000_001));
+        set(t, "recording", "max_gb", toml::Value::Float(0.001));
     });
     let mut daemon = Farmcast::start(&toml);
 

@@ -43,11 +43,17 @@ pub fn load(path: &Path) -> Result<Loaded> {
     for w in crate::config::check_sources(&[&text], crate::config::Depth::Load).warnings {
         tracing::warn!("{}", w.in_file(&file));
     }
-    // The state directory is named in the file itself; a broken file means
-    // systemd's StateDirectory or the default.
-    let state_dir = crate::config::load_str(&text)
-        .map(|c| PathBuf::from(c.state_dir))
-        .unwrap_or_else(|_| fallback_state_dir());
+    // The state directory is named in the file itself, read on its own so
+    // that a problem elsewhere in the file (a number out of range) does not
+    // send the box to another folder's last known good; a file that is not
+    // TOML at all means systemd's StateDirectory or the default.
+    let state_dir = match toml::from_str::<toml::Table>(&text) {
+        Ok(t) => match t.get("state_dir").and_then(|v| v.as_str()) {
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from(Config::default().state_dir),
+        },
+        Err(_) => fallback_state_dir(),
+    };
     let store = match Store::open(&state_dir) {
         Ok(s) => s,
         Err(e) => {

@@ -46,20 +46,16 @@ impl TestConfig {
         self.dir.path().join("recordings")
     }
 
-    /// The daemon's `state_dir` in the daemon tests.
+    /// The daemon's `state_dir`: always in the temp dir, so that no test
+    /// reads or writes the machine's `/var/lib/farmcast`.
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
-    /// [`toml`](Self::toml) as a table plus [`state_dir`](Self::state_dir)
-    /// and `[mqtt]` on `mqtt_port` with a status every second: the base of
+    /// [`toml`](Self::toml) as a table with `[mqtt]` on `mqtt_port` with a status every second: the base of
     /// the daemon-over-MQTT tests' configs.
     pub fn mqtt_table(&self, mqtt_port: u16) -> toml::Table {
         let mut t: toml::Table = toml::from_str(&self.toml()).expect("harness config is TOML");
-        t.insert(
-            "state_dir".into(),
-            toml::Value::String(self.state_dir().display().to_string()),
-        );
         let mqtt: toml::Table = toml::from_str(&format!(
             "enabled = true\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nstatus_interval_s = 1\n"
         ))
@@ -70,7 +66,7 @@ impl TestConfig {
 
     pub fn toml(&self) -> String {
         let mut t = format!(
-            "device_id = \"test-box\"\n\n\
+            "device_id = \"test-box\"\nstate_dir = {state:?}\n\n\
              [video]\nsource = \"test\"\nwidth = {w}\nheight = {h}\nframerate = {fps}\n\
              bitrate_kbps = 600\nmin_bitrate_kbps = 200\nencoder = \"x264enc\"\n\
              x264_preset = \"ultrafast\"\nkeyframe_interval_s = 1\n\n\
@@ -86,6 +82,7 @@ impl TestConfig {
             auto = self.autostart,
             rec = self.recording_dir().display().to_string(),
             sock = self.sim_socket().display().to_string(),
+            state = self.state_dir().display().to_string(),
         );
         for (name, url, key) in &self.destinations {
             let _ = write!(t, "\n[[destinations]]\nname = {name:?}\nurl = {url:?}\n");
