@@ -11,68 +11,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::config::TestConfig;
+use common::fleet::{cli_sign, openssl_keypair};
 use common::observer::{retained, topic, Observer, WAIT};
 use common::{free_port, serial, Farmcast, Mosquitto};
 use serde_json::{json, Value};
 
 /// The daemon's 30 s MQTT trial, with room to spare on a loaded machine.
 const TRIAL_WAIT: Duration = Duration::from_secs(75);
-
-/// A private key and its public key, made by `openssl` in `dir`.
-fn openssl_keypair(dir: &Path) -> (PathBuf, PathBuf) {
-    let private = dir.join("fleet.pem");
-    let public = dir.join("fleet.pub.pem");
-    let run = |args: &[&str], paths: &[&Path]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .args(paths)
-            .output()
-            .expect("openssl (Debian package `openssl`)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&["genpkey", "-algorithm", "ed25519", "-out"], &[&private]);
-    let out = Command::new("openssl")
-        .args(["pkey", "-pubout", "-out"])
-        .arg(&public)
-        .arg("-in")
-        .arg(&private)
-        .output()
-        .expect("openssl");
-    assert!(out.status.success(), "openssl pkey");
-    (private, public)
-}
-
-/// The envelope `farmcast config sign` prints for `layer`.
-fn sign(key: &Path, version: u64, layer: &str) -> String {
-    let dir = tempfile::tempdir().expect("tempdir for a layer");
-    let file = dir.path().join("layer.toml");
-    std::fs::write(&file, layer).expect("write layer");
-    let out = Command::new(common::farmcast::BIN)
-        .args(["config", "sign", "--key"])
-        .arg(key)
-        .args(["--target", "test-box", "--version", &version.to_string()])
-        .arg(&file)
-        .output()
-        .expect("run farmcast config sign");
-    assert!(
-        out.status.success(),
-        "config sign: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("envelope is UTF-8")
-        .trim()
-        .to_string()
-}
 
 fn observer(port: u16, id: &str) -> Observer {
     Observer::new(
@@ -98,7 +46,7 @@ fn pushed_mqtt_settings_are_applied_only_once_connected_and_rolled_back_otherwis
     let first = Mosquitto::start();
     let second = Mosquitto::start();
     let tc = TestConfig::new().autostart(false);
-    let (key, public) = openssl_keypair(tc.dir.path());
+    let (key, public) = openssl_keypair(tc.dir.path(), "fleet");
     let mut t = tc.mqtt_table(first.port);
     let fleet: toml::Table = toml::from_str(&format!(
         "[fleet]\ntrusted_keys_file = {:?}\n",
@@ -113,7 +61,10 @@ fn pushed_mqtt_settings_are_applied_only_once_connected_and_rolled_back_otherwis
     // 1. A broker that is not there: the box stays on the first one, answers
     // there during the trial, and says rolled_back there.
     let dead = free_port();
-    obs1.push(&topic("config/desired"), sign(&key, 1, &mqtt_layer(dead)));
+    obs1.push(
+        &topic("config/desired"),
+        cli_sign(&key, "test-box", 1, None, &mqtt_layer(dead)),
+    );
     let r = obs1.command("during-trial", json!({"cmd": "logs", "args": {"lines": 1}}));
     assert_eq!(
         r["ok"], true,
@@ -147,7 +98,7 @@ fn pushed_mqtt_settings_are_applied_only_once_connected_and_rolled_back_otherwis
     obs1.clear();
     obs1.push(
         &topic("config/desired"),
-        sign(&key, 2, &mqtt_layer(second.port)),
+        cli_sign(&key, "test-box", 2, None, &mqtt_layer(second.port)),
     );
     obs2.until(&topic("availability"), WAIT, |m| m.payload == "online");
     let applied = obs2.until_json("config/reported", WAIT, |v| v["version"] == 2);

@@ -13,10 +13,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::config::TestConfig;
+use common::fleet::{cli_sign, openssl_keypair};
 use common::observer::{topic, Observer, DEVICE, PREFIX, WAIT};
 use common::{serial, Farmcast, Mosquitto, NginxRtmp};
 use farmcast::fleet::envelope;
@@ -81,54 +81,6 @@ impl FleetObserver for Observer {
 // ---------------------------------------------------------------------------
 // Keys and envelopes
 // ---------------------------------------------------------------------------
-
-/// A private key and its public key, made by `openssl` in `dir`.
-fn openssl_keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let private = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub.pem"));
-    for args in [
-        vec!["genpkey", "-algorithm", "ed25519", "-out"],
-        vec!["pkey", "-pubout", "-out"],
-    ] {
-        let mut cmd = Command::new("openssl");
-        cmd.args(&args);
-        if args[0] == "genpkey" {
-            cmd.arg(&private);
-        } else {
-            cmd.arg(&public).arg("-in").arg(&private);
-        }
-        let out = cmd.output().expect("openssl (Debian package `openssl`)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    (private, public)
-}
-
-/// The envelope `farmcast config sign` prints for `config`.
-fn cli_sign(key: &Path, target: &str, version: u64, config: &str) -> String {
-    let dir = tempfile::tempdir().expect("tempdir for a layer");
-    let layer = dir.path().join("layer.toml");
-    std::fs::write(&layer, config).expect("write layer");
-    let out = Command::new(common::farmcast::BIN)
-        .args(["config", "sign", "--key"])
-        .arg(key)
-        .args(["--target", target, "--version", &version.to_string()])
-        .arg(&layer)
-        .output()
-        .expect("run farmcast config sign");
-    assert!(
-        out.status.success(),
-        "config sign: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("envelope is UTF-8")
-        .trim()
-        .to_string()
-}
 
 /// An envelope signed with the library, for layers `config sign` refuses.
 fn lib_sign(key: &Path, target: &str, version: u64, config: &str) -> envelope::Envelope {
@@ -259,7 +211,7 @@ fn a_live_safe_push_is_applied_and_reported_without_cutting_the_show() {
     let layer = format!("[video]\nbitrate_kbps = 800\n{}", product("eggs", "2.50"));
     obs.push(
         &topic("config/desired"),
-        cli_sign(&rig.key, DEVICE, 3, &layer),
+        cli_sign(&rig.key, DEVICE, 3, None, &layer),
     );
     let r = obs.reported(Some(3), WAIT);
     assert_applied(&r, 3, &layer);
@@ -304,7 +256,7 @@ fn every_kind_of_bad_push_is_rejected_with_its_reason_and_changes_nothing() {
     let good = format!("[video]\nbitrate_kbps = 800\n{}", product("eggs", "2.50"));
     obs.push(
         &topic("config/desired"),
-        cli_sign(&rig.key, DEVICE, 5, &good),
+        cli_sign(&rig.key, DEVICE, 5, None, &good),
     );
     assert_applied(&obs.reported(Some(5), WAIT), 5, &good);
     obs.until_json("status", WAIT, |v| v["config_version"] == 5);
@@ -468,7 +420,7 @@ fn every_kind_of_bad_push_is_rejected_with_its_reason_and_changes_nothing() {
 
     // A good push after all that is still taken (rejected versions do not count).
     let later = format!("[video]\nbitrate_kbps = 700\n{}", product("honey", "8.00"));
-    obs.push(&device, cli_sign(&rig.key, DEVICE, 12, &later));
+    obs.push(&device, cli_sign(&rig.key, DEVICE, 12, None, &later));
     assert_applied(&obs.reported(Some(12), WAIT), 12, &later);
     obs.until_json("status", WAIT, |v| v["config_version"] == 12);
     assert_tag_ok(&mut obs, "b-tag-2", "honey");
@@ -492,7 +444,7 @@ fn a_destination_change_waits_for_the_show_to_end_then_is_used() {
     );
     obs.push(
         &topic("config/desired"),
-        cli_sign(&rig.key, DEVICE, 2, &layer),
+        cli_sign(&rig.key, DEVICE, 2, None, &layer),
     );
     let r = obs.reported(Some(2), WAIT);
     assert_eq!(r["status"], "pending", "{r}");
@@ -551,7 +503,7 @@ fn camera_push_rolls_back(obs: &mut Observer, rig: &Rig, version: u64, previous:
     let layer = "[video]\nsource = \"v4l2:/dev/video99\"\n";
     obs.push(
         &topic("config/desired"),
-        cli_sign(&rig.key, DEVICE, version, layer),
+        cli_sign(&rig.key, DEVICE, version, None, layer),
     );
     assert_applied(&obs.reported(Some(version), WAIT), version, layer);
     // The rebuilt box does not reach standby: its capture fails.
@@ -575,7 +527,13 @@ fn camera_push_rolls_back(obs: &mut Observer, rig: &Rig, version: u64, previous:
     // The failed version is not taken again.
     obs.push(
         &topic("config/desired"),
-        cli_sign(&rig.key, DEVICE, version, "[video]\nbitrate_kbps = 500\n"),
+        cli_sign(
+            &rig.key,
+            DEVICE,
+            version,
+            None,
+            "[video]\nbitrate_kbps = 500\n",
+        ),
     );
     let r = obs.until_json("config/reported", WAIT, |v| v["status"] == "rejected");
     assert_eq!(r["field"], "version", "{r}");
@@ -591,7 +549,7 @@ fn a_push_that_breaks_the_camera_rolls_back_after_an_earlier_good_push() {
     let good = product("eggs", "2.50");
     obs.push(
         &topic("config/desired"),
-        cli_sign(&rig.key, DEVICE, 1, &good),
+        cli_sign(&rig.key, DEVICE, 1, None, &good),
     );
     assert_applied(&obs.reported(Some(1), WAIT), 1, &good);
     camera_push_rolls_back(&mut obs, &rig, 2, 1);
@@ -678,7 +636,7 @@ fn sigkill_while_applying_leaves_a_box_that_starts_on_a_valid_config() {
     let layer = "[video]\nframerate = 10\n";
     obs.push(
         &topic("config/desired"),
-        cli_sign(&rig.key, DEVICE, 1, layer),
+        cli_sign(&rig.key, DEVICE, 1, None, layer),
     );
     assert_applied(&obs.reported(Some(1), WAIT), 1, layer);
     let again = kill_and_restart(&mut obs, &mut rig, 0, 1, "kill after the report");
@@ -698,7 +656,7 @@ fn sigkill_while_applying_leaves_a_box_that_starts_on_a_valid_config() {
         let delay = Duration::from_millis(next_rand(&mut seed) % 2500);
         obs.push(
             &topic("config/desired"),
-            cli_sign(&rig.key, DEVICE, version, &layer),
+            cli_sign(&rig.key, DEVICE, version, None, &layer),
         );
         std::thread::sleep(delay);
         let when = format!("kill {delay:?} after pushing version {version}");
@@ -719,7 +677,7 @@ fn group_layers_apply_and_the_device_layer_overrides_them() {
     let g1 = format!("[video]\nbitrate_kbps = 700\n{}", product("eggs", "2.50"));
     obs.push(
         &group_topic("north"),
-        cli_sign(&rig.key, "group:north", 5, &g1),
+        cli_sign(&rig.key, "group:north", 5, None, &g1),
     );
     assert_applied(&obs.reported(Some(5), WAIT), 5, &g1);
     assert_tag_ok(&mut obs, "gr-1", "eggs");
@@ -729,7 +687,10 @@ fn group_layers_apply_and_the_device_layer_overrides_them() {
 
     // The device layer replaces the product list; the group's bitrate stays.
     let d1 = product("cheese", "40.00");
-    obs.push(&topic("config/desired"), cli_sign(&rig.key, DEVICE, 1, &d1));
+    obs.push(
+        &topic("config/desired"),
+        cli_sign(&rig.key, DEVICE, 1, None, &d1),
+    );
     assert_applied(&obs.reported(Some(1), WAIT), 1, &d1);
     assert_tag_ok(&mut obs, "gr-2", "cheese");
     assert_tag_unknown(&mut obs, "gr-3", "eggs");
@@ -741,7 +702,7 @@ fn group_layers_apply_and_the_device_layer_overrides_them() {
     let g2 = format!("[video]\nbitrate_kbps = 650\n{}", product("honey", "8.00"));
     obs.push(
         &group_topic("north"),
-        cli_sign(&rig.key, "group:north", 6, &g2),
+        cli_sign(&rig.key, "group:north", 6, None, &g2),
     );
     assert_applied(&obs.reported(Some(6), WAIT), 6, &g2);
     assert_tag_ok(&mut obs, "gr-4", "cheese");
@@ -752,7 +713,10 @@ fn group_layers_apply_and_the_device_layer_overrides_them() {
 
     // The device layer sets the bitrate too: it wins over the group's.
     let d2 = format!("[video]\nbitrate_kbps = 900\n{d1}");
-    obs.push(&topic("config/desired"), cli_sign(&rig.key, DEVICE, 2, &d2));
+    obs.push(
+        &topic("config/desired"),
+        cli_sign(&rig.key, DEVICE, 2, None, &d2),
+    );
     assert_applied(&obs.reported(Some(2), WAIT), 2, &d2);
     obs.until_json("status", WAIT, |v| v["config_version"] == 2);
     let st = obs.fresh_status(&rig.daemon);

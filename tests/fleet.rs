@@ -13,44 +13,15 @@ use farmcast::fleet::store::{write_atomic, Disk, RealDisk};
 use farmcast::fleet::{cli, Action, Layers, Session, Source, Status, Store};
 use proptest::prelude::*;
 
+mod common;
+use common::fleet::openssl_keypair;
+
 fn openssl(args: &[&str]) -> std::process::Output {
     let out = Command::new("openssl")
         .args(args)
         .output()
         .expect("openssl is needed for these tests (Debian package `openssl`)");
     out
-}
-
-/// A private key and its public key, made by `openssl` in `dir`.
-fn openssl_keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let private = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub.pem"));
-    let out = openssl(&[
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        private.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = openssl(&[
-        "pkey",
-        "-in",
-        private.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (private, public)
 }
 
 #[test]

@@ -20,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::config::TestConfig;
+use common::fleet::cli_sign;
 use common::observer::{topic, Observer, DEVICE, WAIT};
 use common::process::GroupChild;
 use common::{serial, wait_until, Farmcast, Mosquitto, NginxRtmp};
@@ -60,33 +61,6 @@ fn keypair(dir: &Path, seed: u8) -> (SigningKey, PathBuf, PathBuf) {
     )
     .unwrap();
     (key, private, public)
-}
-
-/// The envelope the real `farmcast config sign` prints.
-fn cli_sign(key: &Path, version: u64, apply: Option<&str>, layer: &str) -> String {
-    let dir = tempfile::tempdir().expect("tempdir for a layer");
-    let file = dir.path().join("layer.toml");
-    std::fs::write(&file, layer).expect("write layer");
-    let mut cmd = Command::new(common::farmcast::BIN);
-    cmd.args(["config", "sign", "--key"]).arg(key).args([
-        "--target",
-        DEVICE,
-        "--version",
-        &version.to_string(),
-    ]);
-    if let Some(apply) = apply {
-        cmd.args(["--apply", apply]);
-    }
-    let out = cmd.arg(&file).output().expect("run farmcast config sign");
-    assert!(
-        out.status.success(),
-        "config sign: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("UTF-8")
-        .trim()
-        .to_string()
 }
 
 fn reported(obs: &mut Observer, version: u64, status: &str) -> Value {
@@ -201,7 +175,7 @@ fn apply_counts_only_when_signed_and_a_signed_resend_is_acted_on() {
     let layer = repoint(&second);
     obs.push(
         &topic("config/desired"),
-        cli_sign(&private, 2, None, &layer),
+        cli_sign(&private, DEVICE, 2, None, &layer),
     );
     let r = reported(&mut obs, 2, "pending");
     assert!(
@@ -210,7 +184,8 @@ fn apply_counts_only_when_signed_and_a_signed_resend_is_acted_on() {
     );
 
     // Someone on the broker adds "apply": "now" to the signed v1 envelope.
-    let mut forged: Value = serde_json::from_str(&cli_sign(&private, 2, None, &layer)).unwrap();
+    let mut forged: Value =
+        serde_json::from_str(&cli_sign(&private, DEVICE, 2, None, &layer)).unwrap();
     forged["apply"] = json!("now");
     obs.push(&topic("config/desired"), forged.to_string());
     let r = reported(&mut obs, 2, "rejected");
@@ -218,7 +193,7 @@ fn apply_counts_only_when_signed_and_a_signed_resend_is_acted_on() {
     assert_show_uncut(&mut obs, &nginx, &second, "after the forged apply");
 
     // The manager signs the same version with apply now (v2): the box cuts over.
-    let now = cli_sign(&private, 2, Some("now"), &layer);
+    let now = cli_sign(&private, DEVICE, 2, Some("now"), &layer);
     let parsed = envelope::parse(now.as_bytes()).expect("config sign prints an envelope");
     assert_eq!(
         (parsed.v, parsed.apply),
@@ -250,7 +225,10 @@ fn a_gpio_push_is_pending_until_the_daemon_restarts() {
     obs.wait_standby();
 
     let layer = "[gpio]\ngo_live_pin = 5\n";
-    obs.push(&topic("config/desired"), cli_sign(&private, 1, None, layer));
+    obs.push(
+        &topic("config/desired"),
+        cli_sign(&private, DEVICE, 1, None, layer),
+    );
     let r = obs.until_json("config/reported", WAIT, |v| v["version"] == 1);
     assert_eq!(
         r["status"], "pending",

@@ -17,11 +17,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use common::config::TestConfig;
 use common::farmcast::check_config;
+use common::fleet::openssl_keypair;
 use common::observer::{short, topic, Observer, DEVICE, WAIT};
 use common::{free_port, serial, wait_until, Farmcast, Mosquitto, NginxRtmp, SrtListener};
 use farmcast::fleet::envelope;
@@ -106,34 +106,6 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
-/// A fleet manager's Ed25519 key pair, made by `openssl` in `dir`.
-fn openssl_keypair(dir: &Path) -> (PathBuf, PathBuf) {
-    let private = dir.join("manager.pem");
-    let public = dir.join("manager.pub.pem");
-    for args in [
-        vec!["genpkey", "-algorithm", "ed25519", "-out", path(&private)],
-        vec![
-            "pkey",
-            "-pubout",
-            "-out",
-            path(&public),
-            "-in",
-            path(&private),
-        ],
-    ] {
-        let out = Command::new("openssl")
-            .args(&args)
-            .output()
-            .expect("openssl (Debian package `openssl`)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    (private, public)
-}
-
 fn path(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
@@ -204,7 +176,7 @@ fn no_stream_key_in_any_encoding_reaches_logs_mqtt_or_check_config() {
     .collect();
     let outbound: Vec<&str> = outbound.iter().map(String::as_str).collect();
     let out = Observer::new(broker.port, "out", true, &outbound);
-    let (manager, trusted) = openssl_keypair(tc.dir.path());
+    let (manager, trusted) = openssl_keypair(tc.dir.path(), "manager");
     let toml = daemon_toml(&tc, broker.port, &nginx, &srt, &trusted);
 
     // The daemon reads key files next to its config: Farmcast::start writes

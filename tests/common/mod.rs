@@ -13,6 +13,7 @@
 pub mod config;
 pub mod farmcast;
 pub mod ffprobe;
+pub mod fleet;
 pub mod mosquitto;
 pub mod nginx;
 pub mod observer;
