@@ -28,7 +28,8 @@ pub(crate) fn index(src: &str) -> Vec<Entry> {
     out
 }
 
-fn join(prefix: &str, key: &str) -> String {
+/// `prefix.key`, or `key` at the top.
+pub(super) fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_string()
     } else {

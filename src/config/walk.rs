@@ -18,6 +18,7 @@ use toml::Value;
 use super::problem::Problem;
 use super::ranges::{self, Num};
 use super::schema::{Config, DestinationConfig, ProductConfig};
+use super::spans::join;
 
 /// A config with every optional key set and one element in every array, so
 /// serializing it shows every key the schema has.
@@ -99,14 +100,6 @@ pub fn clean(table: &mut toml::Table) -> Vec<Problem> {
         walk_table(table, root, "", s, &mut out);
     }
     out
-}
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
-    }
 }
 
 fn walk_table(
