@@ -118,3 +118,48 @@ fn the_demo_is_what_the_demo_promises() {
     let report = farmcast::config::check_file_report(&configs_dir().join("demo.toml"));
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 }
+
+/// The SD-card image turns the packaged config's cleartext local broker into
+/// TLS with the provisioned CA and login (`image-build/mqtt-tls.sh`): the
+/// result is still a valid config, and it speaks `mqtts://`.
+#[test]
+fn the_image_config_talks_to_its_broker_over_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("farmcast.toml");
+    std::fs::copy(configs_dir().join("farmcast.toml"), &conf).expect("copy");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("image-build/mqtt-tls.sh");
+    let out = std::process::Command::new("sh")
+        .arg(&script)
+        .arg(&conf)
+        .output()
+        .expect("run mqtt-tls.sh");
+    assert!(
+        out.status.success(),
+        "mqtt-tls.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let problems = match check_file(&conf) {
+        Ok(_) => Vec::new(),
+        Err(p) => p,
+    };
+    let unexpected: Vec<&Problem> = problems.iter().filter(|p| !acceptable(&conf, p)).collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    let text = std::fs::read_to_string(&conf).expect("read");
+    let table: toml::Table = toml::from_str(&text).expect("TOML");
+    let mqtt = table["mqtt"].as_table().expect("[mqtt]");
+    assert!(
+        mqtt["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("mqtts://")),
+        "{mqtt:?}"
+    );
+    assert!(mqtt.contains_key("ca_file") && mqtt.contains_key("password_file"));
+    // Run twice (an image rebuilt from a customised tree): the build fails
+    // loudly rather than ship a config it did not understand.
+    let again = std::process::Command::new("sh")
+        .arg(&script)
+        .arg(&conf)
+        .output()
+        .expect("run mqtt-tls.sh again");
+    assert!(!again.status.success());
+}
