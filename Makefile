@@ -30,7 +30,8 @@ bench:
 bench-quick:
 	-cargo build --release --bin farmcast
 	bench/run.sh --runs 1 --seconds 8 --presses 2 --restarts 1 --tags 2 --rtt-logs 5 --rtt-golive 1 \
-	  --status-runs 1 --status-seconds 8 --uplink-seconds 15 --out bench/out/BENCHMARKS-quick.md $(BENCH_ARGS)
+	  --status-runs 1 --status-seconds 8 --uplink-seconds 15 --flood-runs 1 \
+	  --out bench/out/BENCHMARKS-quick.md $(BENCH_ARGS)
 
 # Debian packages and the SD-card image (docs/appliance.md).
 .PHONY: deb deb-arm64 image

@@ -18,6 +18,9 @@ Sections (`--only NAME[,NAME]` runs some and keeps the others' last figures):
 - mqtt: command round trip through a loopback mosquitto (issue 5).
 - status: CPU cost of publishing status every second (issue 5).
 - uplink: bench/uplink.sh's shaped-link table (issue 8; root and netns).
+- config: `check-config` on a 64 KB file with thousands of problems (issue 12).
+- flood: 1,100 junk commands and 1,100 junk pushes at the control plane ->
+  memory growth, the next `logs` answer, the link (issue 12).
 
 Medians go to markdown. A figure that cannot be measured here (farmcast not
 built, exits early, never publishes) reads "n/a" and the reason instead of
@@ -51,7 +54,7 @@ import sections_media
 import sections_mqtt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ["main", "golive", "restart", "tag", "mqtt", "status", "uplink", "config"]
+SECTIONS = ["main", "golive", "restart", "tag", "mqtt", "status", "uplink", "config", "flood"]
 
 HEADER = ("| peer | runs | CPU s (user+sys) | CPU % of one core | peak RSS MiB | start → publish ms "
           "| start → first video frame ms | video frames at server | kbit/s at server | note |")
@@ -416,6 +419,7 @@ def main():
     ap.add_argument("--rtt-golive", type=int, default=int(env("BENCH_RTT_GOLIVE", 5)))
     ap.add_argument("--status-runs", type=int, default=int(env("BENCH_STATUS_RUNS", 3)))
     ap.add_argument("--status-seconds", type=int, default=int(env("BENCH_STATUS_SECONDS", 20)))
+    ap.add_argument("--flood-runs", type=int, default=int(env("BENCH_FLOOD_RUNS", 3)))
     ap.add_argument("--uplink-seconds", type=int, default=int(env("BENCH_UPLINK_SECONDS", 60)))
     ap.add_argument("--only", default=env("BENCH_ONLY", ""),
                     help="comma-separated sections: " + ",".join(SECTIONS))
@@ -442,8 +446,10 @@ def main():
            "bench/run.sh " + " ".join(sys.argv[1:])).strip()
     os.makedirs(args.workdir, exist_ok=True)
     clip = os.path.join(args.workdir, "clip.y4m")
-    # Long enough that no peer reaches its end (gst-launch cannot loop a file).
-    make_clip(clip, max(args.seconds, args.status_seconds) + 3)
+    # Long enough that no peer reaches its end (gst-launch cannot loop a file);
+    # about 1 GB of y4m, so only made when a section that plays it runs.
+    if {"main", "golive", "status"} & set(chosen):
+        make_clip(clip, max(args.seconds, args.status_seconds) + 3)
     # Keep only the latest run's recordings and logs for inspection.
     for old in glob.glob(os.path.join(args.workdir, "run-*")):
         shutil.rmtree(old, ignore_errors=True)
@@ -473,6 +479,8 @@ def main():
                                               args.rtt_golive, cmd)
         elif name == "config":
             block = config_section(fc, run_dir, max(args.runs, 5), cmd)
+        elif name == "flood":
+            block = sections_mqtt.flood_section(fc, run_dir, args.flood_runs, cmd)
         elif name == "status":
             block = sections_mqtt.status_section(fc, run_dir, clip, args.status_runs,
                                                  args.status_seconds, cmd)

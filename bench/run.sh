@@ -9,6 +9,7 @@
 #   status   CPU cost of publishing status every second      (issue 5)
 #   uplink   bench/uplink.sh's shaped-link table (issue 8; root + ip netns)
 #   config   `check-config` on a 64 KB file with thousands of problems (issue 12)
+#   flood    1,100 junk commands + 1,100 junk pushes over MQTT: memory, `logs`, link (issue 12)
 # Options (or env):
 #   --only SECTION[,SECTION]  run only these; the others keep their last figures (BENCH_ONLY)
 #   --runs N (BENCH_RUNS, 3) --seconds S (BENCH_SECONDS, 20)   main table
@@ -18,11 +19,13 @@
 #   --rtt-logs N (BENCH_RTT_LOGS, 20) --rtt-golive N (BENCH_RTT_GOLIVE, 5)   mqtt
 #   --status-runs N (BENCH_STATUS_RUNS, 3) --status-seconds S (BENCH_STATUS_SECONDS, 20)
 #   --uplink-seconds S (BENCH_UPLINK_SECONDS, 60)
+#   --flood-runs N (BENCH_FLOOD_RUNS, 3)                       flood
 #   --farmcast PATH (FARMCAST, default target/release/farmcast)
 #   --peers farmcast,gst-launch-1.0,ffmpeg   --out FILE (BENCHMARKS.md)
 # Smallest end-to-end check (about 3 minutes):
 #   bench/run.sh --runs 1 --seconds 8 --presses 2 --restarts 1 --tags 2 --rtt-logs 5 \
-#     --rtt-golive 1 --status-runs 1 --status-seconds 8 --uplink-seconds 15 --out /tmp/x.md
+#     --rtt-golive 1 --status-runs 1 --status-seconds 8 --uplink-seconds 15 --flood-runs 1 \
+#     --out /tmp/x.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The default binary is built from this tree first: a stale release build
