@@ -11,6 +11,9 @@ bash scripts/install-deps.sh
 export CARGO_TERM_COLOR=never
 # 2 cores: the heavy streaming tests serialize themselves; the rest run in parallel.
 cargo fmt --all -- --check
+# No import cycle between top-level modules (fails on one; under CI also
+# when the tool is missing).
+bash scripts/module-graph.sh
 cargo clippy --all-targets --locked -- -D warnings
 # A box keeps its last known good config in /var/lib/farmcast: no test may
 # read or write it (each daemon under test has its own state_dir).
