@@ -8,11 +8,13 @@
 //! - [`media`]: GStreamer at the edge: capture, encode, destinations, probe.
 //! - [`recording`]: segment files on the box and their disk budget.
 //! - [`mqtt`]: status, events and commands for field technicians.
+//! - [`backoff`]: the one capped, jittered retry delay (a leaf).
 //! - [`excerpt`]: bounded echoes of text that came from outside.
 //! - [`app`]: the driver that wires the pure core to the edges.
 
 pub mod app;
 pub mod backends;
+pub mod backoff;
 pub mod config;
 pub mod excerpt;
 pub mod fleet;

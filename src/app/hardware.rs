@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::backoff::{Backoff, XorShift64};
 use crate::config::Config;
 use crate::gpio::{self, Led, RawEdge, SimEvent};
 use crate::mqtt::payloads::Event;
 use crate::scale::RawReading;
-use crate::show::{Backoff, XorShift64};
 
 /// First wait before opening a missing part again; it doubles up to the cap.
 const RETRY_FIRST: Duration = Duration::from_secs(1);

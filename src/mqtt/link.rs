@@ -8,9 +8,9 @@
 //! thrown away by an unrelated wake-up. It ends when the client task goes away,
 //! dropping the socket without a DISCONNECT so that the broker sends our will.
 
-use super::backoff::Backoff;
 use super::client::{MqttSettings, Protocol};
 use super::topics;
+use crate::backoff::{Backoff, XorShift64};
 use crate::config::Secret;
 use anyhow::{bail, Context, Result};
 use rustls::pki_types::pem::PemObject;
@@ -243,7 +243,16 @@ pub(crate) fn start(
         None
     };
     let keep_alive = settings.keep_alive.max(Duration::from_secs(5));
-    let backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
+    // At least 10 ms between attempts whatever the settings say: rumqttc
+    // would otherwise reconnect in a tight loop against a broker that is down.
+    let backoff = Reconnect {
+        backoff: Backoff::new(
+            settings.reconnect_min.max(Duration::from_millis(10)),
+            2,
+            settings.reconnect_max,
+        ),
+        rng: XorShift64::new(seed()),
+    };
     // Small: a message can be 1 MiB, and a flood must not queue hundreds.
     let (tx, rx) = mpsc::channel(32);
     match settings.protocol {
@@ -293,15 +302,32 @@ pub(crate) fn start(
     }
 }
 
-/// Cheap jitter seed: no RNG crate for this.
-fn seed() -> u32 {
+/// Cheap jitter seed, so a fleet that lost the same broker does not come
+/// back in lockstep: no RNG crate for this.
+fn seed() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
+        .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
         .unwrap_or(0)
 }
 
-async fn drive_v4(mut el: rumqttc::EventLoop, tx: mpsc::Sender<LinkEvent>, mut backoff: Backoff) {
+/// The broker reconnect delay: the crate's one backoff and its jitter source.
+struct Reconnect {
+    backoff: Backoff,
+    rng: XorShift64,
+}
+
+impl Reconnect {
+    fn next(&mut self) -> Duration {
+        self.backoff.next_delay(&mut self.rng)
+    }
+
+    fn reset(&mut self) {
+        self.backoff.reset();
+    }
+}
+
+async fn drive_v4(mut el: rumqttc::EventLoop, tx: mpsc::Sender<LinkEvent>, mut backoff: Reconnect) {
     use rumqttc::{Event, Packet};
     loop {
         // The EventLoop keeps a sender of its own request channel, so dropping the
@@ -330,7 +356,7 @@ async fn drive_v4(mut el: rumqttc::EventLoop, tx: mpsc::Sender<LinkEvent>, mut b
                 if tx.send(LinkEvent::Down(e.to_string())).await.is_err() {
                     return;
                 }
-                tokio::time::sleep(backoff.next(seed())).await;
+                tokio::time::sleep(backoff.next()).await;
                 continue;
             }
         };
@@ -343,7 +369,7 @@ async fn drive_v4(mut el: rumqttc::EventLoop, tx: mpsc::Sender<LinkEvent>, mut b
 async fn drive_v5(
     mut el: rumqttc::v5::EventLoop,
     tx: mpsc::Sender<LinkEvent>,
-    mut backoff: Backoff,
+    mut backoff: Reconnect,
 ) {
     use rumqttc::v5::mqttbytes::v5::Packet;
     use rumqttc::v5::Event;
@@ -385,7 +411,7 @@ async fn drive_v5(
                 if tx.send(LinkEvent::Down(e.to_string())).await.is_err() {
                     return;
                 }
-                tokio::time::sleep(backoff.next(seed())).await;
+                tokio::time::sleep(backoff.next()).await;
                 continue;
             }
         };

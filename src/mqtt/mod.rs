@@ -7,7 +7,6 @@
 //! order, at least once, after any outage. Topics live in [`topics`], payloads in
 //! [`payloads`], command parsing in [`commands`].
 
-pub mod backoff;
 pub mod board;
 pub mod client;
 pub mod commands;

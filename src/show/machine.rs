@@ -4,9 +4,9 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::backoff::{Backoff, XorShift64};
 use super::timer::{Timer, TimerTable};
 use super::types::*;
+use crate::backoff::{Backoff, XorShift64};
 use crate::gpio::buttons::{ButtonEvent, ButtonId, PressKind};
 use crate::gpio::tally::Pattern;
 

@@ -32,13 +32,12 @@
 //!   without a camera still starts (and reports its error) instead of being
 //!   restarted by systemd.
 //! - Each down destination reconnects on its own with capped exponential backoff
-//!   and jitter ([`backoff`]), forever, reset once it is up. `DestinationDown`
+//!   and jitter ([`crate::backoff`]), forever, reset once it is up. `DestinationDown`
 //!   events mark the up → down transition only; failed retries just update
 //!   `last_error` and `reconnects` in [`ShowStatus`].
 //! - Show ids are `show-0001`, `show-0002`, … counted since the daemon started;
 //!   the driver adds wall-clock stamps to file names.
 
-mod backoff;
 mod machine;
 mod timer;
 mod types;
@@ -50,7 +49,6 @@ mod tests;
 
 pub use crate::gpio::buttons::{ButtonEvent, ButtonId, PressKind};
 pub use crate::gpio::tally::Pattern;
-pub use backoff::{Backoff, XorShift64};
 pub use machine::Show;
 pub use timer::Timer;
 pub use types::{

@@ -479,7 +479,7 @@ fn an_hour_of_flapping_network_runs_in_milliseconds() {
     let mut r = Rig::new(ShowSettings::default(), &["a", "b"]);
     r.input(Input::CaptureReady);
     let end = r.now + Duration::from_secs(3600);
-    let mut rng = XorShift64::new(42);
+    let mut rng = crate::backoff::XorShift64::new(42);
     // The simulated network: each Connect answers Up or Down 50 ms later; an up
     // link drops after up to 30 s.
     let mut pending: Vec<(Instant, Input)> = Vec::new();

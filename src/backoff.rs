@@ -1,4 +1,10 @@
-//! Capped exponential backoff with deterministic jitter.
+//! Capped exponential backoff with deterministic jitter: the one retry delay
+//! of the whole appliance (destination reconnects, capture and camera retries
+//! in the show machine, GPIO and scale reopening, MQTT broker reconnects).
+//!
+//! A leaf: it uses nothing of the crate, so `show`, `mqtt` and `app` can all
+//! depend on it without an import cycle between them. Sans-IO: the caller
+//! passes the random source and adds the delay to its own clock.
 //!
 //! Jitter comes from a xorshift64 generator seeded by the caller, so a test run
 //! with the same seed and inputs yields the same delays. Each delay lies in
@@ -116,6 +122,45 @@ mod tests {
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
+    }
+
+    /// The MQTT link's figures (reconnect_min 500 ms, reconnect_max 4 s):
+    /// doubles to the cap, stays there, starts over after a reset (a ConnAck).
+    #[test]
+    fn mqtt_reconnect_doubles_up_to_the_cap_and_resets() {
+        let mut rng = XorShift64::new(3);
+        let mut b = Backoff::new(Duration::from_millis(500), 2, Duration::from_secs(4));
+        let mut nominal = Vec::new();
+        for _ in 0..6 {
+            nominal.push(b.nominal().as_millis());
+            b.next_delay(&mut rng);
+        }
+        assert_eq!(nominal, vec![500, 1000, 2000, 4000, 4000, 4000]);
+        b.reset();
+        assert_eq!(b.nominal(), Duration::from_millis(500));
+    }
+
+    /// Jitter spreads a fleet that lost the same broker (no lockstep return)
+    /// and never goes above the cap, whatever the seed.
+    #[test]
+    fn jitter_is_bounded_and_spreads() {
+        let mut delays = Vec::new();
+        for seed in [0, 1, 999, 12345, u64::MAX] {
+            let mut b = Backoff::new(Duration::from_secs(1), 2, Duration::from_secs(60));
+            let d = b.next_delay(&mut XorShift64::new(seed));
+            assert!(
+                d >= Duration::from_millis(500) && d <= Duration::from_secs(1),
+                "{d:?}"
+            );
+            delays.push(d);
+        }
+        delays.dedup();
+        assert!(delays.len() > 1, "every seed gave the same delay");
+        let mut rng = XorShift64::new(5);
+        let mut b = Backoff::new(Duration::from_secs(1), 2, Duration::from_secs(2));
+        for _ in 0..5 {
+            assert!(b.next_delay(&mut rng) <= Duration::from_secs(2));
+        }
     }
 
     proptest! {
