@@ -37,7 +37,7 @@ pub struct MediaCtl {
     camera_lost: bool,
     /// Where each RTMP destination's server is, remembered across rebuilds of
     /// its pipeline so a down link can be probed cheaply.
-    remotes: HashMap<String, std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddrV4>>>>,
+    remotes: HashMap<String, std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>>,
     pub encoder_name: String,
     events: EventTx,
 }
@@ -337,7 +337,7 @@ impl MediaCtl {
     }
 
     /// The server address of a destination, if it is RTMP and was looked up.
-    pub fn remote(&self, name: &str) -> Option<std::net::SocketAddrV4> {
+    pub fn remote(&self, name: &str) -> Option<std::net::SocketAddr> {
         self.remotes.get(name)?.lock().ok().and_then(|r| *r)
     }
 

@@ -108,42 +108,45 @@ impl DestinationConfig {
             out.push(k.expose().to_string());
         }
         match url::parse(&self.url) {
-            Some(u) if u.scheme == "srt" => {
-                for pair in u.query.unwrap_or_default().split('&') {
-                    if let Some((name, value)) = pair.split_once('=') {
-                        if SRT_SECRET_PARAMS.contains(&name) && !value.is_empty() {
-                            out.push(value.to_string());
+            Ok(u) => {
+                match u.query {
+                    Some(q) if u.scheme == url::Scheme::Srt => {
+                        for pair in q.split('&') {
+                            if let Some((name, value)) = pair.split_once('=') {
+                                if SRT_SECRET_PARAMS.contains(&name) && !value.is_empty() {
+                                    out.push(value.to_string());
+                                }
+                            }
                         }
                     }
+                    _ if u.scheme == url::Scheme::Srt => {}
+                    _ if self.key.is_none() => {
+                        // rtmp://host/app/KEY[?query]: everything after the application.
+                        let tail = u.path.trim_start_matches('/');
+                        if let Some((_, name)) = tail.split_once('/') {
+                            let name = match u.query {
+                                Some(q) => format!("{name}?{q}"),
+                                None => name.to_string(),
+                            };
+                            if !name.is_empty() {
+                                out.push(name);
+                            }
+                        }
+                    }
+                    // A signed push address (`rtmp://host/app?sign=...`) with a key beside it.
+                    q => out.extend(q.filter(|q| !q.is_empty()).map(|q| format!("?{q}"))),
                 }
-            }
-            Some(u) if self.key.is_none() => {
-                // rtmp://host/app/KEY[?query]: everything after the application.
-                let tail = u.path.trim_start_matches('/');
-                if let Some((_, name)) = tail.split_once('/') {
-                    let name = match u.query {
-                        Some(q) => format!("{name}?{q}"),
-                        None => name.to_string(),
-                    };
-                    if !name.is_empty() {
-                        out.push(name);
+                // `user:password@` in front of the host: rtmp2sink takes it from the URL.
+                if let Some(userinfo) = u.userinfo {
+                    out.push(userinfo.to_string());
+                    if let Some((_, password)) = userinfo.split_once(':') {
+                        out.push(password.to_string());
                     }
                 }
             }
-            // A signed push address (`rtmp://host/app?sign=...`) with a key beside it.
-            Some(u) => out.extend(u.query.filter(|q| !q.is_empty()).map(|q| format!("?{q}"))),
-            None => {}
-        }
-        // `user:password@` in front of the host: rtmp2sink takes it from the URL.
-        let authority = self
-            .url
-            .split_once("://")
-            .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            out.push(userinfo.to_string());
-            if let Some((_, password)) = userinfo.split_once(':') {
-                out.push(password.to_string());
-            }
+            // Validation refuses such a URL; should it be quoted anyway,
+            // hide all of it rather than guess which part is the secret.
+            Err(_) => out.push(self.url.clone()),
         }
         out.retain(|s| !s.is_empty());
         let mut parts = Vec::new();
@@ -177,7 +180,7 @@ impl DestinationConfig {
         let Some(key) = key.filter(|k| !k.is_empty()) else {
             return self.url.clone();
         };
-        let is_srt = url::parse(&self.url).is_some_and(|u| u.scheme == "srt");
+        let is_srt = url::parse(&self.url).is_ok_and(|u| u.scheme == url::Scheme::Srt);
         if is_srt {
             let key = if encode {
                 percent_encode(key)

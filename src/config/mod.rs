@@ -19,7 +19,7 @@ pub mod schema;
 pub mod secret;
 pub mod spans;
 pub mod template;
-mod url;
+pub mod url;
 pub mod validate;
 pub mod validate_scale;
 pub mod walk;

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use super::problem::Problem;
 use super::ranges;
 use super::schema::Config;
-use super::url::{self, Url};
+use super::url::{self, UrlError};
 
 /// x264enc's `speed-preset` names.
 pub const X264_PRESETS: &[&str] = &[
@@ -313,33 +313,28 @@ fn destination_url(v: &mut Checks, path: &str, s: &str, has_key: bool) {
     if s.contains(char::is_whitespace) {
         return v.bad(path, format!("contains a space; remove it ({HINT})"));
     }
-    let Some(u) = url::parse(s) else {
-        return v.bad(
-            path,
-            // The URL itself is not echoed: it may hold a stream key.
-            format!("has no scheme; start it with rtmp://, rtmps:// or srt:// ({HINT})"),
-        );
+    const USE: &str = "use rtmp://, rtmps:// or srt://";
+    // The URL itself is never echoed: it may hold a stream key.
+    let u = match url::parse(s) {
+        Ok(u) if u.scheme.is_media() => u,
+        Ok(u) => {
+            return v.bad(
+                path,
+                format!("scheme \"{}\" is not supported; {USE}", u.scheme),
+            )
+        }
+        Err(UrlError::NoScheme) => {
+            return v.bad(
+                path,
+                format!("has no scheme; start it with rtmp://, rtmps:// or srt:// ({HINT})"),
+            )
+        }
+        Err(e @ UrlError::Unsupported(_)) => return v.bad(path, format!("{e}; {USE}")),
+        Err(UrlError::NoHost) => return v.bad(path, format!("has no server name; {HINT}")),
+        Err(e) => return v.bad(path, format!("{e}; {HINT}")),
     };
-    if !["rtmp", "rtmps", "srt"].contains(&u.scheme) {
-        return v.bad(
-            path,
-            format!(
-                "scheme \"{}\" is not supported; use rtmp://, rtmps:// or srt://",
-                u.scheme
-            ),
-        );
-    }
-    if u.host.is_empty() {
-        return v.bad(path, format!("has no server name; {HINT}"));
-    }
-    if let Some(Err(port)) = u.port {
-        return v.bad(
-            path,
-            format!("port \"{port}\" is not a number from 1 to 65535"),
-        );
-    }
-    if u.scheme == "srt" {
-        if u.port.is_none() {
+    if u.scheme == url::Scheme::Srt {
+        if u.explicit_port.is_none() {
             v.bad(
                 path,
                 "an srt:// URL needs a port, e.g. \"srt://ingest.example.com:9000\"",
@@ -483,41 +478,21 @@ fn mqtt(v: &mut Checks, c: &Config) {
     let m = &c.mqtt;
     const HINT: &str =
         "e.g. \"mqtt://broker.example.com:1883\" or \"mqtts://broker.example.com:8883\"";
-    match url::parse(&m.url) {
-        _ if m.url.contains(char::is_whitespace) => {
-            v.bad("mqtt.url", format!("contains a space; {HINT}"))
-        }
-        // Not echoed: it may hold a password.
-        None => v.bad("mqtt.url", format!("has no scheme; {HINT}")),
-        Some(u) if u.scheme != "mqtt" && u.scheme != "mqtts" => v.bad(
-            "mqtt.url",
-            format!(
-                "scheme \"{}\" is not supported; use mqtt:// or mqtts://",
-                u.scheme
-            ),
-        ),
-        // The daemon refuses `user:password@` (it would reach logs); say so
-        // here, without echoing the URL.
-        Some(_)
-            if m.url
-                .split_once("://")
-                .is_some_and(|(_, r)| r.contains('@')) =>
-        {
-            v.bad(
-                "mqtt.url",
-                "must not carry a user name or password (`user:password@`); \
-             set mqtt.username and put the password in the file mqtt.password_file",
-            )
-        }
-        Some(u) if u.host.is_empty() => v.bad("mqtt.url", format!("has no broker name; {HINT}")),
-        Some(Url {
-            port: Some(Err(port)),
-            ..
-        }) => v.bad(
-            "mqtt.url",
-            format!("port \"{port}\" is not a number from 1 to 65535"),
-        ),
-        Some(_) => {}
+    if m.url.contains(char::is_whitespace) {
+        v.bad("mqtt.url", format!("contains a space; {HINT}"));
+    } else if let Err(e) = url::broker(&m.url) {
+        // The same parser as the daemon's link; the URL is not echoed (it
+        // may hold a password).
+        let msg = match e {
+            UrlError::NoScheme => format!("has no scheme; {HINT}"),
+            UrlError::Unsupported(_) => format!("{e}; use mqtt:// or mqtts://"),
+            UrlError::Credentials => "must not carry a user name or password (`user:password@`); \
+                 set mqtt.username and put the password in the file mqtt.password_file"
+                .to_string(),
+            UrlError::NoHost => format!("has no broker name; {HINT}"),
+            e => format!("{e}; {HINT}"),
+        };
+        v.bad("mqtt.url", msg);
     }
     let t = m.topic_prefix.as_str();
     if t.is_empty() {

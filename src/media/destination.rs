@@ -66,7 +66,7 @@ pub struct Destination {
     video_bytes_bound: u64,
     /// The server's address, for the kernel's TCP send queue (RTMP); looked up
     /// off the driver's thread, as DNS can hang on a bad link.
-    remote: Arc<std::sync::Mutex<Option<std::net::SocketAddrV4>>>,
+    remote: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
     events: EventTx,
 }
 
@@ -82,9 +82,19 @@ impl Destination {
         bounds: QueueBounds,
         events: EventTx,
     ) -> Result<Destination> {
-        let transport = Transport::of_url(url).ok_or_else(|| {
+        // The config's one URL parser (validated at load); the URL is not
+        // quoted in the error, it holds the key.
+        let endpoint =
+            crate::config::url::parse(url).map_err(|e| anyhow!("{name}: the URL {e}"))?;
+        let transport = Transport::of_scheme(endpoint.scheme).ok_or_else(|| {
             anyhow!("{name}: unsupported URL scheme (use rtmp://, rtmps:// or srt://)")
         })?;
+        // Where the server is, for the kernel's send queue and the probe of
+        // a down server: RTMP only (SRT is UDP). IPv6 as well as IPv4.
+        let target = match transport {
+            Transport::Rtmp => endpoint.connect_target(),
+            Transport::Srt => None,
+        };
         let pipeline = parse_pipeline(&plan::destination_pipeline(transport), name)?;
         pipeline.set_property("name", format!("dest-{name}"));
         let sink = pipeline
@@ -170,22 +180,20 @@ impl Destination {
         request_keyframe(capture);
 
         let remote = Arc::new(std::sync::Mutex::new(None));
-        if transport == Transport::Rtmp {
-            if let Some(host_port) = host_port(url) {
-                let slot = remote.clone();
-                std::thread::spawn(move || {
-                    use std::net::ToSocketAddrs;
-                    let v4 = host_port.to_socket_addrs().ok().and_then(|mut a| {
-                        a.find_map(|a| match a {
-                            std::net::SocketAddr::V4(v4) => Some(v4),
-                            _ => None,
-                        })
-                    });
-                    if let Ok(mut s) = slot.lock() {
-                        *s = v4;
-                    }
-                });
-            }
+        if let Some((host, port)) = target {
+            let slot = remote.clone();
+            std::thread::spawn(move || {
+                use std::net::ToSocketAddrs;
+                // The first address, as rtmp2sink (GIO) tries them in the
+                // resolver's order too.
+                let addr = (host.as_str(), port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next());
+                if let Ok(mut s) = slot.lock() {
+                    *s = addr;
+                }
+            });
         }
 
         Ok(Destination {
@@ -222,8 +230,18 @@ impl Destination {
 
     /// The server's address once looked up (RTMP only): a shared slot the
     /// driver keeps after this pipeline is gone, to probe the link.
-    pub fn remote_slot(&self) -> Arc<std::sync::Mutex<Option<std::net::SocketAddrV4>>> {
+    pub fn remote_slot(&self) -> Arc<std::sync::Mutex<Option<std::net::SocketAddr>>> {
         self.remote.clone()
+    }
+
+    /// The server's IPv4 address: `/proc/net/tcp`, which the send-queue
+    /// reading and the send-buffer cap parse, lists IPv4 sockets only (an
+    /// IPv6 server streams and is probed, without those two).
+    fn remote_v4(&self) -> Option<std::net::SocketAddrV4> {
+        match self.remote.lock().ok().and_then(|r| *r) {
+            Some(std::net::SocketAddr::V4(v4)) => Some(v4),
+            _ => None,
+        }
     }
 
     /// How much is waiting in front of the network: the congestion signal for
@@ -239,7 +257,7 @@ impl Destination {
         for src in &self.appsrcs {
             bytes += src.current_level_bytes();
         }
-        let remote = self.remote.lock().ok().and_then(|r| *r);
+        let remote = self.remote_v4();
         if let (Some(table), Some(remote)) = (proc_net_tcp, remote) {
             bytes += tcp_send_queue(table, remote).unwrap_or(0);
         }
@@ -255,7 +273,7 @@ impl Destination {
     /// at about a second of what the link delivers (see `send_buffer`); set
     /// again only when the cap moves by a fifth.
     pub fn cap_send_buffer(&mut self, proc_net_tcp: Option<&str>) {
-        let remote = self.remote.lock().ok().and_then(|r| *r);
+        let remote = self.remote_v4();
         let (Some(table), Some(remote)) = (proc_net_tcp, remote) else {
             return;
         };
@@ -393,21 +411,6 @@ fn consumer_settings(bounds: QueueBounds, video: bool) -> ConsumerSettings {
     }
 }
 
-/// `host:port` of an rtmp(s) URL, with the scheme's default port.
-fn host_port(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split('/').next()?;
-    let authority = authority.rsplit('@').next()?;
-    if authority.is_empty() {
-        return None;
-    }
-    if authority.contains(':') && !authority.starts_with('[') {
-        return Some(authority.to_string());
-    }
-    let port = if scheme == "rtmps" { 443 } else { 1935 };
-    Some(format!("{authority}:{port}"))
-}
-
 /// End a consumer pipeline cleanly: EOS into its appsrcs, wait (bounded)
 /// until every sink has it — the muxer has written its trailer, the server
 /// has seen the unpublish — then tear down. Blocking: call it off the driver.
@@ -540,23 +543,5 @@ mod tests {
             Some(SrtCounters::default()),
             "a negative count is 0, a field of another type is absent"
         );
-    }
-
-    #[test]
-    fn host_and_port_of_ingest_urls() {
-        assert_eq!(
-            host_port("rtmp://127.0.0.1:19350/live/key").as_deref(),
-            Some("127.0.0.1:19350")
-        );
-        assert_eq!(
-            host_port("rtmp://live.example.com/app/k").as_deref(),
-            Some("live.example.com:1935")
-        );
-        assert_eq!(
-            host_port("rtmps://a.example/app").as_deref(),
-            Some("a.example:443")
-        );
-        assert_eq!(host_port("rtmp:///app"), None);
-        assert_eq!(host_port("nonsense"), None);
     }
 }

@@ -27,6 +27,7 @@
 
 use std::fmt::Write as _;
 
+use crate::config::url::Scheme;
 use crate::config::{AudioConfig, VideoConfig};
 
 /// Where the picture comes from, parsed from `video.source`.
@@ -296,12 +297,14 @@ pub enum Transport {
 
 impl Transport {
     pub fn of_url(url: &str) -> Option<Transport> {
-        if url.starts_with("rtmp://") || url.starts_with("rtmps://") {
-            Some(Transport::Rtmp)
-        } else if url.starts_with("srt://") {
-            Some(Transport::Srt)
-        } else {
-            None
+        Self::of_scheme(crate::config::url::parse(url).ok()?.scheme)
+    }
+
+    pub fn of_scheme(scheme: Scheme) -> Option<Transport> {
+        match scheme {
+            Scheme::Rtmp | Scheme::Rtmps => Some(Transport::Rtmp),
+            Scheme::Srt => Some(Transport::Srt),
+            Scheme::Mqtt | Scheme::Mqtts => None,
         }
     }
 }

@@ -128,43 +128,11 @@ fn qos5(q: Qos) -> rumqttc::v5::mqttbytes::QoS {
     }
 }
 
-/// `mqtt://host[:port]` or `mqtts://host[:port]` → (tls, host, port).
+/// `mqtt://host[:port]` or `mqtts://host[:port]` → (tls, host, port), by
+/// the config's one URL parser (the host as rumqttc takes it: `::1`).
 pub fn parse_url(url: &str) -> Result<(bool, String, u16)> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("mqtt://") {
-        (false, r)
-    } else {
-        bail!("mqtt.url must start with mqtt:// or mqtts://");
-    };
-    let rest = rest.trim_end_matches('/');
-    if rest.contains('@') {
-        // Refused rather than parsed: a password in the URL would end up in logs.
-        bail!("mqtt.url must not carry credentials; use the password file");
-    }
-    if rest.contains('/') || rest.contains('?') {
-        bail!("mqtt.url takes only a host and a port");
-    }
-    let default_port = if tls { 8883 } else { 1883 };
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (h, after) = v6
-            .split_once(']')
-            .context("mqtt.url: unclosed '[' in IPv6 host")?;
-        match after.strip_prefix(':') {
-            Some(p) => (h, p.parse().context("mqtt.url: bad port")?),
-            None if after.is_empty() => (h, default_port),
-            None => bail!("mqtt.url: junk after IPv6 host"),
-        }
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().context("mqtt.url: bad port")?),
-            None => (rest, default_port),
-        }
-    };
-    if host.is_empty() {
-        bail!("mqtt.url has no host");
-    }
-    Ok((tls, host.to_string(), port))
+    let b = crate::config::url::broker(url).map_err(|e| anyhow::anyhow!("mqtt.url {e}"))?;
+    Ok((b.tls, b.host.connect_str(), b.port))
 }
 
 fn read_password(settings: &MqttSettings) -> Result<Option<(String, Secret)>> {
