@@ -21,6 +21,9 @@ const MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 const PACKAGES: &str = "nginx libnginx-mod-rtmp";
 
 pub struct NginxRtmp {
+    /// Where the RTMP server listens: `127.0.0.1`, or `[::1]` for
+    /// [`NginxRtmp::start_ipv6`] (only there: IPv4 cannot reach it).
+    pub host: &'static str,
     pub port: u16,
     pub http_port: u16,
     pub record_dir: PathBuf,
@@ -36,11 +39,27 @@ impl NginxRtmp {
     }
 
     pub fn start_with_apps(apps: &[&str]) -> NginxRtmp {
+        Self::start_on("127.0.0.1", apps)
+    }
+
+    /// One application, `live`, with RTMP on the IPv6 loopback `[::1]` only
+    /// (the stat page stays on 127.0.0.1).
+    pub fn start_ipv6() -> NginxRtmp {
+        Self::start_on("[::1]", &["live"])
+    }
+
+    fn start_on(host: &'static str, apps: &[&str]) -> NginxRtmp {
         let dir = tempfile::tempdir().expect("tempdir for nginx");
         let record_dir = dir.path().join("rec");
         std::fs::create_dir_all(&record_dir).expect("create record dir");
+        let port = if host == "[::1]" {
+            free_port_v6()
+        } else {
+            free_port()
+        };
         let mut server = NginxRtmp {
-            port: free_port(),
+            host,
+            port,
             http_port: free_port(),
             record_dir,
             apps: apps.iter().map(|a| a.to_string()).collect(),
@@ -52,9 +71,9 @@ impl NginxRtmp {
         server
     }
 
-    /// `rtmp://127.0.0.1:PORT/APP`; the stream key goes after it.
+    /// `rtmp://HOST:PORT/APP`; the stream key goes after it.
     pub fn url(&self, app: &str) -> String {
-        format!("rtmp://127.0.0.1:{}/{app}", self.port)
+        format!("rtmp://{}:{}/{app}", self.host, self.port)
     }
 
     /// Every `.flv` recorded so far, in name order.
@@ -180,10 +199,11 @@ impl NginxRtmp {
              daemon off;\nmaster_process on;\nuser root;\nworker_processes 1;\n\
              pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
              events {{ worker_connections 128; }}\n\
-             rtmp {{\n  server {{\n    listen 127.0.0.1:{port};\n    chunk_size 4096;\n{apps}  }}\n}}\n\
+             rtmp {{\n  server {{\n    listen {host}:{port};\n    chunk_size 4096;\n{apps}  }}\n}}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/t_body;\n  proxy_temp_path {d}/t_proxy;\n  \
              fastcgi_temp_path {d}/t_fcgi;\n  uwsgi_temp_path {d}/t_uwsgi;\n  scgi_temp_path {d}/t_scgi;\n  \
              server {{\n    listen 127.0.0.1:{http};\n    location /stat {{ rtmp_stat all; }}\n  }}\n}}\n",
+            host = self.host,
             port = self.port,
             http = self.http_port,
         );
@@ -206,8 +226,10 @@ impl NginxRtmp {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         self.proc = Some(GroupChild::spawn(cmd, "nginx"));
-        let up = wait_for_tcp(self.port, Duration::from_secs(10))
-            && wait_for_tcp(self.http_port, Duration::from_secs(5));
+        let rtmp = format!("{}:{}", self.host, self.port);
+        let up = wait_until(Duration::from_secs(10), || {
+            TcpStream::connect(&rtmp).is_ok()
+        }) && wait_for_tcp(self.http_port, Duration::from_secs(5));
         if !up {
             let log = self.error_log();
             self.kill();
@@ -223,6 +245,14 @@ impl Drop for NginxRtmp {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A port free on the IPv6 loopback.
+fn free_port_v6() -> u16 {
+    std::net::TcpListener::bind("[::1]:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind [::1]:0: this machine has no IPv6 loopback")
+        .port()
 }
 
 fn set_mode(path: &Path, mode: u32) {
