@@ -184,12 +184,20 @@ impl Destination {
             let slot = remote.clone();
             std::thread::spawn(move || {
                 use std::net::ToSocketAddrs;
-                // The first address, as rtmp2sink (GIO) tries them in the
-                // resolver's order too.
-                let addr = (host.as_str(), port)
+                // An IPv4 address when the name has one (`localhost` often
+                // resolves to ::1 first while the server listens on
+                // 127.0.0.1 only; rtmp2sink falls back, a single probe
+                // address would not, and the send-queue reading is IPv4
+                // only); else the first, e.g. an IPv6 literal.
+                let addrs: Vec<_> = (host.as_str(), port)
                     .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut a| a.next());
+                    .map(Iterator::collect)
+                    .unwrap_or_default();
+                let addr = addrs
+                    .iter()
+                    .find(|a| a.is_ipv4())
+                    .or(addrs.first())
+                    .copied();
                 if let Ok(mut s) = slot.lock() {
                     *s = addr;
                 }
