@@ -432,4 +432,22 @@ mod tests {
         let dbg = format!("{u:?}");
         assert!(!dbg.contains("hunter22") && !dbg.contains("abc"), "{dbg}");
     }
+
+    proptest::proptest! {
+        /// Whatever a pushed config holds: no panic, a bounded message, and
+        /// a broker never accepted with user info.
+        #[test]
+        fn any_text_parses_or_is_refused_briefly(
+            s in "(rtmp|srt|mqtts?|[a-z]{1,8})://[\\PC@:\\[\\]/?#%]{0,60}|\\PC{0,80}"
+        ) {
+            match parse(&s) {
+                Ok(_) => {}
+                Err(e) => proptest::prop_assert!(e.to_string().len() < 400),
+            }
+            if let Ok(b) = broker(&s) {
+                proptest::prop_assert!(parse(&s).is_ok_and(|e| e.userinfo.is_none()));
+                proptest::prop_assert!(b.port > 0);
+            }
+        }
+    }
 }
