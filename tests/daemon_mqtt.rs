@@ -155,17 +155,38 @@ fn every_command_is_answered_end_to_end() {
         .unwrap_or_default();
     assert!(encoders.contains(&"x264enc"), "probe: {r}");
 
+    // restart_pipeline rebuilds the camera pipeline (the show machine's
+    // RestartCapture): the daemon logs one more "camera pipeline" line, and
+    // the show goes on over it.
+    let camera_starts = |d: &Farmcast| d.log().matches("camera pipeline").count();
+    let before = camera_starts(&rig.daemon);
+    assert!(before >= 1, "no camera pipeline line before the restart");
     let r = obs.command("c-restart", json!({"cmd": "restart_pipeline"}));
     assert_eq!(r["ok"], true, "restart_pipeline: {r}");
+    assert!(
+        wait_until(WAIT, || camera_starts(&rig.daemon) > before),
+        "restart_pipeline did not rebuild the camera pipeline ({before} starts before, {} after)",
+        camera_starts(&rig.daemon)
+    );
     assert!(
         rig.nginx.media_flows(),
         "no media at the server after restart_pipeline"
     );
+    // reconnect_now retries every destination that is down at once (the
+    // show machine's table: Reconnecting + reconnect → Connect); a link that
+    // is up is left alone. Here the link is up: the answer is live and the
+    // server sees no second publish, i.e. the command did not cut the show.
     let r = obs.command("c-reconnect", json!({"cmd": "reconnect_now"}));
     assert_eq!(r["ok"], true, "reconnect_now: {r}");
+    assert_eq!(r["result"]["state"], "live", "reconnect_now: {r}");
     assert!(
         rig.nginx.media_flows(),
         "no media at the server after reconnect_now"
+    );
+    assert_eq!(
+        rig.nginx.publish_times("live").len(),
+        1,
+        "reconnect_now on a healthy link re-published the stream"
     );
 
     let r = obs.command(
@@ -185,28 +206,35 @@ fn every_command_is_answered_end_to_end() {
     assert!(!lines.is_empty() && lines.len() <= 5, "logs: {r}");
     assert!(lines.iter().all(Value::is_string), "logs: {r}");
 
-    // Scale commands: today refused with a reason; once scale support lands
-    // they may succeed. Either way the answer carries the request's id.
-    for (id, cmd) in [
+    // This box has no scale (`scale.kind = "none"`) and no products: the
+    // scale commands are refused, each with its reason.
+    // (`scale_commands_succeed_with_their_effect` has the box with a scale.)
+    for (id, cmd, reason) in [
         (
             "c-tag",
             json!({"cmd": "tag_product", "args": {"product_id": "mussels"}}),
+            "mussels",
         ),
-        ("c-tare", json!({"cmd": "tare"})),
+        ("c-tare", json!({"cmd": "tare"}), "no scale"),
         (
             "c-cal",
             json!({"cmd": "calibrate_scale", "args": {"known_kg": 1.0}}),
+            "no scale",
         ),
     ] {
         let r = obs.command(id, cmd);
-        match r["ok"].as_bool() {
-            Some(true) => {}
-            Some(false) => assert!(
-                r["error"].as_str().is_some_and(|e| !e.is_empty()),
-                "{id}: refusal without a reason: {r}"
-            ),
-            None => panic!("{id}: no ok field: {r}"),
-        }
+        assert_eq!(
+            r["ok"], false,
+            "{id} succeeded on a box without a scale: {r}"
+        );
+        assert!(
+            r["error"].as_str().is_some_and(|e| e.contains(reason)),
+            "{id}: the refusal does not say {reason:?}: {r}"
+        );
+        assert!(
+            r.get("result").is_none(),
+            "{id}: a refusal with a result: {r}"
+        );
     }
 
     let r = obs.command("c-end", json!({"cmd": "end_show"}));
@@ -220,6 +248,166 @@ fn every_command_is_answered_end_to_end() {
     obs.drain();
     obs.assert_no_secret(SECRET);
     rig.assert_log_has_no_secret();
+}
+
+/// The daemon's TOML with the sim scale and one product priced by weight.
+fn scale_toml(tc: &TestConfig, mqtt_port: u16) -> String {
+    let mut t = tc.mqtt_table(mqtt_port);
+    // settle_wait_ms: well over the ~1.3 s the sim needs to settle.
+    let extra: toml::Table = toml::from_str(
+        "[scale]\nkind = \"sim\"\nsettle_wait_ms = 4000\n\n\
+         [[products]]\nid = \"mussels\"\nname = \"Mussels\"\nunit = \"kg\"\n\
+         unit_price = \"30.00\"\ncurrency = \"CNY\"\n",
+    )
+    .expect("scale config fragment");
+    t.extend(extra);
+    toml::to_string(&t).expect("serialise daemon config")
+}
+
+/// Puts `kg` on the sim scale and waits until status says it reads `reads`, stable.
+fn weigh(obs: &mut Observer, daemon: &mut Farmcast, kg: f64, reads: f64) {
+    assert_eq!(daemon.sim(&format!("weight {kg:.3}")), "ok");
+    obs.until_json("status", WAIT, |v| {
+        v["scale"]["stable"] == true
+            && v["scale"]["weight_kg"]
+                .as_f64()
+                .is_some_and(|w| (w - reads).abs() < 0.0005)
+    });
+}
+
+/// The next `calibration_changed` event caused by `cause`.
+fn calibration_changed(obs: &mut Observer, cause: &str) -> Value {
+    obs.until_json("events", WAIT, |v| {
+        v["type"] == "calibration_changed" && v["cause"] == cause
+    })
+}
+
+/// On a box with a scale and a product, `tare`, `tag_product` and
+/// `calibrate_scale` must succeed and do what they say: tare moves the
+/// offset to what is on the pan, a tag carries the weight and the price,
+/// calibration scales the factor; each change is told as an event with the
+/// old and the new calibration. A command that cannot be carried out is
+/// refused with its reason.
+#[test]
+fn scale_commands_succeed_with_their_effect() {
+    let _g = serial();
+    let broker = Mosquitto::start();
+    let mut obs = Observer::new(broker.port, "tech", true, &["#"]);
+    let tc = TestConfig::new().autostart(false);
+    let mut daemon = Farmcast::start(&scale_toml(&tc, broker.port));
+    obs.wait_standby();
+
+    // Tare with a 0.5 kg bowl: the sim reports grams, so the offset is 500.
+    weigh(&mut obs, &mut daemon, 0.5, 0.5);
+    let r = obs.command("s-tare", json!({"cmd": "tare"}));
+    assert_eq!(r["ok"], true, "tare: {r}");
+    let offset = r["result"]["offset"].as_f64().unwrap_or(f64::NAN);
+    assert!((offset - 500.0).abs() < 1.0, "tare offset {offset}: {r}");
+    let ev = calibration_changed(&mut obs, "tare");
+    assert_eq!(
+        ev["new"], r["result"],
+        "the event's new is the answer: {ev}"
+    );
+    let old_offset = ev["old"]["offset"].as_f64().unwrap_or(f64::NAN);
+    assert!(old_offset.abs() < 1.0, "offset before the tare: {ev}");
+    assert_eq!(ev["undo"]["cmd"], "set_calibration", "{ev}");
+
+    // 1.750 kg on the pan is 1.250 kg of produce after the tare: the tag
+    // carries that weight and its price.
+    weigh(&mut obs, &mut daemon, 1.75, 1.25);
+    let r = obs.command(
+        "s-tag",
+        json!({"cmd": "tag_product", "args": {"product_id": "mussels"}}),
+    );
+    assert_eq!(r["ok"], true, "tag_product: {r}");
+    assert_eq!(r["result"]["price"], "37.50", "tag_product: {r}");
+    let ev = obs.until_json("events", WAIT, |v| v["type"] == "product_tagged");
+    assert_eq!(
+        (
+            &ev["product_id"],
+            &ev["weight_kg"],
+            &ev["unit_price"],
+            &ev["price"],
+            &ev["currency"]
+        ),
+        (
+            &json!("mussels"),
+            &json!("1.250"),
+            &json!("30.00"),
+            &json!("37.50"),
+            &json!("CNY")
+        ),
+        "{ev}"
+    );
+
+    // Calibrating with the 1.250 kg on the pan said to weigh 2.5 kg doubles
+    // the factor, and the scale reads 2.5.
+    let r = obs.command(
+        "s-cal",
+        json!({"cmd": "calibrate_scale", "args": {"known_kg": 2.5}}),
+    );
+    assert_eq!(r["ok"], true, "calibrate_scale: {r}");
+    let ev = calibration_changed(&mut obs, "calibrate_scale");
+    let (old, new) = (
+        ev["old"]["factor"].as_f64().unwrap_or(f64::NAN),
+        ev["new"]["factor"].as_f64().unwrap_or(f64::NAN),
+    );
+    assert!(
+        (new / old - 2.0).abs() < 0.01,
+        "factor {old} -> {new}: {ev}"
+    );
+    assert_eq!(ev["new"]["calibrated"], true, "{ev}");
+    assert_eq!(
+        ev["new"], r["result"],
+        "the event's new is the answer: {ev}"
+    );
+    obs.until_json("status", WAIT, |v| {
+        v["scale"]["stable"] == true
+            && v["scale"]["weight_kg"]
+                .as_f64()
+                .is_some_and(|w| (w - 2.5).abs() < 0.0005)
+    });
+
+    // Refusals, each with its reason: nothing on the scale to tag or to
+    // calibrate against, a known weight of nothing.
+    weigh(&mut obs, &mut daemon, 0.5, 0.0);
+    let r = obs.command(
+        "s-tag-empty",
+        json!({"cmd": "tag_product", "args": {"product_id": "mussels"}}),
+    );
+    assert_eq!(r["ok"], false, "tagged an empty scale: {r}");
+    assert!(
+        r["error"].as_str().is_some_and(|e| !e.is_empty()) && r.get("result").is_none(),
+        "{r}"
+    );
+    let r = obs.command(
+        "s-cal-empty",
+        json!({"cmd": "calibrate_scale", "args": {"known_kg": 1.0}}),
+    );
+    assert_eq!(r["ok"], false, "calibrated against an empty pan: {r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("reads the same")),
+        "{r}"
+    );
+    let r = obs.command(
+        "s-cal-zero",
+        json!({"cmd": "calibrate_scale", "args": {"known_kg": 0}}),
+    );
+    assert_eq!(r["ok"], false, "calibrated to nothing: {r}");
+    assert!(r["error"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
+    // No refused command changed the calibration.
+    obs.drain();
+    let stray: Vec<&Msg> = obs
+        .backlog
+        .iter()
+        .filter(|m| m.topic == topic("events") && m.payload.contains("calibration_changed"))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "a refusal changed the calibration: {stray:?}"
+    );
 }
 
 /// `set_log_level` with a string that is no level or filter must be refused,
