@@ -410,6 +410,133 @@ fn scale_commands_succeed_with_their_effect() {
     );
 }
 
+/// A server on a port that accepts every connection and closes it at once:
+/// a link that is reachable but fails (not "refused" or "unreachable", so the
+/// daemon does not probe it and leaves the retries to its backoff). Keeps
+/// when each connection came.
+struct DroppingServer {
+    accepts: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DroppingServer {
+    fn bind(port: u16) -> DroppingServer {
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the dropping server");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let accepts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (a, s) = (accepts.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        a.lock().expect("accepts").push(Instant::now());
+                        drop(conn);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        DroppingServer {
+            accepts,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn accepts(&self) -> Vec<Instant> {
+        self.accepts.lock().expect("accepts").clone()
+    }
+}
+
+impl Drop for DroppingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `reconnect_now` retries a destination that is down at once, instead of
+/// when its backoff says. The server is replaced by one that drops every
+/// connection until the daemon's backoff has grown to several seconds; then
+/// the real server is back and `reconnect_now` must publish to it before
+/// the backoff's next attempt could have (each delay is at least half its
+/// nominal value, and the nominal value doubles: after a gap of G seconds
+/// the next attempt is at least G later).
+#[test]
+fn reconnect_now_retries_a_down_link_before_its_backoff_would() {
+    let _g = serial();
+    let broker = Mosquitto::start();
+    let mut obs = Observer::new(broker.port, "tech", true, &["#"]);
+    let mut nginx = NginxRtmp::start();
+    let tc =
+        TestConfig::new()
+            .autostart(false)
+            .destination("main", &nginx.url("live"), Some(SECRET));
+    let mut t = tc.mqtt_table(broker.port);
+    if let Some(toml::Value::Table(live)) = t.get_mut("live") {
+        // The longest backoff allowed: nothing but reconnect_now retries soon.
+        live.insert("reconnect_cap_ms".into(), toml::Value::Integer(60_000));
+    }
+    let daemon = Farmcast::start(&toml::to_string(&t).expect("config"));
+    let rig = Rig {
+        nginx,
+        _tc: tc,
+        daemon,
+    };
+    obs.wait_standby();
+    go_live(&mut obs, &rig, "n-live");
+    let mut nginx = rig.nginx;
+
+    nginx.stop();
+    let dropping = DroppingServer::bind(nginx.port);
+    // Wait for a gap of GAP between two attempts: the next one is then at
+    // least GAP after the last.
+    const GAP: Duration = Duration::from_secs(6);
+    let grown = wait_until(Duration::from_secs(90), || {
+        dropping
+            .accepts()
+            .windows(2)
+            .any(|w| w[1].duration_since(w[0]) >= GAP)
+    });
+    let accepts = dropping.accepts();
+    assert!(
+        grown,
+        "the backoff never reached {GAP:?} between attempts: {} attempts\n{}",
+        accepts.len(),
+        rig.daemon.log()
+    );
+    let last = *accepts.last().expect("an attempt");
+    drop(dropping);
+    nginx.restart();
+    let r = obs.command("n-reconnect", json!({"cmd": "reconnect_now"}));
+    assert_eq!(r["ok"], true, "reconnect_now: {r}");
+    assert!(
+        nginx.wait_for_publishes("live", 2, WAIT),
+        "no publish after reconnect_now\n{}",
+        rig.daemon.log()
+    );
+    let back = Instant::now();
+    eprintln!(
+        "MEASURED published again {:.1} s after the last dropped attempt (the backoff's next: >= {GAP:?})",
+        back.duration_since(last).as_secs_f64()
+    );
+    assert!(
+        back < last + GAP,
+        "published again {:?} after the last attempt: no sooner than the backoff would have",
+        back.duration_since(last)
+    );
+    obs.status("live");
+    obs.drain();
+    obs.assert_no_secret(SECRET);
+}
+
 /// `set_log_level` with a string that is no level or filter must be refused,
 /// not applied: tracing's `EnvFilter` would read a word that is no level as a
 /// *target* name, and the daemon's log (and `logs`) would go silent.
