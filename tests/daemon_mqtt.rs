@@ -474,7 +474,7 @@ fn reconnect_now_retries_a_down_link_before_its_backoff_would() {
     let _g = serial();
     let broker = Mosquitto::start();
     let mut obs = Observer::new(broker.port, "tech", true, &["#"]);
-    let mut nginx = NginxRtmp::start();
+    let nginx = NginxRtmp::start();
     let tc =
         TestConfig::new()
             .autostart(false)
