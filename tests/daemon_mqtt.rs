@@ -155,17 +155,38 @@ fn every_command_is_answered_end_to_end() {
         .unwrap_or_default();
     assert!(encoders.contains(&"x264enc"), "probe: {r}");
 
+    // restart_pipeline rebuilds the camera pipeline (the show machine's
+    // RestartCapture): the daemon logs one more "camera pipeline" line, and
+    // the show goes on over it.
+    let camera_starts = |d: &Farmcast| d.log().matches("camera pipeline").count();
+    let before = camera_starts(&rig.daemon);
+    assert!(before >= 1, "no camera pipeline line before the restart");
     let r = obs.command("c-restart", json!({"cmd": "restart_pipeline"}));
     assert_eq!(r["ok"], true, "restart_pipeline: {r}");
+    assert!(
+        wait_until(WAIT, || camera_starts(&rig.daemon) > before),
+        "restart_pipeline did not rebuild the camera pipeline ({before} starts before, {} after)",
+        camera_starts(&rig.daemon)
+    );
     assert!(
         rig.nginx.media_flows(),
         "no media at the server after restart_pipeline"
     );
+    // reconnect_now retries every destination that is down at once (the
+    // show machine's table: Reconnecting + reconnect → Connect); a link that
+    // is up is left alone. Here the link is up: the answer is live and the
+    // server sees no second publish, i.e. the command did not cut the show.
     let r = obs.command("c-reconnect", json!({"cmd": "reconnect_now"}));
     assert_eq!(r["ok"], true, "reconnect_now: {r}");
+    assert_eq!(r["result"]["state"], "live", "reconnect_now: {r}");
     assert!(
         rig.nginx.media_flows(),
         "no media at the server after reconnect_now"
+    );
+    assert_eq!(
+        rig.nginx.publish_times("live").len(),
+        1,
+        "reconnect_now on a healthy link re-published the stream"
     );
 
     let r = obs.command(
@@ -185,28 +206,35 @@ fn every_command_is_answered_end_to_end() {
     assert!(!lines.is_empty() && lines.len() <= 5, "logs: {r}");
     assert!(lines.iter().all(Value::is_string), "logs: {r}");
 
-    // Scale commands: today refused with a reason; once scale support lands
-    // they may succeed. Either way the answer carries the request's id.
-    for (id, cmd) in [
+    // This box has no scale (`scale.kind = "none"`) and no products: the
+    // scale commands are refused, each with its reason.
+    // (tests/daemon_commands.rs has the box with a scale.)
+    for (id, cmd, reason) in [
         (
             "c-tag",
             json!({"cmd": "tag_product", "args": {"product_id": "mussels"}}),
+            "mussels",
         ),
-        ("c-tare", json!({"cmd": "tare"})),
+        ("c-tare", json!({"cmd": "tare"}), "no scale"),
         (
             "c-cal",
             json!({"cmd": "calibrate_scale", "args": {"known_kg": 1.0}}),
+            "no scale",
         ),
     ] {
         let r = obs.command(id, cmd);
-        match r["ok"].as_bool() {
-            Some(true) => {}
-            Some(false) => assert!(
-                r["error"].as_str().is_some_and(|e| !e.is_empty()),
-                "{id}: refusal without a reason: {r}"
-            ),
-            None => panic!("{id}: no ok field: {r}"),
-        }
+        assert_eq!(
+            r["ok"], false,
+            "{id} succeeded on a box without a scale: {r}"
+        );
+        assert!(
+            r["error"].as_str().is_some_and(|e| e.contains(reason)),
+            "{id}: the refusal does not say {reason:?}: {r}"
+        );
+        assert!(
+            r.get("result").is_none(),
+            "{id}: a refusal with a result: {r}"
+        );
     }
 
     let r = obs.command("c-end", json!({"cmd": "end_show"}));

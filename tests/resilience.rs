@@ -11,53 +11,19 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::config::TestConfig;
+use common::notify::NotifyListener;
 use common::observer::{short, topic, Observer, WAIT};
 use common::process::GroupChild;
 use common::{serial, wait_until, Mosquitto, NginxRtmp};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_farmcast");
-
-/// What systemd would have received on `NOTIFY_SOCKET`, with arrival times.
-struct NotifyListener {
-    path: PathBuf,
-    got: Arc<Mutex<Vec<(Instant, String)>>>,
-}
-
-impl NotifyListener {
-    fn bind(dir: &Path) -> NotifyListener {
-        let path = dir.join("notify.sock");
-        let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let sink = got.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = sock.recv(&mut buf) {
-                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                if let Ok(mut g) = sink.lock() {
-                    g.push((Instant::now(), text));
-                }
-            }
-        });
-        NotifyListener { path, got }
-    }
-
-    /// When each datagram carrying `line` (e.g. `WATCHDOG=1`) arrived.
-    fn times(&self, line: &str) -> Vec<Instant> {
-        let g = self.got.lock().expect("notify log");
-        g.iter()
-            .filter(|(_, m)| m.lines().any(|l| l == line))
-            .map(|(t, _)| *t)
-            .collect()
-    }
-}
 
 /// `farmcast run` on `config`, with `NOTIFY_SOCKET` when given; its output
 /// in a file, shown when the test fails.

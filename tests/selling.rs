@@ -19,6 +19,7 @@
 //! time is the recording's zero), so nothing depends on how fast the box is.
 
 mod common;
+mod lower_third;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -348,6 +349,19 @@ fn assert_lower_third_appeared(before: &[&Frame], after: &[&Frame], what: &str) 
     );
 }
 
+/// When the lower third came: the time of the first frame from which on the
+/// bottom fifth stays moved by more than [`ON_AIR`] from the plain picture
+/// `before` (five frames in a row, so one noisy frame does not count).
+fn first_on_air(frames: &[Frame], before: &[&Frame]) -> Option<f64> {
+    let on: Vec<bool> = frames
+        .iter()
+        .map(|f| change(before, &[f], bottom) > ON_AIR)
+        .collect();
+    (0..frames.len().saturating_sub(5))
+        .find(|&i| on[i..i + 5].iter().all(|&o| o))
+        .map(|i| frames[i].t)
+}
+
 // ---------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------
@@ -395,6 +409,19 @@ fn a_button_tag_puts_the_lower_third_on_air_and_tells_mqtt_and_the_sales_log() {
     let before = window(&frames, 0.5, pressed_at - 0.5, "before the press");
     let after = window(&frames, pressed_at + 2.0, f64::MAX, "after the press");
     assert_lower_third_appeared(&before, &after, "button tag");
+
+    // When: on air within a few seconds of the press (45 frames at 15 fps:
+    // the encoder's and the server's latency, on a loaded machine), and not
+    // before it.
+    let came = first_on_air(&frames, &before);
+    eprintln!("MEASURED lower third on air at {came:?} s, press at {pressed_at:.2} s");
+    let came = came.expect("no frame with the lower third");
+    assert!(
+        came >= pressed_at - 0.5 && came <= pressed_at + 3.0,
+        "the lower third came at {came:.2} s of the recording, the press was at {pressed_at:.2} s"
+    );
+    // What: the name, in its own glyphs.
+    lower_third::assert_name_on_air(&rec, (WIDTH, HEIGHT), pressed_at + 2.0, f64::MAX, MUSSELS);
 }
 
 #[test]

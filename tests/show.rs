@@ -424,7 +424,23 @@ fn a_server_restart_is_bridged_and_the_local_recording_has_no_gap() {
     let _serial = common::serial();
     let mut nginx = NginxRtmp::start();
     let cfg = small_config().destination("main", &nginx.url("live"), Some("show"));
-    let mut daemon = Farmcast::start(&cfg.toml());
+    // The box retries at most every `reconnect_cap_ms`, and while the server
+    // is unreachable it also probes it every PROBE_EVERY (src/app/mod.rs) to
+    // retry at once when it answers: once the server listens again, the show
+    // must be back within one cap + one probe + slack for the RTMP handshake
+    // and the first keyframe on a loaded machine. A box that waits minutes
+    // (a backoff that never resets, a lost retry timer) fails.
+    const RECONNECT_CAP_MS: u64 = 2000;
+    const PROBE_EVERY: Duration = Duration::from_millis(500);
+    const SLACK: Duration = Duration::from_secs(10);
+    let resume_bound = Duration::from_millis(RECONNECT_CAP_MS) + PROBE_EVERY + SLACK;
+    let toml_text = with_setting(
+        &cfg.toml(),
+        "live",
+        "reconnect_cap_ms",
+        toml::Value::Integer(RECONNECT_CAP_MS as i64),
+    );
+    let mut daemon = Farmcast::start(&toml_text);
     wait_publishes(&nginx, 1, &daemon);
     let published_at = Instant::now();
     std::thread::sleep(Duration::from_secs(3));
@@ -437,8 +453,25 @@ fn a_server_restart_is_bridged_and_the_local_recording_has_no_gap() {
         daemon.log()
     );
     nginx.restart();
-    // Nobody presses anything: the daemon reconnects on its own.
-    wait_publishes(&nginx, 2, &daemon);
+    let listening = Instant::now();
+    // Nobody presses anything: the daemon reconnects on its own. Waits twice
+    // the bound, so that a slow comeback is measured, not only refused.
+    let resumed = nginx.wait_for_publishes("live", 2, 2 * resume_bound);
+    let resumed_after = listening.elapsed();
+    eprintln!(
+        "MEASURED show back on the server {} after it listened again (bound {resume_bound:?})",
+        if resumed {
+            format!("{:.1} s", resumed_after.as_secs_f64())
+        } else {
+            format!("not within {:?}", 2 * resume_bound)
+        }
+    );
+    assert!(
+        resumed && resumed_after <= resume_bound,
+        "the show was not back on the server within {resumed_after:?} of its return (came back: {resumed}); bound {resume_bound:?} \
+         (reconnect cap {RECONNECT_CAP_MS} ms + probe {PROBE_EVERY:?} + {SLACK:?})\n{}",
+        daemon.log()
+    );
     std::thread::sleep(Duration::from_secs(3));
     let on_air = published_at.elapsed().as_secs_f64();
 

@@ -1,9 +1,17 @@
 //! The shipped systemd unit: it must pass `systemd-analyze verify`, keep its
 //! `systemd-analyze security` exposure at or below 3.0, and keep the settings
-//! the daemon and GStreamer depend on.
+//! the daemon and GStreamer depend on; and the daemon must speak the
+//! `Type=notify` protocol the unit promises, to a real `NOTIFY_SOCKET`.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::config::TestConfig;
+use common::notify::NotifyListener;
+use common::{serial, wait_until, Farmcast};
 
 const MAX_EXPOSURE: f64 = 3.0;
 const SHIPPED_EXEC_START: &str =
@@ -113,7 +121,8 @@ fn unit_keeps_what_the_daemon_and_gstreamer_need() {
             .map(|(_, v)| v.as_str())
             .collect()
     };
-    assert_eq!(get("Type"), ["notify"], "the daemon sends READY=1");
+    // The daemon's side of it: `the_daemon_tells_systemd_it_is_ready_and_stopping`.
+    assert_eq!(get("Type"), ["notify"], "systemd must wait for READY=1");
     assert_eq!(get("Restart"), ["always"]);
     assert_eq!(get("User"), ["farmcast"]);
     let watchdog: u64 = get("WatchdogSec")
@@ -157,4 +166,61 @@ fn unit_keeps_what_the_daemon_and_gstreamer_need() {
     // Streams go to the internet.
     assert!(get("IPAddressDeny").is_empty());
     assert!(get("PrivateNetwork").iter().all(|v| *v != "yes"));
+}
+
+/// `Type=notify` and `WatchdogSec` mean systemd waits for `READY=1` and
+/// restarts a box that stops pinging: the daemon, started as systemd starts
+/// it (with `NOTIFY_SOCKET`), must send READY=1 with STATUS=standby once up,
+/// watchdog pings while healthy, and STOPPING=1 on SIGTERM.
+#[test]
+fn the_daemon_tells_systemd_it_is_ready_and_stopping() {
+    let _g = serial();
+    let tc = TestConfig::new().autostart(false);
+    let notify = NotifyListener::bind(tc.dir.path());
+    let mut daemon = Farmcast::start_notifying(&tc.toml(), &notify.path);
+    let wait = Duration::from_secs(30);
+    assert!(
+        wait_until(wait, || !notify.times("READY=1").is_empty()),
+        "no READY=1 on NOTIFY_SOCKET within {wait:?}; got {:?}",
+        notify.datagrams()
+    );
+    let ready = notify.times("READY=1")[0];
+    assert_eq!(
+        notify.times("READY=1").len(),
+        1,
+        "READY=1 more than once: {:?}",
+        notify.datagrams()
+    );
+    // READY=1 comes with the state it was reached in.
+    let with_ready: Vec<String> = notify
+        .datagrams()
+        .into_iter()
+        .filter(|(t, _)| *t == ready)
+        .map(|(_, m)| m)
+        .collect();
+    assert!(
+        with_ready
+            .iter()
+            .any(|m| m.lines().any(|l| l == "STATUS=standby")),
+        "READY=1 without STATUS=standby: {with_ready:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || notify
+            .times("WATCHDOG=1")
+            .iter()
+            .any(|t| *t > ready)),
+        "no WATCHDOG=1 after READY=1: {:?}",
+        notify.datagrams()
+    );
+    let term = Instant::now();
+    let status = daemon.stop();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "no clean exit on SIGTERM: {status:?}"
+    );
+    assert!(
+        notify.times("STOPPING=1").iter().any(|t| *t >= term),
+        "no STOPPING=1 after SIGTERM: {:?}",
+        notify.datagrams()
+    );
 }

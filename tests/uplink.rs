@@ -4,7 +4,9 @@
 //! on the host as a farmer's box runs it and is judged by ffprobe on what the
 //! server recorded and on its own local recording.
 //!
-//! These tests need root (CI is root); elsewhere they print `SKIP:` and return.
+//! These tests need root (CI is root). A machine that cannot make the rig
+//! fails them, naming what is missing; outside CI, `FARMCAST_SKIP_NETNS=1`
+//! skips them instead, printing why (an explicit opt-out, never a default).
 //! `FC_VERBOSE=1` prints the daemon's and the server's logs of the cut test.
 //! 640x360 x264 ultrafast keeps two cores free: the link is the point, not the
 //! picture. Every test prints its `MEASURED:` figures before asserting, so a
@@ -32,15 +34,63 @@ const CONNECT: Duration = Duration::from_secs(30);
 /// grows without bound or a leak, not a busy encoder.
 const RSS_BOUND_KIB: u64 = 250 * 1024;
 
-/// The rig, or `None` after printing why this machine cannot make one.
-fn rig_or_skip(test: &str, drop_idle_publisher_s: Option<u32>) -> Option<Rig> {
-    match Rig::create(drop_idle_publisher_s) {
-        Ok(r) => Some(r),
-        Err(why) => {
-            eprintln!("SKIP: {test}: {why}");
+/// The opt-out, outside CI only: `FARMCAST_SKIP_NETNS=1` lets a machine that
+/// cannot make the shaped link skip these tests, saying so. Without it a
+/// missing rig fails the test: a test that could not run is not a pass.
+const SKIP_ENV: &str = "FARMCAST_SKIP_NETNS";
+
+/// What a test does when this machine cannot make the shaped link.
+#[derive(Debug, PartialEq)]
+enum NoRig {
+    Fail,
+    /// Only when asked for by [`SKIP_ENV`], and never in CI.
+    Skip,
+}
+
+/// `ci`: `CI` is `true` (the CI run is root and must have the rig);
+/// `opt_out`: [`SKIP_ENV`] is `1`.
+fn no_rig(ci: bool, opt_out: bool) -> NoRig {
+    if opt_out && !ci {
+        NoRig::Skip
+    } else {
+        NoRig::Fail
+    }
+}
+
+fn env_is(name: &str, value: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v.trim().eq_ignore_ascii_case(value))
+}
+
+/// `made`, or (when the machine cannot make it) a failure that names what is
+/// missing and how to get it; `None` only under the explicit opt-out.
+fn required<T>(test: &str, made: Result<T, String>) -> Option<T> {
+    let why = match made {
+        Ok(t) => return Some(t),
+        Err(why) => why,
+    };
+    let ci = env_is("CI", "true");
+    let needs = "these tests need root (CAP_NET_ADMIN and CAP_SYS_ADMIN for `ip netns`), \
+                 iproute2 (`ip`, `tc`: Debian package iproute2), the veth and sch_tbf \
+                 kernel modules, and nginx with libnginx-mod-rtmp; run them as root, \
+                 e.g. `sudo -E cargo test --test uplink`";
+    match no_rig(ci, env_is(SKIP_ENV, "1")) {
+        NoRig::Skip => {
+            eprintln!("SKIP ({SKIP_ENV}=1): {test}: cannot make the shaped link: {why}; {needs}");
             None
         }
+        NoRig::Fail if ci => {
+            panic!("{test}: CI=true and this machine cannot make the shaped link: {why}; {needs}")
+        }
+        NoRig::Fail => panic!(
+            "{test}: cannot make the shaped link: {why}; {needs} \
+             (or set {SKIP_ENV}=1 to skip these tests outside CI, knowing they did not run)"
+        ),
     }
+}
+
+/// The rig; see [`required`] for a machine that cannot make one.
+fn rig_or_fail(test: &str, drop_idle_publisher_s: Option<u32>) -> Option<Rig> {
+    required(test, Rig::create(drop_idle_publisher_s))
 }
 
 /// 640x360@30, the given bitrate range, autostart to `url` (with `key`, RTMP).
@@ -173,7 +223,7 @@ fn largest_gap(frames: &[FrameInfo]) -> f64 {
 #[test]
 fn a_thin_link_adapts_without_dropping_the_connection() {
     let _serial = common::serial();
-    let Some(rig) = rig_or_skip(
+    let Some(rig) = rig_or_fail(
         "a_thin_link_adapts_without_dropping_the_connection",
         Some(10),
     ) else {
@@ -240,7 +290,7 @@ fn a_thin_link_adapts_without_dropping_the_connection() {
 fn a_cut_link_comes_back_within_two_seconds_and_memory_stays_bounded() {
     let _serial = common::serial();
     let name = "a_cut_link_comes_back_within_two_seconds_and_memory_stays_bounded";
-    let Some(rig) = rig_or_skip(name, Some(10)) else {
+    let Some(rig) = rig_or_fail(name, Some(10)) else {
         return;
     };
     let (cfg, toml) = daemon_config(&rig.nginx.url(), Some("cut"), 1000, 300, Some(1000), None);
@@ -410,7 +460,7 @@ fn video_kbps(frames: &[FrameInfo], from: f64, to: f64) -> Option<f64> {
 fn a_link_below_the_floor_halves_the_picture_then_restores_it() {
     let _serial = common::serial();
     let name = "a_link_below_the_floor_halves_the_picture_then_restores_it";
-    let Some(rig) = rig_or_skip(name, Some(10)) else {
+    let Some(rig) = rig_or_fail(name, Some(10)) else {
         return;
     };
     rig.ns
@@ -651,12 +701,11 @@ fn a_link_below_the_floor_halves_the_picture_then_restores_it() {
 #[test]
 fn an_srt_link_that_drops_late_packets_adapts() {
     let _serial = common::serial();
-    let ns = match netns::NetNs::create() {
-        Ok(ns) => ns,
-        Err(why) => {
-            eprintln!("SKIP: an_srt_link_that_drops_late_packets_adapts: {why}");
-            return;
-        }
+    let Some(ns) = required(
+        "an_srt_link_that_drops_late_packets_adapts",
+        netns::NetNs::create(),
+    ) else {
+        return;
     };
     let mut srt = netns::srt_listener(&ns);
     ns.shape(LINK_KBIT).expect("tc tbf on the host end");
@@ -721,6 +770,16 @@ fn an_srt_link_that_drops_late_packets_adapts() {
     );
 }
 
+/// A missing rig fails in CI whatever the environment says, and elsewhere
+/// unless the skip is asked for by name.
+#[test]
+fn a_missing_rig_fails_unless_skipped_explicitly_outside_ci() {
+    assert_eq!(no_rig(true, false), NoRig::Fail);
+    assert_eq!(no_rig(true, true), NoRig::Fail);
+    assert_eq!(no_rig(false, false), NoRig::Fail);
+    assert_eq!(no_rig(false, true), NoRig::Skip);
+}
+
 #[test]
 fn abr_lines_are_read_from_the_daemon_log() {
     let log = "2026-01-01T00:00:00Z  INFO farmcast::app: abr target_kbps=2800 measured_kbps=1190\n\
@@ -738,7 +797,7 @@ fn abr_lines_are_read_from_the_daemon_log() {
 /// (the blackhole, not the default gateway), and a restore brings it back.
 #[test]
 fn the_rig_cuts_and_restores_the_link_without_a_way_out() {
-    let Some(rig) = rig_or_skip("the_rig_cuts_and_restores_the_link_without_a_way_out", None)
+    let Some(rig) = rig_or_fail("the_rig_cuts_and_restores_the_link_without_a_way_out", None)
     else {
         return;
     };

@@ -80,24 +80,12 @@ pub struct EncodersInfo {
 pub fn probe() -> Result<ProbeReport> {
     super::init()?;
     let available = |name: &str| encoder::registry_available(name);
-    let auto = encoder::choose("auto", &available);
     Ok(ProbeReport {
         gstreamer_version: gst::version_string().to_string(),
         board: board_model(Path::new("/proc/device-tree/model")),
         cameras: cameras(),
         audio_inputs: audio_inputs(),
-        encoders: EncodersInfo {
-            present: encoder::present(&available)
-                .into_iter()
-                .map(|k| EncoderInfo {
-                    element: k.element.into(),
-                    hardware: k.hardware,
-                    package: k.package.into(),
-                })
-                .collect(),
-            auto: auto.as_ref().ok().cloned(),
-            auto_error: auto.err().map(|e| e.to_string()),
-        },
+        encoders: encoders_info(&available),
         jpeg_decoders: modes::JPEG_DECODERS
             .iter()
             .filter(|d| available(d))
@@ -106,6 +94,24 @@ pub fn probe() -> Result<ProbeReport> {
         gpio_chips: list_dev(Path::new("/dev"), &["gpiochip"]),
         serial_ports: serial_ports(),
     })
+}
+
+/// The encoder part of the report for a registry that has what `available`
+/// says: a function of its own so that tests can hand it a fake registry.
+fn encoders_info(available: &dyn Fn(&str) -> bool) -> EncodersInfo {
+    let auto = encoder::choose("auto", available);
+    EncodersInfo {
+        present: encoder::present(available)
+            .into_iter()
+            .map(|k| EncoderInfo {
+                element: k.element.into(),
+                hardware: k.hardware,
+                package: k.package.into(),
+            })
+            .collect(),
+        auto: auto.as_ref().ok().cloned(),
+        auto_error: auto.err().map(|e| e.to_string()),
+    }
 }
 
 /// `farmcast probe [--json]`: the text to print.
@@ -389,27 +395,84 @@ pub fn render_human(r: &ProbeReport) -> String {
 mod tests {
     use super::*;
 
-    /// This machine has x264enc and no hardware encoder, and may have no camera.
+    /// The probe runs on whatever machine the tests run on (with or without
+    /// a camera or a hardware encoder): `auto` is the first encoder of the
+    /// preference order that is present here, whichever that is.
     #[test]
-    fn probe_runs_here_and_auto_picks_x264() {
+    fn probe_runs_here_and_auto_picks_the_best_present_encoder() {
         let r = probe().expect("probe is a normal report even without devices");
         assert!(
             r.gstreamer_version.starts_with("GStreamer 1."),
             "{}",
             r.gstreamer_version
         );
+        // The test suite's streaming tests need x264enc; it is never the only
+        // thing auto may pick, though.
         assert!(r.encoders.present.iter().any(|e| e.element == "x264enc"));
+        let best = &r.encoders.present[0];
         let auto = r.encoders.auto.as_ref().expect("auto resolves");
-        assert_eq!(auto.element, "x264enc");
+        assert_eq!(auto.element, best.element, "{:?}", r.encoders);
+        let kind = if best.hardware {
+            "hardware"
+        } else {
+            "software"
+        };
         assert_eq!(
             auto.reason,
-            "auto: x264enc is the best available (software)"
+            format!("auto: {} is the best available ({kind})", best.element)
         );
         assert!(r.jpeg_decoders.iter().any(|d| d == "jpegdec"));
         let text = render_human(&r);
-        assert!(text.contains("auto picks x264enc"), "{text}");
+        assert!(
+            text.contains(&format!("auto picks {}", best.element)),
+            "{text}"
+        );
         let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(json["encoders"]["auto"]["element"], "x264enc");
+        assert_eq!(json["encoders"]["auto"]["element"], best.element.as_str());
+    }
+
+    /// The rule, on fake registries: `auto` picks the first element of
+    /// [`encoder::RANKING`] that the registry has, and `present` lists what
+    /// it has in that order, whatever order the registry would list them in.
+    #[test]
+    fn auto_picks_the_first_present_in_preference_order() {
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&["x264enc"], Some("x264enc")),
+            (&["openh264enc", "x264enc"], Some("x264enc")),
+            (&["x264enc", "v4l2h264enc"], Some("v4l2h264enc")),
+            (&["x264enc", "vaapih264enc", "vah264enc"], Some("vah264enc")),
+            (&["openh264enc", "nvv4l2h264enc"], Some("nvv4l2h264enc")),
+            (&["openh264enc"], Some("openh264enc")),
+            // Not H.264 encoders we rank: nothing for auto to pick.
+            (&["jpegdec", "x265enc"], None),
+            (&[], None),
+        ];
+        for &(registry, want) in cases {
+            let has = |n: &str| registry.contains(&n);
+            let info = encoders_info(&has);
+            assert_eq!(
+                info.auto.as_ref().map(|c| c.element.as_str()),
+                want,
+                "registry {registry:?}: {info:?}"
+            );
+            let expected: Vec<&str> = encoder::RANKING
+                .iter()
+                .map(|k| k.element)
+                .filter(|e| registry.contains(e))
+                .collect();
+            let present: Vec<&str> = info.present.iter().map(|e| e.element.as_str()).collect();
+            assert_eq!(present, expected, "registry {registry:?}");
+            if let Some(w) = want {
+                assert_eq!(present.first(), Some(&w), "auto is the head of present");
+                let hw = encoder::RANKING
+                    .iter()
+                    .any(|k| k.element == w && k.hardware);
+                assert_eq!(info.auto.as_ref().map(|c| c.hardware), Some(hw));
+                assert!(info.auto_error.is_none());
+            } else {
+                assert!(info.auto_error.is_some(), "no reason for no auto: {info:?}");
+            }
+        }
     }
 
     fn two_camera_report() -> ProbeReport {

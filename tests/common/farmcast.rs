@@ -24,6 +24,16 @@ impl Farmcast {
     /// Writes `config_toml` to a temp file and starts the daemon on it. The
     /// sim socket path is read from the text's `gpio.sim_socket`.
     pub fn start(config_toml: &str) -> Farmcast {
+        Farmcast::spawn(config_toml, None)
+    }
+
+    /// [`start`](Self::start) with `NOTIFY_SOCKET` set to `notify_socket`, as
+    /// systemd starts a `Type=notify` unit (see `common::notify`).
+    pub fn start_notifying(config_toml: &str, notify_socket: &Path) -> Farmcast {
+        Farmcast::spawn(config_toml, Some(notify_socket))
+    }
+
+    fn spawn(config_toml: &str, notify_socket: Option<&Path>) -> Farmcast {
         let value: toml::Value = toml::from_str(config_toml).expect("test config is TOML");
         let sim_socket = value
             .get("gpio")
@@ -41,9 +51,15 @@ impl Farmcast {
             .arg("--config")
             .arg(&config)
             .env("RUST_LOG", "info")
+            // Only the socket a test hands it, never the one of a test run
+            // that itself runs under systemd.
+            .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             .stdout(log_out)
             .stderr(log);
+        if let Some(n) = notify_socket {
+            cmd.env("NOTIFY_SOCKET", n);
+        }
         let proc = GroupChild::spawn(cmd, "farmcast");
         Farmcast {
             dir,

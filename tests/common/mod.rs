@@ -16,6 +16,7 @@ pub mod ffprobe;
 pub mod fleet;
 pub mod mosquitto;
 pub mod nginx;
+pub mod notify;
 pub mod observer;
 pub mod process;
 pub mod srt;

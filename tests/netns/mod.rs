@@ -7,8 +7,8 @@
 //! /30 keeps a cut link from sending them to the default gateway instead.
 //!
 //! Contract: [`Rig::create`] returns `Err(reason)` when the machine cannot make
-//! a namespace (not root, no iproute2, no veth): the caller prints
-//! `SKIP: reason` and returns. Everything created is removed when the [`Rig`]
+//! a namespace (not root, no iproute2, no veth): the caller fails with that
+//! reason (tests/uplink.rs `required`). Everything created is removed when the [`Rig`]
 //! is dropped (the pair dies with its host end; the namespace is deleted after
 //! nginx is killed).
 
