@@ -151,6 +151,16 @@ impl Driver {
             throttled: crate::mqtt::board::throttled(),
             uplink_addr: None,
             errors: self.errors(),
+            loop_turns: {
+                let (last, total) = self.turns.take_interval();
+                p::LoopStatus {
+                    max_turn_ms: last.took.as_millis() as u64,
+                    max_turn_what: last.what,
+                    max_turn_ms_total: total.took.as_millis() as u64,
+                    max_turn_what_total: total.what,
+                    turns: self.turns.turns(),
+                }
+            },
             mqtt: Default::default(),
         };
         mqtt.set_status(status);

@@ -16,6 +16,7 @@ mod media_ctl;
 mod notify;
 mod remote;
 mod selling;
+mod turns;
 mod watchdog;
 
 use std::collections::VecDeque;
@@ -97,6 +98,8 @@ struct Driver {
     starving: bool,
     /// Pushed MQTT settings connecting beside the running link (remote.rs).
     mqtt_trial: Option<remote::MqttTrial>,
+    /// How long the loop's turns take (status `loop`).
+    turns: turns::TurnStats,
 }
 
 impl Driver {
@@ -176,6 +179,7 @@ impl Driver {
             frames_changed_at: now,
             starving: false,
             mqtt_trial: None,
+            turns: turns::TurnStats::default(),
         };
         // After MQTT, so that what is missing is reported there too.
         d.open_hardware(now, true);
@@ -205,9 +209,33 @@ impl Driver {
             .flatten()
             .min()
             .unwrap_or(next_health);
-            tokio::select! {
+            // Only receive here; the work happens below, timed from the wake.
+            let wake = tokio::select! {
                 // GStreamer's threads: bus errors, first bytes out, camera frames.
-                Some(ev) = media_rx.recv() => {
+                Some(ev) = media_rx.recv() => Wake::Media(ev),
+                // Button edges from rppal interrupts or the sim socket.
+                Some(edge) = edge_rx.recv() => Wake::Edge(edge),
+                // The rest of the simulated hardware.
+                Some(sim) = sim_rx.recv() => Wake::Sim(sim),
+                // A down server answers again: reconnect now, not at the next backoff.
+                Some(name) = probe_rx.recv() => Wake::Probe(name),
+                // Scale readings (serial, HX711 or sim).
+                Some(r) = scale_rx.recv() => Wake::Scale(r),
+                // Technicians' commands and fleet pushes (pending forever without MQTT).
+                Some(inc) = recv_or_pending(&mut incoming) => Wake::Incoming(inc),
+                // systemd stop or Ctrl-C: end the show cleanly, then exit.
+                _ = sigterm.recv() => Wake::Signal,
+                _ = sigint.recv() => Wake::Signal,
+                _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            };
+            // One clock read per turn; the turn's work is timed from here.
+            let woke = Instant::now();
+            let mut turn = turns::Turn {
+                input: wake.kind(),
+                ..Default::default()
+            };
+            match wake {
+                Wake::Media(ev) => {
                     if let crate::media::MediaEvent::DestinationDown { name, .. }
                     | crate::media::MediaEvent::DestinationStopped(name) = &ev
                     {
@@ -217,34 +245,27 @@ impl Driver {
                         d.pending.push_back(input);
                     }
                 }
-                // Button edges from rppal interrupts or the sim socket.
-                Some(edge) = edge_rx.recv() => {
-                    let edge: crate::gpio::RawEdge = edge;
-                    d.buttons.edge(&edge.button, edge.at, edge.pressed);
-                }
-                // The rest of the simulated hardware.
-                Some(sim) = sim_rx.recv() => d.on_sim(sim),
-                // A down server answers again: reconnect now, not at the next backoff.
-                Some(name) = probe_rx.recv() => {
+                Wake::Edge(edge) => d.buttons.edge(&edge.button, edge.at, edge.pressed),
+                Wake::Sim(sim) => d.on_sim(sim),
+                Wake::Probe(name) => {
                     tracing::info!(destination = %name, "server reachable again");
-                    d.pending.push_back(Input::Command(crate::show::Command::ReconnectNow));
+                    d.pending
+                        .push_back(Input::Command(crate::show::Command::ReconnectNow));
                 }
-                // Scale readings (serial, HX711 or sim).
-                Some(r) = scale_rx.recv() => d.selling.on_reading(Instant::now(), r),
-                // Technicians' commands and fleet pushes (pending forever without MQTT).
-                Some(inc) = recv_or_pending(&mut incoming) => d.on_incoming(inc),
-                // systemd stop or Ctrl-C: end the show cleanly, then exit.
-                _ = sigterm.recv() => d.pending.push_back(Input::Shutdown),
-                _ = sigint.recv() => d.pending.push_back(Input::Shutdown),
-                _ = tokio::time::sleep_until(deadline.into()) => {}
+                Wake::Scale(r) => d.selling.on_reading(woke, r),
+                Wake::Incoming(inc) => d.on_incoming(inc),
+                Wake::Signal => d.pending.push_back(Input::Shutdown),
+                Wake::Timer => {}
             }
             let now = Instant::now();
             if now >= next_health {
                 next_health = now + HEALTH_TICK;
+                turn.health = true;
                 d.health(now);
             }
             d.open_hardware(now, false);
             if now >= d.next_status {
+                turn.status = true;
                 d.publish_status(now);
             }
             if let Some(rx) = d.new_incoming.take() {
@@ -252,9 +273,11 @@ impl Driver {
             }
             if d.recorder_retry_at.is_some_and(|t| now >= t) {
                 d.recorder_retry_at = None;
+                turn.recorder = true;
                 d.media.restart_recorder();
             }
             d.pump(now);
+            d.end_turn(woke, turn);
         }
         // The recorder closes its last segment on EOS; it started when the show
         // ended, so a short wait more keeps the whole stop within systemd's 5 s.
@@ -579,6 +602,63 @@ fn enabled_destinations(config: &Config) -> Vec<String> {
         .filter(|d| d.enabled)
         .map(|d| d.name.clone())
         .collect()
+}
+
+/// What woke the loop: received in `select!`, handled after it.
+enum Wake {
+    Media(crate::media::MediaEvent),
+    Edge(crate::gpio::RawEdge),
+    Sim(SimEvent),
+    Probe(String),
+    Scale(crate::scale::RawReading),
+    Incoming(crate::mqtt::Incoming),
+    Signal,
+    Timer,
+}
+
+impl Wake {
+    /// For the loop's turn statistics: what the turn was about.
+    fn kind(&self) -> &'static str {
+        use crate::media::MediaEvent as M;
+        match self {
+            Wake::Media(ev) => match ev {
+                M::CaptureReady => "media:capture_ready",
+                M::CaptureFailed(_) => "media:capture_failed",
+                M::CameraLost(_) => "media:camera_lost",
+                M::CameraRestored => "media:camera_restored",
+                M::MicLost(_) => "media:mic_lost",
+                M::DestinationUp(_) => "media:destination_up",
+                M::DestinationDown { .. } => "media:destination_down",
+                M::DestinationStopped(_) => "media:destination_stopped",
+                M::RecorderError(_) => "media:recorder_error",
+                M::SegmentClosed => "media:segment_closed",
+                M::RecorderStopped => "media:recorder_stopped",
+            },
+            Wake::Edge(_) => "button",
+            Wake::Sim(_) => "sim",
+            Wake::Probe(_) => "probe",
+            Wake::Scale(_) => "scale",
+            Wake::Incoming(crate::mqtt::Incoming::Command(_)) => "mqtt:command",
+            Wake::Incoming(_) => "mqtt:push",
+            Wake::Signal => "signal",
+            Wake::Timer => "timer",
+        }
+    }
+}
+
+impl Driver {
+    /// Close a loop turn: note how long it took (status `loop`), and warn
+    /// when it stalled the buttons, commands and watchdog noticeably.
+    fn end_turn(&mut self, woke: Instant, turn: turns::Turn) {
+        let took = woke.elapsed();
+        if self.turns.record(took, &turn) {
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                what = %turn.describe(),
+                "the driver loop was busy; buttons and commands waited"
+            );
+        }
+    }
 }
 
 async fn recv_or_pending<T>(rx: &mut Option<tokio::sync::mpsc::Receiver<T>>) -> Option<T> {
