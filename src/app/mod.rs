@@ -9,6 +9,7 @@
 //! produce inputs that are fed back in the same turn.
 
 mod commands;
+mod disk_work;
 mod fleet_link;
 mod hardware;
 mod leds;
@@ -100,6 +101,10 @@ struct Driver {
     mqtt_trial: Option<remote::MqttTrial>,
     /// How long the loop's turns take (status `loop`).
     turns: turns::TurnStats,
+    /// The recordings' disk thread (budget passes, disk-use walks).
+    disk_work: disk_work::DiskWork,
+    /// The last disk-use figures: status reads these, never the disk.
+    disk_usage: crate::recording::usage::UsageCache,
 }
 
 impl Driver {
@@ -115,6 +120,8 @@ impl Driver {
         let (sim_tx, mut sim_rx) = mpsc::unbounded_channel();
         let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<String>();
         let (scale_tx, mut scale_rx) = mpsc::unbounded_channel();
+        let (disk_tx, mut disk_rx) = mpsc::unbounded_channel();
+        let disk_work = disk_work::DiskWork::spawn(disk_tx);
         let seed = u64::from(std::process::id());
         let parts = hardware::Parts {
             edges: edge_tx,
@@ -145,7 +152,7 @@ impl Driver {
                 Duration::from_millis(config.gpio.debounce_ms),
                 Duration::from_millis(config.gpio.long_press_ms),
             ),
-            media: media_ctl::MediaCtl::new(&config, media_tx.clone()),
+            media: media_ctl::MediaCtl::new(&config, media_tx.clone(), disk_work.clone()),
             // Null until the GPIO opens (just below, or on a later retry).
             leds: leds::Leds::new(
                 Box::new(hardware::NullLed),
@@ -180,6 +187,8 @@ impl Driver {
             starving: false,
             mqtt_trial: None,
             turns: turns::TurnStats::default(),
+            disk_work,
+            disk_usage: Default::default(),
         };
         // After MQTT, so that what is missing is reported there too.
         d.open_hardware(now, true);
@@ -223,6 +232,8 @@ impl Driver {
                 Some(r) = scale_rx.recv() => Wake::Scale(r),
                 // Technicians' commands and fleet pushes (pending forever without MQTT).
                 Some(inc) = recv_or_pending(&mut incoming) => Wake::Incoming(inc),
+                // The recordings' disk thread: figures of a walk or a budget pass.
+                Some(f) = disk_rx.recv() => Wake::Disk(f),
                 // systemd stop or Ctrl-C: end the show cleanly, then exit.
                 _ = sigterm.recv() => Wake::Signal,
                 _ = sigint.recv() => Wake::Signal,
@@ -254,6 +265,7 @@ impl Driver {
                 }
                 Wake::Scale(r) => d.selling.on_reading(woke, r),
                 Wake::Incoming(inc) => d.on_incoming(inc),
+                Wake::Disk(f) => d.disk_usage.measured(woke, f.used_bytes, f.free_bytes),
                 Wake::Signal => d.pending.push_back(Input::Shutdown),
                 Wake::Timer => {}
             }
@@ -612,6 +624,7 @@ enum Wake {
     Probe(String),
     Scale(crate::scale::RawReading),
     Incoming(crate::mqtt::Incoming),
+    Disk(disk_work::DiskFigures),
     Signal,
     Timer,
 }
@@ -626,6 +639,7 @@ impl Wake {
                 M::CaptureFailed(_) => "media:capture_failed",
                 M::CameraLost(_) => "media:camera_lost",
                 M::CameraRestored => "media:camera_restored",
+                M::CameraHead { .. } => "media:camera_head",
                 M::MicLost(_) => "media:mic_lost",
                 M::DestinationUp(_) => "media:destination_up",
                 M::DestinationDown { .. } => "media:destination_down",
@@ -640,6 +654,7 @@ impl Wake {
             Wake::Scale(_) => "scale",
             Wake::Incoming(crate::mqtt::Incoming::Command(_)) => "mqtt:command",
             Wake::Incoming(_) => "mqtt:push",
+            Wake::Disk(_) => "disk",
             Wake::Signal => "signal",
             Wake::Timer => "timer",
         }

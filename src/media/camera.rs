@@ -48,3 +48,47 @@ pub fn camera_head(device: &str, raw: &RawFormat, passthrough: bool) -> Result<S
         ),
     })
 }
+
+/// Tear a pipeline down to NULL off the caller's thread: a state change can
+/// wait on a device or a streaming thread, and the caller is the driver's
+/// loop. Dropping the last reference afterwards frees it there too.
+pub(crate) fn teardown(pipeline: Option<gstreamer::Pipeline>) {
+    use gstreamer::prelude::*;
+    let Some(pipeline) = pipeline else { return };
+    std::thread::spawn(move || {
+        let _ = pipeline.set_state(gstreamer::State::Null);
+    });
+}
+
+/// Look for the camera of a device source on a thread of its own (the device
+/// monitor is slow), after the old pipeline has let go of the device; the
+/// answer comes back as `MediaEvent::CameraHead` tagged with `discovery`.
+pub(crate) fn discover_head(
+    old: Option<gstreamer::Pipeline>,
+    source: super::plan::VideoSource,
+    raw: RawFormat,
+    passthrough: bool,
+    camera_head: fn(&str, &RawFormat, bool) -> Result<String>,
+    discovery: u64,
+    events: super::EventTx,
+) {
+    use gstreamer::prelude::*;
+    std::thread::spawn(move || {
+        if let Some(old) = old {
+            // The new pipeline opens the same device: it must be free first.
+            let _ = old.set_state(gstreamer::State::Null);
+        }
+        let head = match &source {
+            super::plan::VideoSource::V4l2(dev) => camera_head(dev, &raw, passthrough),
+            _ => discover::first_camera()
+                .ok_or_else(|| {
+                    anyhow!("no camera found: plug in a USB camera (it is picked up when it appears), or set video.source")
+                })
+                .and_then(|dev| camera_head(&dev, &raw, passthrough)),
+        };
+        let _ = events.send(super::MediaEvent::CameraHead {
+            discovery,
+            head: head.map_err(|e| format!("{e:#}")),
+        });
+    });
+}

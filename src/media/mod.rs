@@ -37,6 +37,12 @@ pub enum MediaEvent {
     /// The camera stopped delivering frames or its pipeline failed.
     CameraLost(String),
     CameraRestored,
+    /// A device camera was looked for off the driver's loop: the pipeline's
+    /// head, or why there is none (for `Capture::open_discovered`).
+    CameraHead {
+        discovery: u64,
+        head: Result<String, String>,
+    },
     /// The microphone pipeline failed; the stream carries silence meanwhile.
     MicLost(String),
     DestinationUp(String),
