@@ -4,9 +4,12 @@
 //! a camera that fails and comes back. The daemon times each turn of its
 //! loop and reports the longest in status `loop.max_turn_ms_total`.
 //!
-//! Against the old loop, the go-live turn deleted the past shows itself:
-//! 100,000 files took it 1.5-3 s here (`max_turn_what_total` was
-//! `media:capture_ready`); the bound below is a generous 1 s.
+//! Against the old loop (checked with the base commit's binary plus the turn
+//! timer at the daemon's path) this fails: its go-live turn ran the budget
+//! pass itself — a walk, a lookup per planned file in the list of all 40,000
+//! (quadratic) and 38,000 deletions — and the show had not reached `live`
+//! (no status at all) 30 s later. Here every turn stays far under the 1 s
+//! bound (tens of ms).
 
 mod common;
 
@@ -19,7 +22,7 @@ use common::{Farmcast, Mosquitto, NginxRtmp};
 use serde_json::{json, Value};
 
 const PAST_SHOWS: usize = 20;
-const FILES_PER_SHOW: usize = 5_000;
+const FILES_PER_SHOW: usize = 2_000;
 /// Far above any turn the loop needs, far below what the old one took.
 const BOUND_MS: u64 = 1_000;
 
@@ -56,10 +59,13 @@ fn loop_turns_stay_short_while_the_budget_deletes_a_season_and_the_camera_restar
     let tc = TestConfig::new().destination("main", &nginx.url("live"), Some("loop"));
     let made = fill(&tc.recording_dir());
     let mut t = tc.mqtt_table(broker.port);
-    // Keep no past show: the budget pass at go-live deletes all of them.
-    let rec: toml::Table =
-        toml::from_str(&format!("enabled = true\nsegment_s = 10\nmax_gb = 0.0\ndir = {:?}\n", tc.recording_dir().display().to_string()))
-            .expect("recording table");
+    // The smallest budget (1 MB): the pass at go-live deletes all but the
+    // newest ~5,000 past segments.
+    let rec: toml::Table = toml::from_str(&format!(
+        "enabled = true\nsegment_s = 10\nmax_gb = 0.001\ndir = {:?}\n",
+        tc.recording_dir().display().to_string()
+    ))
+    .expect("recording table");
     t.insert("recording".into(), toml::Value::Table(rec));
     let mut obs = Observer::new(broker.port, "loop-test", true, &["farmcast/#"]);
     let mut daemon = Farmcast::start(&toml::to_string(&t).expect("config"));
@@ -77,22 +83,26 @@ fn loop_turns_stay_short_while_the_budget_deletes_a_season_and_the_camera_restar
     assert_eq!(res["ok"], json!(true), "logs: {res}");
     let answered = asked.elapsed();
 
-    // The budget did its work (off the loop): the past shows are gone.
+    // The budget did its work (off the loop): what is left of the past
+    // shows fits the 1 MB budget.
+    let fits = 1_000_000 / 188;
     let deadline = Instant::now() + WAIT;
-    while past_segments(&tc.recording_dir()) > 0 && Instant::now() < deadline {
+    while past_segments(&tc.recording_dir()) > fits && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(
-        past_segments(&tc.recording_dir()),
-        0,
-        "the budget left past segments of {made}"
+    let left = past_segments(&tc.recording_dir());
+    assert!(
+        left <= fits,
+        "the budget left {left} past segments of {made}"
     );
 
     // A status after all that, with the loop's longest turn since start.
     obs.clear();
     let status: Value = obs.until_json("status", WAIT, |v| v["loop"]["turns"].as_u64().is_some());
     let lp = &status["loop"];
-    let longest = lp["max_turn_ms_total"].as_u64().expect("loop.max_turn_ms_total");
+    let longest = lp["max_turn_ms_total"]
+        .as_u64()
+        .expect("loop.max_turn_ms_total");
     assert!(
         longest < BOUND_MS,
         "the loop stalled {longest} ms ({}) with {made} past segments; logs answered in {answered:?}",
