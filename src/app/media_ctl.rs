@@ -306,6 +306,13 @@ impl MediaCtl {
                 None
             }
             MediaEvent::CameraRestored => Some(Input::CameraRestored),
+            MediaEvent::MicFound { discovery, device } => {
+                if let Err(e) = self.capture.as_mut()?.open_mic(discovery, device) {
+                    // The stream goes on with silence; the mic is retried with the camera.
+                    tracing::warn!(error = %format!("{e:#}"), "microphone did not start");
+                }
+                None
+            }
             MediaEvent::CameraHead { discovery, head } => {
                 match self.capture.as_mut()?.open_discovered(discovery, head)? {
                     Ok(()) => None,

@@ -92,3 +92,12 @@ pub(crate) fn discover_head(
         });
     });
 }
+
+/// Look for the first ALSA capture device on a thread of its own; the answer
+/// comes back as `MediaEvent::MicFound` tagged with `discovery`.
+pub(crate) fn discover_mic(discovery: u64, events: super::EventTx) {
+    std::thread::spawn(move || {
+        let device = discover::first_microphone();
+        let _ = events.send(super::MediaEvent::MicFound { discovery, device });
+    });
+}

@@ -81,6 +81,8 @@ pub struct Capture {
     /// Bumped at every camera start and stop: a device discovery that comes
     /// back (`MediaEvent::CameraHead`) for an older one is ignored.
     discovery: u64,
+    /// The same for the mic (`MediaEvent::MicFound`).
+    mic_discovery: u64,
     health: Arc<Health>,
     epoch: Instant,
     last_raw: Arc<Mutex<Option<gst::Sample>>>,
@@ -188,6 +190,7 @@ impl Capture {
             camera_lost: false,
             fault: None,
             discovery: 0,
+            mic_discovery: 0,
             health,
             epoch: Instant::now(),
             last_raw,
@@ -401,19 +404,36 @@ impl Capture {
 
     /// (Re)build the mic pipeline. No mic configured is not an error: the
     /// encoder sends silence.
+    /// `auto` looks for the mic off the caller's thread (the device monitor
+    /// is slow); `MediaEvent::MicFound` brings it back to [`Capture::open_mic`].
     pub fn start_mic(&mut self) -> Result<()> {
         // Off the caller's thread: a state change to NULL can wait on the device.
         super::camera::teardown(self.mic.take());
-        let source = match &self.settings.audio_source {
-            AudioSource::Auto => match super::discover::first_microphone() {
-                Some(dev) => AudioSource::Alsa(dev),
-                None => {
-                    tracing::info!("no microphone found; the stream carries silence");
-                    return Ok(());
-                }
-            },
-            other => other.clone(),
-        };
+        self.mic_discovery = self.mic_discovery.wrapping_add(1);
+        match &self.settings.audio_source {
+            AudioSource::Auto => {
+                super::camera::discover_mic(self.mic_discovery, self.events.clone());
+                Ok(())
+            }
+            other => self.build_mic(other.clone()),
+        }
+    }
+
+    /// The mic discovery started by [`Capture::start_mic`] came back.
+    pub fn open_mic(&mut self, discovery: u64, device: Option<String>) -> Result<()> {
+        if discovery != self.mic_discovery || self.mic.is_some() {
+            return Ok(());
+        }
+        match device {
+            Some(dev) => self.build_mic(AudioSource::Alsa(dev)),
+            None => {
+                tracing::info!("no microphone found; the stream carries silence");
+                Ok(())
+            }
+        }
+    }
+
+    fn build_mic(&mut self, source: AudioSource) -> Result<()> {
         let Some(desc) = plan::audio_pipeline(&source, &self.audio_channel) else {
             return Ok(());
         };

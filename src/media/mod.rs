@@ -43,6 +43,12 @@ pub enum MediaEvent {
         discovery: u64,
         head: Result<String, String>,
     },
+    /// `auto` looked for a microphone off the driver's loop: the ALSA device
+    /// (`hw:C,D`) or none (for `Capture::open_mic`).
+    MicFound {
+        discovery: u64,
+        device: Option<String>,
+    },
     /// The microphone pipeline failed; the stream carries silence meanwhile.
     MicLost(String),
     DestinationUp(String),
