@@ -165,10 +165,11 @@ def loop_section(binary, before, run_dir, clip_dir, runs, seconds, files, cmd):
         f"recorded in 10 s segments, with status every second over a loopback mosquitto, for "
         f"{seconds} s after go-live; a camera fault through the sim socket every 2.5 s "
         f"(`camera fail`, `resume`, `stall`, `resume`: the show restarts the camera each time); "
-        f"the recordings folder holds {files} small segments of {SHOWS} past shows and the "
+        f"the recordings folder holds {files:,} small segments of {SHOWS} past shows and the "
         f"budget is just full, so every new segment makes a budget pass walk the folder and "
-        f"delete a few thousand of the oldest (`left` files at the end: "
-        f"{', '.join(str(r['left']) for rs in results.values() for r in rs)}). `logs` is asked every "
+        f"delete a few thousand of the oldest (files left at the end, per run: "
+        + "; ".join(f"{n} {', '.join(str(r['left']) for r in rs)}" for n, rs in results.items())
+        + f"). `logs` is asked every "
         f"0.5 s. Longest turn = status `loop.max_turn_ms_total` at the end of the run (the "
         f"daemon times each turn of its loop from the wake to the next await; with it, what "
         f"that turn was doing). Median of {runs} runs.",
@@ -197,7 +198,7 @@ def loop_section(binary, before, run_dir, clip_dir, runs, seconds, files, cmd):
     after = meds.get("after")
     ok = None if after is None else after < TARGET_MS
     lines += [f"Targets: no blocking call on the loop (longest turn under {TARGET_MS} ms "
-              f"with camera restarts, status every second and {files} recordings): "
+              f"with camera restarts, status every second and {files:,} recordings): "
               f"{fmt(after)} ms — {'n/a' if ok is None else ('met' if ok else '**not met**')}.",
               ""]
     return lines
