@@ -49,6 +49,7 @@ pub struct MediaCtl {
 
 impl MediaCtl {
     pub fn new(config: &Config, events: EventTx, disk: super::disk_work::DiskWork) -> MediaCtl {
+        crate::media::camera::preload_plugins();
         let (settings, setup_error, encoder_name) = match capture_settings(config) {
             Ok((s, name)) => (Some(s), None, name),
             Err(e) => {

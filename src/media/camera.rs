@@ -101,3 +101,27 @@ pub(crate) fn discover_mic(discovery: u64, events: super::EventTx) {
         let _ = events.send(super::MediaEvent::MicFound { discovery, device });
     });
 }
+
+/// Plugins that go-live and the recorder first need, loaded now (before the
+/// driver's loop runs) rather than by the first go-live's pipelines: loading
+/// rtmp2 (GIO, TLS) and its neighbours made that turn of the loop take
+/// 100-300 ms on a busy box. Loading is once per process; later calls are
+/// cheap.
+pub fn preload_plugins() {
+    for name in [
+        "appsrc",
+        "queue",
+        "h264parse",
+        "aacparse",
+        "flvmux",
+        "rtmp2sink",
+        "srtsink",
+        "mpegtsmux",
+        "splitmuxsink",
+    ] {
+        if let Some(factory) = gstreamer::ElementFactory::find(name) {
+            // A missing plugin is reported where it is used, with its package.
+            let _ = gstreamer::prelude::PluginFeatureExtManual::load(&factory);
+        }
+    }
+}
