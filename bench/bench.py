@@ -52,9 +52,11 @@ from common import (AUDIO_KBPS, BITRATE_KBPS, FPS, HEIGHT, KEYFRAME_S, MODULE, W
                     verdict, wait_sim, write_farmcast)
 import sections_media
 import sections_mqtt
+import sections_loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ["main", "golive", "restart", "tag", "mqtt", "status", "uplink", "config", "flood"]
+SECTIONS = ["main", "golive", "restart", "tag", "mqtt", "status", "uplink", "config", "flood",
+            "loop"]
 
 HEADER = ("| peer | runs | CPU s (user+sys) | CPU % of one core | peak RSS MiB | start → publish ms "
           "| start → first video frame ms | video frames at server | kbit/s at server | note |")
@@ -421,6 +423,11 @@ def main():
     ap.add_argument("--status-seconds", type=int, default=int(env("BENCH_STATUS_SECONDS", 20)))
     ap.add_argument("--flood-runs", type=int, default=int(env("BENCH_FLOOD_RUNS", 3)))
     ap.add_argument("--uplink-seconds", type=int, default=int(env("BENCH_UPLINK_SECONDS", 60)))
+    ap.add_argument("--loop-runs", type=int, default=int(env("BENCH_LOOP_RUNS", 3)))
+    ap.add_argument("--loop-seconds", type=int, default=int(env("BENCH_LOOP_SECONDS", 30)))
+    ap.add_argument("--loop-files", type=int, default=int(env("BENCH_LOOP_FILES", 20000)))
+    ap.add_argument("--loop-before", default=env("BENCH_LOOP_BEFORE", ""),
+                    help="a farmcast built from the base commit, for the loop's `before` row")
     ap.add_argument("--only", default=env("BENCH_ONLY", ""),
                     help="comma-separated sections: " + ",".join(SECTIONS))
     ap.add_argument("--farmcast", default=env(
@@ -481,6 +488,10 @@ def main():
             block = config_section(fc, run_dir, max(args.runs, 5), cmd)
         elif name == "flood":
             block = sections_mqtt.flood_section(fc, run_dir, args.flood_runs, cmd)
+        elif name == "loop":
+            block = sections_loop.loop_section(fc, args.loop_before, run_dir, args.workdir,
+                                               args.loop_runs, args.loop_seconds,
+                                               args.loop_files, cmd)
         elif name == "status":
             block = sections_mqtt.status_section(fc, run_dir, clip, args.status_runs,
                                                  args.status_seconds, cmd)

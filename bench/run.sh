@@ -10,6 +10,7 @@
 #   uplink   bench/uplink.sh's shaped-link table (issue 8; root + ip netns)
 #   config   `check-config` on a 64 KB file with thousands of problems (issue 12)
 #   flood    1,100 junk commands + 1,100 junk pushes over MQTT: memory, `logs`, link (issue 12)
+#   loop     the driver loop's longest turn: camera restarts, status 1/s, 20,000 recordings (issue 13)
 # Options (or env):
 #   --only SECTION[,SECTION]  run only these; the others keep their last figures (BENCH_ONLY)
 #   --runs N (BENCH_RUNS, 3) --seconds S (BENCH_SECONDS, 20)   main table
@@ -20,6 +21,8 @@
 #   --status-runs N (BENCH_STATUS_RUNS, 3) --status-seconds S (BENCH_STATUS_SECONDS, 20)
 #   --uplink-seconds S (BENCH_UPLINK_SECONDS, 60)
 #   --flood-runs N (BENCH_FLOOD_RUNS, 3)                       flood
+#   --loop-runs N (BENCH_LOOP_RUNS, 3) --loop-seconds S (BENCH_LOOP_SECONDS, 30)
+#   --loop-files N (BENCH_LOOP_FILES, 20000) --loop-before PATH (BENCH_LOOP_BEFORE)   loop
 #   --farmcast PATH (FARMCAST, default target/release/farmcast)
 #   --peers farmcast,gst-launch-1.0,ffmpeg   --out FILE (BENCHMARKS.md)
 # Smallest end-to-end check (about 3 minutes):

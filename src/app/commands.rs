@@ -1,6 +1,6 @@
 //! Technicians' commands (MQTT `cmd`) and the status they read, on the driver.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -103,7 +103,13 @@ impl Driver {
         self.next_status = now + interval;
         let Some(mqtt) = &self.mqtt else { return };
         let show = self.show.status();
-        let (used, free) = crate::recording::disk_usage(Path::new(&self.config.recording.dir));
+        // A walk of every recording is too slow for the loop: status reads the
+        // last figures, and a walk runs on the disk thread when they are stale.
+        if self.disk_usage.poll_refresh(now) {
+            self.disk_work
+                .usage(PathBuf::from(&self.config.recording.dir));
+        }
+        let (used, free) = self.disk_usage.figures();
         let status = p::Status {
             state: show.state.as_str().into(),
             device_id: self.config.device_id.clone(),
@@ -151,6 +157,16 @@ impl Driver {
             throttled: crate::mqtt::board::throttled(),
             uplink_addr: None,
             errors: self.errors(),
+            loop_turns: {
+                let (last, total) = self.turns.take_interval();
+                p::LoopStatus {
+                    max_turn_ms: last.took.as_millis() as u64,
+                    max_turn_what: last.what,
+                    max_turn_ms_total: total.took.as_millis() as u64,
+                    max_turn_what_total: total.what,
+                    turns: self.turns.turns(),
+                }
+            },
             mqtt: Default::default(),
         };
         mqtt.set_status(status);

@@ -261,7 +261,8 @@ impl Driver {
         let was_on_air = self.show.state().in_show();
         tracing::info!(was_on_air, "new configuration: rebuilding the pipeline");
         self.media.shutdown();
-        self.media = media_ctl::MediaCtl::new(&config, self.media_tx.clone());
+        self.media =
+            media_ctl::MediaCtl::new(&config, self.media_tx.clone(), self.disk_work.clone());
         let mut settings = ShowSettings::from_live(&config.live);
         // A show cut for an `apply: now` push goes back on air by itself.
         settings.autostart = config.live.autostart || was_on_air;

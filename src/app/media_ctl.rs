@@ -35,15 +35,21 @@ pub struct MediaCtl {
     /// Recorders started for the current show (1 + restarts), for the log.
     recorder_starts: u32,
     camera_lost: bool,
+    /// The camera being started is a restart (after a loss), for the input
+    /// a failure gives, which may come back later (`CameraHead`).
+    camera_restart: bool,
     /// Where each RTMP destination's server is, remembered across rebuilds of
     /// its pipeline so a down link can be probed cheaply.
     remotes: HashMap<String, std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>>,
     pub encoder_name: String,
     events: EventTx,
+    /// Budget passes run on the recordings' disk thread, never on the loop.
+    disk: super::disk_work::DiskWork,
 }
 
 impl MediaCtl {
-    pub fn new(config: &Config, events: EventTx) -> MediaCtl {
+    pub fn new(config: &Config, events: EventTx, disk: super::disk_work::DiskWork) -> MediaCtl {
+        crate::media::camera::preload_plugins();
         let (settings, setup_error, encoder_name) = match capture_settings(config) {
             Ok((s, name)) => (Some(s), None, name),
             Err(e) => {
@@ -72,9 +78,11 @@ impl MediaCtl {
             recording_dir: None,
             recorder_starts: 0,
             camera_lost: false,
+            camera_restart: false,
             remotes: HashMap::new(),
             encoder_name,
             events,
+            disk,
         }
     }
 
@@ -98,16 +106,27 @@ impl MediaCtl {
                 Err(e) => return Some(Input::CaptureFailed(format!("{e:#}"))),
             }
         }
+        self.camera_restart = restart;
         let capture = self.capture.as_mut()?;
         if let Err(e) = capture.start_camera() {
-            tracing::warn!(error = %format!("{e:#}"), "camera did not start");
-            return Some(if restart && self.camera_lost {
-                // Still lost: the machine keeps its camera retry timer running.
-                Input::CameraLost(format!("{e:#}"))
-            } else {
-                Input::CaptureFailed(format!("{e:#}"))
-            });
+            return Some(self.camera_failed(e));
         }
+        self.start_mic()
+    }
+
+    /// The camera could not be opened: the machine's input for it.
+    fn camera_failed(&self, e: anyhow::Error) -> Input {
+        tracing::warn!(error = %format!("{e:#}"), "camera did not start");
+        if self.camera_restart && self.camera_lost {
+            // Still lost: the machine keeps its camera retry timer running.
+            Input::CameraLost(format!("{e:#}"))
+        } else {
+            Input::CaptureFailed(format!("{e:#}"))
+        }
+    }
+
+    fn start_mic(&mut self) -> Option<Input> {
+        let capture = self.capture.as_mut()?;
         if let Err(e) = capture.start_mic() {
             // The stream goes on with silence; the mic is retried with the camera.
             tracing::warn!(error = %format!("{e:#}"), "microphone did not start");
@@ -173,16 +192,12 @@ impl MediaCtl {
         self.restart_recorder();
     }
 
-    /// Apply the disk budget off the driver's thread (it walks the recordings).
+    /// Apply the disk budget off the driver's loop (it walks the recordings
+    /// and deletes): the disk thread's figures come back to the driver.
     fn apply_budget(&self) {
         let root = PathBuf::from(&self.recording.dir);
         let current = self.recording_dir.as_deref().map(dir_name);
-        let cfg = self.recording.clone();
-        std::thread::spawn(move || {
-            if let Err(e) = crate::recording::enforce(&root, current.as_deref(), &cfg) {
-                tracing::warn!(error = %format!("{e:#}"), "could not apply the recording budget")
-            }
-        });
+        self.disk.budget(root, current, &self.recording);
     }
 
     /// Start (or start again after a failure) the recorder of the current
@@ -194,11 +209,11 @@ impl MediaCtl {
         let (Some(dir), Some(capture)) = (self.recording_dir.clone(), self.capture.as_ref()) else {
             return;
         };
-        let root = PathBuf::from(&self.recording.dir);
-        // `enforce` logs what it removed and whether the show alone is over budget.
-        if let Err(e) = crate::recording::enforce(&root, Some(&dir_name(&dir)), &self.recording) {
-            tracing::warn!(error = %format!("{e:#}"), "could not apply the recording budget")
-        }
+        // The budget pass runs beside the new recorder: it never touches the
+        // live show's folder, and walking a season of recordings here
+        // stalled the loop (issue 13).
+        self.apply_budget();
+        // One folder's names (this show's segments), not the whole tree.
         let first = crate::recording::next_segment_in(&dir);
         match Recorder::start(
             &dir,
@@ -292,6 +307,19 @@ impl MediaCtl {
                 None
             }
             MediaEvent::CameraRestored => Some(Input::CameraRestored),
+            MediaEvent::MicFound { discovery, device } => {
+                if let Err(e) = self.capture.as_mut()?.open_mic(discovery, device) {
+                    // The stream goes on with silence; the mic is retried with the camera.
+                    tracing::warn!(error = %format!("{e:#}"), "microphone did not start");
+                }
+                None
+            }
+            MediaEvent::CameraHead { discovery, head } => {
+                match self.capture.as_mut()?.open_discovered(discovery, head)? {
+                    Ok(()) => None,
+                    Err(e) => Some(self.camera_failed(e)),
+                }
+            }
             MediaEvent::DestinationUp(name) => self
                 .destinations
                 .contains_key(&name)

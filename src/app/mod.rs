@@ -9,6 +9,7 @@
 //! produce inputs that are fed back in the same turn.
 
 mod commands;
+mod disk_work;
 mod fleet_link;
 mod hardware;
 mod leds;
@@ -16,6 +17,8 @@ mod media_ctl;
 mod notify;
 mod remote;
 mod selling;
+mod turns;
+mod wake;
 mod watchdog;
 
 use std::collections::VecDeque;
@@ -32,6 +35,7 @@ use crate::gpio::sim_parse::CameraCommand;
 use crate::gpio::SimEvent;
 use crate::media::capture::CameraFault;
 use crate::show::{Action, Input, Show, ShowEvent, ShowSettings, State};
+use wake::Wake;
 
 pub use media_ctl::capture_settings;
 
@@ -97,6 +101,12 @@ struct Driver {
     starving: bool,
     /// Pushed MQTT settings connecting beside the running link (remote.rs).
     mqtt_trial: Option<remote::MqttTrial>,
+    /// How long the loop's turns take (status `loop`).
+    turns: turns::TurnStats,
+    /// The recordings' disk thread (budget passes, disk-use walks).
+    disk_work: disk_work::DiskWork,
+    /// The last disk-use figures: status reads these, never the disk.
+    disk_usage: crate::recording::usage::UsageCache,
 }
 
 impl Driver {
@@ -112,6 +122,8 @@ impl Driver {
         let (sim_tx, mut sim_rx) = mpsc::unbounded_channel();
         let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<String>();
         let (scale_tx, mut scale_rx) = mpsc::unbounded_channel();
+        let (disk_tx, mut disk_rx) = mpsc::unbounded_channel();
+        let disk_work = disk_work::DiskWork::spawn(disk_tx);
         let seed = u64::from(std::process::id());
         let parts = hardware::Parts {
             edges: edge_tx,
@@ -142,7 +154,7 @@ impl Driver {
                 Duration::from_millis(config.gpio.debounce_ms),
                 Duration::from_millis(config.gpio.long_press_ms),
             ),
-            media: media_ctl::MediaCtl::new(&config, media_tx.clone()),
+            media: media_ctl::MediaCtl::new(&config, media_tx.clone(), disk_work.clone()),
             // Null until the GPIO opens (just below, or on a later retry).
             leds: leds::Leds::new(
                 Box::new(hardware::NullLed),
@@ -176,6 +188,9 @@ impl Driver {
             frames_changed_at: now,
             starving: false,
             mqtt_trial: None,
+            turns: turns::TurnStats::default(),
+            disk_work,
+            disk_usage: Default::default(),
         };
         // After MQTT, so that what is missing is reported there too.
         d.open_hardware(now, true);
@@ -205,9 +220,35 @@ impl Driver {
             .flatten()
             .min()
             .unwrap_or(next_health);
-            tokio::select! {
+            // Only receive here; the work happens below, timed from the wake.
+            let wake = tokio::select! {
                 // GStreamer's threads: bus errors, first bytes out, camera frames.
-                Some(ev) = media_rx.recv() => {
+                Some(ev) = media_rx.recv() => Wake::Media(ev),
+                // Button edges from rppal interrupts or the sim socket.
+                Some(edge) = edge_rx.recv() => Wake::Edge(edge),
+                // The rest of the simulated hardware.
+                Some(sim) = sim_rx.recv() => Wake::Sim(sim),
+                // A down server answers again: reconnect now, not at the next backoff.
+                Some(name) = probe_rx.recv() => Wake::Probe(name),
+                // Scale readings (serial, HX711 or sim).
+                Some(r) = scale_rx.recv() => Wake::Scale(r),
+                // Technicians' commands and fleet pushes (pending forever without MQTT).
+                Some(inc) = recv_or_pending(&mut incoming) => Wake::Incoming(inc),
+                // The recordings' disk thread: figures of a walk or a budget pass.
+                Some(f) = disk_rx.recv() => Wake::Disk(f),
+                // systemd stop or Ctrl-C: end the show cleanly, then exit.
+                _ = sigterm.recv() => Wake::Signal,
+                _ = sigint.recv() => Wake::Signal,
+                _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            };
+            // One clock read per turn; the turn's work is timed from here.
+            let woke = Instant::now();
+            let mut turn = turns::Turn {
+                input: wake.kind(),
+                ..Default::default()
+            };
+            match wake {
+                Wake::Media(ev) => {
                     if let crate::media::MediaEvent::DestinationDown { name, .. }
                     | crate::media::MediaEvent::DestinationStopped(name) = &ev
                     {
@@ -217,34 +258,28 @@ impl Driver {
                         d.pending.push_back(input);
                     }
                 }
-                // Button edges from rppal interrupts or the sim socket.
-                Some(edge) = edge_rx.recv() => {
-                    let edge: crate::gpio::RawEdge = edge;
-                    d.buttons.edge(&edge.button, edge.at, edge.pressed);
-                }
-                // The rest of the simulated hardware.
-                Some(sim) = sim_rx.recv() => d.on_sim(sim),
-                // A down server answers again: reconnect now, not at the next backoff.
-                Some(name) = probe_rx.recv() => {
+                Wake::Edge(edge) => d.buttons.edge(&edge.button, edge.at, edge.pressed),
+                Wake::Sim(sim) => d.on_sim(sim),
+                Wake::Probe(name) => {
                     tracing::info!(destination = %name, "server reachable again");
-                    d.pending.push_back(Input::Command(crate::show::Command::ReconnectNow));
+                    d.pending
+                        .push_back(Input::Command(crate::show::Command::ReconnectNow));
                 }
-                // Scale readings (serial, HX711 or sim).
-                Some(r) = scale_rx.recv() => d.selling.on_reading(Instant::now(), r),
-                // Technicians' commands and fleet pushes (pending forever without MQTT).
-                Some(inc) = recv_or_pending(&mut incoming) => d.on_incoming(inc),
-                // systemd stop or Ctrl-C: end the show cleanly, then exit.
-                _ = sigterm.recv() => d.pending.push_back(Input::Shutdown),
-                _ = sigint.recv() => d.pending.push_back(Input::Shutdown),
-                _ = tokio::time::sleep_until(deadline.into()) => {}
+                Wake::Scale(r) => d.selling.on_reading(woke, r),
+                Wake::Incoming(inc) => d.on_incoming(inc),
+                Wake::Disk(f) => d.disk_usage.measured(woke, f.used_bytes, f.free_bytes),
+                Wake::Signal => d.pending.push_back(Input::Shutdown),
+                Wake::Timer => {}
             }
             let now = Instant::now();
             if now >= next_health {
                 next_health = now + HEALTH_TICK;
+                turn.health = true;
                 d.health(now);
             }
             d.open_hardware(now, false);
             if now >= d.next_status {
+                turn.status = true;
                 d.publish_status(now);
             }
             if let Some(rx) = d.new_incoming.take() {
@@ -252,9 +287,11 @@ impl Driver {
             }
             if d.recorder_retry_at.is_some_and(|t| now >= t) {
                 d.recorder_retry_at = None;
+                turn.recorder = true;
                 d.media.restart_recorder();
             }
             d.pump(now);
+            d.end_turn(woke, turn);
         }
         // The recorder closes its last segment on EOS; it started when the show
         // ended, so a short wait more keeps the whole stop within systemd's 5 s.

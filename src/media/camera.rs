@@ -48,3 +48,80 @@ pub fn camera_head(device: &str, raw: &RawFormat, passthrough: bool) -> Result<S
         ),
     })
 }
+
+/// Tear a pipeline down to NULL off the caller's thread: a state change can
+/// wait on a device or a streaming thread, and the caller is the driver's
+/// loop. Dropping the last reference afterwards frees it there too.
+pub(crate) fn teardown(pipeline: Option<gstreamer::Pipeline>) {
+    use gstreamer::prelude::*;
+    let Some(pipeline) = pipeline else { return };
+    std::thread::spawn(move || {
+        let _ = pipeline.set_state(gstreamer::State::Null);
+    });
+}
+
+/// Look for the camera of a device source on a thread of its own (the device
+/// monitor is slow), after the old pipeline has let go of the device; the
+/// answer comes back as `MediaEvent::CameraHead` tagged with `discovery`.
+pub(crate) fn discover_head(
+    old: Option<gstreamer::Pipeline>,
+    source: super::plan::VideoSource,
+    raw: RawFormat,
+    passthrough: bool,
+    camera_head: fn(&str, &RawFormat, bool) -> Result<String>,
+    discovery: u64,
+    events: super::EventTx,
+) {
+    use gstreamer::prelude::*;
+    std::thread::spawn(move || {
+        if let Some(old) = old {
+            // The new pipeline opens the same device: it must be free first.
+            let _ = old.set_state(gstreamer::State::Null);
+        }
+        let head = match &source {
+            super::plan::VideoSource::V4l2(dev) => camera_head(dev, &raw, passthrough),
+            _ => discover::first_camera()
+                .ok_or_else(|| {
+                    anyhow!("no camera found: plug in a USB camera (it is picked up when it appears), or set video.source")
+                })
+                .and_then(|dev| camera_head(&dev, &raw, passthrough)),
+        };
+        let _ = events.send(super::MediaEvent::CameraHead {
+            discovery,
+            head: head.map_err(|e| format!("{e:#}")),
+        });
+    });
+}
+
+/// Look for the first ALSA capture device on a thread of its own; the answer
+/// comes back as `MediaEvent::MicFound` tagged with `discovery`.
+pub(crate) fn discover_mic(discovery: u64, events: super::EventTx) {
+    std::thread::spawn(move || {
+        let device = discover::first_microphone();
+        let _ = events.send(super::MediaEvent::MicFound { discovery, device });
+    });
+}
+
+/// Plugins that go-live and the recorder first need, loaded now (before the
+/// driver's loop runs) rather than by the first go-live's pipelines: loading
+/// rtmp2 (GIO, TLS) and its neighbours made that turn of the loop take
+/// 100-300 ms on a busy box. Loading is once per process; later calls are
+/// cheap.
+pub fn preload_plugins() {
+    for name in [
+        "appsrc",
+        "queue",
+        "h264parse",
+        "aacparse",
+        "flvmux",
+        "rtmp2sink",
+        "srtsink",
+        "mpegtsmux",
+        "splitmuxsink",
+    ] {
+        if let Some(factory) = gstreamer::ElementFactory::find(name) {
+            // A missing plugin is reported where it is used, with its package.
+            let _ = gstreamer::prelude::PluginFeatureExtManual::load(&factory);
+        }
+    }
+}

@@ -21,6 +21,15 @@ use super::bus::{self, BusError};
 use super::plan::{self, AudioSource, EncoderPlan, RawFormat, VideoSource};
 use super::{EventTx, MediaEvent};
 
+/// What [`Capture::start_camera`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraStart {
+    /// The pipeline is built and starting; `CaptureReady` follows.
+    Started,
+    /// A device is being looked for; `MediaEvent::CameraHead` follows.
+    Discovering,
+}
+
 /// No camera frame for this long while the camera pipeline runs: the camera is lost.
 pub const STALL_AFTER: Duration = Duration::from_secs(2);
 
@@ -69,6 +78,11 @@ pub struct Capture {
     camera_lost: bool,
     /// A fault the sim injected; it outlives camera rebuilds, as a dead camera would.
     fault: Option<CameraFault>,
+    /// Bumped at every camera start and stop: a device discovery that comes
+    /// back (`MediaEvent::CameraHead`) for an older one is ignored.
+    discovery: u64,
+    /// The same for the mic (`MediaEvent::MicFound`).
+    mic_discovery: u64,
     health: Arc<Health>,
     epoch: Instant,
     last_raw: Arc<Mutex<Option<gst::Sample>>>,
@@ -175,6 +189,8 @@ impl Capture {
             camera_gen: Arc::new(AtomicU64::new(0)),
             camera_lost: false,
             fault: None,
+            discovery: 0,
+            mic_discovery: 0,
             health,
             epoch: Instant::now(),
             last_raw,
@@ -186,28 +202,66 @@ impl Capture {
     }
 
     /// (Re)build the camera pipeline. `CaptureReady` follows at its first frame.
-    pub fn start_camera(&mut self) -> Result<()> {
-        self.stop_camera();
+    ///
+    /// A device camera (`auto`, `/dev/videoN`) is looked for off the caller's
+    /// thread (GStreamer's device monitor takes a while): `Discovering` is
+    /// returned at once, and `MediaEvent::CameraHead` brings the answer back
+    /// for [`Capture::open_discovered`]. The old pipeline is torn down off the
+    /// caller's thread too (before the discovery, which frees the device).
+    pub fn start_camera(&mut self) -> Result<CameraStart> {
+        let old = self.take_camera();
         if self.fault == Some(CameraFault::Fail) {
+            super::camera::teardown(old);
             return Err(anyhow!("the camera is gone (simulated)"));
         }
         let passthrough = self.settings.passthrough;
+        if matches!(
+            self.settings.video_source,
+            VideoSource::V4l2(_) | VideoSource::Auto
+        ) {
+            super::camera::discover_head(
+                old,
+                self.settings.video_source.clone(),
+                self.settings.raw.clone(),
+                passthrough,
+                self.settings.camera_head,
+                self.discovery,
+                self.events.clone(),
+            );
+            return Ok(CameraStart::Discovering);
+        }
+        // A synthetic source shares no device with the old pipeline.
+        super::camera::teardown(old);
         let head = match &self.settings.video_source {
             VideoSource::Test if passthrough => plan::synthetic_h264_head(&self.settings.raw),
-            VideoSource::Test | VideoSource::File(_) => {
-                plan::synthetic_video_head(&self.settings.video_source)
-                    .ok_or_else(|| anyhow!("no head for {:?}", self.settings.video_source))?
-            }
-            VideoSource::V4l2(dev) => {
-                (self.settings.camera_head)(dev, &self.settings.raw, passthrough)?
-            }
-            VideoSource::Auto => {
-                let dev = super::discover::first_camera().ok_or_else(|| {
-                    anyhow!("no camera found: plug in a USB camera (it is picked up when it appears), or set video.source")
-                })?;
-                (self.settings.camera_head)(&dev, &self.settings.raw, passthrough)?
-            }
+            source => plan::synthetic_video_head(source)
+                .ok_or_else(|| anyhow!("no head for {source:?}"))?,
         };
+        self.open_camera(head)?;
+        Ok(CameraStart::Started)
+    }
+
+    /// The discovery started by [`Capture::start_camera`] came back: open
+    /// the camera it found. `None` when a newer start or stop overtook it.
+    pub fn open_discovered(
+        &mut self,
+        discovery: u64,
+        head: Result<String, String>,
+    ) -> Option<Result<()>> {
+        if discovery != self.discovery || self.camera.is_some() {
+            return None;
+        }
+        if self.fault == Some(CameraFault::Fail) {
+            return Some(Err(anyhow!("the camera is gone (simulated)")));
+        }
+        Some(
+            head.map_err(|e| anyhow!(e))
+                .and_then(|h| self.open_camera(h)),
+        )
+    }
+
+    fn open_camera(&mut self, head: String) -> Result<()> {
+        let passthrough = self.settings.passthrough;
         let desc = if passthrough {
             plan::passthrough_camera_pipeline(&head)
         } else {
@@ -334,30 +388,52 @@ impl Capture {
         matches!(self.settings.video_source, VideoSource::File(_))
     }
 
+    /// Stop the camera; its pipeline is torn down off the caller's thread.
     pub fn stop_camera(&mut self) {
-        if let Some(camera) = self.camera.take() {
-            // Invalidate the generation first so its teardown messages are ignored.
-            self.camera_gen.fetch_add(1, Ordering::SeqCst);
-            let _ = camera.set_state(gst::State::Null);
-        }
+        let old = self.take_camera();
+        super::camera::teardown(old);
+    }
+
+    fn take_camera(&mut self) -> Option<gst::Pipeline> {
+        self.discovery = self.discovery.wrapping_add(1);
+        let camera = self.camera.take()?;
+        // Invalidate the generation first so its teardown messages are ignored.
+        self.camera_gen.fetch_add(1, Ordering::SeqCst);
+        Some(camera)
     }
 
     /// (Re)build the mic pipeline. No mic configured is not an error: the
     /// encoder sends silence.
+    /// `auto` looks for the mic off the caller's thread (the device monitor
+    /// is slow); `MediaEvent::MicFound` brings it back to [`Capture::open_mic`].
     pub fn start_mic(&mut self) -> Result<()> {
-        if let Some(mic) = self.mic.take() {
-            let _ = mic.set_state(gst::State::Null);
+        // Off the caller's thread: a state change to NULL can wait on the device.
+        super::camera::teardown(self.mic.take());
+        self.mic_discovery = self.mic_discovery.wrapping_add(1);
+        match &self.settings.audio_source {
+            AudioSource::Auto => {
+                super::camera::discover_mic(self.mic_discovery, self.events.clone());
+                Ok(())
+            }
+            other => self.build_mic(other.clone()),
         }
-        let source = match &self.settings.audio_source {
-            AudioSource::Auto => match super::discover::first_microphone() {
-                Some(dev) => AudioSource::Alsa(dev),
-                None => {
-                    tracing::info!("no microphone found; the stream carries silence");
-                    return Ok(());
-                }
-            },
-            other => other.clone(),
-        };
+    }
+
+    /// The mic discovery started by [`Capture::start_mic`] came back.
+    pub fn open_mic(&mut self, discovery: u64, device: Option<String>) -> Result<()> {
+        if discovery != self.mic_discovery || self.mic.is_some() {
+            return Ok(());
+        }
+        match device {
+            Some(dev) => self.build_mic(AudioSource::Alsa(dev)),
+            None => {
+                tracing::info!("no microphone found; the stream carries silence");
+                Ok(())
+            }
+        }
+    }
+
+    fn build_mic(&mut self, source: AudioSource) -> Result<()> {
         let Some(desc) = plan::audio_pipeline(&source, &self.audio_channel) else {
             return Ok(());
         };
@@ -417,8 +493,12 @@ impl Capture {
             CameraFault::Fail => {
                 let el = camera.upcast_ref::<gst::Element>();
                 gst::element_error!(el, gst::ResourceError::Read, ["simulated camera failure"]);
-                // A vanished camera delivers nothing more.
-                let _ = camera.set_state(gst::State::Null);
+                // A vanished camera delivers nothing more (torn down off the
+                // caller's thread; the pipeline stays ours until the restart).
+                let camera = camera.clone();
+                std::thread::spawn(move || {
+                    let _ = camera.set_state(gst::State::Null);
+                });
             }
         }
     }

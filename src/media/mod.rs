@@ -37,6 +37,18 @@ pub enum MediaEvent {
     /// The camera stopped delivering frames or its pipeline failed.
     CameraLost(String),
     CameraRestored,
+    /// A device camera was looked for off the driver's loop: the pipeline's
+    /// head, or why there is none (for `Capture::open_discovered`).
+    CameraHead {
+        discovery: u64,
+        head: Result<String, String>,
+    },
+    /// `auto` looked for a microphone off the driver's loop: the ALSA device
+    /// (`hw:C,D`) or none (for `Capture::open_mic`).
+    MicFound {
+        discovery: u64,
+        device: Option<String>,
+    },
     /// The microphone pipeline failed; the stream carries silence meanwhile.
     MicLost(String),
     DestinationUp(String),

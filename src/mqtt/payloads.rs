@@ -28,6 +28,10 @@ pub struct Status {
     /// absent on a healthy box. The box keeps retrying each.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub errors: std::collections::BTreeMap<String, String>,
+    /// How long the driver's loop was busy in its longest turn (a stall of
+    /// buttons, commands and the watchdog).
+    #[serde(default, rename = "loop")]
+    pub loop_turns: LoopStatus,
     /// Filled in by the MQTT client itself just before publishing; whatever the
     /// caller put here is overwritten.
     #[serde(default)]
@@ -75,6 +79,18 @@ pub struct SrtStatus {
 pub struct ScaleStatus {
     pub weight_kg: Option<f64>,
     pub stable: bool,
+}
+
+/// The driver loop's longest turns: since the last status, and since start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct LoopStatus {
+    pub max_turn_ms: u64,
+    /// What that turn did: the input that woke the loop (`media:camera_lost`,
+    /// `mqtt`, `timer`...) and the periodic work in it (`+health`, `+status`).
+    pub max_turn_what: String,
+    pub max_turn_ms_total: u64,
+    pub max_turn_what_total: String,
+    pub turns: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

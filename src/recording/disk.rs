@@ -179,13 +179,16 @@ pub fn enforce(
     let min_free = min_free_bytes(cfg);
     let plan = plan_cleanup(&segments, current_show, budget, free, min_free);
 
+    // By path, once: looking each planned file up in the list was quadratic,
+    // minutes for a season of 100,000 segments.
+    let sizes: std::collections::HashMap<&Path, u64> = segments
+        .iter()
+        .map(|s| (s.path.as_path(), s.size_bytes))
+        .collect();
     let mut removed = Vec::new();
     let mut freed = 0u64;
     for path in plan {
-        let size = segments
-            .iter()
-            .find(|s| s.path == path)
-            .map_or(0, |s| s.size_bytes);
+        let size = sizes.get(path.as_path()).copied().unwrap_or(0);
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 freed = freed.saturating_add(size);

@@ -5,7 +5,8 @@
 //! [`segment_pattern`] as its `location`. The budget ([`budget`]) is a pure
 //! decision — which files of past shows to delete, oldest first — and
 //! [`disk`] applies it: [`enforce`] at show start and after each segment,
-//! [`disk_usage`] for status. The show folder is named once, when the show
+//! [`disk_usage`] for status, both off the driver's loop; [`usage`] decides
+//! when status measures again (it reads cached figures). The show folder is named once, when the show
 //! starts; a recorder restarted mid-show writes into the same folder and
 //! numbers on from its highest segment ([`next_segment_in`]), so the budget
 //! always knows which folder is on air. The current show is never deleted from; when
@@ -15,6 +16,7 @@
 pub mod budget;
 pub mod disk;
 pub mod naming;
+pub mod usage;
 
 pub use budget::{plan_cleanup, SegmentInfo};
 pub use disk::{
