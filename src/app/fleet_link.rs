@@ -274,21 +274,33 @@ impl Driver {
         self.pending.push_back(Input::Tick);
     }
 
+    /// The config the box started with becomes the last known good the
+    /// first time it reaches standby (no rollback at boot: a camera that is
+    /// unplugged at power-on is not the config's fault). Called at the very
+    /// state change, before any later input: a push that arrives right after
+    /// standby must not be saved as last known good in its place. Never while
+    /// pushed MQTT settings are on trial: what runs then is not yet known good.
+    pub(super) fn confirm_start(&mut self) {
+        let state = self.show.state();
+        if self.start_confirmed
+            || self.mqtt_trial.is_some()
+            || !(state == State::Standby || state.in_show())
+        {
+            return;
+        }
+        self.start_confirmed = true;
+        if let Some(f) = &self.fleet {
+            if let Err(e) = f.confirm_running() {
+                tracing::warn!(error = %format!("{e:#}"), "last known good not saved");
+            }
+        }
+    }
+
     /// A config on trial is kept once the box reaches standby (or goes on
     /// air) and rolled back when the deadline passes first.
     pub(super) fn check_trial(&mut self, now: Instant) {
         let state = self.show.state();
-        // The config the box started with becomes the last known good the
-        // first time it reaches standby (no rollback at boot: a camera that
-        // is unplugged at power-on is not the config's fault).
-        if !self.start_confirmed && (state == State::Standby || state.in_show()) {
-            self.start_confirmed = true;
-            if let Some(f) = &self.fleet {
-                if let Err(e) = f.confirm_running() {
-                    tracing::warn!(error = %format!("{e:#}"), "last known good not saved");
-                }
-            }
-        }
+        self.confirm_start();
         let Some(deadline) = self.trial else { return };
         if state == State::Standby || state.in_show() {
             self.trial = None;

@@ -330,6 +330,7 @@ impl Driver {
                     self.show_ended(now);
                 }
                 self.notify.status(self.show.state().as_str());
+                self.confirm_start();
                 self.state_since = now;
                 // Status goes out on every change, not only on the interval.
                 self.next_status = now;
