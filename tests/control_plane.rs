@@ -35,12 +35,8 @@ fn daemon_toml(tc: &TestConfig, port: u16, protocol: &str) -> String {
     if let Some(toml::Value::Table(mqtt)) = t.get_mut("mqtt") {
         mqtt.insert("protocol".into(), toml::Value::String(protocol.into()));
     }
-    let extra: toml::Table = toml::from_str(
-        "[scale]\nkind = \"sim\"\nsettle_wait_ms = 4000\n\n\
-         [[products]]\nid = \"mussels\"\nname = \"Mussels\"\nunit = \"kg\"\n\
-         unit_price = \"30.00\"\ncurrency = \"CNY\"\n",
-    )
-    .expect("scale fragment");
+    let extra: toml::Table =
+        toml::from_str(common::config::SIM_SCALE_AND_MUSSELS).expect("scale fragment");
     t.extend(extra);
     toml::to_string(&t).expect("serialise daemon config")
 }

@@ -20,12 +20,8 @@ const SECRET: &str = "SECRET123";
 fn scale_toml(tc: &TestConfig, mqtt_port: u16) -> String {
     let mut t = tc.mqtt_table(mqtt_port);
     // settle_wait_ms: well over the ~1.3 s the sim needs to settle.
-    let extra: toml::Table = toml::from_str(
-        "[scale]\nkind = \"sim\"\nsettle_wait_ms = 4000\n\n\
-         [[products]]\nid = \"mussels\"\nname = \"Mussels\"\nunit = \"kg\"\n\
-         unit_price = \"30.00\"\ncurrency = \"CNY\"\n",
-    )
-    .expect("scale config fragment");
+    let extra: toml::Table =
+        toml::from_str(common::config::SIM_SCALE_AND_MUSSELS).expect("scale config fragment");
     t.extend(extra);
     toml::to_string(&t).expect("serialise daemon config")
 }

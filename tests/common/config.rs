@@ -93,3 +93,9 @@ impl TestConfig {
         t
     }
 }
+
+/// A sim scale that settles well within its wait, and one product sold by
+/// weight (`mussels`, 30.00 CNY/kg): the selling part of the command tests.
+pub const SIM_SCALE_AND_MUSSELS: &str = "[scale]\nkind = \"sim\"\nsettle_wait_ms = 4000\n\n\
+     [[products]]\nid = \"mussels\"\nname = \"Mussels\"\nunit = \"kg\"\n\
+     unit_price = \"30.00\"\ncurrency = \"CNY\"\n";
