@@ -13,6 +13,7 @@
 //! - [`app`]: the driver that wires the pure core to the edges.
 
 pub mod app;
+pub mod appliance;
 pub mod backends;
 pub mod backoff;
 pub mod config;

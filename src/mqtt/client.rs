@@ -67,6 +67,17 @@ pub struct IncomingCommand {
     pub(super) reply_to: ReplyTo,
 }
 
+impl IncomingCommand {
+    /// A command that came another way than MQTT (the phone's page, a
+    /// test): its reply goes to the device's plain reply topic.
+    pub fn new(command: commands::Command) -> IncomingCommand {
+        IncomingCommand {
+            command,
+            reply_to: ReplyTo::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(super) struct ReplyTo {
     pub(super) response_topic: Option<String>,

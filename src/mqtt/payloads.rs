@@ -128,9 +128,14 @@ pub struct Event {
 impl Event {
     /// An event of `kind` stamped now.
     pub fn now(kind: impl Into<String>) -> Self {
+        Event::at(kind, SystemTime::now())
+    }
+
+    /// An event stamped with a wall clock read elsewhere (the core reads none).
+    pub fn at(kind: impl Into<String>, wall: SystemTime) -> Self {
         Event {
             kind: kind.into(),
-            ts: rfc3339_utc(SystemTime::now()),
+            ts: rfc3339_utc(wall),
             fields: Map::new(),
         }
     }
