@@ -15,7 +15,7 @@ use tokio::sync::mpsc::Receiver;
 
 use crate::config::{Config, MqttConfig};
 use crate::media::capture::Snapshotter;
-use crate::mqtt::payloads::Event;
+use crate::mqtt::payloads::{Event, EventBody};
 use crate::mqtt::{Incoming, IncomingCommand, MqttHandle, MqttSettings, Protocol};
 
 /// A snapshot must fit in an MQTT answer a phone can show: under 100 KB.
@@ -97,13 +97,11 @@ pub fn logs(lines: usize, budget: usize) -> Value {
 
 /// `log_level_changed` with `old`, `new` and `undo`.
 pub fn log_level_event(change: &crate::logging::LevelChange) -> Event {
-    Event::now("log_level_changed")
-        .with("old", change.old.as_str())
-        .with("new", change.new.as_str())
-        .with(
-            "undo",
-            json!({ "cmd": "set_log_level", "args": { "level": change.old } }),
-        )
+    Event::now(EventBody::LogLevelChanged {
+        old: change.old.clone(),
+        new: change.new.clone(),
+        undo: json!({ "cmd": "set_log_level", "args": { "level": change.old } }),
+    })
 }
 
 // ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Core, FleetAnswer, FleetOp, MediaCmd, MqttOp, Now, Output, Publish, TRIAL};
 use crate::config::{Config, MqttConfig};
 use crate::fleet::{Action, Reported, Source, Status};
-use crate::mqtt::payloads::Event;
+use crate::mqtt::payloads::{ConfigReport, Event, EventBody};
 use crate::show::{Show, ShowSettings, State};
 
 /// How long new MQTT settings from a push have to connect before the box
@@ -74,26 +74,20 @@ impl FleetState {
 
 /// The event a fleet report is told with on `P/D/events`.
 pub fn config_event(r: &Reported, wall: std::time::SystemTime) -> Event {
-    let kind = match r.status {
-        Status::Applied => "config_applied",
-        Status::Pending => "config_pending",
-        Status::Rejected => "config_rejected",
-        Status::RolledBack => "config_rolled_back",
+    let report = ConfigReport {
+        hash: r.hash.clone(),
+        version: r.version,
+        error: r.error.clone(),
+        field: r.field.clone(),
+        note: r.note.clone(),
     };
-    let mut ev = Event::at(kind, wall).with("hash", r.hash.as_str());
-    if let Some(v) = r.version {
-        ev = ev.with("version", v);
-    }
-    if let Some(e) = &r.error {
-        ev = ev.with("error", e.as_str());
-    }
-    if let Some(f) = &r.field {
-        ev = ev.with("field", f.as_str());
-    }
-    if let Some(n) = &r.note {
-        ev = ev.with("note", n.as_str());
-    }
-    ev
+    let body = match r.status {
+        Status::Applied => EventBody::ConfigApplied(report),
+        Status::Pending => EventBody::ConfigPending(report),
+        Status::Rejected => EventBody::ConfigRejected(report),
+        Status::RolledBack => EventBody::ConfigRolledBack(report),
+    };
+    Event::at(body, wall)
 }
 
 impl Core {

@@ -425,7 +425,7 @@ impl Sim {
         self.seen
             .iter()
             .filter_map(|(_, s)| match s {
-                Seen::Publish(Publish::Event(e)) if e.kind == kind => Some(e),
+                Seen::Publish(Publish::Event(e)) if e.kind() == kind => Some(e),
                 _ => None,
             })
             .collect()

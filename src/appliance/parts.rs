@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{Core, Output, Publish};
 use crate::backoff::{Backoff, XorShift64};
-use crate::mqtt::payloads::Event;
+use crate::mqtt::payloads::{Event, EventBody};
 use crate::scale::Scale;
 
 /// First wait before opening a missing part again; it doubles up to the cap.
@@ -181,9 +181,13 @@ impl Core {
             return;
         }
         tracing::error!(part, error = %why, retry_in_s = in_s, "cannot open; the box runs without it and retries");
-        let ev = Event::at("error", self.wall)
-            .with("what", format!("{part}: {why}"))
-            .with("part", part);
+        let ev = Event::at(
+            EventBody::Error {
+                what: format!("{part}: {why}"),
+                part: Some(part.to_string()),
+            },
+            self.wall,
+        );
         self.publish(Publish::Event(ev));
         self.status.due_now(now);
     }

@@ -120,7 +120,7 @@ proptest! {
         let mut folders = BTreeSet::new();
         for (_, seen) in &sim.seen {
             match seen {
-                Seen::Publish(Publish::Event(e)) if e.kind == "live_stopped" => current = None,
+                Seen::Publish(Publish::Event(e)) if e.kind() == "live_stopped" => current = None,
                 Seen::Media(MediaCmd::Rebuild(_)) => current = None,
                 Seen::Media(MediaCmd::StartRecorder(d)) => match &current {
                     Some(cur) => prop_assert_eq!(cur, d, "a second folder in one show"),

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{CalChange, Core, MediaCmd, Now, Output, Publish, Work};
 use crate::config::Config;
-use crate::mqtt::payloads::{Event, ScaleStatus};
+use crate::mqtt::payloads::{Event, EventBody, ScaleStatus};
 use crate::mqtt::IncomingCommand;
 use crate::products::overlay::{lower_third_text, template_for, LowerThird};
 use crate::products::tag::{TagOutcome, TagRecord, Tagger};
@@ -152,11 +152,13 @@ impl Core {
                 match ev {
                     ScaleEvent::Error(why) => {
                         tracing::warn!(reason = %why, "scale");
-                        events.push(
-                            Event::at("error", now.wall)
-                                .with("what", format!("scale: {why}"))
-                                .with("part", "scale"),
-                        );
+                        events.push(Event::at(
+                            EventBody::Error {
+                                what: format!("scale: {why}"),
+                                part: Some("scale".into()),
+                            },
+                            now.wall,
+                        ));
                     }
                     ScaleEvent::Recovered => tracing::info!("scale readings are good again"),
                 }
@@ -193,7 +195,13 @@ impl Core {
             }
             TagOutcome::Failed(e) => {
                 tracing::warn!(reason = %e, "tag failed");
-                let ev = Event::at("error", now.wall).with("what", format!("tag: {e}"));
+                let ev = Event::at(
+                    EventBody::Error {
+                        what: format!("tag: {e}"),
+                        part: None,
+                    },
+                    now.wall,
+                );
                 self.publish(Publish::Event(ev));
                 if let Origin::Command(cmd) = origin {
                     self.reply(cmd, Err(e.to_string()));
@@ -277,11 +285,15 @@ impl Core {
             new_factor = new.factor,
             "scale calibration changed"
         );
-        let ev = Event::at("calibration_changed", self.wall)
-            .with("cause", cause)
-            .with("old", json!(old))
-            .with("new", json!(new))
-            .with("undo", calibration_undo(&old));
+        let ev = Event::at(
+            EventBody::CalibrationChanged {
+                cause: cause.to_string(),
+                old,
+                new,
+                undo: calibration_undo(&old),
+            },
+            self.wall,
+        );
         self.publish(Publish::Event(ev));
         self.reply(cmd, Ok(json!(new)));
     }
@@ -302,20 +314,12 @@ fn calibration_undo(cal: &Calibration) -> Value {
 }
 
 fn product_event(record: &TagRecord, show: &ShowContext, now: Now) -> Event {
-    let mut ev = Event::at("product_tagged", now.wall);
-    if let Ok(Value::Object(fields)) = serde_json::to_value(record) {
-        for (k, v) in fields {
-            ev = ev.with(&k, v);
-        }
-    }
-    ev.with(
-        "show_id",
-        show.show_id.clone().map_or(Value::Null, Value::from),
-    )
-    .with(
-        "show_offset_s",
-        show.offset.map_or(Value::Null, |d| {
-            json!((d.as_secs_f64() * 10.0).round() / 10.0)
-        }),
+    Event::at(
+        EventBody::ProductTagged {
+            record: record.clone(),
+            show_id: show.show_id.clone(),
+            show_offset_s: show.offset.map(|d| (d.as_secs_f64() * 10.0).round() / 10.0),
+        },
+        now.wall,
     )
 }

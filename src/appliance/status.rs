@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::parts::ERROR_CHARS;
 use super::{Core, Now, Output, Publish, Work};
-use crate::mqtt::payloads::{self as p, Event};
+use crate::mqtt::payloads::{self as p, Event, EventBody};
 use crate::recording::usage::UsageCache;
 use crate::show::{Input as ShowInput, ShowEvent};
 
@@ -154,23 +154,34 @@ pub fn show_event(e: &ShowEvent, wall: SystemTime) -> Option<Event> {
         }
         other => tracing::info!(event = ?other, "show"),
     }
-    let ev = |kind| Event::at(kind, wall);
-    Some(match e {
-        ShowEvent::LiveStarted { show_id } => ev("live_started").with("show_id", show_id.as_str()),
-        ShowEvent::LiveStopped { show_id, reason } => ev("live_stopped")
-            .with("show_id", show_id.as_str())
-            .with("reason", reason.as_str()),
-        ShowEvent::DestinationDown { name, reason } => ev("destination_down")
-            .with("name", name.as_str())
-            .with("reason", reason.as_str()),
-        ShowEvent::DestinationUp { name } => ev("destination_up").with("name", name.as_str()),
-        ShowEvent::Error { what } => ev("error").with("what", what.as_str()),
-        ShowEvent::StateChanged { from, to } => ev("state_changed")
-            .with("from", from.as_str())
-            .with("to", to.as_str()),
-        ShowEvent::Ack => ev("button_pressed").with("button", "go_live"),
-        ShowEvent::ProductPressed { product_id, .. } => {
-            ev("button_pressed").with("button", format!("product:{product_id}"))
-        }
-    })
+    let s = |t: &str| t.to_string();
+    let body = match e {
+        ShowEvent::LiveStarted { show_id } => EventBody::LiveStarted {
+            show_id: s(show_id),
+        },
+        ShowEvent::LiveStopped { show_id, reason } => EventBody::LiveStopped {
+            show_id: s(show_id),
+            reason: s(reason.as_str()),
+        },
+        ShowEvent::DestinationDown { name, reason } => EventBody::DestinationDown {
+            name: s(name),
+            reason: s(reason),
+        },
+        ShowEvent::DestinationUp { name } => EventBody::DestinationUp { name: s(name) },
+        ShowEvent::Error { what } => EventBody::Error {
+            what: s(what),
+            part: None,
+        },
+        ShowEvent::StateChanged { from, to } => EventBody::StateChanged {
+            from: s(from.as_str()),
+            to: s(to.as_str()),
+        },
+        ShowEvent::Ack => EventBody::ButtonPressed {
+            button: s("go_live"),
+        },
+        ShowEvent::ProductPressed { product_id, .. } => EventBody::ButtonPressed {
+            button: format!("product:{product_id}"),
+        },
+    };
+    Some(Event::at(body, wall))
 }

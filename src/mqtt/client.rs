@@ -129,11 +129,11 @@ impl MqttHandle {
     pub fn event(&self, event: Event) {
         let pushed = match self.queue.lock() {
             Ok(mut q) => q.push(&event),
-            Err(_) => return warn!("mqtt event queue poisoned; event {} lost", event.kind),
+            Err(_) => return warn!("mqtt event queue poisoned; event {} lost", event.kind()),
         };
         match pushed {
             Ok(()) => self.events_pending.notify_one(),
-            Err(e) => warn!("mqtt event {} not queued: {e:#}", event.kind),
+            Err(e) => warn!("mqtt event {} not queued: {e:#}", event.kind()),
         }
     }
 
