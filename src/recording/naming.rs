@@ -7,6 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use time::format_description::FormatItem;
+use time::macros::{datetime, format_description};
+use time::OffsetDateTime;
+
 /// printf pattern of a segment's file name, as splitmuxsink's `location` wants it.
 pub const SEGMENT_PRINTF: &str = "seg-%05d.ts";
 
@@ -75,19 +79,25 @@ pub fn is_segment_name(name: &str) -> bool {
         .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// `YYYY-MM-DDTHH-MM-SSZ` in UTC; times before 1970 are clamped to the epoch.
+/// `YYYY-MM-DDTHH-MM-SSZ` in UTC; times before 1970 are clamped to the epoch,
+/// times past the year 9999 (a clock gone wild) to its last second, so that
+/// stamps keep sorting in time order and keep their length.
 pub fn utc_stamp(t: SystemTime) -> String {
+    const STAMP: &[FormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]Z");
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    let at = i64::try_from(secs)
+        .ok()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(LAST_STAMPABLE);
+    // Formatting a UTC time with this description cannot fail; the fallback
+    // keeps the folder name valid anyway.
+    at.format(STAMP)
+        .unwrap_or_else(|_| "1970-01-01T00-00-00Z".into())
 }
+
+/// The last second `time` represents without its `large-dates` feature.
+const LAST_STAMPABLE: OffsetDateTime = datetime!(9999-12-31 23:59:59 UTC);
 
 fn sanitize(id: &str) -> String {
     let s: String = id
@@ -107,21 +117,6 @@ fn sanitize(id: &str) -> String {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
-/// calendar (Howard Hinnant's `civil_from_days`), so we need no date crate.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,8 +132,20 @@ mod tests {
         // 2026-11-25T22:10:03Z, computed independently with `date -u -d @1795644603`.
         assert_eq!(utc_stamp(at(1_795_644_603)), "2026-11-25T22-10-03Z");
         assert_eq!(utc_stamp(at(0)), "1970-01-01T00-00-00Z");
-        // Leap day.
+        // Leap day of a year divisible by 400, and the day after.
         assert_eq!(utc_stamp(at(951_782_400)), "2000-02-29T00-00-00Z");
+        assert_eq!(utc_stamp(at(951_868_800)), "2000-03-01T00-00-00Z");
+        // 2100 is no leap year: 28 February is followed by 1 March.
+        assert_eq!(utc_stamp(at(4_107_456_000)), "2100-02-28T00-00-00Z");
+        assert_eq!(utc_stamp(at(4_107_542_400)), "2100-03-01T00-00-00Z");
+        // Leap day of an ordinary leap year.
+        assert_eq!(utc_stamp(at(1_709_164_800)), "2024-02-29T00-00-00Z");
+        // End of a year and the first second of the next.
+        assert_eq!(utc_stamp(at(1_798_761_599)), "2026-12-31T23-59-59Z");
+        assert_eq!(utc_stamp(at(1_798_761_600)), "2027-01-01T00-00-00Z");
+        // A clock past what can be named stays on the last name, same length.
+        assert_eq!(utc_stamp(at(i64::MAX as u64)), "9999-12-31T23-59-59Z");
+        assert_eq!(utc_stamp(at(253_402_300_800)), "9999-12-31T23-59-59Z");
         assert_eq!(
             utc_stamp(UNIX_EPOCH - Duration::from_secs(5)),
             "1970-01-01T00-00-00Z"
