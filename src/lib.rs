@@ -13,7 +13,6 @@
 //! - [`app`]: the driver that wires the pure core to the edges.
 
 pub mod app;
-pub mod backends;
 pub mod backoff;
 pub mod config;
 pub mod excerpt;

@@ -51,7 +51,7 @@ pub fn open_gpio(
         products: &config.products,
         sim_events: Some(sim),
     })
-    .with_context(|| format!("gpio.backend = {:?}", config.gpio.backend))?;
+    .with_context(|| format!("gpio.backend = \"{}\"", config.gpio.backend))?;
     hw.buttons.start(edges).context("starting the buttons")?;
     Ok(Lights {
         tally: hw.tally,

@@ -10,7 +10,7 @@ use anyhow::{anyhow, Result};
 use crate::config::{Config, DestinationConfig};
 use crate::media::capture::{CameraFault, Capture, CaptureSettings};
 use crate::media::destination::{Destination, QueueBounds};
-use crate::media::plan::{self, AudioSource, EncoderPlan, VideoSource};
+use crate::media::plan::{self, EncoderPlan};
 use crate::media::recorder::Recorder;
 use crate::media::{encoder, EventTx, MediaEvent};
 use crate::show::Input;
@@ -418,10 +418,8 @@ fn dir_name(dir: &std::path::Path) -> String {
 /// GStreamer registry. Returns the settings and the encoder's name.
 pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, String)> {
     crate::media::init()?;
-    let video_source =
-        VideoSource::parse(&config.video.source).map_err(|e| anyhow!("video.source: {e}"))?;
-    let audio_source =
-        AudioSource::parse(&config.audio.source).map_err(|e| anyhow!("audio.source: {e}"))?;
+    let video_source = config.video.source.clone();
+    let audio_source = config.audio.source.clone();
     let choice = encoder::choose(&config.video.encoder, &encoder::registry_available)
         .map_err(|e| anyhow!("video.encoder: {e}"))?;
     if config.video.passthrough {

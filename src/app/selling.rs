@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::config::Config;
+use crate::config::{Config, ScaleKind};
 use crate::mqtt::payloads::{Event, ScaleStatus};
 use crate::mqtt::IncomingCommand;
 use crate::products::overlay::{lower_third_text, template_for, LowerThird};
@@ -64,7 +64,7 @@ impl Selling {
         now: Instant,
     ) -> Result<()> {
         let opened = crate::scale::open(&config.scale, Path::new(&config.state_dir), now)
-            .with_context(|| format!("scale.kind = {:?}", config.scale.kind))?;
+            .with_context(|| format!("scale.kind = \"{}\"", config.scale.kind))?;
         if let Some((opened, scale)) = opened {
             opened
                 .source
@@ -263,10 +263,10 @@ impl Selling {
 
     /// Why there is no scale to tare or calibrate.
     fn no_scale(&self) -> String {
-        match self.config.scale.kind.as_str() {
-            "none" => "this box has no scale (scale.kind = \"none\")".into(),
+        match self.config.scale.kind {
+            ScaleKind::None => "this box has no scale (scale.kind = \"none\")".into(),
             kind => format!(
-                "the scale (scale.kind = {kind:?}) is not open; status errors.scale says why, and the box keeps trying"
+                "the scale (scale.kind = \"{kind}\") is not open; status errors.scale says why, and the box keeps trying"
             ),
         }
     }
