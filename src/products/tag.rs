@@ -245,6 +245,15 @@ mod tests {
         );
     }
 
+    /// The `product_tagged` event carries the unit as the config's word.
+    #[test]
+    fn the_record_shows_the_unit_as_its_word() {
+        let mut t = Tagger::new(&products(), WAIT);
+        let r = tagged(t.tag("eggs", None, Instant::now()));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["unit"], "piece", "{v}");
+    }
+
     #[test]
     fn unstable_waits_then_tags_with_the_settled_weight() {
         let t0 = Instant::now();
