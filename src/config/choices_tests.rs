@@ -4,16 +4,29 @@
 
 use super::*;
 
-/// `T` parsed from `word`, shown again, and through serde (TOML and JSON).
-fn round_trips<T>(word: &str)
-where
+/// What every choice type offers.
+trait Word:
+    FromStr<Err = ChoiceError>
+    + fmt::Display
+    + fmt::Debug
+    + PartialEq
+    + Serialize
+    + serde::de::DeserializeOwned
+{
+}
+
+impl<T> Word for T where
     T: FromStr<Err = ChoiceError>
         + fmt::Display
         + fmt::Debug
         + PartialEq
         + Serialize
-        + serde::de::DeserializeOwned,
+        + serde::de::DeserializeOwned
 {
+}
+
+/// `T` parsed from `word`, shown again, and through serde (TOML and JSON).
+fn round_trips<T: Word>(word: &str) {
     let v: T = word
         .parse()
         .unwrap_or_else(|e| panic!("{word:?} refused: {e}"));
@@ -31,15 +44,7 @@ where
 
 #[test]
 fn every_word_round_trips() {
-    fn all<T>(words: &[&str], all: &[T])
-    where
-        T: FromStr<Err = ChoiceError>
-            + fmt::Display
-            + fmt::Debug
-            + PartialEq
-            + Serialize
-            + serde::de::DeserializeOwned,
-    {
+    fn all<T: Word>(words: &[&str], all: &[T]) {
         assert_eq!(words.len(), all.len());
         for (w, v) in words.iter().zip(all) {
             round_trips::<T>(w);

@@ -6,10 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 use time::format_description::FormatItem;
-use time::macros::{datetime, format_description};
-use time::OffsetDateTime;
+use time::macros::format_description;
 
 /// `P/D/status`, retained, latest wins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -178,23 +177,17 @@ impl CmdResult {
 }
 
 /// `2026-11-25T22:09:28Z` (second precision is plenty for a technician).
-/// Times before 1970 read as the epoch, past the year 9999 as its last second.
+/// Clamped to 1970 and the year 9999 (see [`crate::utc`]).
 pub fn rfc3339_utc(t: SystemTime) -> String {
     const RFC3339: &[FormatItem<'_>] =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let at = i64::try_from(secs)
-        .ok()
-        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-        .unwrap_or(datetime!(9999-12-31 23:59:59 UTC));
-    at.format(RFC3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+    crate::utc::format(t, RFC3339)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn rfc3339_known_instants() {

@@ -5,11 +5,10 @@
 //! FAT-formatted USB stick keeps its name; they sort lexically in time order.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use time::format_description::FormatItem;
-use time::macros::{datetime, format_description};
-use time::OffsetDateTime;
+use time::macros::format_description;
 
 /// printf pattern of a segment's file name, as splitmuxsink's `location` wants it.
 pub const SEGMENT_PRINTF: &str = "seg-%05d.ts";
@@ -79,25 +78,13 @@ pub fn is_segment_name(name: &str) -> bool {
         .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// `YYYY-MM-DDTHH-MM-SSZ` in UTC; times before 1970 are clamped to the epoch,
-/// times past the year 9999 (a clock gone wild) to its last second, so that
-/// stamps keep sorting in time order and keep their length.
+/// `YYYY-MM-DDTHH-MM-SSZ` in UTC; clamped to 1970 and the year 9999 (see
+/// [`crate::utc`]), so stamps keep their length and sort in time order.
 pub fn utc_stamp(t: SystemTime) -> String {
     const STAMP: &[FormatItem<'_>] =
         format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]Z");
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let at = i64::try_from(secs)
-        .ok()
-        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-        .unwrap_or(LAST_STAMPABLE);
-    // Formatting a UTC time with this description cannot fail; the fallback
-    // keeps the folder name valid anyway.
-    at.format(STAMP)
-        .unwrap_or_else(|_| "1970-01-01T00-00-00Z".into())
+    crate::utc::format(t, STAMP)
 }
-
-/// The last second `time` represents without its `large-dates` feature.
-const LAST_STAMPABLE: OffsetDateTime = datetime!(9999-12-31 23:59:59 UTC);
 
 fn sanitize(id: &str) -> String {
     let s: String = id
@@ -121,7 +108,7 @@ fn sanitize(id: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
