@@ -38,7 +38,7 @@ impl ChoiceError {
 }
 
 /// `"a", "b", "c"`.
-pub fn quoted(words: &[&str]) -> String {
+fn quoted(words: &[&str]) -> String {
     words
         .iter()
         .map(|s| format!("\"{s}\""))
