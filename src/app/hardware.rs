@@ -38,7 +38,7 @@ pub fn open_gpio(
         products: &config.products,
         sim_events: Some(sim),
     })
-    .with_context(|| format!("gpio.backend = {:?}", config.gpio.backend))?;
+    .with_context(|| format!("gpio.backend = \"{}\"", config.gpio.backend))?;
     hw.buttons.start(edges).context("starting the buttons")?;
     Ok(Lights {
         tally: hw.tally,
@@ -55,7 +55,7 @@ pub fn open_scale(
     now: Instant,
 ) -> Result<Option<(Scale, Option<SimScaleFeed>)>> {
     let opened = crate::scale::open(&config.scale, Path::new(&config.state_dir), now)
-        .with_context(|| format!("scale.kind = {:?}", config.scale.kind))?;
+        .with_context(|| format!("scale.kind = \"{}\"", config.scale.kind))?;
     let Some((opened, scale)) = opened else {
         return Ok(None);
     };

@@ -12,7 +12,7 @@ use crate::appliance::{EncoderInfo, MediaReport};
 use crate::config::{Config, DestinationConfig};
 use crate::media::capture::{CameraFault, Capture, CaptureSettings};
 use crate::media::destination::{Destination, QueueBounds};
-use crate::media::plan::{self, AudioSource, EncoderPlan, VideoSource};
+use crate::media::plan::{self, EncoderPlan};
 use crate::media::recorder::Recorder;
 use crate::media::{encoder, EventTx, MediaEvent};
 
@@ -389,10 +389,8 @@ fn unreachable(error: &str) -> bool {
 /// GStreamer registry. Returns the settings and the encoder.
 pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, EncoderInfo)> {
     crate::media::init()?;
-    let video_source =
-        VideoSource::parse(&config.video.source).map_err(|e| anyhow!("video.source: {e}"))?;
-    let audio_source =
-        AudioSource::parse(&config.audio.source).map_err(|e| anyhow!("audio.source: {e}"))?;
+    let video_source = config.video.source.clone();
+    let audio_source = config.audio.source.clone();
     let choice = encoder::choose(&config.video.encoder, &encoder::registry_available)
         .map_err(|e| anyhow!("video.encoder: {e}"))?;
     if config.video.passthrough {

@@ -16,7 +16,7 @@ use tokio::sync::mpsc::Receiver;
 use crate::config::{Config, MqttConfig};
 use crate::media::capture::Snapshotter;
 use crate::mqtt::payloads::{Event, EventBody};
-use crate::mqtt::{Incoming, IncomingCommand, MqttHandle, MqttSettings, Protocol};
+use crate::mqtt::{Incoming, IncomingCommand, MqttHandle, MqttSettings};
 
 /// A snapshot must fit in an MQTT answer a phone can show: under 100 KB.
 const SNAPSHOT_MAX_BYTES: usize = 100 * 1024;
@@ -42,11 +42,7 @@ fn settings(config: &Config) -> MqttSettings {
     s.client_cert = m.client_cert.as_ref().map(PathBuf::from);
     s.client_key = m.client_key.as_ref().map(PathBuf::from);
     s.keep_alive = Duration::from_secs(m.keep_alive_s);
-    s.protocol = if m.protocol == "v5" {
-        Protocol::V5
-    } else {
-        Protocol::V4
-    };
+    s.protocol = m.protocol;
     s.hass_discovery = m.hass_discovery;
     s.fleet_groups = config.fleet.groups.clone();
     s

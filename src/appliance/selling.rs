@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::{CalChange, Core, MediaCmd, Now, Output, Publish, Work};
-use crate::config::Config;
+use crate::config::{Config, ScaleKind};
 use crate::mqtt::payloads::{Event, EventBody, ScaleStatus};
 use crate::mqtt::IncomingCommand;
 use crate::products::overlay::{lower_third_text, template_for, LowerThird};
@@ -97,11 +97,11 @@ impl Selling {
 
     /// The scale to tare or calibrate, or why there is none.
     fn scale_mut(&mut self, config: &Config) -> Result<&mut Scale, String> {
-        let kind = config.scale.kind.as_str();
+        let kind = config.scale.kind;
         self.scale.as_mut().ok_or_else(|| match kind {
-            "none" => "this box has no scale (scale.kind = \"none\")".into(),
+            ScaleKind::None => "this box has no scale (scale.kind = \"none\")".into(),
             kind => format!(
-                "the scale (scale.kind = {kind:?}) is not open; status errors.scale says why, and the box keeps trying"
+                "the scale (scale.kind = \"{kind}\") is not open; status errors.scale says why, and the box keeps trying"
             ),
         })
     }

@@ -189,7 +189,7 @@ fn mussels() -> ProductConfig {
     ProductConfig {
         id: "mussels".into(),
         name: "Mussels".into(),
-        unit: "kg".into(),
+        unit: "kg".parse().unwrap(),
         unit_price: "30.00".into(),
         currency: "CNY".into(),
         button_pin: None,
@@ -342,7 +342,7 @@ fn a_push_during_a_live_show_waits_then_rebuilds_on_trial() {
 fn a_rebuilt_config_that_never_reaches_standby_is_rolled_back() {
     let mut sim = standby(&["yt"]);
     let mut bad = config(&["yt"]);
-    bad.video.source = "v4l2:/dev/video99".into();
+    bad.video.source = "v4l2:/dev/video99".parse().unwrap();
     sim.fleet_answers.push_back(FleetAnswer::Step {
         reported: Reported::new(Some(3), Status::Applied, "h"),
         action: crate::fleet::Action::Restart(Box::new(bad)),
@@ -466,7 +466,7 @@ fn the_product_button_tags_and_a_short_go_live_press_in_a_show_only_acks() {
     let mut c = config(&["yt"]);
     let mut eggs = mussels();
     eggs.id = "eggs".into();
-    eggs.unit = "piece".into();
+    eggs.unit = "piece".parse().unwrap();
     c.products = vec![eggs];
     let mut sim = Sim::new(c);
     sim.run_for(secs(1));

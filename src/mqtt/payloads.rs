@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
 
 /// `P/D/status`, retained, latest wins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -260,40 +262,17 @@ impl CmdResult {
 }
 
 /// `2026-11-25T22:09:28Z` (second precision is plenty for a technician).
+/// Clamped to 1970 and the year 9999 (see [`crate::utc`]).
 pub fn rfc3339_utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil: avoids a date crate for one formatter.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    const RFC3339: &[FormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    crate::utc::format(t, RFC3339)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn rfc3339_known_instants() {
@@ -303,6 +282,17 @@ mod tests {
         assert_eq!(rfc3339_utc(t), "2000-02-29T01:01:01Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_798_761_599);
         assert_eq!(rfc3339_utc(t), "2026-12-31T23:59:59Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_798_761_600);
+        assert_eq!(rfc3339_utc(t), "2027-01-01T00:00:00Z");
+        // 2100 is no leap year.
+        let t = UNIX_EPOCH + Duration::from_secs(4_107_542_400);
+        assert_eq!(rfc3339_utc(t), "2100-03-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_utc(UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00:00:00Z"
+        );
+        let t = UNIX_EPOCH + Duration::from_secs(i64::MAX as u64);
+        assert_eq!(rfc3339_utc(t), "9999-12-31T23:59:59Z");
     }
 
     #[test]
