@@ -1,17 +1,12 @@
 //! Carrying out the core's outputs: each is one effect on a handle, and
 //! what fails at once is the matching input, returned for the same turn.
 
-use std::io::Write as _;
-use std::path::Path;
-
-use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::{hardware, remote, Shell};
 use crate::appliance::{
     Core, Input, Light, MediaCmd, MqttOp, NotifyOp, Now, Output, Publish, Work,
 };
-use crate::mqtt::payloads::Event;
 
 impl Shell {
     pub(super) fn carry_out(&mut self, core: &Core, now: Now, out: Output) -> Option<Input> {
@@ -206,11 +201,10 @@ impl Shell {
                     .map_err(|e| format!("{e:#}"));
                 return Some(Input::CalibrationSaved { change, saved });
             }
-            Work::SalesLog { dir, event } => {
-                if let Err(e) = append_sales_log(&dir, &event) {
-                    tracing::warn!(error = %format!("{e:#}"), "sales log not written");
-                }
-            }
+            Work::SalesLog { dir, event } => match serde_json::to_string(&event) {
+                Ok(line) => self.disk_work.sales_log(dir, line),
+                Err(e) => tracing::warn!(error = %e, "sales log line not made"),
+            },
         }
         None
     }
@@ -229,20 +223,4 @@ impl Shell {
         }
         None
     }
-}
-
-/// One JSON line per tag in the show's folder, so the farmer has the list of
-/// what was shown and the platform can make chapters of the recording.
-fn append_sales_log(dir: &Path, event: &Event) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("sales.jsonl");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let line = serde_json::to_string(event).context("serialising the tag")?;
-    writeln!(file, "{line}").with_context(|| format!("writing {}", path.display()))?;
-    file.sync_data().ok();
-    Ok(())
 }

@@ -209,6 +209,7 @@ impl Core {
     fn on_time(&mut self, now: Now) {
         self.buttons.handle_timeout(now.at);
         while let Some(ev) = self.buttons.poll_event() {
+            tracing::info!(button = %ev.button, kind = ?ev.kind, "button");
             self.show_input(now, crate::show::Input::Button(ev));
         }
         self.show_input(now, crate::show::Input::Tick);

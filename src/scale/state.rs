@@ -131,7 +131,11 @@ impl Scale {
     pub fn handle(&mut self, now: Instant, reading: RawReading) {
         match reading {
             RawReading::Grams { value, at, flags } => {
-                self.last_at = Some(at.min(now));
+                // Silence is counted from when readings arrive, not from the
+                // back end's stamp: after a stall of the loop (a loaded CPU)
+                // the queued readings each cleared the error and the next
+                // check raised it again, a flood of `error` events.
+                self.last_at = Some(now);
                 self.sample(value, at, flags);
             }
             RawReading::Error(why) => {
