@@ -107,8 +107,9 @@ pub fn render(view: &FleetView, group: Option<&str>, now: Instant) -> String {
     }
     if view.ignored > 0 {
         out.push_str(&format!(
-            "({} messages on topics that are no box's ignored)\n",
-            view.ignored
+            "({} message(s) ignored: device ids over 128 bytes, or boxes beyond {})\n",
+            view.ignored,
+            super::view::MAX_BOXES
         ));
     }
     out

@@ -301,8 +301,10 @@ fn apply_status(b: &mut BoxView, payload: &[u8]) {
             return;
         }
     };
-    b.state = text(&v, "state");
-    b.version = text(&v, "version");
+    // Short words on a real box; a line stays a line whatever is written.
+    let word = |key: &str| v.get(key).and_then(Value::as_str).map(|s| excerpt_n(s, 16));
+    b.state = word("state");
+    b.version = word("version");
     b.config_version = v.get("config_version").and_then(Value::as_u64);
     b.uplink = text(&v, "uplink_addr");
     b.disk_free_bytes = v
