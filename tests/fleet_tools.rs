@@ -72,6 +72,8 @@ impl Fleet {
         c.arg("--key")
             .arg(&self.key)
             .args(["--version", "7"])
+            // The simulated trial is 0.3 s: a short hold sees its rollbacks.
+            .args(["--hold", "1"])
             .args(extra)
             .arg(self.layer());
         c
@@ -202,6 +204,26 @@ fn a_healthy_canary_goes_on_to_the_group() {
         "{history}"
     );
     assert!(history.contains("10 group v7 applied"), "{history}");
+}
+
+#[test]
+fn a_rollback_after_applied_fails_the_push() {
+    // sim-0002's pipeline fails with the new config: it applies, then its
+    // trial ends and it goes back to its last good config.
+    let f = fleet(4, |o| o.fail = vec![2]);
+    let (out, text) = run(f.push(&["--group", GROUP, "--wait", "30"]));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("watching 1 s more for rollbacks"), "{text}");
+    assert!(text.contains("applied 3/4 · rolled back 1"), "{text}");
+    assert!(
+        text.contains("sim-0002")
+            && text.contains("rolled_back")
+            && text.contains("did not reach standby"),
+        "{text}"
+    );
+    // The box runs its last good config again: the group layer is gone from it.
+    assert_eq!(f.stored_group_version("sim-0002"), None);
+    assert_eq!(f.stored_group_version("sim-0001"), Some(7));
 }
 
 #[test]

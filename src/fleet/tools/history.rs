@@ -58,11 +58,11 @@ pub fn render(view: &FleetView, group: &str) -> String {
         };
         let what = match r {
             Some(r) if on_group => format!("group v{} {}", r.version.unwrap_or(0), r.status),
-            Some(r) => format!(
-                "{} {}",
-                r.version.map_or("?".into(), |v| format!("v{v}")),
-                r.status
-            ),
+            Some(r) => match r.version {
+                Some(v) => format!("v{v} {}", r.status),
+                // A rollback to the local file alone answers no version.
+                None => r.status.clone(),
+            },
             None => "no report".into(),
         };
         *tally.entry(what.clone()).or_default() += 1;

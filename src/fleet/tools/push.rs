@@ -47,9 +47,15 @@ pub struct PushArgs {
     /// rejection or rollback before the group push.
     #[arg(long, value_parser = canary::parse_size, requires = "group")]
     pub canary: Option<CanarySize>,
-    /// How long each canary box must stay healthy after applying, seconds.
-    #[arg(long, default_value_t = 30)]
+    /// How long each canary box must stay healthy after applying, seconds
+    /// (longer than the daemon's 30 s trial, so its rollback is seen).
+    #[arg(long, default_value_t = 35)]
     pub canary_hold: u64,
+    /// Once every box answered, keep following this many seconds after the
+    /// last `applied` for rollbacks (a box rolls back a config that does not
+    /// reach standby within its 30 s trial). 0: return at once.
+    #[arg(long, default_value_t = 35)]
+    pub hold: u64,
     /// The layer (TOML): any subset of the config file's keys.
     pub file: PathBuf,
 }
@@ -255,13 +261,32 @@ pub async fn run(args: &PushArgs) -> Result<u8> {
             pushed_at,
         );
     }
-    while !tally.settled() {
+    let hold = Duration::from_secs(args.hold);
+    let mut holding = false;
+    loop {
         let now = Instant::now();
         progress.show("push", &tally, now, false);
-        if now >= deadline {
+        let end = if tally.settled() {
+            if hold.is_zero() {
+                break;
+            }
+            if !holding {
+                holding = true;
+                progress.show("push", &tally, now, true);
+                println!(
+                    "every box answered; watching {} s more for rollbacks (--hold)",
+                    args.hold
+                );
+            }
+            let last = pushed_at + tally.last_applied().unwrap_or_default();
+            (last + hold).min(deadline)
+        } else {
+            deadline
+        };
+        if now >= end {
             break;
         }
-        let wake = (now + Duration::from_millis(250)).min(deadline);
+        let wake = (now + Duration::from_millis(250)).min(end);
         let m = match tokio::time::timeout_at(wake.into(), conn.recv()).await {
             Ok(Some(m)) => m,
             Ok(None) => bail!("the MQTT connection ended"),

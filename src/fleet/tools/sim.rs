@@ -335,6 +335,11 @@ impl SimBox {
             uptime_s: self.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").into(),
             config_version: self.session.config_version(),
+            // A plausible recordings disk, so tables look like a fleet's.
+            recording: crate::mqtt::payloads::RecordingStatus {
+                used_bytes: 0,
+                free_bytes: 24 << 30,
+            },
             ..Status::default()
         });
     }

@@ -18,6 +18,9 @@ pub struct SimulateArgs {
     pub prefix: String,
     #[arg(long)]
     pub group: String,
+    /// Box `i` is `<id-prefix>-<i, 4 digits>`.
+    #[arg(long, default_value = "sim")]
+    pub id_prefix: String,
     #[arg(long)]
     pub boxes: usize,
     /// The public key every box trusts (PEM).
@@ -28,6 +31,15 @@ pub struct SimulateArgs {
     pub dir: PathBuf,
     #[arg(long, default_value_t = 5)]
     pub status_interval: u64,
+    /// Boxes (by index) that trust another key and reject every push.
+    #[arg(long, value_delimiter = ',')]
+    pub reject: Vec<usize>,
+    /// Boxes whose pipeline fails with any new config (they roll back).
+    #[arg(long, value_delimiter = ',')]
+    pub fail: Vec<usize>,
+    /// Boxes in a show (a push that needs a new pipeline is `pending`).
+    #[arg(long, value_delimiter = ',')]
+    pub live: Vec<usize>,
 }
 
 pub fn run(a: &SimulateArgs) -> Result<u8> {
@@ -36,6 +48,10 @@ pub fn run(a: &SimulateArgs) -> Result<u8> {
     let mut o = SimOptions::new(&a.broker, &a.group, a.boxes, &a.dir, &pem);
     o.prefix = a.prefix.clone();
     o.status_interval = Duration::from_secs(a.status_interval.max(1));
+    o.id_prefix = a.id_prefix.clone();
+    o.reject = a.reject.clone();
+    o.fail = a.fail.clone();
+    o.live = a.live.clone();
     let sim = Simulator::start(&o)?;
     let t0 = Instant::now();
     while sim.connected() < a.boxes {
