@@ -42,6 +42,8 @@ pub struct SimOptions {
     pub live: Vec<usize>,
     /// Boxes that start offline.
     pub offline: Vec<usize>,
+    /// fsync the boxes' state files as the daemon does (on by default).
+    pub fsync: bool,
 }
 
 impl SimOptions {
@@ -59,6 +61,7 @@ impl SimOptions {
             fail: Vec::new(),
             live: Vec::new(),
             offline: Vec::new(),
+            fsync: true,
         }
     }
 
@@ -134,6 +137,12 @@ impl Simulator {
             let file = local_file(o, &id);
             std::fs::write(dir.join("farmcast.toml"), &file)?;
             let store = Store::open(&dir.join("state"))?;
+            let store = if o.fsync {
+                store
+            } else {
+                let fleet_dir = dir.join("state").join("fleet");
+                Store::with_disk(fleet_dir, Box::new(NoSyncDisk))
+            };
             let started = Session::start(store, file, dir.clone())
                 .map_err(|ps| anyhow::anyhow!("{id}: local file does not load: {ps:?}"))?;
             let mut settings = MqttSettings::new(&o.broker, &o.prefix, &id, dir.join("state"));
@@ -213,6 +222,35 @@ struct SimBox {
 
 type Link = (MqttHandle, mpsc::Receiver<Incoming>);
 
+/// The session writes and fsyncs its files, as on a box. Here hundreds of
+/// boxes share two worker threads: without this one box's fsync would hold
+/// back every other box, which real boxes, each with its own disk, never do.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// The real file system without fsync: many boxes on one disk measure the
+/// disk's queue, not the fleet (`SimOptions::fsync = false`, benchmarks only).
+struct NoSyncDisk;
+
+impl crate::fleet::store::Disk for NoSyncDisk {
+    fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+        crate::fleet::store::RealDisk.read(path)
+    }
+    fn write_new(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        crate::fleet::store::RealDisk.write_new(path, bytes)
+    }
+    fn sync_file(&self, _: &Path) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn sync_dir(&self, _: &Path) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl SimBox {
     async fn run(mut self, mut ctl: mpsc::UnboundedReceiver<Ctl>, online: bool) {
         let mut link: Option<Link> = if online { self.connect() } else { None };
@@ -237,7 +275,8 @@ impl SimBox {
                 inc = incoming => match inc {
                     Some(Incoming::DesiredConfig { source, payload }) => {
                         if !self.session.is_current(&source, &payload) {
-                            let (r, a) = self.session.handle(&source, &payload, self.live);
+                            let live = self.live;
+                            let (r, a) = blocking(|| self.session.handle(&source, &payload, live));
                             rollback_at = self.act(&link, r, a).or(rollback_at);
                         }
                     }
@@ -255,7 +294,7 @@ impl SimBox {
                     Some(Ctl::Live(live)) => {
                         self.live = live;
                         if !live {
-                            if let Some((r, a)) = self.session.show_ended() {
+                            if let Some((r, a)) = blocking(|| self.session.show_ended()) {
                                 rollback_at = self.act(&link, r, a).or(rollback_at);
                             }
                         }
@@ -266,7 +305,7 @@ impl SimBox {
                 _ = rollback => {
                     rollback_at = None;
                     let why = "the box did not reach standby with the new configuration (simulated)";
-                    if let Some((r, _)) = self.session.roll_back(why) {
+                    if let Some((r, _)) = blocking(|| self.session.roll_back(why)) {
                         self.report(&link, &r);
                     }
                     self.status(&link);
@@ -314,7 +353,7 @@ impl SimBox {
             return Some(tokio::time::Instant::now() + SIM_TRIAL);
         }
         if changed {
-            if let Err(e) = self.session.confirm_running() {
+            if let Err(e) = blocking(|| self.session.confirm_running()) {
                 tracing::warn!(box_id = %self.id, "{e:#}");
             }
         }

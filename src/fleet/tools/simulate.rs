@@ -37,6 +37,10 @@ pub struct SimulateArgs {
     /// Boxes whose pipeline fails with any new config (they roll back).
     #[arg(long, value_delimiter = ',')]
     pub fail: Vec<usize>,
+    /// Skip fsync of the boxes' state files: hundreds of boxes on one disk
+    /// would measure its queue.
+    #[arg(long)]
+    pub no_fsync: bool,
     /// Boxes in a show (a push that needs a new pipeline is `pending`).
     #[arg(long, value_delimiter = ',')]
     pub live: Vec<usize>,
@@ -52,6 +56,7 @@ pub fn run(a: &SimulateArgs) -> Result<u8> {
     o.reject = a.reject.clone();
     o.fail = a.fail.clone();
     o.live = a.live.clone();
+    o.fsync = !a.no_fsync;
     let sim = Simulator::start(&o)?;
     let t0 = Instant::now();
     while sim.connected() < a.boxes {
