@@ -350,11 +350,11 @@ fn report(tally: &Tally) -> u8 {
         if e.outcome == Outcome::Offline {
             l.push_str(" (takes it when it comes back: the push is retained)");
         }
-        if let Some(f) = &e.field {
-            l.push_str(&format!(" {f}:"));
-        }
-        if let Some(err) = &e.error {
-            l.push_str(&format!(" {err}"));
+        match (&e.field, &e.error) {
+            (Some(f), Some(err)) => l.push_str(&format!(": {f}: {err}")),
+            (None, Some(err)) => l.push_str(&format!(": {err}")),
+            (Some(f), None) => l.push_str(&format!(": {f}")),
+            (None, None) => {}
         }
         println!("{l}");
     }

@@ -46,8 +46,11 @@ fn report_cell(b: &BoxView) -> String {
     match &b.reported {
         None => "-".into(),
         Some(r) => {
-            let v = r.version.map_or("?".into(), |v| format!("v{v}"));
-            let mut s = format!("{v} {}", r.status);
+            // A rollback to the local file alone answers no version.
+            let mut s = match r.version {
+                Some(v) => format!("v{v} {}", r.status),
+                None => r.status.clone(),
+            };
             if let Some(f) = &r.field {
                 s.push_str(&format!(" ({f})"));
             }
