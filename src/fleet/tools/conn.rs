@@ -121,7 +121,7 @@ impl Conn {
         let acks = Arc::new(AtomicU64::new(0));
         let acked = Arc::new(Notify::new());
         let (up_tx, mut up_rx) = mpsc::channel::<std::result::Result<(), String>>(4);
-        let client = if s.protocol == Protocol::V4 {
+        let (client, el) = if s.protocol == Protocol::V4 {
             let mut o = rumqttc::MqttOptions::new(&client_id, host, port);
             o.set_keep_alive(Duration::from_secs(30))
                 .set_clean_session(true)
@@ -133,16 +133,7 @@ impl Conn {
                 o.set_transport(t);
             }
             let (c, el) = rumqttc::AsyncClient::new(o, 1024);
-            tokio::spawn(drive_v4(
-                el,
-                c.clone(),
-                all,
-                tx,
-                up_tx,
-                acks.clone(),
-                acked.clone(),
-            ));
-            Client::V4(c)
+            (Client::V4(c.clone()), Loop::V4(el, c))
         } else {
             let mut o = rumqttc::v5::MqttOptions::new(&client_id, host, port);
             o.set_keep_alive(Duration::from_secs(30))
@@ -155,17 +146,9 @@ impl Conn {
                 o.set_transport(t);
             }
             let (c, el) = rumqttc::v5::AsyncClient::new(o, 1024);
-            tokio::spawn(drive_v5(
-                el,
-                c.clone(),
-                all,
-                tx,
-                up_tx,
-                acks.clone(),
-                acked.clone(),
-            ));
-            Client::V5(c)
+            (Client::V5(c.clone()), Loop::V5(el, c))
         };
+        tokio::spawn(drive(el, all, tx, up_tx, acks.clone(), acked.clone()));
         let mut conn = Conn {
             client,
             inbox,
@@ -269,100 +252,115 @@ impl Conn {
     }
 }
 
-async fn drive_v4(
-    mut el: rumqttc::EventLoop,
-    client: rumqttc::AsyncClient,
-    filters: Vec<String>,
-    tx: mpsc::Sender<Msg>,
-    up: mpsc::Sender<std::result::Result<(), String>>,
-    acks: Arc<AtomicU64>,
-    acked: Arc<Notify>,
-) {
-    use rumqttc::{Event, Packet, QoS};
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match el.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                delay = Duration::from_millis(200);
+/// Either protocol's event loop, with what the tools need of its events.
+/// One per connection, moved once into its task: the size is no matter.
+#[allow(clippy::large_enum_variant)]
+enum Loop {
+    V4(rumqttc::EventLoop, rumqttc::AsyncClient),
+    V5(rumqttc::v5::EventLoop, rumqttc::v5::AsyncClient),
+}
+
+enum Ev {
+    ConnAck,
+    Publish(Msg),
+    PubAck,
+    Disconnected,
+    Other,
+    Error(String),
+}
+
+impl Loop {
+    async fn poll(&mut self) -> Ev {
+        match self {
+            Loop::V4(el, _) => {
+                use rumqttc::{Event, Outgoing, Packet};
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => Ev::ConnAck,
+                    Ok(Event::Incoming(Packet::Publish(p))) => Ev::Publish(Msg {
+                        topic: p.topic,
+                        payload: p.payload.to_vec(),
+                        retained: p.retain,
+                    }),
+                    Ok(Event::Incoming(Packet::PubAck(_))) => Ev::PubAck,
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) => Ev::Disconnected,
+                    Ok(_) => Ev::Other,
+                    Err(e) => Ev::Error(e.to_string()),
+                }
+            }
+            Loop::V5(el, _) => {
+                use rumqttc::v5::mqttbytes::v5::Packet;
+                use rumqttc::v5::Event;
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => Ev::ConnAck,
+                    Ok(Event::Incoming(Packet::Publish(p))) => Ev::Publish(Msg {
+                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                        payload: p.payload.to_vec(),
+                        retained: p.retain,
+                    }),
+                    Ok(Event::Incoming(Packet::PubAck(_))) => Ev::PubAck,
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => Ev::Disconnected,
+                    Ok(_) => Ev::Other,
+                    Err(e) => Ev::Error(e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// Subscribes to `filters` (clean sessions: again after every ConnAck).
+    async fn subscribe(&mut self, filters: &[String]) {
+        match self {
+            Loop::V4(_, c) => {
                 let subs = filters
                     .iter()
-                    .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-                let _ = client.subscribe_many(subs).await;
-                let _ = up.try_send(Ok(()));
+                    .map(|f| rumqttc::SubscribeFilter::new(f.clone(), rumqttc::QoS::AtLeastOnce));
+                let _ = c.subscribe_many(subs).await;
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let m = Msg {
-                    topic: p.topic,
-                    payload: p.payload.to_vec(),
-                    retained: p.retain,
-                };
-                if tx.send(m).await.is_err() {
-                    return;
-                }
-            }
-            Ok(Event::Incoming(Packet::PubAck(_))) => {
-                acks.fetch_add(1, Ordering::SeqCst);
-                acked.notify_waiters();
-            }
-            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
-            Ok(_) => {}
-            Err(e) => {
-                let _ = up.try_send(Err(e.to_string()));
-                if tx.is_closed() {
-                    return;
-                }
-                // rumqttc reconnects at the next poll with no pause of its own.
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+            Loop::V5(_, c) => {
+                use rumqttc::v5::mqttbytes::v5::Filter;
+                let subs = filters
+                    .iter()
+                    .map(|f| Filter::new(f.clone(), rumqttc::v5::mqttbytes::QoS::AtLeastOnce));
+                let _ = c.subscribe_many(subs).await;
             }
         }
     }
 }
 
-async fn drive_v5(
-    mut el: rumqttc::v5::EventLoop,
-    client: rumqttc::v5::AsyncClient,
+/// Polls the connection: messages to the inbox, acks counted, the first
+/// connection's outcome to `up`; reconnects with a pause of its own.
+async fn drive(
+    mut el: Loop,
     filters: Vec<String>,
     tx: mpsc::Sender<Msg>,
     up: mpsc::Sender<std::result::Result<(), String>>,
     acks: Arc<AtomicU64>,
     acked: Arc<Notify>,
 ) {
-    use rumqttc::v5::mqttbytes::v5::{Filter, Packet};
-    use rumqttc::v5::mqttbytes::QoS;
-    use rumqttc::v5::Event;
     let mut delay = Duration::from_millis(200);
     loop {
         match el.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ev::ConnAck => {
                 delay = Duration::from_millis(200);
-                let subs = filters
-                    .iter()
-                    .map(|f| Filter::new(f.clone(), QoS::AtLeastOnce));
-                let _ = client.subscribe_many(subs).await;
+                el.subscribe(&filters).await;
                 let _ = up.try_send(Ok(()));
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let m = Msg {
-                    topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                    payload: p.payload.to_vec(),
-                    retained: p.retain,
-                };
+            Ev::Publish(m) => {
                 if tx.send(m).await.is_err() {
                     return;
                 }
             }
-            Ok(Event::Incoming(Packet::PubAck(_))) => {
+            Ev::PubAck => {
                 acks.fetch_add(1, Ordering::SeqCst);
                 acked.notify_waiters();
             }
-            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
-            Ok(_) => {}
-            Err(e) => {
-                let _ = up.try_send(Err(e.to_string()));
+            Ev::Disconnected => return,
+            Ev::Other => {}
+            Ev::Error(e) => {
+                let _ = up.try_send(Err(e));
                 if tx.is_closed() {
                     return;
                 }
+                // rumqttc reconnects at the next poll with no pause of its own.
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }

@@ -17,7 +17,7 @@ use super::canary::{self, CanarySize, Rollout, Step};
 use super::conn::{BrokerArgs, Conn};
 use super::status::report_filters;
 use super::tally::{bar, summary, Outcome, Tally};
-use super::view::{FleetView, Topic};
+use super::view::{BoxView, FleetView, ReportView, Topic};
 use crate::excerpt::excerpt;
 use crate::fleet::envelope::Apply;
 
@@ -215,24 +215,7 @@ pub async fn run(args: &PushArgs) -> Result<u8> {
             let Some(b) = view.boxes.get(&id) else {
                 continue;
             };
-            match super::view::classify(&prefix, &m.topic) {
-                Some(Topic::Reported(_)) => {
-                    if let Some(r) = &b.reported {
-                        rollout.on_report(&id, r, now);
-                    }
-                }
-                Some(Topic::Availability(_)) => {
-                    if let Some(on) = b.online {
-                        rollout.on_availability(&id, on, now);
-                    }
-                }
-                Some(Topic::Status(_)) => {
-                    if let Some(s) = &b.state {
-                        rollout.on_state(&id, s);
-                    }
-                }
-                _ => {}
-            }
+            feed(&mut rollout, b, &prefix, &m.topic, now);
         }
     }
 
@@ -308,23 +291,61 @@ pub async fn run(args: &PushArgs) -> Result<u8> {
             tally.add(&id, b.online, b.reported.as_ref(), false, now);
             continue;
         }
-        match super::view::classify(&prefix, &m.topic) {
-            Some(Topic::Reported(_)) => {
-                if let Some(r) = &b.reported {
-                    tally.on_report(&id, r, now);
-                }
-            }
-            Some(Topic::Availability(_)) => {
-                if let Some(on) = b.online {
-                    tally.on_availability(&id, on, now);
-                }
-            }
-            _ => {}
-        }
+        feed(&mut tally, b, &prefix, &m.topic, now);
     }
     progress.show("push", &tally, Instant::now(), true);
     conn.disconnect().await;
     Ok(report(&tally))
+}
+
+/// What follows the boxes: the canary's rollout and the group's tally.
+trait Follow {
+    fn report(&mut self, id: &str, r: &ReportView, now: Instant);
+    fn availability(&mut self, id: &str, online: bool, now: Instant);
+    fn state(&mut self, _id: &str, _state: &str) {}
+}
+
+impl Follow for Tally {
+    fn report(&mut self, id: &str, r: &ReportView, now: Instant) {
+        self.on_report(id, r, now);
+    }
+    fn availability(&mut self, id: &str, online: bool, now: Instant) {
+        self.on_availability(id, online, now);
+    }
+}
+
+impl Follow for Rollout {
+    fn report(&mut self, id: &str, r: &ReportView, now: Instant) {
+        self.on_report(id, r, now);
+    }
+    fn availability(&mut self, id: &str, online: bool, now: Instant) {
+        self.on_availability(id, online, now);
+    }
+    fn state(&mut self, id: &str, state: &str) {
+        self.on_state(id, state);
+    }
+}
+
+/// Hands what a message on `topic` changed in box `b` to `f`.
+fn feed(f: &mut impl Follow, b: &BoxView, prefix: &str, topic: &str, now: Instant) {
+    match super::view::classify(prefix, topic) {
+        Some(Topic::Reported(_)) => {
+            if let Some(r) = &b.reported {
+                f.report(&b.id, r, now);
+            }
+        }
+        Some(Topic::Availability(_)) => {
+            if let Some(on) = b.online {
+                f.availability(&b.id, on, now);
+            }
+        }
+        Some(Topic::Status(_)) => {
+            if let Some(s) = &b.state {
+                f.state(&b.id, s);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The lines after the tally, and the exit status.
