@@ -114,7 +114,9 @@ fn status_json(f: &Fleet) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_group_push_reaches_200_boxes_and_status_shows_it() {
-    let f = fleet(200, |_| {});
+    // 200 boxes share one disk here (each has its own in the field): their
+    // fsyncs would measure the CI machine's disk queue, not the fleet.
+    let f = fleet(200, |o| o.fsync = false);
     let t0 = Instant::now();
     let (out, text) = run(f.push(&["--group", GROUP, "--wait", "60"]));
     assert!(out.status.success(), "{text}");
