@@ -203,19 +203,12 @@ pub async fn run(args: &PushArgs) -> Result<u8> {
                 .next_deadline(now)
                 .unwrap_or(now + Duration::from_millis(250))
                 .min(now + Duration::from_millis(250));
-            let m = match tokio::time::timeout_at(wake.into(), conn.recv()).await {
-                Ok(Some(m)) => m,
-                Ok(None) => bail!("the MQTT connection ended"),
-                Err(_) => continue,
-            };
-            let now = Instant::now();
-            let Some(id) = view.on_message(&m.topic, &m.payload, m.retained, now) else {
+            let Some((id, topic, now)) = next_box(&mut conn, &mut view, wake).await? else {
                 continue;
             };
-            let Some(b) = view.boxes.get(&id) else {
-                continue;
-            };
-            feed(&mut rollout, b, &prefix, &m.topic, now);
+            if let Some(b) = view.boxes.get(&id) {
+                feed(&mut rollout, b, &prefix, &topic, now);
+            }
         }
     }
 
@@ -270,13 +263,7 @@ pub async fn run(args: &PushArgs) -> Result<u8> {
             break;
         }
         let wake = (now + Duration::from_millis(250)).min(end);
-        let m = match tokio::time::timeout_at(wake.into(), conn.recv()).await {
-            Ok(Some(m)) => m,
-            Ok(None) => bail!("the MQTT connection ended"),
-            Err(_) => continue,
-        };
-        let now = Instant::now();
-        let Some(id) = view.on_message(&m.topic, &m.payload, m.retained, now) else {
+        let Some((id, topic, now)) = next_box(&mut conn, &mut view, wake).await? else {
             continue;
         };
         let Some(b) = view.boxes.get(&id) else {
@@ -291,11 +278,28 @@ pub async fn run(args: &PushArgs) -> Result<u8> {
             tally.add(&id, b.online, b.reported.as_ref(), false, now);
             continue;
         }
-        feed(&mut tally, b, &prefix, &m.topic, now);
+        feed(&mut tally, b, &prefix, &topic, now);
     }
     progress.show("push", &tally, Instant::now(), true);
     conn.disconnect().await;
     Ok(report(&tally))
+}
+
+/// The next message about a box before `wake`, taken into `view`: the
+/// device, the topic and when it arrived. `None` at `wake` or for other topics.
+async fn next_box(
+    conn: &mut Conn,
+    view: &mut FleetView,
+    wake: Instant,
+) -> Result<Option<(String, String, Instant)>> {
+    let m = match tokio::time::timeout_at(wake.into(), conn.recv()).await {
+        Ok(Some(m)) => m,
+        Ok(None) => bail!("the MQTT connection ended"),
+        Err(_) => return Ok(None),
+    };
+    let now = Instant::now();
+    let id = view.on_message(&m.topic, &m.payload, m.retained, now);
+    Ok(id.map(|id| (id, m.topic, now)))
 }
 
 /// What follows the boxes: the canary's rollout and the group's tally.
