@@ -359,3 +359,33 @@ fn hostile_retained_messages_do_not_break_status_or_push() {
         assert_eq!(f.stored_group_version(&id), Some(7), "{id}");
     }
 }
+
+#[test]
+fn the_tools_log_in_with_the_daemons_options_and_never_show_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("broker.passwd");
+    let out = Command::new(common::require("mosquitto_passwd", "mosquitto"))
+        .args(["-b", "-c"])
+        .arg(&passwd)
+        .args(["fleet-hq", "s3cret-hq-pass"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let broker = Mosquitto::start_with(false, &format!("password_file {}", passwd.display()));
+    let status = |password: &str| {
+        let file = dir.path().join("pw");
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        let mut c = Command::new(common::farmcast::BIN);
+        c.args(["fleet", "status", "--broker", &broker.url()])
+            .args(["--username", "fleet-hq", "--password-file"])
+            .arg(&file);
+        run(c)
+    };
+    let (out, text) = status("s3cret-hq-pass");
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("0 boxes: 0 online"), "{text}");
+    let (out, text) = status("wrong-pass-123");
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("cannot connect"), "{text}");
+    assert!(!text.contains("wrong-pass-123"), "{text}");
+}
