@@ -16,6 +16,8 @@ struct Cli {
     command: Cmd,
 }
 
+// Parsed once at start; the size of the fleet variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the daemon: standby, then live on the button, a command, or at start.
@@ -29,6 +31,11 @@ enum Cmd {
     Config {
         #[command(subcommand)]
         command: ConfigCmd,
+    },
+    /// The fleet manager's tools: status, push (with canary), history.
+    Fleet {
+        #[command(subcommand)]
+        command: farmcast::fleet::tools::FleetCmd,
     },
     /// Install a farmcast.toml (and keys/) copied onto the boot partition (first boot).
     Provision {
@@ -86,6 +93,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::Fleet { command } => farmcast::fleet::tools::run(command),
         Cmd::Provision { boot, etc } => {
             farmcast::logging::init();
             farmcast::provision::run_cli(&boot, &etc)
