@@ -245,7 +245,17 @@ pub struct ScaleConfig {
     pub overlay_s: u64,
     /// "auto" (first /dev/ttyUSB*, then /dev/ttyACM*) or a device path.
     pub serial_port: String,
+    /// The speed to open the port at (`auto` format tries others while it
+    /// reads only garbage).
     pub serial_baud: u32,
+    /// "auto" or a format name: see [`super::scale_serial::SerialFormat`].
+    pub serial_format: String,
+    /// "none", "even" or "odd": see [`super::scale_serial::SerialParity`].
+    pub serial_parity: String,
+    /// 7 or 8.
+    pub serial_data_bits: u8,
+    /// 1 or 2.
+    pub serial_stop_bits: u8,
     /// BCM pins of an HX711 load-cell amplifier.
     pub hx711_dout_pin: Option<u8>,
     pub hx711_sck_pin: Option<u8>,
@@ -264,6 +274,10 @@ impl Default for ScaleConfig {
             overlay_s: 8,
             serial_port: "auto".into(),
             serial_baud: 9600,
+            serial_format: "auto".into(),
+            serial_parity: "none".into(),
+            serial_data_bits: 8,
+            serial_stop_bits: 1,
             hx711_dout_pin: None,
             hx711_sck_pin: None,
         }

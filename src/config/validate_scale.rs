@@ -6,6 +6,7 @@
 //! `settle_wait_ms`, the HX711 pins) are the range table's alone: it runs
 //! first and owns the one message for such a key.
 
+use super::scale_serial::{SerialFormat, SerialParity};
 use super::schema::ScaleConfig;
 use super::template::validate_template;
 
@@ -38,6 +39,12 @@ pub fn check_scale(cfg: &ScaleConfig) -> Vec<(String, String)> {
                     .join(", ")
             ),
         );
+    }
+    if let Err(e) = cfg.serial_format.parse::<SerialFormat>() {
+        bad("serial_format", e.to_string());
+    }
+    if let Err(e) = cfg.serial_parity.parse::<SerialParity>() {
+        bad("serial_parity", e.to_string());
     }
     if cfg.kind == "hx711" {
         for (k, p) in [
@@ -96,6 +103,41 @@ mod tests {
                 "scale.hx711_sck_pin"
             ]
         );
+    }
+
+    #[test]
+    fn serial_choices_and_framing_are_checked() {
+        let cfg = ScaleConfig {
+            serial_format: "toledo".into(),
+            serial_parity: "mark".into(),
+            serial_data_bits: 6,
+            serial_stop_bits: 3,
+            ..ScaleConfig::default()
+        };
+        let got = scale_problems(cfg);
+        let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "scale.serial_data_bits",
+                "scale.serial_stop_bits",
+                "scale.serial_format",
+                "scale.serial_parity"
+            ]
+        );
+        assert!(
+            got[2].1.contains("\"toledo\" is not one of: auto,"),
+            "{got:?}"
+        );
+        assert!(got[3].1.contains("none, even, odd"), "{got:?}");
+        let ok = ScaleConfig {
+            serial_format: "yaohua".into(),
+            serial_parity: "even".into(),
+            serial_data_bits: 7,
+            serial_stop_bits: 2,
+            ..ScaleConfig::default()
+        };
+        assert!(scale_problems(ok).is_empty());
     }
 
     /// One message per key: a number out of range gets the range table's, and

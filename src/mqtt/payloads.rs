@@ -79,6 +79,12 @@ pub struct SrtStatus {
 pub struct ScaleStatus {
     pub weight_kg: Option<f64>,
     pub stable: bool,
+    /// A serial scale's line format (`scale.serial_format`, or what `auto`
+    /// recognised) and speed; absent until known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baud: Option<u32>,
 }
 
 /// The driver loop's longest turns: since the last status, and since start.

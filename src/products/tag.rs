@@ -207,6 +207,7 @@ mod tests {
             stable,
             error: None,
             weight: Some(Weight::from_grams(grams)),
+            ..ScaleState::default()
         }
     }
 
