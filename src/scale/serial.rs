@@ -65,6 +65,18 @@ impl LineSettings {
     }
 }
 
+impl LineSettings {
+    /// The usual shorthand: `8N1`, `7E2`.
+    pub fn framing(&self) -> String {
+        let parity = match self.parity {
+            SerialParity::None => 'N',
+            SerialParity::Even => 'E',
+            SerialParity::Odd => 'O',
+        };
+        format!("{}{parity}{}", self.data_bits, self.stop_bits)
+    }
+}
+
 struct SerialScale {
     port: String,
     line: LineSettings,
@@ -100,6 +112,7 @@ impl SerialScale {
                     tracing::info!(
                         port = %path.display(),
                         baud = self.line.baud,
+                        framing = %self.line.framing(),
                         format = %self.line.format,
                         "scale port open"
                     );
