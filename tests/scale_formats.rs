@@ -222,7 +222,7 @@ fn auto_reads_every_format_and_prices_a_tag_from_it() {
     let Pty {
         mut master,
         path,
-        slave: slave,
+        slave,
     } = pty();
     std::os::unix::fs::symlink(&path, &link).expect("link the scale's port");
     assert!(
@@ -299,4 +299,37 @@ fn a_named_format_and_framing_are_used_as_written() {
     assert_eq!(st["scale"]["baud"], 2400, "{st}");
     drop(p);
     assert!(!d.log().contains("panicked"), "{}", d.log());
+}
+
+/// `farmcast probe` listens to the configured scale and names the format
+/// `auto` recognises, in text and JSON.
+#[test]
+fn probe_names_the_format_auto_recognises() {
+    let _g = serial();
+    let tc = TestConfig::new().autostart(false);
+    let link = tc.dir.path().join("ttyScale");
+    let file = tc.dir.path().join("probe.toml");
+    std::fs::write(&file, config(&tc, common::free_port(), &link, "")).expect("write config");
+    let _scale = Scale::plug(pty(), b"ST,+00001.250  kg\r\n".to_vec(), &link);
+    let run = |json: bool| {
+        let mut cmd = std::process::Command::new(common::farmcast::BIN);
+        cmd.arg("probe").arg("--config").arg(&file);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run farmcast probe");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = run(false);
+    assert!(
+        text.contains(&format!(
+            "Serial scale:\n  {}: a_and_d at 9600 baud",
+            link.display()
+        )),
+        "{text}"
+    );
+    let v: Value = serde_json::from_str(&run(true)).expect("probe --json is JSON");
+    assert_eq!(v["scale"]["format"], "a_and_d", "{v}");
+    assert_eq!(v["scale"]["baud"], 9600, "{v}");
 }

@@ -40,6 +40,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::schema::ScaleConfig;
 pub use calibration::Calibration;
+pub use serial::{probe as probe_serial, SerialProbe};
 pub use sim::{SimScale, SimScaleFeed};
 pub use state::{Scale, ScaleError, ScaleEvent, ScaleState, Settings};
 pub use weight::Weight;

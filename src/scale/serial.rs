@@ -281,6 +281,85 @@ fn open_port(path: &Path, line: &LineSettings) -> anyhow::Result<TTYPort> {
         })
 }
 
+/// What `farmcast probe` found on the configured serial scale's port.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SerialProbe {
+    pub port: String,
+    /// The format named, or the one `auto` recognised.
+    pub format: Option<String>,
+    pub baud: Option<u32>,
+    /// Why nothing was recognised (port busy or absent, only garbage ...).
+    pub error: Option<String>,
+}
+
+/// Listens on the scale's port for up to `listen` with the config's settings
+/// (hunting speeds with `auto`, as the daemon does) and says which format it
+/// reads. Blocking; for the CLI.
+pub fn probe(cfg: &ScaleConfig, listen: Duration) -> SerialProbe {
+    let mut out = SerialProbe {
+        port: cfg.serial_port.clone(),
+        format: None,
+        baud: None,
+        error: None,
+    };
+    let run = || -> anyhow::Result<(PathBuf, Option<(SerialFormat, u32)>, Option<String>)> {
+        let line = LineSettings::from_config(cfg)?;
+        let path = resolve(&cfg.serial_port)?;
+        let mut port = open_port(&path, &line)?;
+        let mut decoder = Decoder::new(line.format, line.baud);
+        let deadline = Instant::now() + listen;
+        let mut buf = [0u8; 256];
+        let mut last_problem = None;
+        while Instant::now() < deadline {
+            let n = match port.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => 0,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+                Err(e) => return Err(e).context("reading the scale"),
+            };
+            for d in decoder.push(buf.get(..n).unwrap_or_default()) {
+                match d {
+                    // A named format is only "found" once a line reads.
+                    Decoded::Reading(_) => {
+                        if let Some(f) = decoder.format() {
+                            return Ok((path, Some((f, decoder.baud())), None));
+                        }
+                    }
+                    Decoded::Format { format, baud } if line.format == SerialFormat::Auto => {
+                        return Ok((path, Some((format, baud)), None));
+                    }
+                    Decoded::Garbage => last_problem = Some("only garbage".to_string()),
+                    Decoded::Unreadable(e) => last_problem = Some(e.to_string()),
+                    Decoded::TryBaud(b) => {
+                        let _ = port.set_baud_rate(b);
+                        let _ = port.clear(ClearBuffer::Input);
+                    }
+                    Decoded::Format { .. } => {}
+                }
+            }
+        }
+        let why = last_problem.unwrap_or_else(|| "no bytes".into());
+        Ok((
+            path,
+            None,
+            Some(format!(
+                "nothing recognised in {} s: {why}",
+                listen.as_secs()
+            )),
+        ))
+    };
+    match run() {
+        Ok((path, found, error)) => {
+            out.port = path.display().to_string();
+            out.format = found.map(|(f, _)| f.to_string());
+            out.baud = found.map(|(_, b)| b);
+            out.error = error;
+        }
+        Err(e) => out.error = Some(crate::excerpt::excerpt(&format!("{e:#}"))),
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
