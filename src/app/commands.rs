@@ -131,6 +131,7 @@ impl Driver {
                     bitrate_kbps: self.media.destination_bitrate(&d.name),
                     target_kbps: self.abr.target_kbps(),
                     reconnects: d.reconnects,
+                    last_error: d.last_error.as_deref().map(crate::excerpt::excerpt),
                     congestion: self
                         .abr
                         .link(&d.name)

@@ -116,6 +116,9 @@ pub struct LiveConfig {
     pub slate_image: Option<String>,
     /// Longest reconnect backoff, in milliseconds.
     pub reconnect_cap_ms: u64,
+    /// PEM file of the CAs `rtmps://` destinations trust, instead of the
+    /// system's store (read at start; see `media::tls_trust`).
+    pub tls_ca_file: Option<String>,
     /// Bounds of what may wait in front of each destination (time, KiB):
     /// past them video is dropped to the next keyframe, whatever the link
     /// does (sound may wait four times as long). For RTMP the time is what
@@ -136,6 +139,7 @@ impl Default for LiveConfig {
             slate_text: "Back in a moment".into(),
             slate_image: None,
             reconnect_cap_ms: 2000,
+            tls_ca_file: None,
             // 2 s of 2.5 Mbit/s is under 1 MiB; the byte caps only bite when
             // a misconfigured bitrate would make the time bound too generous
             // for a 1 GB board.

@@ -62,6 +62,10 @@ pub struct DestinationStatus {
     /// SRT's own view of the connection (SRT destinations that are up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub srt: Option<SrtStatus>,
+    /// Why the last attempt failed (e.g. `Unacceptable TLS certificate`), an
+    /// excerpt; absent while it never failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// SRT's counters since the connection began, and its round trip now.
