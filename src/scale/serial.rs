@@ -302,62 +302,64 @@ pub fn probe(cfg: &ScaleConfig, listen: Duration) -> SerialProbe {
         baud: None,
         error: None,
     };
-    let run = || -> anyhow::Result<(PathBuf, Option<(SerialFormat, u32)>, Option<String>)> {
-        let line = LineSettings::from_config(cfg)?;
-        let path = resolve(&cfg.serial_port)?;
-        let mut port = open_port(&path, &line)?;
-        let mut decoder = Decoder::new(line.format, line.baud);
-        let deadline = Instant::now() + listen;
-        let mut buf = [0u8; 256];
-        let mut last_problem = None;
-        while Instant::now() < deadline {
-            let n = match port.read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => 0,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
-                Err(e) => return Err(e).context("reading the scale"),
-            };
-            for d in decoder.push(buf.get(..n).unwrap_or_default()) {
-                match d {
-                    // A named format is only "found" once a line reads.
-                    Decoded::Reading(_) => {
-                        if let Some(f) = decoder.format() {
-                            return Ok((path, Some((f, decoder.baud())), None));
-                        }
+    if let Err(e) = listen_for_format(cfg, listen, &mut out) {
+        out.error = Some(crate::excerpt::excerpt(&format!("{e:#}")));
+    }
+    out
+}
+
+fn listen_for_format(
+    cfg: &ScaleConfig,
+    listen: Duration,
+    out: &mut SerialProbe,
+) -> anyhow::Result<()> {
+    let line = LineSettings::from_config(cfg)?;
+    let path = resolve(&cfg.serial_port)?;
+    out.port = path.display().to_string();
+    let mut port = open_port(&path, &line)?;
+    let mut decoder = Decoder::new(line.format, line.baud);
+    let deadline = Instant::now() + listen;
+    let mut buf = [0u8; 256];
+    let mut last_problem = None;
+    while Instant::now() < deadline {
+        let n = match port.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e).context("reading the scale"),
+        };
+        for d in decoder.push(buf.get(..n).unwrap_or_default()) {
+            match d {
+                // A format counts as found once one of its lines reads (for
+                // `auto`, once it is recognised).
+                Decoded::Reading(_) => {
+                    if let Some(f) = decoder.format() {
+                        out.format = Some(f.to_string());
+                        out.baud = Some(decoder.baud());
+                        return Ok(());
                     }
-                    Decoded::Format { format, baud } if line.format == SerialFormat::Auto => {
-                        return Ok((path, Some((format, baud)), None));
-                    }
-                    Decoded::Garbage => last_problem = Some("only garbage".to_string()),
-                    Decoded::Unreadable(e) => last_problem = Some(e.to_string()),
-                    Decoded::TryBaud(b) => {
-                        let _ = port.set_baud_rate(b);
-                        let _ = port.clear(ClearBuffer::Input);
-                    }
-                    Decoded::Format { .. } => {}
+                }
+                Decoded::Format { format, baud } if line.format == SerialFormat::Auto => {
+                    out.format = Some(format.to_string());
+                    out.baud = Some(baud);
+                    return Ok(());
+                }
+                Decoded::Format { .. } => {}
+                Decoded::Garbage => last_problem = Some("only garbage".to_string()),
+                Decoded::Unreadable(e) => last_problem = Some(e.to_string()),
+                Decoded::TryBaud(b) => {
+                    let _ = port.set_baud_rate(b);
+                    let _ = port.clear(ClearBuffer::Input);
                 }
             }
         }
-        let why = last_problem.unwrap_or_else(|| "no bytes".into());
-        Ok((
-            path,
-            None,
-            Some(format!(
-                "nothing recognised in {} s: {why}",
-                listen.as_secs()
-            )),
-        ))
-    };
-    match run() {
-        Ok((path, found, error)) => {
-            out.port = path.display().to_string();
-            out.format = found.map(|(f, _)| f.to_string());
-            out.baud = found.map(|(_, b)| b);
-            out.error = error;
-        }
-        Err(e) => out.error = Some(crate::excerpt::excerpt(&format!("{e:#}"))),
     }
-    out
+    out.error = Some(format!(
+        "nothing recognised in {} s: {}",
+        listen.as_secs(),
+        last_problem.as_deref().unwrap_or("no bytes")
+    ));
+    Ok(())
 }
 
 #[cfg(test)]
