@@ -148,7 +148,7 @@ fn main() -> ExitCode {
 /// without a readable config or a serial scale in it).
 fn probe_scale(config: &std::path::Path) -> Option<farmcast::scale::SerialProbe> {
     let cfg = farmcast::config::check_file(config).ok()?;
-    (cfg.scale.kind == "serial")
+    (cfg.scale.kind == farmcast::config::choices::ScaleKind::Serial)
         .then(|| farmcast::scale::probe_serial(&cfg.scale, std::time::Duration::from_secs(4)))
 }
 

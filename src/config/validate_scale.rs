@@ -6,7 +6,7 @@
 //! `settle_wait_ms`, the HX711 pins) are the range table's alone: it runs
 //! first and owns the one message for such a key.
 
-use super::scale_serial::{SerialFormat, SerialParity};
+use super::choices::ScaleKind;
 use super::schema::ScaleConfig;
 use super::template::validate_template;
 
@@ -40,13 +40,7 @@ pub fn check_scale(cfg: &ScaleConfig) -> Vec<(String, String)> {
             ),
         );
     }
-    if let Err(e) = cfg.serial_format.parse::<SerialFormat>() {
-        bad("serial_format", e.to_string());
-    }
-    if let Err(e) = cfg.serial_parity.parse::<SerialParity>() {
-        bad("serial_parity", e.to_string());
-    }
-    if cfg.kind == "hx711" {
+    if cfg.kind == ScaleKind::Hx711 {
         for (k, p) in [
             ("hx711_dout_pin", cfg.hx711_dout_pin),
             ("hx711_sck_pin", cfg.hx711_sck_pin),
@@ -86,7 +80,7 @@ mod tests {
     fn config_checks_name_the_key() {
         assert!(check_scale(&ScaleConfig::default()).is_empty());
         let cfg = ScaleConfig {
-            kind: "hx711".into(),
+            kind: ScaleKind::Hx711,
             serial_baud: 9601,
             overlay_template: Some("{name} {prise}".into()),
             settle_ms: 0,
@@ -108,31 +102,33 @@ mod tests {
     #[test]
     fn serial_choices_and_framing_are_checked() {
         let cfg = ScaleConfig {
-            serial_format: "toledo".into(),
-            serial_parity: "mark".into(),
             serial_data_bits: 6,
             serial_stop_bits: 3,
             ..ScaleConfig::default()
         };
-        let got = scale_problems(cfg);
-        let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(
-            keys,
-            [
-                "scale.serial_data_bits",
-                "scale.serial_stop_bits",
-                "scale.serial_format",
-                "scale.serial_parity"
-            ]
-        );
+        let keys: Vec<String> = scale_problems(cfg).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["scale.serial_data_bits", "scale.serial_stop_bits"]);
+        // Bad words are the walk's: each on its own key, with the choices.
+        let problems = crate::config::check_str(
+            "[scale]\nserial_format = \"toledo\"\nserial_parity = \"mark\"\n",
+            std::path::Path::new("."),
+        )
+        .unwrap_err();
+        let got: Vec<(String, String)> =
+            problems.into_iter().map(|p| (p.path, p.message)).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].0, "scale.serial_format");
         assert!(
-            got[2].1.contains("\"toledo\" is not one of: auto,"),
+            got[0]
+                .1
+                .contains("\"toledo\" is not known; use one of: \"auto\""),
             "{got:?}"
         );
-        assert!(got[3].1.contains("none, even, odd"), "{got:?}");
+        assert_eq!(got[1].0, "scale.serial_parity");
+        assert!(got[1].1.contains("\"none\", \"even\", \"odd\""), "{got:?}");
         let ok = ScaleConfig {
-            serial_format: "yaohua".into(),
-            serial_parity: "even".into(),
+            serial_format: "yaohua".parse().unwrap(),
+            serial_parity: "even".parse().unwrap(),
             serial_data_bits: 7,
             serial_stop_bits: 2,
             ..ScaleConfig::default()
@@ -145,7 +141,7 @@ mod tests {
     #[test]
     fn ranges_own_the_numbers_and_pins_must_differ() {
         let cfg = ScaleConfig {
-            kind: "hx711".into(),
+            kind: ScaleKind::Hx711,
             settle_ms: 20_000,
             tolerance_g: 2000,
             resolution_g: 0,
@@ -174,7 +170,7 @@ mod tests {
             "{got:?}"
         );
         let same = ScaleConfig {
-            kind: "hx711".into(),
+            kind: ScaleKind::Hx711,
             hx711_dout_pin: Some(5),
             hx711_sck_pin: Some(5),
             ..ScaleConfig::default()

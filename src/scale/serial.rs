@@ -57,8 +57,8 @@ impl LineSettings {
         }
         Ok(LineSettings {
             baud: cfg.serial_baud,
-            format: cfg.serial_format.parse().context("scale.serial_format")?,
-            parity: cfg.serial_parity.parse().context("scale.serial_parity")?,
+            format: cfg.serial_format,
+            parity: cfg.serial_parity,
             data_bits: cfg.serial_data_bits,
             stop_bits: cfg.serial_stop_bits,
         })
@@ -266,17 +266,10 @@ fn open_port(path: &Path, line: &LineSettings) -> anyhow::Result<TTYPort> {
         .open_native()
         .with_context(|| {
             format!(
-                "opening {} at {} baud {}{}{}",
+                "opening {} at {} baud {}",
                 path.display(),
                 line.baud,
-                line.data_bits,
-                line.parity
-                    .as_str()
-                    .chars()
-                    .next()
-                    .unwrap_or('n')
-                    .to_ascii_uppercase(),
-                line.stop_bits
+                line.framing()
             )
         })
 }
@@ -380,8 +373,8 @@ mod tests {
     fn settings_come_from_the_config_once() {
         let cfg = ScaleConfig {
             serial_baud: 4800,
-            serial_format: "cas".into(),
-            serial_parity: "even".into(),
+            serial_format: SerialFormat::Cas,
+            serial_parity: SerialParity::Even,
             serial_data_bits: 7,
             serial_stop_bits: 2,
             ..ScaleConfig::default()
@@ -399,10 +392,6 @@ mod tests {
         for bad in [
             ScaleConfig {
                 serial_baud: 9601,
-                ..ScaleConfig::default()
-            },
-            ScaleConfig {
-                serial_format: "x".into(),
                 ..ScaleConfig::default()
             },
             ScaleConfig {

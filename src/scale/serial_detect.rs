@@ -350,7 +350,7 @@ mod tests {
 
         #[test]
         fn never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-            for f in SerialFormat::ALL {
+            for &f in SerialFormat::ALL {
                 let _ = Decoder::new(f, 9600).push(&bytes);
             }
         }

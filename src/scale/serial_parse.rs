@@ -368,7 +368,7 @@ mod tests {
     proptest! {
         #[test]
         fn parser_never_panics(s in "\\PC{0,80}", bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
-            for f in SerialFormat::ALL {
+            for &f in SerialFormat::ALL {
                 let _ = parse_frame(f, s.as_bytes());
                 let _ = parse_frame(f, &bytes);
             }
@@ -406,7 +406,7 @@ mod tests {
             for l in a {
                 if let Line::Frame(t) = l {
                     prop_assert!(t.len() <= MAX_LINE && !t.contains(&b'\r') && !t.contains(&b'\n'));
-                    for f in SerialFormat::ALL {
+                    for &f in SerialFormat::ALL {
                         if let Ok(r) = parse_frame(f, &t) {
                             prop_assert!(r.kg.is_none_or(f64::is_finite));
                         }
