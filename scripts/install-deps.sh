@@ -14,6 +14,7 @@ PACKAGES=(
   fonts-noto-cjk
   # real servers and checkers the demo and the tests use
   nginx libnginx-mod-rtmp ffmpeg mosquitto mosquitto-clients srt-tools
+  stunnel4  # the TLS terminator in front of nginx-rtmp (tests/rtmps.rs)
   iproute2 openssl systemd procps netcat-openbsd
   # packaging checks
   lintian dpkg-dev

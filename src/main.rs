@@ -44,11 +44,15 @@ enum Cmd {
         #[arg(long, default_value = "/etc/farmcast")]
         etc: PathBuf,
     },
-    /// What this box has: cameras, audio inputs, encoders, GPIO chips, serial ports.
+    /// What this box has: cameras, audio inputs, encoders, GPIO chips, serial
+    /// ports, and the format the configured serial scale sends.
     Probe {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// The config whose `[scale]` names the serial scale to listen to.
+        #[arg(long, default_value = "/etc/farmcast/farmcast.toml")]
+        config: PathBuf,
     },
 }
 
@@ -117,10 +121,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Probe { json } => match farmcast::media::probe::probe() {
+        Cmd::Probe { json, config } => match farmcast::media::probe::probe() {
             Ok(report) => {
+                let scale = probe_scale(&config);
                 if json {
-                    match serde_json::to_string_pretty(&report) {
+                    let mut v = serde_json::to_value(&report).unwrap_or_default();
+                    if let (Some(obj), Some(s)) = (v.as_object_mut(), &scale) {
+                        obj.insert("scale".into(), serde_json::json!(s));
+                    }
+                    match serde_json::to_string_pretty(&v) {
                         Ok(s) => println!("{s}"),
                         Err(e) => {
                             eprintln!("farmcast probe: {e}");
@@ -129,6 +138,9 @@ fn main() -> ExitCode {
                     }
                 } else {
                     print!("{}", farmcast::media::probe::render_human(&report));
+                    if let Some(s) = &scale {
+                        print!("{}", render_scale(s));
+                    }
                 }
                 ExitCode::SUCCESS
             }
@@ -137,6 +149,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// The serial scale `config` names, listened to for a few seconds (`None`
+/// without a readable config or a serial scale in it).
+fn probe_scale(config: &std::path::Path) -> Option<farmcast::scale::SerialProbe> {
+    let cfg = farmcast::config::check_file(config).ok()?;
+    (cfg.scale.kind == farmcast::config::choices::ScaleKind::Serial)
+        .then(|| farmcast::scale::probe_serial(&cfg.scale, std::time::Duration::from_secs(4)))
+}
+
+fn render_scale(s: &farmcast::scale::SerialProbe) -> String {
+    match (&s.format, s.baud, &s.error) {
+        (Some(f), Some(b), _) => format!("Serial scale:\n  {}: {f} at {b} baud\n", s.port),
+        (_, _, Some(e)) => format!("Serial scale:\n  {}: {e}\n", s.port),
+        _ => format!("Serial scale:\n  {}: nothing recognised\n", s.port),
     }
 }
 

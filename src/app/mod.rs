@@ -82,6 +82,13 @@ async fn run_loop(loaded: fleet_link::Loaded) -> Result<()> {
         reported,
     } = loaded;
     crate::media::init()?;
+    if let Some(ca) = &config.live.tls_ca_file {
+        // A bad file leaves the system's CAs: rtmps:// then says which
+        // certificate it refused, and the rest of the box runs.
+        if let Err(e) = crate::media::tls_trust::trust_only(std::path::Path::new(ca)) {
+            tracing::error!("live.tls_ca_file: {e:#}");
+        }
+    }
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let (edge_tx, mut edge_rx) = mpsc::unbounded_channel();
     let (sim_tx, mut sim_rx) = mpsc::unbounded_channel();

@@ -94,6 +94,7 @@ impl Core {
                     bitrate_kbps: self.media.bitrate(&d.name),
                     target_kbps: abr.target_kbps(),
                     reconnects: d.reconnects,
+                    last_error: d.last_error.as_deref().map(crate::excerpt::excerpt),
                     congestion: abr
                         .link(&d.name)
                         .and_then(|l| l.cause)

@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::choices::{
-    AudioSource, GpioBackend, MqttProtocol, ScaleKind, Unit, VideoEncoder, VideoSource, X264Preset,
+    AudioSource, GpioBackend, MqttProtocol, ScaleKind, SerialFormat, SerialParity, Unit,
+    VideoEncoder, VideoSource, X264Preset,
 };
 use super::secret::Secret;
 
@@ -119,6 +120,9 @@ pub struct LiveConfig {
     pub slate_image: Option<String>,
     /// Longest reconnect backoff, in milliseconds.
     pub reconnect_cap_ms: u64,
+    /// PEM file of the CAs `rtmps://` destinations trust, instead of the
+    /// system's store (read at start; see `media::tls_trust`).
+    pub tls_ca_file: Option<String>,
     /// Bounds of what may wait in front of each destination (time, KiB):
     /// past them video is dropped to the next keyframe, whatever the link
     /// does (sound may wait four times as long). For RTMP the time is what
@@ -139,6 +143,7 @@ impl Default for LiveConfig {
             slate_text: "Back in a moment".into(),
             slate_image: None,
             reconnect_cap_ms: 2000,
+            tls_ca_file: None,
             // 2 s of 2.5 Mbit/s is under 1 MiB; the byte caps only bite when
             // a misconfigured bitrate would make the time bound too generous
             // for a 1 GB board.
@@ -248,7 +253,16 @@ pub struct ScaleConfig {
     pub overlay_s: u64,
     /// "auto" (first /dev/ttyUSB*, then /dev/ttyACM*) or a device path.
     pub serial_port: String,
+    /// The speed to open the port at (`auto` format tries others while it
+    /// reads only garbage).
     pub serial_baud: u32,
+    /// `auto` or a format name.
+    pub serial_format: SerialFormat,
+    pub serial_parity: SerialParity,
+    /// 7 or 8.
+    pub serial_data_bits: u8,
+    /// 1 or 2.
+    pub serial_stop_bits: u8,
     /// BCM pins of an HX711 load-cell amplifier.
     pub hx711_dout_pin: Option<u8>,
     pub hx711_sck_pin: Option<u8>,
@@ -267,6 +281,10 @@ impl Default for ScaleConfig {
             overlay_s: 8,
             serial_port: "auto".into(),
             serial_baud: 9600,
+            serial_format: SerialFormat::Auto,
+            serial_parity: SerialParity::None,
+            serial_data_bits: 8,
+            serial_stop_bits: 1,
             hx711_dout_pin: None,
             hx711_sck_pin: None,
         }

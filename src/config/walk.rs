@@ -32,6 +32,7 @@ pub fn full_sample() -> Config {
     c.scale.overlay_template = Some("{name}".into());
     c.scale.overlay_template_piece = Some("{name}".into());
     c.live.slate_image = Some("/s.png".into());
+    c.live.tls_ca_file = Some("ca.pem".into());
     c.mqtt.username = Some("u".into());
     c.mqtt.password_file = Some("p".into());
     c.mqtt.ca_file = Some("ca".into());

@@ -22,6 +22,7 @@ pub mod plan;
 pub mod probe;
 pub mod recorder;
 pub mod send_buffer;
+pub mod tls_trust;
 
 use std::sync::Once;
 
