@@ -27,3 +27,4 @@ pub mod provision;
 pub mod recording;
 pub mod scale;
 pub mod show;
+pub mod web;
