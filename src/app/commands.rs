@@ -101,7 +101,9 @@ impl Driver {
         use crate::mqtt::payloads as p;
         let interval = Duration::from_secs(self.config.mqtt.status_interval_s.max(1));
         self.next_status = now + interval;
-        let Some(mqtt) = &self.mqtt else { return };
+        if self.mqtt.is_none() && self.web.is_none() {
+            return;
+        }
         let show = self.show.status();
         // A walk of every recording is too slow for the loop: status reads the
         // last figures, and a walk runs on the disk thread when they are stale.
@@ -169,6 +171,12 @@ impl Driver {
             },
             mqtt: Default::default(),
         };
-        mqtt.set_status(status);
+        if let Some(web) = &self.web {
+            web.status(&status);
+            web.preview(self.media.capture().map(|c| c.snapshotter()));
+        }
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.set_status(status);
+        }
     }
 }

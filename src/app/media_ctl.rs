@@ -166,6 +166,21 @@ impl MediaCtl {
         }
     }
 
+    /// Today's push address from the phone page: used from the next connect.
+    pub fn set_push(
+        &mut self,
+        name: &str,
+        server: &str,
+        key: crate::config::secret::Secret,
+    ) -> bool {
+        let Some(d) = self.config.iter_mut().find(|d| d.name == name) else {
+            return false;
+        };
+        d.url = server.to_string();
+        d.key = Some(key);
+        true
+    }
+
     pub fn disconnect(&mut self, name: &str) -> Option<Input> {
         match self.destinations.remove(name) {
             Some(d) => {

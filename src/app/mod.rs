@@ -20,6 +20,7 @@ mod selling;
 mod turns;
 mod wake;
 mod watchdog;
+mod web_link;
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -50,7 +51,8 @@ pub fn run(config_path: &Path) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(Driver::run(loaded))
+    let config_dir = config_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    runtime.block_on(Driver::run(loaded, config_dir))
 }
 
 /// How long a rebuilt pipeline has to reach standby before the config it was
@@ -107,10 +109,12 @@ struct Driver {
     disk_work: disk_work::DiskWork,
     /// The last disk-use figures: status reads these, never the disk.
     disk_usage: crate::recording::usage::UsageCache,
+    /// The phone page's side of the bridge (status and preview watches).
+    web: Option<crate::web::Handle>,
 }
 
 impl Driver {
-    async fn run(loaded: fleet_link::Loaded) -> Result<()> {
+    async fn run(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) -> Result<()> {
         let fleet_link::Loaded {
             config,
             session,
@@ -143,6 +147,8 @@ impl Driver {
             }
         };
 
+        // The phone page (src/web): its requests arrive on `web_rx`.
+        let (web, mut web_rx) = crate::web::start(&config, &config_dir).unzip();
         let now = Instant::now();
         let mut settings = ShowSettings::from_live(&config.live);
         settings.jitter_seed ^=
@@ -191,6 +197,7 @@ impl Driver {
             turns: turns::TurnStats::default(),
             disk_work,
             disk_usage: Default::default(),
+            web,
         };
         // After MQTT, so that what is missing is reported there too.
         d.open_hardware(now, true);
@@ -236,6 +243,8 @@ impl Driver {
                 Some(inc) = recv_or_pending(&mut incoming) => Wake::Incoming(inc),
                 // The recordings' disk thread: figures of a walk or a budget pass.
                 Some(f) = disk_rx.recv() => Wake::Disk(f),
+                // The farmer's phone page (pending forever with `[web]` off).
+                Some(req) = recv_or_pending(&mut web_rx) => Wake::Web(req),
                 // systemd stop or Ctrl-C: end the show cleanly, then exit.
                 _ = sigterm.recv() => Wake::Signal,
                 _ = sigint.recv() => Wake::Signal,
@@ -268,6 +277,7 @@ impl Driver {
                 Wake::Scale(r) => d.selling.on_reading(woke, r),
                 Wake::Incoming(inc) => d.on_incoming(inc),
                 Wake::Disk(f) => d.disk_usage.measured(woke, f.used_bytes, f.free_bytes),
+                Wake::Web(req) => d.on_web(req),
                 Wake::Signal => d.pending.push_back(Input::Shutdown),
                 Wake::Timer => {}
             }
