@@ -15,6 +15,8 @@ PACKAGES=(
   # real servers and checkers the demo and the tests use
   nginx libnginx-mod-rtmp ffmpeg mosquitto mosquitto-clients srt-tools
   iproute2 openssl systemd procps netcat-openbsd
+  # the phone page's tests: a real headless browser, and promtool for /metrics
+  chromium chromium-driver prometheus
   # packaging checks
   lintian dpkg-dev
 )
