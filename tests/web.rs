@@ -7,6 +7,8 @@
 mod common;
 #[path = "web/http.rs"]
 mod http;
+#[path = "web/webdriver.rs"]
+mod webdriver;
 
 use std::path::Path;
 use std::time::Duration;
@@ -340,6 +342,154 @@ fn the_page_pairs_gates_steers_the_show_and_takes_todays_push_address() {
     );
     obs.assert_no_secret(NEW_KEY);
     obs.assert_no_secret(OLD_KEY);
+}
+
+#[test]
+fn a_real_phone_browser_logs_in_goes_live_pastes_todays_address_and_tags() {
+    let _serial = common::serial();
+    let nginx = NginxRtmp::start();
+    let broker = Mosquitto::start();
+    let tc = TestConfig::new().autostart(false);
+    let key_file = tc.dir.path().join("taobao.key");
+    std::fs::write(&key_file, format!("{OLD_KEY}\n")).unwrap();
+    let (web, metrics) = (free_port(), free_port());
+    let toml = config(
+        &tc,
+        &nginx.url("live"),
+        &key_file,
+        web,
+        metrics,
+        broker.port,
+    );
+    let mut fc = Farmcast::start(&toml);
+    assert!(
+        wait_for_tcp(web, Duration::from_secs(30)),
+        "no page: {}",
+        fc.log()
+    );
+    let b = webdriver::Browser::start(360, "zh-CN");
+    let secs = Duration::from_secs;
+
+    // The login, in Chinese; a wrong code is refused on the page.
+    b.open(&format!("http://127.0.0.1:{web}/"));
+    assert_eq!(b.js("return document.documentElement.lang;"), "zh");
+    b.type_into("#code", "000000");
+    b.click("#go");
+    b.until(
+        "the wrong code is refused",
+        "return document.getElementById('msg').textContent === '配对码不对。';",
+        secs(10),
+    );
+    b.screenshot("1-wrong-code");
+    b.js("document.getElementById('code').value = '';");
+    b.type_into("#code", CODE);
+    b.click("#go");
+    b.wait_for("#golive");
+    b.until(
+        "the page shows standby",
+        "return document.getElementById('state').dataset.state === 'standby';",
+        secs(15),
+    );
+    assert_eq!(b.text("#state-text"), "待机");
+    assert_eq!(b.text("#golive"), "开始直播");
+    // Fits a 360 px screen: nothing wider than the window.
+    assert_eq!(
+        b.js("return document.documentElement.scrollWidth <= window.innerWidth;"),
+        true
+    );
+    assert_eq!(b.js("return window.innerWidth;"), 360);
+    b.screenshot("2-standby");
+
+    // Go live from the page: nginx receives the publish.
+    b.click("#golive");
+    assert!(
+        nginx.wait_for_publishes("live", 1, secs(30)),
+        "no publish: {}",
+        fc.log()
+    );
+    b.until(
+        "the page shows live",
+        "return document.getElementById('state').dataset.state === 'live';",
+        secs(15),
+    );
+    assert_eq!(b.text("#state-text"), "直播中");
+    // The preview shows the picture and changes over time.
+    b.until("a preview frame", "const i = document.getElementById('preview'); return i.complete && i.naturalWidth === 320;", secs(10));
+    let first = b.js("return document.getElementById('preview').src;");
+    b.until(
+        "the preview changes",
+        &format!("return document.getElementById('preview').src !== {first};"),
+        secs(10),
+    );
+    b.screenshot("3-live");
+
+    // A product tap with produce on the scale: the sales log gets the line.
+    fc.sim("weight 0.800");
+    b.until(
+        "the scale settles",
+        "return document.getElementById('weight').textContent.includes('0.800 kg, 稳定');",
+        secs(15),
+    );
+    b.click(".product[data-id=mussels]");
+    b.until(
+        "the tap is confirmed",
+        "return document.getElementById('msg').textContent.startsWith('已标记');",
+        secs(10),
+    );
+    let rec = tc.recording_dir();
+    assert!(
+        wait_until(secs(15), || sales_lines(&rec)
+            .iter()
+            .any(|l| l.contains("mussels"))),
+        "no sales line"
+    );
+    b.screenshot("4-tagged");
+
+    // Today's push address, pasted whole; the page shows only its last four.
+    b.type_into(
+        ".dest[data-name=taobao] .push-url",
+        &format!("{}/{NEW_KEY}", nginx.url("live")),
+    );
+    b.click(".dest[data-name=taobao] .push-save");
+    b.until(
+        "the address is saved",
+        "return document.getElementById('msg').textContent === '已保存，下次开播时生效。';",
+        secs(10),
+    );
+    b.until("the key's tail is shown", "return document.querySelector('.dest[data-name=taobao] .dest-head').textContent.includes('…7777');", secs(10));
+    assert!(!b.text("body").contains(NEW_KEY), "the page shows the key");
+    b.screenshot("5-pushed");
+
+    // End (asks first), go live again: nginx sees the new stream name.
+    b.click("#end");
+    assert_eq!(
+        b.js("return document.getElementById('end-ask').hidden;"),
+        false
+    );
+    b.screenshot("6-end-ask");
+    b.click("#end-confirm");
+    b.until(
+        "the page shows standby again",
+        "return document.getElementById('state').dataset.state === 'standby';",
+        secs(20),
+    );
+    assert!(nginx.wait_idle(secs(15)));
+    b.click("#golive");
+    assert!(
+        nginx.wait_for_publishes("live", 2, secs(30)),
+        "no second publish: {}",
+        fc.log()
+    );
+    assert!(
+        wait_until(secs(15), || nginx
+            .stat()
+            .contains(&format!("<name>{NEW_KEY}</name>"))),
+        "nginx does not see the new stream name"
+    );
+    b.screenshot("7-live-again");
+    eprintln!("screenshots in {}", b.shots_dir().display());
+    fc.stop();
+    assert!(!fc.log().contains(NEW_KEY), "the log carried the key");
 }
 
 /// `promtool check metrics` reads the exposition from standard input.
