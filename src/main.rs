@@ -121,6 +121,11 @@ fn main() -> ExitCode {
                     }
                 } else {
                     print!("{}", farmcast::media::probe::render_human(&report));
+                    // Where a phone finds the page (the installed config's `[web]`).
+                    let config = std::path::Path::new("/etc/farmcast/farmcast.toml");
+                    for line in farmcast::web::probe::for_config(config) {
+                        println!("{line}");
+                    }
                 }
                 ExitCode::SUCCESS
             }

@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod metrics;
 mod page;
+pub mod probe;
 pub mod push;
 mod server;
 
