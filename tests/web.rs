@@ -22,6 +22,7 @@ use serde_json::json;
 pub const CODE: &str = "482913";
 const OLD_KEY: &str = "oldkey-1111";
 const NEW_KEY: &str = "todaykey-7777";
+const NEW_CODE: &str = "907153";
 
 /// The test config with `[web]` on, a key file, the sim scale and a product.
 pub fn config(
@@ -487,9 +488,51 @@ fn a_real_phone_browser_logs_in_goes_live_pastes_todays_address_and_tags() {
         "nginx does not see the new stream name"
     );
     b.screenshot("7-live-again");
+
+    // The technician hands out a new code over MQTT: the phone is logged
+    // out, the old code is refused, the new one lets it in again.
+    let mut obs = Observer::new(broker.port, "web-tech", true, &[&topic("cmd/result")]);
+    let res = obs.command(
+        "code-1",
+        json!({"cmd": "set_pairing_code", "args": {"code": NEW_CODE}}),
+    );
+    assert_eq!(res["ok"], true, "{res}");
+    assert!(!res.to_string().contains(NEW_CODE));
+    b.open(&format!("http://127.0.0.1:{web}/"));
+    b.wait_for("#code");
+    b.type_into("#code", CODE);
+    b.click("#go");
+    b.until(
+        "the old code is refused",
+        "return document.getElementById('msg').textContent === '配对码不对。';",
+        secs(10),
+    );
+    b.js("document.getElementById('code').value = '';");
+    b.type_into("#code", NEW_CODE);
+    b.click("#go");
+    b.until(
+        "the new code lets the phone in",
+        "return document.getElementById('state').dataset.state === 'live';",
+        secs(15),
+    );
+    let kept = tc.state_dir().join("web/pairing_code");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     eprintln!("screenshots in {}", b.shots_dir().display());
     fc.stop();
-    assert!(!fc.log().contains(NEW_KEY), "the log carried the key");
+    let log = fc.log();
+    assert!(
+        log.contains("pairing code changed; every phone logged out"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(NEW_KEY) && !log.contains(NEW_CODE),
+        "the log carried a secret:\n{log}"
+    );
+    obs.assert_no_secret(NEW_CODE);
 }
 
 /// `promtool check metrics` reads the exposition from standard input.

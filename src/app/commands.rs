@@ -93,6 +93,17 @@ impl Driver {
                 let outcome = self.selling.set_calibration(cal, *force);
                 remote::calibration_changed(&mqtt, &cmd, "set_calibration", outcome);
             }
+            // The phone page's code: kept by the page (src/web), all phones logged out.
+            K::SetPairingCode { code } => match &self.web {
+                Some(web) => {
+                    web.set_code(code.clone());
+                    mqtt.reply(&cmd, Ok(json!({ "sessions_closed": true })));
+                }
+                None => mqtt.reply(
+                    &cmd,
+                    Err("the phone page is off ([web] enabled = false)".into()),
+                ),
+            },
             _ => mqtt.reply(&cmd, Err("not handled".into())),
         }
     }

@@ -58,6 +58,7 @@ pub struct WebStatus {
 pub struct Handle {
     status: watch::Sender<WebStatus>,
     preview: watch::Sender<Option<Snapshotter>>,
+    code: watch::Sender<Option<Secret>>,
 }
 
 impl Handle {
@@ -65,6 +66,12 @@ impl Handle {
         self.status.send_replace(WebStatus {
             status: Some(status.clone()),
         });
+    }
+
+    /// A new pairing code (MQTT `set_pairing_code`): kept in the state
+    /// directory, and every phone logged out.
+    pub fn set_code(&self, code: Secret) {
+        self.code.send_replace(Some(code));
     }
 
     /// The capture's frame tap, or none while the capture is down.
@@ -79,6 +86,8 @@ impl Handle {
 /// The server's side of the bridge.
 pub struct Bridge {
     pub to_loop: mpsc::Sender<WebRequest>,
+    /// A new pairing code from the technician.
+    pub code: watch::Receiver<Option<Secret>>,
     pub status: watch::Receiver<WebStatus>,
     pub preview: watch::Receiver<Option<Snapshotter>>,
 }
@@ -169,8 +178,10 @@ pub fn start(config: &Config, config_dir: &Path) -> Option<(Handle, mpsc::Receiv
     let (to_loop, requests) = mpsc::channel(16);
     let (status_tx, status) = watch::channel(WebStatus::default());
     let (preview_tx, preview) = watch::channel(None);
+    let (code_tx, code) = watch::channel(None);
     let bridge = Bridge {
         to_loop,
+        code,
         status,
         preview,
     };
@@ -179,6 +190,7 @@ pub fn start(config: &Config, config_dir: &Path) -> Option<(Handle, mpsc::Receiv
         Handle {
             status: status_tx,
             preview: preview_tx,
+            code: code_tx,
         },
         requests,
     ))

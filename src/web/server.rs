@@ -85,6 +85,7 @@ pub(super) fn spawn(settings: WebSettings, bridge: Bridge) {
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app.clone());
+    tokio::spawn(new_codes(app.clone()));
     let listen = app.settings.listen.clone();
     tokio::spawn(serve(listen, router, "page"));
     if let Some(addr) = app.settings.metrics_listen.clone() {
@@ -105,6 +106,38 @@ pub(super) fn spawn(settings: WebSettings, bridge: Bridge) {
             }),
         );
         tokio::spawn(serve(addr, router, "metrics"));
+    }
+}
+
+/// A code from the technician replaces the old one, is kept (mode 0600) so
+/// that it survives a restart, and logs every phone out.
+async fn new_codes(app: Arc<App>) {
+    let mut rx = app.bridge.code.clone();
+    while rx.changed().await.is_ok() {
+        let Some(code) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let file = app.settings.code_file.clone();
+        let kept = code.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            push::write_key_file(&file, &kept)
+        })
+        .await;
+        if !matches!(saved, Ok(Ok(()))) {
+            tracing::error!(
+                "web: the new pairing code could not be kept; it lasts until a restart"
+            );
+        }
+        if let Ok(mut c) = app.code.lock() {
+            *c = Some(code);
+        }
+        if let Ok(mut s) = app.sessions.lock() {
+            s.clear();
+        }
+        tracing::info!("web: pairing code changed; every phone logged out");
     }
 }
 
