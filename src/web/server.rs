@@ -211,14 +211,16 @@ fn is_json(h: &HeaderMap) -> bool {
         })
 }
 
-fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(bytes).map_err(|_| {
-        (
-            StatusCode::BAD_REQUEST,
-            "the request is not the JSON this route takes",
-        )
-            .into_response()
-    })
+fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
+    serde_json::from_slice(bytes).ok()
+}
+
+fn not_json() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        "the request is not the JSON this route takes",
+    )
+        .into_response()
 }
 
 async fn index(
@@ -253,9 +255,8 @@ struct Login {
 
 async fn login(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
     let now = Instant::now();
-    let given: Login = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(given) = body::<Login>(&bytes) else {
+        return not_json();
     };
     let Ok(mut limiter) = app.limiter.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -365,12 +366,12 @@ struct Confirm {
 
 async fn end_show(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
     match body::<Confirm>(&bytes) {
-        Ok(Confirm { confirm: true }) => {
+        Some(Confirm { confirm: true }) => {
             tracing::info!("web: end the show");
             to_loop(&app, WebRequest::EndShow).await
         }
-        Ok(_) => (StatusCode::BAD_REQUEST, "ending needs {\"confirm\": true}").into_response(),
-        Err(r) => r,
+        Some(_) => (StatusCode::BAD_REQUEST, "ending needs {\"confirm\": true}").into_response(),
+        None => not_json(),
     }
 }
 
@@ -380,9 +381,8 @@ struct Tag {
 }
 
 async fn tag(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
-    let t: Tag = match body(&bytes) {
-        Ok(t) => t,
-        Err(r) => return r,
+    let Some(t) = body::<Tag>(&bytes) else {
+        return not_json();
     };
     if !app.settings.products.iter().any(|p| p.id == t.product_id) {
         return (
@@ -408,9 +408,8 @@ struct Push {
 }
 
 async fn set_push(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
-    let p: Push = match body(&bytes) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(p) = body::<Push>(&bytes) else {
+        return not_json();
     };
     let dest = app
         .destinations
