@@ -431,6 +431,18 @@ fn a_real_phone_browser_logs_in_goes_live_pastes_todays_address_and_tags() {
         "return document.getElementById('weight').textContent.includes('0.800 kg, 稳定');",
         secs(15),
     );
+    // The farmer renames the product and changes its price on the page.
+    b.click("#h-edit");
+    b.js("const r = document.querySelector('.edit[data-id=mussels]'); r.querySelector('.edit-name').value = ''; r.querySelector('.edit-price').value = '';");
+    b.type_into(".edit[data-id=mussels] .edit-name", "大青口");
+    b.type_into(".edit[data-id=mussels] .edit-price", "32.50");
+    b.click(".edit[data-id=mussels] .edit-save");
+    b.until(
+        "the edit is saved",
+        "return document.getElementById('msg').textContent === '商品已保存。';",
+        secs(30),
+    );
+    assert_eq!(b.text(".product[data-id=mussels]"), "大青口 32.50 CNY/kg");
     b.click(".product[data-id=mussels]");
     b.until(
         "the tap is confirmed",
@@ -438,11 +450,12 @@ fn a_real_phone_browser_logs_in_goes_live_pastes_todays_address_and_tags() {
         secs(10),
     );
     let rec = tc.recording_dir();
+    let sold =
+        |l: &String| l.contains("mussels") && l.contains("大青口") && l.contains("\"32.50\"");
     assert!(
-        wait_until(secs(15), || sales_lines(&rec)
-            .iter()
-            .any(|l| l.contains("mussels"))),
-        "no sales line"
+        wait_until(secs(15), || sales_lines(&rec).iter().any(sold)),
+        "no sales line at the new price: {:?}",
+        sales_lines(&rec)
     );
     b.screenshot("4-tagged");
 
@@ -455,7 +468,7 @@ fn a_real_phone_browser_logs_in_goes_live_pastes_todays_address_and_tags() {
     b.until(
         "the address is saved",
         "return document.getElementById('msg').textContent === '已保存，下次开播时生效。';",
-        secs(10),
+        secs(30),
     );
     b.until("the key's tail is shown", "return document.querySelector('.dest[data-name=taobao] .dest-head').textContent.includes('…7777');", secs(10));
     assert!(!b.text("body").contains(NEW_KEY), "the page shows the key");
@@ -528,6 +541,21 @@ fn a_real_phone_browser_logs_in_goes_live_pastes_todays_address_and_tags() {
         log.contains("pairing code changed; every phone logged out"),
         "{log}"
     );
+
+    // After a restart the new code and the edited product are still there.
+    let mut again = Farmcast::start(&toml);
+    assert!(
+        wait_for_tcp(web, secs(30)),
+        "no page after the restart: {}",
+        again.log()
+    );
+    b.open(&format!("http://127.0.0.1:{web}/"));
+    b.type_into("#code", NEW_CODE);
+    b.click("#go");
+    b.wait_for(".product[data-id=mussels]");
+    assert_eq!(b.text(".product[data-id=mussels]"), "大青口 32.50 CNY/kg");
+    b.screenshot("8-after-restart");
+    again.stop();
     assert!(
         !log.contains(NEW_KEY) && !log.contains(NEW_CODE),
         "the log carried a secret:\n{log}"

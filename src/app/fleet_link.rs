@@ -237,6 +237,7 @@ impl Driver {
                 c.set_bitrate(config.video.bitrate_kbps);
             }
         }
+        crate::web::products::apply_saved(&mut config);
         self.selling.update_catalog(&config);
         // New MQTT settings go on trial beside the running link (remote.rs),
         // which then holds the report until they connect or roll back.
@@ -257,7 +258,8 @@ impl Driver {
 
     /// Changes that need a new pipeline (camera, encoder, destinations): tear
     /// down, build again, and keep the config on trial until standby.
-    fn rebuild(&mut self, config: Config, now: Instant) {
+    fn rebuild(&mut self, mut config: Config, now: Instant) {
+        crate::web::products::apply_saved(&mut config);
         let was_on_air = self.show.state().in_show();
         tracing::info!(was_on_air, "new configuration: rebuilding the pipeline");
         self.media.shutdown();

@@ -116,10 +116,12 @@ struct Driver {
 impl Driver {
     async fn run(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) -> Result<()> {
         let fleet_link::Loaded {
-            config,
+            mut config,
             session,
             reported,
         } = loaded;
+        // The farmer's product edits from the phone page: a layer over all others.
+        crate::web::products::apply_saved(&mut config);
         crate::media::init()?;
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
         let (edge_tx, mut edge_rx) = mpsc::unbounded_channel();

@@ -45,6 +45,13 @@ impl Driver {
                     Err("no such destination".into())
                 });
             }
+            // Already checked and saved in the local layer by the page.
+            WebRequest::EditProduct { edit, reply } => {
+                let edits = [(edit.id.clone(), edit)].into_iter().collect();
+                crate::web::products::overlay(&mut self.config.products, &edits);
+                self.selling.update_catalog(&self.config);
+                let _ = reply.send(Ok(()));
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod metrics;
 mod page;
 pub mod probe;
+pub mod products;
 pub mod push;
 mod server;
 
@@ -44,6 +45,12 @@ pub enum WebRequest {
         destination: String,
         server: String,
         key: Secret,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// A product's name and price, checked and already saved in the local
+    /// layer (`products.rs`): used from the next tag.
+    EditProduct {
+        edit: products::Edit,
         reply: oneshot::Sender<Result<(), String>>,
     },
 }
@@ -100,6 +107,8 @@ pub struct WebSettings {
     pub pairing_code: Option<Secret>,
     /// Where `set_pairing_code` keeps a code (wins over the config key).
     pub code_file: PathBuf,
+    /// The local layer of product edits (`products.rs`).
+    pub products_file: PathBuf,
     pub destinations: Vec<DestinationView>,
     pub products: Vec<ProductView>,
 }
@@ -134,6 +143,7 @@ impl WebSettings {
             code_file: Path::new(&config.state_dir)
                 .join("web")
                 .join("pairing_code"),
+            products_file: products::file(&config.state_dir),
             destinations: config
                 .destinations
                 .iter()

@@ -106,6 +106,11 @@ pub fn split(pasted: &str) -> Result<PushAddress, PushError> {
 /// never half of it, and only its owner can read it (mode 0600 from the
 /// first byte: the file is created so, not chmod-ed after).
 pub fn write_key_file(path: &Path, key: &Secret) -> std::io::Result<()> {
+    write_private(path, format!("{}\n", key.expose()).as_bytes())
+}
+
+/// [`write_key_file`] for any text: atomic, mode 0600.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -120,8 +125,7 @@ pub fn write_key_file(path: &Path, key: &Secret) -> std::io::Result<()> {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(key.expose().as_bytes())?;
-        f.write_all(b"\n")?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         // The rename itself survives a power cut only once the folder is synced.

@@ -24,7 +24,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{Limiter, Sessions};
-use super::{auth, metrics, page, push, Bridge, DestinationView, WebRequest, WebSettings};
+use super::{
+    auth, metrics, page, products, push, Bridge, DestinationView, ProductView, WebRequest,
+    WebSettings,
+};
 use crate::config::secret::Secret;
 use crate::excerpt::excerpt;
 
@@ -35,6 +38,9 @@ const BODY_LIMIT: usize = 16 * 1024;
 /// A preview frame younger than this is served again rather than made anew:
 /// several phones cost one JPEG per interval.
 const PREVIEW_REUSE: Duration = Duration::from_millis(200);
+/// How long a request waits for the driver's answer. The key or the edit is
+/// already saved by then; a loaded box still answers well within it.
+const LOOP_ANSWER: Duration = Duration::from_secs(30);
 
 struct App {
     settings: WebSettings,
@@ -43,6 +49,7 @@ struct App {
     limiter: Mutex<Limiter>,
     bridge: Bridge,
     destinations: Mutex<Vec<DestinationView>>,
+    products: Mutex<Vec<ProductView>>,
     preview: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
 }
 
@@ -64,6 +71,7 @@ pub(super) fn spawn(settings: WebSettings, bridge: Bridge) {
     }
     let app = Arc::new(App {
         destinations: Mutex::new(settings.destinations.clone()),
+        products: Mutex::new(settings.products.clone()),
         settings,
         code: Mutex::new(code),
         sessions: Mutex::default(),
@@ -80,6 +88,7 @@ pub(super) fn spawn(settings: WebSettings, bridge: Bridge) {
         .route("/api/end", post(end_show))
         .route("/api/tag", post(tag))
         .route("/api/push", post(set_push))
+        .route("/api/product", post(edit_product))
         .route("/api/preview.jpg", get(preview))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(middleware::from_fn_with_state(app.clone(), guard))
@@ -342,7 +351,7 @@ async fn status(State(app): State<Arc<App>>) -> Response {
     Json(json!({
         "status": status,
         "destinations": destinations,
-        "products": app.settings.products,
+        "products": app.products.lock().map(|p| p.clone()).unwrap_or_default(),
     }))
     .into_response()
 }
@@ -384,7 +393,11 @@ async fn tag(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
     let Some(t) = body::<Tag>(&bytes) else {
         return not_json();
     };
-    if !app.settings.products.iter().any(|p| p.id == t.product_id) {
+    let known = app
+        .products
+        .lock()
+        .is_ok_and(|p| p.iter().any(|p| p.id == t.product_id));
+    if !known {
         return (
             StatusCode::NOT_FOUND,
             format!("no product \"{}\"", excerpt(&t.product_id)),
@@ -459,7 +472,7 @@ async fn set_push(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
     if app.bridge.to_loop.send(req).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping").into_response();
     }
-    match tokio::time::timeout(Duration::from_secs(5), answer).await {
+    match tokio::time::timeout(LOOP_ANSWER, answer).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(why))) => return (StatusCode::CONFLICT, why).into_response(),
         _ => return (StatusCode::SERVICE_UNAVAILABLE, "the daemon did not answer").into_response(),
@@ -472,6 +485,70 @@ async fn set_push(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
     tracing::info!(destination = %dest.name, "web: today's push address saved; used from the next go-live");
     Json(json!({"ok": true, "destination": dest.name, "server": address.server, "key_tail": tail}))
         .into_response()
+}
+
+/// A product's name and price from the page: checked, saved in the local
+/// layer (mode 0600, atomic), then handed to the driver.
+async fn edit_product(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
+    let Some(edit) = body::<products::Edit>(&bytes) else {
+        return not_json();
+    };
+    let currency = app.products.lock().ok().and_then(|p| {
+        p.iter()
+            .find(|p| p.id == edit.id)
+            .map(|p| p.currency.clone())
+    });
+    let Some(currency) = currency else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no product \"{}\"", excerpt(&edit.id)),
+        )
+            .into_response();
+    };
+    if let Err(why) = products::check(&edit, &currency) {
+        return (StatusCode::BAD_REQUEST, why).into_response();
+    }
+    let file = app.settings.products_file.clone();
+    let saved = edit.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let mut edits = products::parse(&std::fs::read_to_string(&file).unwrap_or_default());
+        edits.insert(saved.id.clone(), saved);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        push::write_private(&file, products::render(&edits).as_bytes())
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        tracing::error!("web: the product edit could not be saved");
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the edit could not be saved",
+        )
+            .into_response();
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let req = WebRequest::EditProduct {
+        edit: edit.clone(),
+        reply,
+    };
+    if app.bridge.to_loop.send(req).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping").into_response();
+    }
+    if !matches!(
+        tokio::time::timeout(LOOP_ANSWER, answer).await,
+        Ok(Ok(Ok(())))
+    ) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the daemon did not answer").into_response();
+    }
+    if let Ok(mut p) = app.products.lock() {
+        if let Some(p) = p.iter_mut().find(|p| p.id == edit.id) {
+            p.name = edit.name.trim().to_string();
+            p.unit_price = edit.unit_price.trim().to_string();
+        }
+    }
+    tracing::info!(product = %edit.id, "web: product edited");
+    Json(json!({"ok": true})).into_response()
 }
 
 async fn preview(State(app): State<Arc<App>>) -> Response {

@@ -129,7 +129,9 @@ impl Browser {
 
     /// Waits until the script returns `true`.
     pub fn until(&self, what: &str, script: &str, within: Duration) {
-        let ok = wait_until(within, || self.js(script) == Value::Bool(true));
+        // A page that is still loading (a login reloads) is not an error yet.
+        let guarded = format!("try {{ {script} }} catch (_) {{ return false; }}");
+        let ok = wait_until(within, || self.js(&guarded) == Value::Bool(true));
         assert!(
             ok,
             "{what}: never true; the page says {:?}",
