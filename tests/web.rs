@@ -354,6 +354,8 @@ fn a_real_phone_browser_logs_in_goes_live_pastes_todays_address_and_tags() {
     let key_file = tc.dir.path().join("taobao.key");
     std::fs::write(&key_file, format!("{OLD_KEY}\n")).unwrap();
     let (web, metrics) = (free_port(), free_port());
+    // Status only every 30 s (and on each change): the page must still show
+    // the scale and the preview live.
     let toml = config(
         &tc,
         &nginx.url("live"),
@@ -361,7 +363,9 @@ fn a_real_phone_browser_logs_in_goes_live_pastes_todays_address_and_tags() {
         web,
         metrics,
         broker.port,
-    );
+    )
+    .replace("status_interval_s = 1", "status_interval_s = 30");
+    assert!(toml.contains("status_interval_s = 30"));
     let mut fc = Farmcast::start(&toml);
     assert!(
         wait_for_tcp(web, Duration::from_secs(30)),

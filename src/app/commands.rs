@@ -184,7 +184,6 @@ impl Driver {
         };
         if let Some(web) = &self.web {
             web.status(&status);
-            web.preview(self.media.capture().map(|c| c.snapshotter()));
         }
         if let Some(mqtt) = &self.mqtt {
             mqtt.set_status(status);

@@ -482,6 +482,11 @@ impl Driver {
             }
             self.last_fps_at = now;
         }
+        // The phone page's live parts: the scale and the frame tap.
+        if let Some(web) = &self.web {
+            web.scale(self.selling.status());
+            web.preview(self.media.capture().map(|c| c.snapshotter()));
+        }
         self.feed_watchdog(now);
         self.adapt(now);
         self.probe_down_links(now);

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::secret::Secret;
 use crate::config::Config;
 use crate::media::capture::Snapshotter;
-use crate::mqtt::payloads::Status;
+use crate::mqtt::payloads::{ScaleStatus, Status};
 
 /// What the page asks of the driver.
 #[derive(Debug)]
@@ -61,14 +61,35 @@ pub struct WebStatus {
     pub status: Option<Status>,
 }
 
+impl WebStatus {
+    /// The status with the freshest scale reading (the status document
+    /// itself goes out only every `mqtt.status_interval_s`).
+    fn with_scale(&self, scale: &ScaleStatus) -> Option<Status> {
+        self.status.clone().map(|mut s| {
+            s.scale = scale.clone();
+            s
+        })
+    }
+}
+
 /// The driver's side of the bridge.
 pub struct Handle {
     status: watch::Sender<WebStatus>,
     preview: watch::Sender<Option<Snapshotter>>,
     code: watch::Sender<Option<Secret>>,
+    scale: watch::Sender<ScaleStatus>,
 }
 
 impl Handle {
+    /// The scale's reading, at every health tick: the page shows it live.
+    pub fn scale(&self, scale: ScaleStatus) {
+        self.scale.send_if_modified(|s| {
+            let changed = *s != scale;
+            *s = scale;
+            changed
+        });
+    }
+
     pub fn status(&self, status: &Status) {
         self.status.send_replace(WebStatus {
             status: Some(status.clone()),
@@ -95,6 +116,7 @@ pub struct Bridge {
     pub to_loop: mpsc::Sender<WebRequest>,
     /// A new pairing code from the technician.
     pub code: watch::Receiver<Option<Secret>>,
+    pub scale: watch::Receiver<ScaleStatus>,
     pub status: watch::Receiver<WebStatus>,
     pub preview: watch::Receiver<Option<Snapshotter>>,
 }
@@ -189,9 +211,11 @@ pub fn start(config: &Config, config_dir: &Path) -> Option<(Handle, mpsc::Receiv
     let (status_tx, status) = watch::channel(WebStatus::default());
     let (preview_tx, preview) = watch::channel(None);
     let (code_tx, code) = watch::channel(None);
+    let (scale_tx, scale) = watch::channel(ScaleStatus::default());
     let bridge = Bridge {
         to_loop,
         code,
+        scale,
         status,
         preview,
     };
@@ -201,6 +225,7 @@ pub fn start(config: &Config, config_dir: &Path) -> Option<(Handle, mpsc::Receiv
             status: status_tx,
             preview: preview_tx,
             code: code_tx,
+            scale: scale_tx,
         },
         requests,
     ))

@@ -342,7 +342,11 @@ impl IntoResponse for Json {
 }
 
 async fn status(State(app): State<Arc<App>>) -> Response {
-    let status = app.bridge.status.borrow().status.clone();
+    let status = app
+        .bridge
+        .status
+        .borrow()
+        .with_scale(&app.bridge.scale.borrow());
     let destinations = app
         .destinations
         .lock()
