@@ -16,6 +16,8 @@ PACKAGES=(
   nginx libnginx-mod-rtmp ffmpeg mosquitto mosquitto-clients srt-tools
   stunnel4  # the TLS terminator in front of nginx-rtmp (tests/rtmps.rs)
   iproute2 openssl systemd procps netcat-openbsd
+  # the phone page's tests: a real headless browser, and promtool for /metrics
+  chromium chromium-driver prometheus
   # packaging checks
   lintian dpkg-dev
 )

@@ -141,6 +141,10 @@ fn main() -> ExitCode {
                     if let Some(s) = &scale {
                         print!("{}", render_scale(s));
                     }
+                    // Where a phone finds the page (the config's `[web]`).
+                    for line in farmcast::web::probe::for_config(&config) {
+                        println!("{line}");
+                    }
                 }
                 ExitCode::SUCCESS
             }

@@ -77,7 +77,7 @@ impl Shell {
         let capture = self.media.capture();
         match cmd {
             MediaCmd::StartCapture { .. } => return self.media.start_capture().map(Input::Media),
-            MediaCmd::Connect(name) => return self.media.connect(&name).map(Input::Media),
+            MediaCmd::Connect(dest) => return self.media.connect(&dest).map(Input::Media),
             MediaCmd::Disconnect(name) => return self.media.disconnect(&name).map(Input::Media),
             MediaCmd::StartRecorder(dir) => {
                 self.turn.recorder = true;
@@ -137,6 +137,9 @@ impl Shell {
     }
 
     fn publish(&mut self, core: &Core, p: Publish) {
+        if let (Publish::Status(status), Some(web)) = (&p, &self.web) {
+            web.status(status);
+        }
         let Some(mqtt) = &self.links.current else {
             return;
         };
@@ -191,6 +194,19 @@ impl Shell {
                         m.reply(&cmd, Ok(json!({ "level": change.new, "old": change.old })));
                     }
                     Err(e) => m.reply(&cmd, Err(format!("{e:#}"))),
+                }
+            }
+            // The phone page's code: kept by the page (src/web), all phones logged out.
+            Work::SetPairingCode(cmd, code) => {
+                let outcome = match &self.web {
+                    Some(web) => {
+                        web.set_code(code);
+                        Ok(json!({ "sessions_closed": true }))
+                    }
+                    None => Err("the phone page is off ([web] enabled = false)".into()),
+                };
+                if let Some(m) = mqtt {
+                    m.reply(&cmd, outcome);
                 }
             }
             Work::DiskUsage(root) => self.disk_work.usage(root),

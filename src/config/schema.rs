@@ -30,6 +30,7 @@ pub struct Config {
     pub products: Vec<ProductConfig>,
     pub mqtt: MqttConfig,
     pub fleet: FleetConfig,
+    pub web: WebConfig,
 }
 
 impl Default for Config {
@@ -47,6 +48,7 @@ impl Default for Config {
             products: Vec::new(),
             mqtt: MqttConfig::default(),
             fleet: FleetConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -371,4 +373,32 @@ pub struct FleetConfig {
     /// Off by default: without trusted keys a box refuses every push, since
     /// any client of the broker could otherwise re-point its destinations.
     pub allow_unsigned: bool,
+}
+
+/// The farmer's phone page (`docs/web.md`). Off unless switched on: the
+/// shipped image config switches it on, test configs leave it off.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    pub enabled: bool,
+    /// Address and port of the page, on the LAN.
+    pub listen: String,
+    /// Address and port of `GET /metrics` (Prometheus text), for the
+    /// technicians' Prometheus; none means no metrics endpoint.
+    pub metrics_listen: Option<String>,
+    /// The code printed on the box's label; a phone that enters it gets a
+    /// session. The MQTT command `set_pairing_code` replaces it (kept in
+    /// the state directory, which then wins over this key).
+    pub pairing_code: Option<Secret>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            enabled: false,
+            listen: "0.0.0.0:80".into(),
+            metrics_listen: None,
+            pairing_code: None,
+        }
+    }
 }

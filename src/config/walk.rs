@@ -40,6 +40,8 @@ pub fn full_sample() -> Config {
     c.mqtt.client_key = Some("k".into());
     c.fleet.groups = vec!["g".into()];
     c.fleet.trusted_keys_file = Some("t".into());
+    c.web.metrics_listen = Some("127.0.0.1:9100".into());
+    c.web.pairing_code = Some(super::secret::Secret::new("123456"));
     c.destinations.push(DestinationConfig {
         name: "d".into(),
         url: "rtmp://h/app".into(),
