@@ -42,6 +42,10 @@ impl Lamp {
 pub struct Lights {
     tally: Lamp,
     status: Lamp,
+    /// What the show asks of the status light; a part that needs a
+    /// technician shows through where the show has nothing to say.
+    show_status: Pattern,
+    attention: bool,
     /// The time of the last update: deadlines are counted from it.
     last: Instant,
 }
@@ -51,6 +55,8 @@ impl Lights {
         Lights {
             tally: Lamp::new(now),
             status: Lamp::new(now),
+            show_status: Pattern::Off,
+            attention: false,
             last: now,
         }
     }
@@ -58,12 +64,41 @@ impl Lights {
     pub fn set(&mut self, which: Light, now: Instant, pattern: Pattern) {
         let lamp = match which {
             Light::Tally => &mut self.tally,
-            Light::Status => &mut self.status,
+            Light::Status => {
+                self.show_status = pattern;
+                return self.compose(now);
+            }
         };
         if lamp.pattern != pattern {
             lamp.pattern = pattern;
             lamp.since = now;
         }
+    }
+
+    /// A part needs a technician (or no longer does).
+    pub fn attention(&mut self, now: Instant, on: bool) {
+        if self.attention != on {
+            self.attention = on;
+            self.compose(now);
+        }
+    }
+
+    /// The show's own fault patterns (a lost camera, a down destination)
+    /// win: they say more, and the farmer can act on them.
+    fn compose(&mut self, now: Instant) {
+        let pattern = match self.show_status {
+            Pattern::Off if self.attention => Pattern::Attention,
+            p => p,
+        };
+        if self.status.pattern != pattern {
+            self.status.pattern = pattern;
+            self.status.since = now;
+        }
+    }
+
+    #[cfg(test)]
+    pub fn status_pattern(&self) -> Pattern {
+        self.status.pattern
     }
 
     /// New pins (the GPIO opened again): write their levels at the next update.

@@ -151,6 +151,12 @@ impl Core {
         self.show.state()
     }
 
+    /// The status light's pattern now.
+    #[cfg(test)]
+    pub fn status_light(&self) -> crate::gpio::tally::Pattern {
+        self.lights.status_pattern()
+    }
+
     /// The scale's reading, for the phone page's live display.
     pub fn scale_status(&self) -> crate::mqtt::payloads::ScaleStatus {
         self.selling.status()
@@ -226,6 +232,7 @@ impl Core {
         if now.at >= self.status.next_status() {
             self.publish_status(now);
         }
+        self.update_attention(now.at);
         self.lights.update(now.at, &mut self.out);
     }
 

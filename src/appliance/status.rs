@@ -143,7 +143,39 @@ impl Core {
                 crate::excerpt::excerpt_n(e, ERROR_CHARS),
             );
         }
+        if let Some(e) = self.disk_error() {
+            out.insert("disk".to_string(), e);
+        }
         out
+    }
+
+    /// The recordings' disk has less free space than `recording.min_free_mb`
+    /// after the budget removed what it may: recording may stop.
+    fn disk_error(&self) -> Option<String> {
+        let free_mb = self.disk_low()?;
+        let min = self.config.recording.min_free_mb;
+        Some(format!(
+            "the recordings' disk has {free_mb} MB free, under recording.min_free_mb = {min}: old shows are removed first, then recording stops"
+        ))
+    }
+
+    /// The free MB, when under `recording.min_free_mb`.
+    fn disk_low(&self) -> Option<u64> {
+        let (_, free) = self.status.disk.measured_figures()?;
+        let free_mb = free / (1024 * 1024);
+        (self.config.recording.enabled && free_mb < self.config.recording.min_free_mb)
+            .then_some(free_mb)
+    }
+
+    /// The status light says "needs a technician" while a part that the
+    /// show can do without is missing or failing (the capture's own faults
+    /// have the show's error pattern).
+    pub(super) fn update_attention(&mut self, now: Instant) {
+        let needed = self.parts.gpio.error().is_some()
+            || self.parts.scale.error().is_some()
+            || self.selling.scale_error().is_some()
+            || self.disk_low().is_some();
+        self.lights.attention(now, needed);
     }
 }
 

@@ -489,3 +489,47 @@ fn shutdown_ends_the_show_and_exits() {
     assert_eq!(sim.recorder, None);
     assert!(sim.connected.is_empty());
 }
+
+#[test]
+fn a_full_disk_or_a_silent_scale_asks_for_a_technician_on_the_status_light() {
+    let mut sim = standby(&["yt"]);
+    assert_eq!(sim.core.status_light(), crate::gpio::tally::Pattern::Off);
+    // The disk thread measures 100 MB free; the config keeps 512.
+    sim.input(Input::Disk {
+        used_bytes: 1 << 30,
+        free_bytes: 100 << 20,
+    });
+    assert_eq!(
+        sim.core.status_light(),
+        crate::gpio::tally::Pattern::Attention
+    );
+    sim.run_for(secs(6));
+    let status = sim
+        .seen
+        .iter()
+        .rev()
+        .find_map(|(_, s)| match s {
+            Seen::Publish(Publish::Status(st)) => Some(st),
+            _ => None,
+        })
+        .expect("a status");
+    assert!(
+        status.errors["disk"].contains("100 MB free"),
+        "{:?}",
+        status.errors
+    );
+    // Space again: the light goes back to what the show says.
+    sim.input(Input::Disk {
+        used_bytes: 1 << 30,
+        free_bytes: 5 << 30,
+    });
+    assert_eq!(sim.core.status_light(), crate::gpio::tally::Pattern::Off);
+    // A lost camera keeps the show's own error pattern: it says more.
+    sim.input(Input::Disk {
+        used_bytes: 1 << 30,
+        free_bytes: 1 << 20,
+    });
+    sim.camera_stalled = true;
+    sim.run_for(ms(600));
+    assert_eq!(sim.core.status_light(), crate::gpio::tally::Pattern::Error);
+}

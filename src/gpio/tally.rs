@@ -21,6 +21,10 @@ pub enum Pattern {
     Error,
     /// A brief flicker acknowledging a press that changed nothing.
     Ack,
+    /// The status light's "needs a technician": three short blinks, a pause
+    /// (a part is missing or failing while the show can go on: a scale that
+    /// stopped talking, a full disk, the GPIO).
+    Attention,
 }
 
 impl Pattern {
@@ -32,6 +36,7 @@ impl Pattern {
             Pattern::Solid => "solid",
             Pattern::Error => "error",
             Pattern::Ack => "ack",
+            Pattern::Attention => "attention",
         }
     }
 
@@ -43,6 +48,14 @@ impl Pattern {
             Pattern::FastBlink => Some(&[(true, 100), (false, 100)]),
             Pattern::Error => Some(&[(true, 150), (false, 150), (true, 150), (false, 750)]),
             Pattern::Ack => Some(&[(true, 40), (false, 40)]),
+            Pattern::Attention => Some(&[
+                (true, 120),
+                (false, 120),
+                (true, 120),
+                (false, 120),
+                (true, 120),
+                (false, 1400),
+            ]),
         }
     }
 }

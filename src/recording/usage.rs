@@ -47,6 +47,11 @@ impl UsageCache {
     }
 
     /// The last figures; zeros until the first walk is back.
+    /// The figures of the last measure, if there was one.
+    pub fn measured_figures(&self) -> Option<(u64, u64)> {
+        self.figures
+    }
+
     pub fn figures(&self) -> (u64, u64) {
         self.figures.unwrap_or((0, 0))
     }
