@@ -12,7 +12,7 @@ use crate::media::capture::{CameraFault, Capture, CaptureSettings};
 use crate::media::destination::{Destination, QueueBounds};
 use crate::media::plan::{self, AudioSource, EncoderPlan, VideoSource};
 use crate::media::recorder::Recorder;
-use crate::media::{encoder, EventTx, MediaEvent};
+use crate::media::{encoder, EventTx, Failure, Fault, MediaEvent};
 use crate::show::Input;
 
 pub struct MediaCtl {
@@ -41,6 +41,8 @@ pub struct MediaCtl {
     /// Where each RTMP destination's server is, remembered across rebuilds of
     /// its pipeline so a down link can be probed cheaply.
     remotes: HashMap<String, std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>>,
+    /// Why each destination last went down, for the probe policy.
+    down_faults: HashMap<String, Fault>,
     pub encoder_name: String,
     events: EventTx,
     /// Budget passes run on the recordings' disk thread, never on the loop.
@@ -80,6 +82,7 @@ impl MediaCtl {
             camera_lost: false,
             camera_restart: false,
             remotes: HashMap::new(),
+            down_faults: HashMap::new(),
             encoder_name,
             events,
             disk,
@@ -162,7 +165,10 @@ impl MediaCtl {
                 self.destinations.insert(name.to_string(), d);
                 None
             }
-            Err(e) => Some(Input::DestinationDown(name.to_string(), format!("{e:#}"))),
+            Err(e) => {
+                self.down_faults.insert(name.to_string(), Fault::Setup);
+                Some(Input::DestinationDown(name.to_string(), format!("{e:#}")))
+            }
         }
     }
 
@@ -239,9 +245,10 @@ impl MediaCtl {
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "recording did not start; the stream goes on");
-                let _ = self
-                    .events
-                    .send(MediaEvent::RecorderError(format!("{e:#}")));
+                let _ = self.events.send(MediaEvent::RecorderError(Failure::new(
+                    Fault::Setup,
+                    format!("{e:#}"),
+                )));
             }
         }
     }
@@ -290,9 +297,11 @@ impl MediaCtl {
                 Some(Input::CameraRestored)
             }
             MediaEvent::CaptureReady => Some(Input::CaptureReady),
-            MediaEvent::CaptureFailed(why) => Some(Input::CaptureFailed(why)),
+            MediaEvent::CaptureFailed(why) => Some(Input::CaptureFailed(why.text)),
             MediaEvent::CameraLost(why) => {
-                if self.capture.as_ref().is_some_and(|c| c.is_clip()) && why == "end of clip" {
+                if self.capture.as_ref().is_some_and(|c| c.is_clip())
+                    && why.fault == Fault::EndOfClip
+                {
                     // A clip loops: open it again, the show never notices.
                     return self.start_capture(true);
                 }
@@ -300,7 +309,7 @@ impl MediaCtl {
                     return None;
                 }
                 self.set_camera_lost(true);
-                Some(Input::CameraLost(why))
+                Some(Input::CameraLost(why.text))
             }
             MediaEvent::MicLost(why) => {
                 tracing::warn!(reason = %why, "microphone lost; sending silence");
@@ -324,8 +333,13 @@ impl MediaCtl {
                 .destinations
                 .contains_key(&name)
                 .then_some(Input::DestinationUp(name)),
-            MediaEvent::DestinationDown { name, reason } => {
+            MediaEvent::DestinationDown {
+                name,
+                reason,
+                fault,
+            } => {
                 let d = self.destinations.remove(&name)?;
+                self.down_faults.insert(name.clone(), fault);
                 d.abort();
                 Some(Input::DestinationDown(name, reason))
             }
@@ -365,6 +379,14 @@ impl MediaCtl {
     }
 
     /// The server address of a destination, if it is RTMP and was looked up.
+    /// Whether the destination last went down because its server could not
+    /// be reached at all (not one that answered and refused the stream).
+    pub fn server_unreachable(&self, name: &str) -> bool {
+        self.down_faults
+            .get(name)
+            .is_some_and(|f| f.server_unreachable())
+    }
+
     pub fn remote(&self, name: &str) -> Option<std::net::SocketAddr> {
         self.remotes.get(name)?.lock().ok().and_then(|r| *r)
     }

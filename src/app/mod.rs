@@ -568,7 +568,7 @@ impl Driver {
             // Only while the server could not be reached at all: one that
             // answers and then refuses the stream (a bad key, a duplicate
             // publish) is left to the backoff, not hammered.
-            .filter(|d| d.last_error.as_deref().is_some_and(unreachable));
+            .filter(|d| self.media.server_unreachable(&d.name));
         for d in down {
             let Some(addr) = self.media.remote(&d.name) else {
                 continue;
@@ -593,20 +593,6 @@ impl Driver {
             });
         }
     }
-}
-
-/// Whether a destination's error says its server could not be reached.
-fn unreachable(error: &str) -> bool {
-    let e = error.to_ascii_lowercase();
-    [
-        "refused",
-        "could not connect",
-        "timed out",
-        "unreachable",
-        "no route",
-    ]
-    .iter()
-    .any(|w| e.contains(w))
 }
 
 /// The destinations a show connects to (the show machine knows only these).

@@ -19,7 +19,7 @@ use gstreamer_utils::StreamProducer;
 
 use super::bus::{self, BusError};
 use super::plan::{self, AudioSource, EncoderPlan, RawFormat, VideoSource};
-use super::{EventTx, MediaEvent};
+use super::{EventTx, Failure, Fault, MediaEvent};
 
 /// What [`Capture::start_camera`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +166,7 @@ impl Capture {
             if let gst::MessageView::Error(err) = msg.view() {
                 let e = BusError::from_message(err);
                 tracing::error!(error = %e, "encode pipeline failed");
-                let _ = tx.send(MediaEvent::CaptureFailed(e.short()));
+                let _ = tx.send(MediaEvent::CaptureFailed(e.failure()));
             }
         });
 
@@ -314,14 +314,19 @@ impl Capture {
                     gst::MessageView::Error(err) => {
                         let e = BusError::from_message(err);
                         tracing::warn!(error = %e, "camera pipeline failed");
-                        let _ = tx.send(MediaEvent::CameraLost(e.short()));
+                        let _ = tx.send(MediaEvent::CameraLost(e.failure()));
                     }
                     gst::MessageView::Eos(_) if is_file => {
-                        let _ = tx.send(MediaEvent::CameraLost("end of clip".into()));
+                        let _ = tx.send(MediaEvent::CameraLost(Failure::new(
+                            Fault::EndOfClip,
+                            "end of clip",
+                        )));
                     }
                     gst::MessageView::Eos(_) => {
-                        let _ =
-                            tx.send(MediaEvent::CameraLost("the camera ended its stream".into()));
+                        let _ = tx.send(MediaEvent::CameraLost(Failure::new(
+                            Fault::EndOfStream,
+                            "the camera ended its stream",
+                        )));
                     }
                     _ => {}
                 }
@@ -445,7 +450,7 @@ impl Capture {
             if let gst::MessageView::Error(err) = msg.view() {
                 let e = BusError::from_message(err);
                 tracing::warn!(error = %e, "mic pipeline failed");
-                let _ = tx.send(MediaEvent::MicLost(e.short()));
+                let _ = tx.send(MediaEvent::MicLost(e.failure()));
             }
         });
         mic.set_state(gst::State::Playing)
@@ -466,9 +471,9 @@ impl Capture {
         let last = Duration::from_nanos(self.health.last_camera_ns.load(Ordering::Relaxed));
         let age = self.epoch.elapsed().saturating_sub(last);
         (age > STALL_AFTER).then(|| {
-            MediaEvent::CameraLost(format!(
-                "no frame from the camera for {:.1} s",
-                age.as_secs_f32()
+            MediaEvent::CameraLost(Failure::new(
+                Fault::Stalled,
+                format!("no frame from the camera for {:.1} s", age.as_secs_f32()),
             ))
         })
     }

@@ -128,6 +128,7 @@ impl Destination {
                         let _ = tx.send(MediaEvent::DestinationDown {
                             name: name.clone(),
                             reason,
+                            fault: e.fault,
                         });
                     }
                 }

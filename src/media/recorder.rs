@@ -108,7 +108,7 @@ impl Recorder {
                     gst::MessageView::Error(err) if alive.swap(false, Ordering::SeqCst) => {
                         let e = BusError::from_message(err);
                         tracing::error!(error = %e, "recorder failed");
-                        let _ = tx.send(MediaEvent::RecorderError(e.short()));
+                        let _ = tx.send(MediaEvent::RecorderError(e.failure()));
                     }
                     // Each closed segment is the moment to apply the disk budget.
                     gst::MessageView::Element(el)
