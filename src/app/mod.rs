@@ -544,7 +544,7 @@ impl Driver {
 /// only software encoders take a new picture size mid-stream.
 fn abr_for(config: &Config, encoder: &str) -> crate::media::abr::AbrController {
     let mut settings = crate::media::abr::AbrSettings::from_video(&config.video);
-    if !matches!(encoder, "x264enc" | "openh264enc") {
+    if !crate::media::encoder::takes_new_size(encoder) {
         settings.max_scale_step = 0;
     }
     crate::media::abr::AbrController::new(settings)
