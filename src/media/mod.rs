@@ -13,6 +13,7 @@ pub mod abr;
 pub mod bus;
 pub mod camera;
 pub mod capture;
+mod controls;
 pub mod destination;
 pub mod discover;
 pub mod encoder;
@@ -23,6 +24,7 @@ pub mod plan;
 pub mod probe;
 pub mod recorder;
 pub mod send_buffer;
+mod snapshot;
 
 use std::sync::Once;
 
