@@ -396,7 +396,7 @@ impl MediaCtl {
     /// `media::send_buffer`).
     pub fn link_samples(&mut self) -> Vec<(String, crate::media::link_signal::LinkSample)> {
         // One read of the kernel's TCP table serves every destination.
-        let table = std::fs::read_to_string("/proc/net/tcp").ok();
+        let table = crate::media::proc_net::read_tcp_tables();
         // From the TCP connect on, before the first media bytes.
         for d in self.destinations.values_mut() {
             d.cap_send_buffer(table.as_deref());

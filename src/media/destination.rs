@@ -22,8 +22,9 @@ use gstreamer_utils::{ConsumptionLink, StreamProducer};
 
 use super::bus::{self, BusError};
 use super::capture::{parse_pipeline, Capture};
-use super::link_signal::{tcp_connections, tcp_send_queue, LinkSample, SrtCounters};
+use super::link_signal::{LinkSample, SrtCounters};
 use super::plan::{self, Transport};
+use super::proc_net::{tcp_connections, tcp_send_queue};
 use super::send_buffer;
 use super::{EventTx, MediaEvent};
 use crate::config::secret::redact;
@@ -188,8 +189,8 @@ impl Destination {
                 // An IPv4 address when the name has one (`localhost` often
                 // resolves to ::1 first while the server listens on
                 // 127.0.0.1 only; rtmp2sink falls back, a single probe
-                // address would not, and the send-queue reading is IPv4
-                // only); else the first, e.g. an IPv6 literal.
+                // address would not); else the first, e.g. an IPv6 literal.
+                // The send queue and its cap are read for either family.
                 let addrs: Vec<_> = (host.as_str(), port)
                     .to_socket_addrs()
                     .map(Iterator::collect)
@@ -243,14 +244,9 @@ impl Destination {
         self.remote.clone()
     }
 
-    /// The server's IPv4 address: `/proc/net/tcp`, which the send-queue
-    /// reading and the send-buffer cap parse, lists IPv4 sockets only (an
-    /// IPv6 server streams and is probed, without those two).
-    fn remote_v4(&self) -> Option<std::net::SocketAddrV4> {
-        match self.remote.lock().ok().and_then(|r| *r) {
-            Some(std::net::SocketAddr::V4(v4)) => Some(v4),
-            _ => None,
-        }
+    /// The server's address once looked up (IPv4 or IPv6).
+    fn remote(&self) -> Option<std::net::SocketAddr> {
+        self.remote.lock().ok().and_then(|r| *r)
     }
 
     /// How much is waiting in front of the network: the congestion signal for
@@ -258,7 +254,7 @@ impl Destination {
     /// into the socket, so a backlog can sit there while our queue looks empty.
     /// SRT's statistics count too: srtsink never blocks on a thin link, it
     /// drops what is too late (see `link_signal`).
-    pub fn backlog(&self, proc_net_tcp: Option<&str>) -> LinkSample {
+    pub fn backlog(&self, tcp_tables: Option<&str>) -> LinkSample {
         let (mut ms, mut bytes) = (0u64, 0u64);
         if let Some(video) = self.appsrcs.first() {
             ms = video.current_level_time().mseconds();
@@ -266,8 +262,8 @@ impl Destination {
         for src in &self.appsrcs {
             bytes += src.current_level_bytes();
         }
-        let remote = self.remote_v4();
-        if let (Some(table), Some(remote)) = (proc_net_tcp, remote) {
+        let remote = self.remote();
+        if let (Some(table), Some(remote)) = (tcp_tables, remote) {
             bytes += tcp_send_queue(table, remote).unwrap_or(0);
         }
         LinkSample {
@@ -281,9 +277,9 @@ impl Destination {
     /// Caps the kernel's send buffer of this destination's connection (RTMP)
     /// at about a second of what the link delivers (see `send_buffer`); set
     /// again only when the cap moves by a fifth.
-    pub fn cap_send_buffer(&mut self, proc_net_tcp: Option<&str>) {
-        let remote = self.remote_v4();
-        let (Some(table), Some(remote)) = (proc_net_tcp, remote) else {
+    pub fn cap_send_buffer(&mut self, tcp_tables: Option<&str>) {
+        let remote = self.remote();
+        let (Some(table), Some(remote)) = (tcp_tables, remote) else {
             return;
         };
         let conns = tcp_connections(table, remote);

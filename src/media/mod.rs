@@ -22,6 +22,7 @@ pub mod link_signal;
 pub mod modes;
 pub mod plan;
 pub mod probe;
+pub mod proc_net;
 pub mod recorder;
 pub mod send_buffer;
 mod snapshot;
