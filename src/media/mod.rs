@@ -13,6 +13,7 @@ pub mod abr;
 pub mod bus;
 pub mod camera;
 pub mod capture;
+mod consumer;
 mod controls;
 pub mod destination;
 pub mod discover;
