@@ -69,7 +69,9 @@ impl Consumer {
         });
     }
 
-    /// Feed `appsrc` from `producer` within `settings`' bounds.
+    /// Feed `appsrc` from `producer` within `settings`' bounds. The producer
+    /// configures the appsrc as it links it (live, leaky downstream, ...):
+    /// set what should differ after this call, not before.
     pub(crate) fn attach(
         &mut self,
         producer: &StreamProducer,

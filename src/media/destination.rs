@@ -130,6 +130,10 @@ impl Destination {
         }
 
         for (appsrc, producer, video) in feeds {
+            // Linking first: the producer configures its consumer (live,
+            // leaky downstream, its own bounds), which the lines below
+            // then override.
+            consumer.attach(producer, appsrc.clone(), consumer_settings(bounds, video))?;
             // RTMP not live: a live flvmux stops waiting for a pad once the
             // clock passes its latency, and on a thin TCP link the output is
             // always seconds behind the clock, so it sent audio ahead of late
@@ -156,7 +160,6 @@ impl Destination {
                     appsrc.set_max_bytes(INITIAL_VIDEO_BYTES.min(bounds.bytes));
                 }
             }
-            consumer.attach(producer, appsrc, consumer_settings(bounds, video))?;
         }
         consumer.play(capture, name)?;
 
