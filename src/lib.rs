@@ -10,10 +10,11 @@
 //! - [`mqtt`]: status, events and commands for field technicians.
 //! - [`backoff`]: the one capped, jittered retry delay (a leaf).
 //! - [`excerpt`]: bounded echoes of text that came from outside.
+//! - [`utc`]: wall-clock instants as UTC text (a leaf).
 //! - [`app`]: the driver that wires the pure core to the edges.
 
 pub mod app;
-pub mod backends;
+pub mod appliance;
 pub mod backoff;
 pub mod config;
 pub mod excerpt;
@@ -27,3 +28,4 @@ pub mod provision;
 pub mod recording;
 pub mod scale;
 pub mod show;
+pub mod utc;

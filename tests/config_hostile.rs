@@ -289,7 +289,7 @@ fn the_largest_values_survive_the_run_time_conversions() {
         unit_price: "18.50".into(),
         price: "18.50".into(),
         currency: "CNY".into(),
-        unit: "piece".into(),
+        unit: farmcast::config::Unit::Piece,
     };
     lt.show(&record, "Eggs".into(), now);
     assert!(lt.poll_timeout().is_some());

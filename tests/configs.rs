@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use farmcast::config::{check_file, Problem};
+use farmcast::config::{
+    check_file, AudioSource, GpioBackend, Problem, ScaleKind, Unit, VideoSource,
+};
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
@@ -84,29 +86,29 @@ fn every_key_of_the_real_box_config_is_commented() {
 #[test]
 fn the_demo_is_what_the_demo_promises() {
     let c = check_file(&configs_dir().join("demo.toml")).expect("demo.toml is valid");
-    assert_eq!(c.video.source, "test");
+    assert_eq!(c.video.source, VideoSource::Test);
     assert_eq!(
         (c.video.width, c.video.height, c.video.framerate),
         (1280, 720, 30)
     );
     assert_eq!(c.video.bitrate_kbps, 2500);
-    assert_eq!(c.audio.source, "test");
+    assert_eq!(c.audio.source, AudioSource::Test);
     assert!(c.live.autostart);
     assert_eq!(c.destinations.len(), 1);
     assert_eq!(
         c.destinations[0].ingest_url(),
         "rtmp://127.0.0.1:1935/live/farm-show"
     );
-    assert_eq!(c.gpio.backend, "sim");
+    assert_eq!(c.gpio.backend, GpioBackend::Sim);
     assert_eq!(c.gpio.sim_socket, "/tmp/farmcast-demo/sim.sock");
-    assert_eq!(c.scale.kind, "sim");
+    assert_eq!(c.scale.kind, ScaleKind::Sim);
     assert_eq!(c.recording.dir, "/tmp/farmcast-demo/recordings");
     // The demo script starts a local broker; everything demo lives under /tmp.
     assert!(c.mqtt.enabled);
     assert_eq!(c.mqtt.url, "mqtt://127.0.0.1:1883");
     assert!(c.state_dir.starts_with("/tmp/farmcast-demo"));
-    let units: Vec<&str> = c.products.iter().map(|p| p.unit.as_str()).collect();
-    assert_eq!(units, ["kg", "piece"]);
+    let units: Vec<Unit> = c.products.iter().map(|p| p.unit).collect();
+    assert_eq!(units, [Unit::Kg, Unit::Piece]);
     assert!(
         c.products.iter().any(|p| !p.name.is_ascii()),
         "one product has a Chinese name"

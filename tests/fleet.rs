@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
+use farmcast::config::{VideoEncoder, VideoSource};
 use farmcast::fleet::envelope::{self, signing_bytes, Envelope};
 use farmcast::fleet::keys::{read_private_key, read_public_keys};
 use farmcast::fleet::sim_disk::SimDisk;
@@ -244,7 +245,9 @@ fn pushes_apply_live_wait_for_the_show_or_cut_it_when_asked() {
     );
     let (r, a) = s.handle(&Source::Device, &serde_json::to_vec(&now).unwrap(), true);
     assert_eq!(r.status, Status::Applied);
-    assert!(matches!(a, Action::Restart(c) if c.video.encoder == "x264enc"));
+    assert!(
+        matches!(a, Action::Restart(c) if c.video.encoder == VideoEncoder::Element("x264enc".into()))
+    );
     assert_eq!(s.config_version(), 2);
 }
 
@@ -319,7 +322,7 @@ fn roll_back_restores_the_last_good_and_refuses_the_failed_version_after_reboot(
         .unwrap();
     assert_eq!((r.status, r.version), (Status::RolledBack, Some(1)));
     assert!(
-        matches!(a, Action::Restart(c) if c.video.source == "test" && c.video.bitrate_kbps == 1800)
+        matches!(a, Action::Restart(c) if c.video.source == VideoSource::Test && c.video.bitrate_kbps == 1800)
     );
     drop(s);
 

@@ -5,7 +5,7 @@
 //! observer is a plain rumqttc client (or `mosquitto_sub` for TLS).
 
 use farmcast::mqtt::commands::CommandKind;
-use farmcast::mqtt::payloads::{Event, Status};
+use farmcast::mqtt::payloads::{Event, EventBody, Status};
 use farmcast::mqtt::{self, Incoming, MqttSettings};
 use serde_json::{json, Value};
 use std::net::TcpStream;
@@ -372,13 +372,18 @@ async fn reconnects_after_broker_restart_and_delivers_queued_events_in_order() {
     let mut obs = Observer::new(port, "obs-persistent", false, &[dev.events(), dev.status()]).await;
     obs.until(&dev.status(), |p| p.contains("\"uptime_s\":1"))
         .await;
-    h.event(Event::now("live_started").with("n", 0));
+    h.event(Event::now(EventBody::LiveStarted {
+        show_id: "show-0000".into(),
+    }));
     obs.until(&dev.events(), |p| p.contains("live_started"))
         .await;
 
     broker.stop();
     for n in 1..=5 {
-        h.event(Event::now("destination_down").with("n", n));
+        h.event(Event::now(EventBody::DestinationDown {
+            name: format!("n{n}"),
+            reason: "broker test".into(),
+        }));
     }
     h.set_status(dev.status_doc("reconnecting", 77));
     broker.spawn();
@@ -389,7 +394,7 @@ async fn reconnects_after_broker_restart_and_delivers_queued_events_in_order() {
             .until(&dev.events(), |p| p.contains("destination_down"))
             .await;
         let v: Value = serde_json::from_str(&p).unwrap();
-        let n = v["n"].as_u64().unwrap();
+        let n: u64 = v["name"].as_str().unwrap()[1..].parse().unwrap();
         assert!(v["ts"].as_str().unwrap().ends_with('Z'));
         // At least once: a repeat of the last one is allowed, a gap or reorder is not.
         if seen.last() != Some(&n) {

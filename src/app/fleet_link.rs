@@ -1,21 +1,17 @@
-//! Fleet configuration at the driver's edge: what config the daemon starts
+//! Fleet configuration at the shell's edge: what config the daemon starts
 //! with (the local file plus the stored layers, or the last known good), and
-//! the reports and events a push produces.
+//! the session that keeps the layers on disk, asked by the core.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::Result;
 
-use super::{media_ctl, Driver, TRIAL};
-use crate::show::{Input, Show, ShowSettings, State};
-
+use crate::appliance::{FleetAnswer, FleetOp};
 use crate::config::Config;
-use crate::fleet::reported::{Reported, Status};
+use crate::fleet::reported::Reported;
 use crate::fleet::session::Session;
 use crate::fleet::store::{RealDisk, Store};
 use crate::fleet::NoUsableConfig;
-use crate::mqtt::payloads::Event;
 
 pub struct Loaded {
     pub config: Config,
@@ -146,188 +142,41 @@ fn fail(file: &str, problems: &[crate::config::Problem]) -> Result<Loaded> {
     .into())
 }
 
-/// The event a fleet report is told with on `P/D/events`.
-pub fn event(r: &Reported) -> Event {
-    let kind = match r.status {
-        Status::Applied => "config_applied",
-        Status::Pending => "config_pending",
-        Status::Rejected => "config_rejected",
-        Status::RolledBack => "config_rolled_back",
+/// Carry out the core's question to the fleet session (the layers on
+/// disk); its answer goes back to the core.
+pub fn ask(session: &mut Option<Session>, op: FleetOp) -> Option<FleetAnswer> {
+    let session = session.as_mut()?;
+    let step = |session: &Session, (reported, action)| FleetAnswer::Step {
+        reported,
+        action,
+        config_version: session.config_version(),
     };
-    let mut ev = Event::now(kind).with("hash", r.hash.as_str());
-    if let Some(v) = r.version {
-        ev = ev.with("version", v);
-    }
-    if let Some(e) = &r.error {
-        ev = ev.with("error", e.as_str());
-    }
-    if let Some(f) = &r.field {
-        ev = ev.with("field", f.as_str());
-    }
-    if let Some(n) = &r.note {
-        ev = ev.with("note", n.as_str());
-    }
-    ev
-}
-
-impl Driver {
-    pub(super) fn report(&self, r: &crate::fleet::Reported) {
-        match r.status {
-            crate::fleet::Status::Rejected | crate::fleet::Status::RolledBack => {
-                tracing::warn!(status = ?r.status, error = ?r.error, field = ?r.field, version = ?r.version, "config")
+    match op {
+        FleetOp::Handle {
+            source,
+            payload,
+            live,
+        } => {
+            if session.is_current(&source, &payload) {
+                tracing::debug!(?source, "desired config already held");
+                return Some(FleetAnswer::Current);
             }
-            _ => {
-                tracing::info!(status = ?r.status, version = ?r.version, note = ?r.note, field = ?r.field, "config")
-            }
+            let answer = session.handle(&source, &payload, live);
+            Some(step(session, answer))
         }
-        if let Some(m) = &self.mqtt {
-            m.report_config(r.to_json());
-            m.event(event(r));
+        FleetOp::ShowEnded => {
+            let answer = session.show_ended()?;
+            Some(step(session, answer))
         }
-    }
-
-    /// A signed config pushed by a fleet manager (device or group layer).
-    pub(super) fn on_push(&mut self, source: &crate::fleet::Source, payload: &[u8]) {
-        let live = self.show.state().in_show();
-        let Some(session) = &mut self.fleet else {
-            let r = crate::fleet::Reported::new(None, crate::fleet::Status::Rejected, "")
-                .with_error(
-                    "this box cannot keep fleet layers (see its log: state_dir)",
-                    None,
-                );
-            return self.report(&r);
-        };
-        if session.is_current(source, payload) {
-            tracing::debug!(?source, "desired config already held");
-            return;
-        }
-        let (reported, action) = session.handle(source, payload, live);
-        self.fleet_action(reported, action, Instant::now());
-    }
-
-    pub(super) fn show_ended(&mut self, now: Instant) {
-        if let Some((reported, action)) = self.fleet.as_mut().and_then(|f| f.show_ended()) {
-            self.fleet_action(reported, action, now);
-        }
-    }
-
-    /// Reports and carries out a session's answer. A live apply reports
-    /// itself: new MQTT settings are `applied` only once they have connected.
-    fn fleet_action(&mut self, reported: Reported, action: crate::fleet::Action, now: Instant) {
-        match action {
-            crate::fleet::Action::None => self.report(&reported),
-            crate::fleet::Action::ApplyLive(config) => self.apply_live(*config, reported),
-            crate::fleet::Action::Restart(config) => {
-                self.report(&reported);
-                self.rebuild(*config, now)
-            }
-        }
-    }
-
-    /// Changes that need no new pipeline: bitrate, products, overlay, MQTT.
-    pub(super) fn apply_live(&mut self, mut config: Config, reported: Reported) {
-        if (config.video.bitrate_kbps, config.video.min_bitrate_kbps)
-            != (
-                self.config.video.bitrate_kbps,
-                self.config.video.min_bitrate_kbps,
-            )
-        {
-            self.abr = super::abr_for(&config, &self.media.encoder_name);
-            if let Some(c) = self.media.capture() {
-                c.set_bitrate(config.video.bitrate_kbps);
-            }
-        }
-        self.selling.update_catalog(&config);
-        // New MQTT settings go on trial beside the running link (remote.rs),
-        // which then holds the report until they connect or roll back.
-        let reported = if config.mqtt != self.config.mqtt {
-            self.apply_mqtt(&mut config, reported, Instant::now())
-        } else {
-            Some(reported)
-        };
-        self.config = config;
-        let Some(reported) = reported else { return };
-        if let Some(f) = &self.fleet {
-            if let Err(e) = f.confirm_running() {
+        FleetOp::ConfirmRunning => {
+            if let Err(e) = session.confirm_running() {
                 tracing::warn!(error = %format!("{e:#}"), "last known good not saved");
             }
+            None
         }
-        self.report(&reported);
-    }
-
-    /// Changes that need a new pipeline (camera, encoder, destinations): tear
-    /// down, build again, and keep the config on trial until standby.
-    fn rebuild(&mut self, config: Config, now: Instant) {
-        let was_on_air = self.show.state().in_show();
-        tracing::info!(was_on_air, "new configuration: rebuilding the pipeline");
-        self.media.shutdown();
-        self.media =
-            media_ctl::MediaCtl::new(&config, self.media_tx.clone(), self.disk_work.clone());
-        let mut settings = ShowSettings::from_live(&config.live);
-        // A show cut for an `apply: now` push goes back on air by itself.
-        settings.autostart = config.live.autostart || was_on_air;
-        self.show = Show::new(settings, super::enabled_destinations(&config), now);
-        self.abr = super::abr_for(&config, &self.media.encoder_name);
-        self.selling.update_catalog(&config);
-        self.config = config;
-        self.trial = Some(now + TRIAL);
-        self.pending.push_back(Input::Tick);
-    }
-
-    /// The config the box started with becomes the last known good the
-    /// first time it reaches standby (no rollback at boot: a camera that is
-    /// unplugged at power-on is not the config's fault). Called at the very
-    /// state change, before any later input: a push that arrives right after
-    /// standby must not be saved as last known good in its place. Never while
-    /// pushed MQTT settings are on trial: what runs then is not yet known good.
-    pub(super) fn confirm_start(&mut self) {
-        let state = self.show.state();
-        if self.start_confirmed
-            || self.mqtt_trial.is_some()
-            || !(state == State::Standby || state.in_show())
-        {
-            return;
-        }
-        self.start_confirmed = true;
-        if let Some(f) = &self.fleet {
-            if let Err(e) = f.confirm_running() {
-                tracing::warn!(error = %format!("{e:#}"), "last known good not saved");
-            }
-        }
-    }
-
-    /// A config on trial is kept once the box reaches standby (or goes on
-    /// air) and rolled back when the deadline passes first.
-    pub(super) fn check_trial(&mut self, now: Instant) {
-        let state = self.show.state();
-        self.confirm_start();
-        let Some(deadline) = self.trial else { return };
-        if state == State::Standby || state.in_show() {
-            self.trial = None;
-            if let Some(f) = &self.fleet {
-                match f.confirm_running() {
-                    Ok(()) => tracing::info!("new configuration confirmed"),
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "last known good not saved")
-                    }
-                }
-            }
-        } else if now >= deadline {
-            self.trial = None;
-            let why = format!(
-                "the box did not reach standby within {} s with the new configuration (state {})",
-                TRIAL.as_secs(),
-                state.as_str()
-            );
-            tracing::error!("{why}; rolling back");
-            match self.fleet.as_mut().and_then(|f| f.roll_back(&why)) {
-                Some((reported, action)) => {
-                    self.fleet_action(reported, action, now);
-                    // The last good config is not on trial again: it ran before.
-                    self.trial = None;
-                }
-                None => tracing::error!("nothing to roll back to; the box keeps retrying"),
-            }
-        }
+        FleetOp::RollBack(why) => Some(match session.roll_back(&why) {
+            Some(answer) => step(session, answer),
+            None => FleetAnswer::NothingToRollBack,
+        }),
     }
 }

@@ -1,19 +1,20 @@
-//! Carries out the show machine's media actions on the GStreamer edge, and
-//! turns what the edge reports back into the machine's inputs.
+//! Carries out the core's media commands on the GStreamer edge, and turns
+//! what the edge reports into the core's [`MediaReport`]s. It keeps handles
+//! (pipelines, the server addresses they looked up), never a decision: the
+//! show folder, the recorder's retries and a lost camera are the core's.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use anyhow::{anyhow, Result};
 
+use crate::appliance::{EncoderInfo, MediaReport};
 use crate::config::{Config, DestinationConfig};
 use crate::media::capture::{CameraFault, Capture, CaptureSettings};
 use crate::media::destination::{Destination, QueueBounds};
-use crate::media::plan::{self, AudioSource, EncoderPlan, VideoSource};
+use crate::media::plan::{self, EncoderPlan};
 use crate::media::recorder::Recorder;
-use crate::media::{encoder, EventTx, Failure, Fault, MediaEvent};
-use crate::show::Input;
+use crate::media::{encoder, EventTx, Fault, MediaEvent};
 
 pub struct MediaCtl {
     settings: Option<CaptureSettings>,
@@ -27,36 +28,24 @@ pub struct MediaCtl {
     destination_bounds: QueueBounds,
     recording_bounds: QueueBounds,
     recorder_stopping: bool,
-    /// The show whose recording should be running (to restart it after an error).
-    recording_show: Option<String>,
-    /// Its folder under `recording.dir`, named at show start and kept until
-    /// the show ends: the one owner of that name.
-    recording_dir: Option<PathBuf>,
-    /// Recorders started for the current show (1 + restarts), for the log.
-    recorder_starts: u32,
-    camera_lost: bool,
-    /// The camera being started is a restart (after a loss), for the input
-    /// a failure gives, which may come back later (`CameraHead`).
-    camera_restart: bool,
+    /// The folder the last recorder ran in, and how many started there
+    /// (1 + restarts), for the log.
+    recorder_starts: (Option<PathBuf>, u32),
     /// Where each RTMP destination's server is, remembered across rebuilds of
     /// its pipeline so a down link can be probed cheaply.
     remotes: HashMap<String, std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>>,
-    /// Why each destination last went down, for the probe policy.
-    down_faults: HashMap<String, Fault>,
-    pub encoder_name: String,
+    encoder: EncoderInfo,
     events: EventTx,
-    /// Budget passes run on the recordings' disk thread, never on the loop.
-    disk: super::disk_work::DiskWork,
 }
 
 impl MediaCtl {
-    pub fn new(config: &Config, events: EventTx, disk: super::disk_work::DiskWork) -> MediaCtl {
+    pub fn new(config: &Config, events: EventTx) -> MediaCtl {
         crate::media::camera::preload_plugins();
-        let (settings, setup_error, encoder_name) = match capture_settings(config) {
-            Ok((s, name)) => (Some(s), None, name),
+        let (settings, setup_error, encoder) = match capture_settings(config) {
+            Ok((s, encoder)) => (Some(s), None, encoder),
             Err(e) => {
                 tracing::error!(error = %e, "the capture cannot be set up");
-                (None, Some(format!("{e:#}")), String::new())
+                (None, Some(format!("{e:#}")), EncoderInfo::default())
             }
         };
         MediaCtl {
@@ -76,28 +65,27 @@ impl MediaCtl {
                 bytes: config.live.recording_queue_kb * 1024,
             },
             recorder_stopping: false,
-            recording_show: None,
-            recording_dir: None,
-            recorder_starts: 0,
-            camera_lost: false,
-            camera_restart: false,
+            recorder_starts: (None, 0),
             remotes: HashMap::new(),
-            down_faults: HashMap::new(),
-            encoder_name,
+            encoder,
             events,
-            disk,
         }
+    }
+
+    /// The encoder this config got (for the core's bitrate controller and status).
+    pub fn encoder(&self) -> EncoderInfo {
+        self.encoder.clone()
     }
 
     pub fn capture(&self) -> Option<&Capture> {
         self.capture.as_ref()
     }
 
-    /// `StartCapture` and `RestartCapture`: build what is missing and (re)open
-    /// the camera and mic. An error is the machine's `CaptureFailed`.
-    pub fn start_capture(&mut self, restart: bool) -> Option<Input> {
+    /// Build what is missing and (re)open the camera and mic. A camera that
+    /// cannot be opened is the core's `CameraFailed`.
+    pub fn start_capture(&mut self) -> Option<MediaReport> {
         let Some(settings) = self.settings.clone() else {
-            return Some(Input::CaptureFailed(
+            return Some(MediaReport::CaptureFailed(
                 self.setup_error
                     .clone()
                     .unwrap_or_else(|| "capture not configured".into()),
@@ -106,38 +94,28 @@ impl MediaCtl {
         if self.capture.is_none() {
             match Capture::new(settings, self.events.clone()) {
                 Ok(c) => self.capture = Some(c),
-                Err(e) => return Some(Input::CaptureFailed(format!("{e:#}"))),
+                Err(e) => return Some(MediaReport::CaptureFailed(format!("{e:#}"))),
             }
         }
-        self.camera_restart = restart;
         let capture = self.capture.as_mut()?;
         if let Err(e) = capture.start_camera() {
-            return Some(self.camera_failed(e));
+            return Some(camera_failed(e));
         }
-        self.start_mic()
+        self.start_mic();
+        None
     }
 
-    /// The camera could not be opened: the machine's input for it.
-    fn camera_failed(&self, e: anyhow::Error) -> Input {
-        tracing::warn!(error = %format!("{e:#}"), "camera did not start");
-        if self.camera_restart && self.camera_lost {
-            // Still lost: the machine keeps its camera retry timer running.
-            Input::CameraLost(format!("{e:#}"))
-        } else {
-            Input::CaptureFailed(format!("{e:#}"))
-        }
-    }
-
-    fn start_mic(&mut self) -> Option<Input> {
-        let capture = self.capture.as_mut()?;
+    fn start_mic(&mut self) {
+        let Some(capture) = self.capture.as_mut() else {
+            return;
+        };
         if let Err(e) = capture.start_mic() {
             // The stream goes on with silence; the mic is retried with the camera.
             tracing::warn!(error = %format!("{e:#}"), "microphone did not start");
         }
-        None
     }
 
-    pub fn connect(&mut self, name: &str) -> Option<Input> {
+    pub fn connect(&mut self, name: &str) -> Option<MediaReport> {
         let result = (|| -> Result<Destination> {
             let capture = self
                 .capture
@@ -165,62 +143,41 @@ impl MediaCtl {
                 self.destinations.insert(name.to_string(), d);
                 None
             }
-            Err(e) => {
-                self.down_faults.insert(name.to_string(), Fault::Setup);
-                Some(Input::DestinationDown(name.to_string(), format!("{e:#}")))
-            }
+            Err(e) => Some(MediaReport::DestinationDown {
+                name: name.to_string(),
+                reason: format!("{e:#}"),
+                unreachable: false,
+            }),
         }
     }
 
-    pub fn disconnect(&mut self, name: &str) -> Option<Input> {
+    pub fn disconnect(&mut self, name: &str) -> Option<MediaReport> {
         match self.destinations.remove(name) {
             Some(d) => {
                 d.stop();
                 None
             }
-            None => Some(Input::DestinationStopped(name.to_string())),
+            None => Some(MediaReport::DestinationStopped(name.to_string())),
         }
     }
 
-    /// Names the show's folder, once: every restart of its recorder and every
-    /// pass of the disk budget use this one name until the show ends. A
-    /// folder named again at a restart left the first one looking like a
-    /// past show, and the budget deleted the live show's segments.
-    pub fn start_recording(&mut self, show_id: &str) {
-        self.recording_show = Some(show_id.to_string());
-        let root = PathBuf::from(&self.recording.dir);
-        self.recording_dir = Some(crate::recording::show_dir(
-            &root,
-            SystemTime::now(),
-            show_id,
-        ));
-        self.recorder_starts = 0;
-        self.restart_recorder();
-    }
-
-    /// Apply the disk budget off the driver's loop (it walks the recordings
-    /// and deletes): the disk thread's figures come back to the driver.
-    fn apply_budget(&self) {
-        let root = PathBuf::from(&self.recording.dir);
-        let current = self.recording_dir.as_deref().map(dir_name);
-        self.disk.budget(root, current, &self.recording);
-    }
-
-    /// Start (or start again after a failure) the recorder of the current
-    /// show, in the show's folder, numbering on from its last segment.
-    pub fn restart_recorder(&mut self) {
-        if !self.recording.enabled || self.recorder.is_some() {
-            return;
+    /// Start the recorder in the show's folder (named by the core), numbering
+    /// on from its last segment. A failure is the core's `RecorderFailed`.
+    pub fn start_recorder(&mut self, dir: PathBuf) -> Option<MediaReport> {
+        if self.recorder.is_some() {
+            return None;
         }
-        let (Some(dir), Some(capture)) = (self.recording_dir.clone(), self.capture.as_ref()) else {
-            return;
+        let Some(capture) = self.capture.as_ref() else {
+            return Some(MediaReport::RecorderFailed(
+                "the capture is not running".into(),
+            ));
         };
-        // The budget pass runs beside the new recorder: it never touches the
-        // live show's folder, and walking a season of recordings here
-        // stalled the loop (issue 13).
-        self.apply_budget();
         // One folder's names (this show's segments), not the whole tree.
         let first = crate::recording::next_segment_in(&dir);
+        let starts = match &self.recorder_starts {
+            (Some(d), n) if *d == dir => *n,
+            _ => 0,
+        };
         match Recorder::start(
             &dir,
             first,
@@ -230,46 +187,32 @@ impl MediaCtl {
             self.events.clone(),
         ) {
             Ok(r) => {
-                if self.recorder_starts == 0 {
+                if starts == 0 {
                     tracing::info!(dir = %dir.display(), "recording");
                 } else {
                     tracing::warn!(
                         dir = %dir.display(),
                         first_segment = first,
-                        restarts = self.recorder_starts,
+                        restarts = starts,
                         "recording again in the same show folder after a failure"
                     );
                 }
-                self.recorder_starts += 1;
+                self.recorder_starts = (Some(dir), starts + 1);
                 self.recorder = Some(r);
+                None
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "recording did not start; the stream goes on");
-                let _ = self.events.send(MediaEvent::RecorderError(Failure::new(
-                    Fault::Setup,
-                    format!("{e:#}"),
-                )));
+                Some(MediaReport::RecorderFailed(format!("{e:#}")))
             }
         }
     }
 
-    pub fn stop_recording(&mut self) {
-        self.recording_show = None;
-        self.recording_dir = None;
+    pub fn stop_recorder(&mut self) {
         if let Some(r) = self.recorder.take() {
             self.recorder_stopping = true;
             r.stop(false);
         }
-    }
-
-    /// Nothing to restart: recording is off, or a recorder runs.
-    pub fn recorder_running(&self) -> bool {
-        !self.recording.enabled || self.recorder.is_some() || self.recording_show.is_none()
-    }
-
-    /// The running show's recording folder (its sales log goes there too).
-    pub fn recording_dir(&self) -> Option<PathBuf> {
-        self.recording_dir.clone()
     }
 
     pub fn recorder_stopping(&self) -> bool {
@@ -288,105 +231,110 @@ impl MediaCtl {
         }
     }
 
-    /// Turn a media event into the machine's input (or handle it here when the
-    /// machine need not know).
-    pub fn on_event(&mut self, ev: MediaEvent) -> Option<Input> {
-        match ev {
-            MediaEvent::CaptureReady if self.camera_lost => {
-                self.set_camera_lost(false);
-                Some(Input::CameraRestored)
-            }
-            MediaEvent::CaptureReady => Some(Input::CaptureReady),
-            MediaEvent::CaptureFailed(why) => Some(Input::CaptureFailed(why.text)),
+    /// Turn a media event into the core's report (or handle it here when
+    /// it is plumbing: a discovered camera or microphone to open).
+    pub fn on_event(&mut self, ev: MediaEvent) -> Option<MediaReport> {
+        Some(match ev {
+            MediaEvent::CaptureReady => MediaReport::CaptureReady,
+            MediaEvent::CaptureFailed(why) => MediaReport::CaptureFailed(why.text),
             MediaEvent::CameraLost(why) => {
                 if self.capture.as_ref().is_some_and(|c| c.is_clip())
                     && why.fault == Fault::EndOfClip
                 {
-                    // A clip loops: open it again, the show never notices.
-                    return self.start_capture(true);
+                    MediaReport::ClipEnded
+                } else {
+                    MediaReport::CameraLost(why.text)
                 }
-                if self.camera_lost {
-                    return None;
-                }
-                self.set_camera_lost(true);
-                Some(Input::CameraLost(why.text))
             }
             MediaEvent::MicLost(why) => {
                 tracing::warn!(reason = %why, "microphone lost; sending silence");
-                None
+                MediaReport::MicLost(why.text)
             }
-            MediaEvent::CameraRestored => Some(Input::CameraRestored),
+            MediaEvent::CameraRestored => MediaReport::CameraRestored,
             MediaEvent::MicFound { discovery, device } => {
                 if let Err(e) = self.capture.as_mut()?.open_mic(discovery, device) {
                     // The stream goes on with silence; the mic is retried with the camera.
                     tracing::warn!(error = %format!("{e:#}"), "microphone did not start");
                 }
-                None
+                return None;
             }
             MediaEvent::CameraHead { discovery, head } => {
                 match self.capture.as_mut()?.open_discovered(discovery, head)? {
-                    Ok(()) => None,
-                    Err(e) => Some(self.camera_failed(e)),
+                    Ok(()) => return None,
+                    Err(e) => camera_failed(e),
                 }
             }
-            MediaEvent::DestinationUp(name) => self
-                .destinations
-                .contains_key(&name)
-                .then_some(Input::DestinationUp(name)),
+            MediaEvent::DestinationUp(name) => {
+                if !self.destinations.contains_key(&name) {
+                    return None;
+                }
+                MediaReport::DestinationUp(name)
+            }
             MediaEvent::DestinationDown {
                 name,
                 reason,
                 fault,
             } => {
                 let d = self.destinations.remove(&name)?;
-                self.down_faults.insert(name.clone(), fault);
                 d.abort();
-                Some(Input::DestinationDown(name, reason))
+                MediaReport::DestinationDown {
+                    name,
+                    reason,
+                    unreachable: fault.server_unreachable(),
+                }
             }
-            MediaEvent::DestinationStopped(name) => Some(Input::DestinationStopped(name)),
+            MediaEvent::DestinationStopped(name) => MediaReport::DestinationStopped(name),
             MediaEvent::RecorderError(why) => {
                 if let Some(r) = self.recorder.take() {
                     r.stop(false);
                 }
                 tracing::error!(reason = %why, "recorder failed; retrying shortly");
-                None
+                MediaReport::RecorderFailed(why.text)
             }
-            MediaEvent::SegmentClosed => {
-                self.apply_budget();
-                None
-            }
+            MediaEvent::SegmentClosed => MediaReport::SegmentClosed,
             MediaEvent::RecorderStopped => {
                 self.recorder_stopping = false;
-                None
+                MediaReport::RecorderStopped
             }
-        }
+        })
     }
 
-    fn set_camera_lost(&mut self, lost: bool) {
-        self.camera_lost = lost;
+    /// The core marks the camera lost or back, so that a stall is reported once.
+    pub fn set_camera_lost(&mut self, lost: bool) {
         if let Some(c) = &mut self.capture {
             c.set_camera_lost(lost);
         }
     }
 
-    /// The driver's health tick: stalls and destination counters.
-    pub fn tick(&mut self) -> Option<Input> {
+    /// The health tick: destination counters, a stalled camera, the
+    /// links' backlogs, for the core.
+    pub fn sample(&mut self) -> crate::appliance::HealthSample {
         for d in self.destinations.values_mut() {
             d.poll();
         }
-        let stall = self.capture.as_mut().and_then(|c| c.check_stall())?;
-        self.on_event(stall)
+        let stalled = match self.capture.as_mut().and_then(|c| c.check_stall()) {
+            Some(MediaEvent::CameraLost(why)) => Some(why.text),
+            _ => None,
+        };
+        crate::appliance::HealthSample {
+            frames_out: self.capture.as_ref().map(|c| {
+                c.health()
+                    .frames_out
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            }),
+            links: self.link_samples(),
+            dropped_frames: self.destinations.values().map(|d| d.dropped()).sum(),
+            bitrates: self
+                .destinations
+                .iter()
+                .map(|(n, d)| (n.clone(), d.bitrate_kbps()))
+                .collect(),
+            stalled,
+            recorder_running: self.recorder.is_some(),
+        }
     }
 
     /// The server address of a destination, if it is RTMP and was looked up.
-    /// Whether the destination last went down because its server could not
-    /// be reached at all (not one that answered and refused the stream).
-    pub fn server_unreachable(&self, name: &str) -> bool {
-        self.down_faults
-            .get(name)
-            .is_some_and(|f| f.server_unreachable())
-    }
-
     pub fn remote(&self, name: &str) -> Option<std::net::SocketAddr> {
         self.remotes.get(name)?.lock().ok().and_then(|r| *r)
     }
@@ -394,7 +342,7 @@ impl MediaCtl {
     /// Congestion samples of the destinations that are up, for adaptive
     /// bitrate; their TCP send buffers are capped on the way (see
     /// `media::send_buffer`).
-    pub fn link_samples(&mut self) -> Vec<(String, crate::media::link_signal::LinkSample)> {
+    fn link_samples(&mut self) -> Vec<(String, crate::media::link_signal::LinkSample)> {
         // One read of the kernel's TCP table serves every destination.
         let table = crate::media::proc_net::read_tcp_tables();
         // From the TCP connect on, before the first media bytes.
@@ -406,15 +354,6 @@ impl MediaCtl {
             .filter(|d| d.is_up())
             .map(|d| (d.name().to_string(), d.backlog(table.as_deref())))
             .collect()
-    }
-
-    /// Frames dropped on the way to the destinations and the recorder (queues full).
-    pub fn dropped_frames(&self) -> u64 {
-        self.destinations.values().map(|d| d.dropped()).sum()
-    }
-
-    pub fn destination_bitrate(&self, name: &str) -> u32 {
-        self.destinations.get(name).map_or(0, |d| d.bitrate_kbps())
     }
 
     pub fn shutdown(&mut self) {
@@ -430,20 +369,19 @@ impl MediaCtl {
     }
 }
 
-fn dir_name(dir: &std::path::Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+/// The camera could not be opened: the core decides whether that is a
+/// failed start or a camera still lost.
+fn camera_failed(e: anyhow::Error) -> MediaReport {
+    tracing::warn!(error = %format!("{e:#}"), "camera did not start");
+    MediaReport::CameraFailed(format!("{e:#}"))
 }
 
 /// Everything the capture needs, chosen from the config and this box's
-/// GStreamer registry. Returns the settings and the encoder's name.
-pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, String)> {
+/// GStreamer registry. Returns the settings and the encoder.
+pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, EncoderInfo)> {
     crate::media::init()?;
-    let video_source =
-        VideoSource::parse(&config.video.source).map_err(|e| anyhow!("video.source: {e}"))?;
-    let audio_source =
-        AudioSource::parse(&config.audio.source).map_err(|e| anyhow!("audio.source: {e}"))?;
+    let video_source = config.video.source.clone();
+    let audio_source = config.audio.source.clone();
     let choice = encoder::choose(&config.video.encoder, &encoder::registry_available)
         .map_err(|e| anyhow!("video.encoder: {e}"))?;
     if config.video.passthrough {
@@ -483,9 +421,16 @@ pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, String)> {
             camera_head: crate::media::camera::camera_head,
         },
         if config.video.passthrough {
-            "passthrough".to_string()
+            EncoderInfo {
+                name: "passthrough".to_string(),
+                resizable: false,
+            }
         } else {
-            choice.element
+            EncoderInfo {
+                // Only software encoders take a new picture size mid-stream.
+                resizable: encoder::takes_new_size(&choice.element),
+                name: choice.element,
+            }
         },
     ))
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{disk_work, turns, Driver};
+use super::{disk_work, Shell};
 use crate::gpio::SimEvent;
 
 /// What woke the loop: received in `select!`, handled after it.
@@ -51,11 +51,12 @@ impl Wake {
     }
 }
 
-impl Driver {
+impl Shell {
     /// Close a loop turn: note how long it took (status `loop`), and warn
     /// when it stalled the buttons, commands and watchdog noticeably.
-    pub(super) fn end_turn(&mut self, woke: Instant, turn: turns::Turn) {
+    pub(super) fn end_turn(&mut self, woke: Instant) {
         let took = woke.elapsed();
+        let turn = self.turn;
         if self.turns.record(took, &turn) {
             tracing::warn!(
                 took_ms = took.as_millis() as u64,

@@ -24,8 +24,8 @@ pub fn merge(base: &mut toml::Table, layer: &toml::Table) {
 }
 
 /// `file_src` with `layers` merged over it, in order, as a [`Config`]
-/// (defaults fill what none of them sets). Keys, types and ranges are checked,
-/// not the other values; see [`check_layers`]. Problems in a layer say which
+/// (defaults fill what none of them sets). Keys, types, ranges and choice
+/// words are checked, not the other values; see [`check_layers`]. Problems in a layer say which
 /// (`layer 1` is the first).
 pub fn load_layers(file_src: &str, layers: &[&str]) -> Result<Config, Vec<Problem>> {
     check_sources(&sources(file_src, layers), Depth::Load).into_result()

@@ -3,9 +3,9 @@
 //!
 //! Each source is parsed into a table (a syntax error is one problem, with its
 //! line); the sources are merged; the merged table is walked against the
-//! schema ([`super::walk`]), collecting every unknown key, wrong type and
-//! number out of range at once; then stream keys are read and every value is
-//! validated. All of it is linear in the size of the sources: lines come from
+//! schema ([`super::walk`]), collecting every unknown key, wrong type, word
+//! that is none of its key's choices and number out of range at once; then
+//! stream keys are read and every value is validated. All of it is linear in the size of the sources: lines come from
 //! one index per source, never from re-scanning a source per problem.
 
 use std::collections::{HashMap, HashSet};
@@ -27,7 +27,8 @@ pub const MAX_PROBLEMS: usize = 50;
 /// How far [`check_sources`] goes.
 #[derive(Debug, Clone, Copy)]
 pub enum Depth<'a> {
-    /// Keys, types and ranges: what serde and the run-time arithmetic need.
+    /// Keys, types, ranges and choice words: what serde and the run-time
+    /// arithmetic need.
     Load,
     /// And every value check ([`validate`]), but no key files read.
     Values,

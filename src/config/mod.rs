@@ -1,4 +1,5 @@
-//! The configuration file: shape ([`schema`]), secrets ([`secret`]), loading
+//! The configuration file: shape ([`schema`]), the choice words parsed into
+//! enums ([`choices`]), secrets ([`secret`]), loading
 //! with key paths and lines ([`load`]), checks ([`validate`], the scale's in
 //! [`validate_scale`], the number bounds in [`ranges`]), the lower-third
 //! template language ([`template`]), stream keys ([`keys`]) and fleet layers
@@ -10,6 +11,7 @@
 //! The CLI and the daemon both call [`check_file`]: load, read the key files,
 //! validate; each [`Problem`] names its key path and, where written, its line.
 
+pub mod choices;
 pub mod keys;
 pub mod layers;
 pub mod load;
@@ -24,6 +26,10 @@ pub mod validate;
 pub mod validate_scale;
 pub mod walk;
 
+pub use choices::{
+    AudioSource, ChoiceError, GpioBackend, MqttProtocol, ScaleKind, Unit, VideoEncoder,
+    VideoSource, X264Preset,
+};
 pub use keys::resolve_keys;
 pub use layers::{check_layers, load_layers, merge};
 pub use load::{check_file, check_file_report, check_sources, check_str, load_str, Depth, Report};

@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::choices::{
+    AudioSource, GpioBackend, MqttProtocol, ScaleKind, Unit, VideoEncoder, VideoSource, X264Preset,
+};
 use super::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -51,7 +54,7 @@ impl Default for Config {
 #[serde(deny_unknown_fields, default)]
 pub struct VideoConfig {
     /// "auto" | "test" | "v4l2:/dev/videoN" | "file:/path"
-    pub source: String,
+    pub source: VideoSource,
     pub width: u32,
     pub height: u32,
     pub framerate: u32,
@@ -59,11 +62,11 @@ pub struct VideoConfig {
     /// Floor for adaptive bitrate on a thin uplink.
     pub min_bitrate_kbps: u32,
     /// "auto" or a GStreamer element name.
-    pub encoder: String,
+    pub encoder: VideoEncoder,
     /// Seconds between keyframes; platforms want 1 to 4.
     pub keyframe_interval_s: u32,
     /// x264enc speed preset when the software encoder is used.
-    pub x264_preset: String,
+    pub x264_preset: X264Preset,
     /// Pass camera-native H.264 through without re-encoding when the camera has it
     /// (saves a core; loses the on-air overlay and the slate).
     pub passthrough: bool,
@@ -72,15 +75,15 @@ pub struct VideoConfig {
 impl Default for VideoConfig {
     fn default() -> Self {
         VideoConfig {
-            source: "auto".into(),
+            source: VideoSource::Auto,
             width: 1280,
             height: 720,
             framerate: 30,
             bitrate_kbps: 2500,
             min_bitrate_kbps: 400,
-            encoder: "auto".into(),
+            encoder: VideoEncoder::Auto,
             keyframe_interval_s: 2,
-            x264_preset: "veryfast".into(),
+            x264_preset: X264Preset::Veryfast,
             passthrough: false,
         }
     }
@@ -90,7 +93,7 @@ impl Default for VideoConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AudioConfig {
     /// "auto" | "test" | "none" | "alsa:hw:1,0"
-    pub source: String,
+    pub source: AudioSource,
     pub bitrate_kbps: u32,
     /// Delay applied to the sound, for cameras whose picture lags it. May be negative.
     pub offset_ms: i32,
@@ -99,7 +102,7 @@ pub struct AudioConfig {
 impl Default for AudioConfig {
     fn default() -> Self {
         AudioConfig {
-            source: "auto".into(),
+            source: AudioSource::Auto,
             bitrate_kbps: 128,
             offset_ms: 0,
         }
@@ -198,7 +201,7 @@ impl Default for RecordingConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct GpioConfig {
     /// "rppal" | "sim"
-    pub backend: String,
+    pub backend: GpioBackend,
     pub sim_socket: String,
     /// BCM numbering.
     pub go_live_pin: u8,
@@ -212,7 +215,7 @@ pub struct GpioConfig {
 impl Default for GpioConfig {
     fn default() -> Self {
         GpioConfig {
-            backend: "rppal".into(),
+            backend: GpioBackend::Rppal,
             sim_socket: "/run/farmcast/sim.sock".into(),
             go_live_pin: 17,
             tally_led_pin: 27,
@@ -227,7 +230,7 @@ impl Default for GpioConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ScaleConfig {
     /// "none" | "hx711" | "serial" | "sim"
-    pub kind: String,
+    pub kind: ScaleKind,
     /// A reading is stable once it stays within `tolerance_g` for this long.
     pub settle_ms: u64,
     /// Largest wobble, in grams, that still counts as stable.
@@ -254,7 +257,7 @@ pub struct ScaleConfig {
 impl Default for ScaleConfig {
     fn default() -> Self {
         ScaleConfig {
-            kind: "none".into(),
+            kind: ScaleKind::None,
             settle_ms: 800,
             tolerance_g: 5,
             resolution_g: 1,
@@ -276,7 +279,7 @@ pub struct ProductConfig {
     pub id: String,
     pub name: String,
     /// "kg" | "piece"
-    pub unit: String,
+    pub unit: Unit,
     /// Decimal string, never a float.
     pub unit_price: String,
     pub currency: String,
@@ -305,7 +308,7 @@ pub struct MqttConfig {
     pub client_key: Option<String>,
     pub keep_alive_s: u64,
     /// "v4" (MQTT 3.1.1) or "v5".
-    pub protocol: String,
+    pub protocol: MqttProtocol,
     /// Publish Home Assistant discovery so the box appears there as a device.
     pub hass_discovery: bool,
     /// Status is re-published this often while live (and on every change).
@@ -334,7 +337,7 @@ impl Default for MqttConfig {
             client_cert: None,
             client_key: None,
             keep_alive_s: 30,
-            protocol: "v4".into(),
+            protocol: MqttProtocol::V4,
             hass_discovery: true,
             status_interval_s: 5,
         }

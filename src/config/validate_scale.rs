@@ -6,6 +6,7 @@
 //! `settle_wait_ms`, the HX711 pins) are the range table's alone: it runs
 //! first and owns the one message for such a key.
 
+use super::choices::ScaleKind;
 use super::schema::ScaleConfig;
 use super::template::validate_template;
 
@@ -39,7 +40,7 @@ pub fn check_scale(cfg: &ScaleConfig) -> Vec<(String, String)> {
             ),
         );
     }
-    if cfg.kind == "hx711" {
+    if cfg.kind == ScaleKind::Hx711 {
         for (k, p) in [
             ("hx711_dout_pin", cfg.hx711_dout_pin),
             ("hx711_sck_pin", cfg.hx711_sck_pin),
@@ -79,7 +80,7 @@ mod tests {
     fn config_checks_name_the_key() {
         assert!(check_scale(&ScaleConfig::default()).is_empty());
         let cfg = ScaleConfig {
-            kind: "hx711".into(),
+            kind: ScaleKind::Hx711,
             serial_baud: 9601,
             overlay_template: Some("{name} {prise}".into()),
             settle_ms: 0,
@@ -103,7 +104,7 @@ mod tests {
     #[test]
     fn ranges_own_the_numbers_and_pins_must_differ() {
         let cfg = ScaleConfig {
-            kind: "hx711".into(),
+            kind: ScaleKind::Hx711,
             settle_ms: 20_000,
             tolerance_g: 2000,
             resolution_g: 0,
@@ -132,7 +133,7 @@ mod tests {
             "{got:?}"
         );
         let same = ScaleConfig {
-            kind: "hx711".into(),
+            kind: ScaleKind::Hx711,
             hx711_dout_pin: Some(5),
             hx711_sck_pin: Some(5),
             ..ScaleConfig::default()

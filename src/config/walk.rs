@@ -4,7 +4,8 @@
 //! serde stops at the first error, so a technician would fix a file one line
 //! per run. Instead the table is walked against the schema (taken from a
 //! [`Config`] with every key set, serialized): each problem is collected with
-//! its key path, and the offending key is removed (its default applies) or,
+//! its key path, and the offending key (a word that is none of its
+//! [`choices`] too) is removed (its default applies) or,
 //! for a number out of range, clamped, so that serde then takes what is left
 //! and the value checks still run on everything else. One pass over the
 //! table: linear in its size.
@@ -15,6 +16,7 @@ use std::sync::OnceLock;
 use serde_json::Value as Json;
 use toml::Value;
 
+use super::choices;
 use super::problem::Problem;
 use super::ranges::{self, Num};
 use super::schema::{Config, DestinationConfig, ProductConfig};
@@ -47,7 +49,7 @@ pub fn full_sample() -> Config {
     c.products.push(ProductConfig {
         id: "p".into(),
         name: "n".into(),
-        unit: "kg".into(),
+        unit: super::choices::Unit::Kg,
         unit_price: "1.00".into(),
         currency: "CNY".into(),
         button_pin: Some(22),
@@ -199,6 +201,17 @@ fn leaf(value: &mut Value, want: &Json, path: &str, out: &mut Vec<Problem>) -> b
     let num = match value {
         Value::Integer(i) => Num::I(*i),
         Value::Float(f) => Num::F(*f),
+        // A word that is not one of the key's choices: removed, so serde
+        // (which would stop at the first) takes the default.
+        Value::String(s) => {
+            return match choices::refuse(path, s) {
+                Some(e) => {
+                    out.push(Problem::new(path, e.to_string()));
+                    false
+                }
+                None => true,
+            }
+        }
         _ => return true,
     };
     let Some(range) = ranges::find(path) else {

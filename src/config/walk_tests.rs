@@ -148,3 +148,37 @@ fn long_unknown_keys_and_values_are_echoed_as_excerpts() {
         assert!(p.to_string().len() < 700, "{}", p.to_string().len());
     }
 }
+
+/// Every word that is none of its key's choices is reported in one pass,
+/// on its path and line, with the allowed words; serde alone would stop at
+/// the first. The load depth (fleet layers) finds them all as well.
+#[test]
+fn every_bad_choice_at_once() {
+    let src = "[video]\nsource = \"webcam\"\nencoder = \"X264\"\nx264_preset = \"fastest\"\n\
+               [audio]\nsource = \"pulse\"\n[gpio]\nbackend = \"wiringpi\"\n[scale]\nkind = \"hx712\"\n\
+               [mqtt]\nprotocol = \"v3\"\n\
+               [[products]]\nid = \"p\"\nname = \"n\"\nunit = \"g\"\nunit_price = \"1.00\"\ncurrency = \"CNY\"\n";
+    let want = [
+        ("video.source", 2, "\"v4l2:/dev/video0\""),
+        ("video.encoder", 3, "\"x264enc\""),
+        ("video.x264_preset", 4, "\"ultrafast\", \"superfast\""),
+        ("audio.source", 6, "\"alsa:hw:1,0\""),
+        ("gpio.backend", 8, "\"rppal\", \"sim\""),
+        ("scale.kind", 10, "\"none\", \"hx711\", \"serial\", \"sim\""),
+        ("mqtt.protocol", 12, "\"v4\", \"v5\""),
+        ("products[0].unit", 16, "\"kg\", \"piece\""),
+    ];
+    for problems in [
+        check_str(src, Path::new("/nonexistent")).unwrap_err(),
+        crate::config::load_str(src).unwrap_err(),
+    ] {
+        let got: Vec<(&str, Option<usize>)> =
+            problems.iter().map(|p| (p.path.as_str(), p.line)).collect();
+        let paths: Vec<(&str, Option<usize>)> =
+            want.iter().map(|(p, l, _)| (*p, Some(*l))).collect();
+        assert_eq!(got, paths);
+        for (p, (_, _, allowed)) in problems.iter().zip(want) {
+            assert!(p.message.contains(allowed), "{p:?}");
+        }
+    }
+}

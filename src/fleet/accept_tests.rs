@@ -153,22 +153,22 @@ fn diff_class_table() {
         ("bitrate", |c| c.video.bitrate_kbps = 1800, ChangeClass::Live),
         ("bitrate floor", |c| c.video.min_bitrate_kbps = 300, ChangeClass::Live),
         ("products", |c| c.products.push(crate::config::ProductConfig {
-            id: "eggs".into(), name: "Eggs".into(), unit: "piece".into(),
+            id: "eggs".into(), name: "Eggs".into(), unit: "piece".parse().unwrap(),
             unit_price: "2.00".into(), currency: "CNY".into(), button_pin: None,
         }), ChangeClass::Live),
         ("mqtt", |c| c.mqtt.topic_prefix = "x".into(), ChangeClass::Live),
         ("reconnect cap", |c| c.live.reconnect_cap_ms = 5000, ChangeClass::Live),
         ("disk budget", |c| c.recording.max_gb = 2.0, ChangeClass::Live),
-        ("camera", |c| c.video.source = "test".into(), ChangeClass::NeedsRestart),
+        ("camera", |c| c.video.source = "test".parse().unwrap(), ChangeClass::NeedsRestart),
         ("size", |c| c.video.width = 640, ChangeClass::NeedsRestart),
-        ("encoder", |c| c.video.encoder = "x264enc".into(), ChangeClass::NeedsRestart),
-        ("audio", |c| c.audio.source = "none".into(), ChangeClass::NeedsRestart),
+        ("encoder", |c| c.video.encoder = "x264enc".parse().unwrap(), ChangeClass::NeedsRestart),
+        ("audio", |c| c.audio.source = "none".parse().unwrap(), ChangeClass::NeedsRestart),
         ("gpio", |c| c.gpio.go_live_pin = 5, ChangeClass::NeedsDaemonRestart),
-        ("gpio backend", |c| c.gpio.backend = "sim".into(), ChangeClass::NeedsDaemonRestart),
-        ("scale", |c| c.scale.kind = "sim".into(), ChangeClass::NeedsDaemonRestart),
+        ("gpio backend", |c| c.gpio.backend = "sim".parse().unwrap(), ChangeClass::NeedsDaemonRestart),
+        ("scale", |c| c.scale.kind = "sim".parse().unwrap(), ChangeClass::NeedsDaemonRestart),
         ("scale settle", |c| c.scale.settle_ms = 900, ChangeClass::NeedsDaemonRestart),
         ("product button", |c| c.products.push(crate::config::ProductConfig {
-            id: "eggs".into(), name: "Eggs".into(), unit: "piece".into(),
+            id: "eggs".into(), name: "Eggs".into(), unit: "piece".parse().unwrap(),
             unit_price: "2.00".into(), currency: "CNY".into(), button_pin: Some(22),
         }), ChangeClass::NeedsDaemonRestart),
         ("gpio and bitrate", |c| { c.video.bitrate_kbps = 1; c.gpio.tally_led_pin = 5 }, ChangeClass::NeedsDaemonRestart),
@@ -176,7 +176,7 @@ fn diff_class_table() {
         ("destinations", |c| c.destinations.push(crate::config::DestinationConfig {
             name: "a".into(), url: "rtmp://h/live".into(), key_file: None, key: None, enabled: true,
         }), ChangeClass::NeedsRestart),
-        ("bitrate and camera", |c| { c.video.bitrate_kbps = 1; c.video.source = "test".into() }, ChangeClass::NeedsRestart),
+        ("bitrate and camera", |c| { c.video.bitrate_kbps = 1; c.video.source = "test".parse().unwrap() }, ChangeClass::NeedsRestart),
     ];
     for (name, change, want) in cases {
         let mut new = base.clone();

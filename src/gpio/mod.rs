@@ -1,8 +1,8 @@
-//! Buttons and lights behind narrow traits, with a table of back ends.
+//! Buttons and lights behind narrow traits, with one back end per `gpio.backend` word.
 //!
 //! - [`buttons`] (pure): raw edges → debounced `Short` / `Long` presses.
 //! - [`tally`] (pure): light patterns and which state shows which.
-//! - Back ends ([`BACKENDS`], librespot style): `rppal` drives real pins on a
+//! - Back ends ([`find`], one per [`GpioBackend`]): `rppal` drives real pins on a
 //!   Raspberry Pi; `sim` needs no hardware (a Unix socket the test harness talks
 //!   to) and is always compiled, so every build can run.
 //!
@@ -24,6 +24,7 @@ use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::schema::{GpioConfig, ProductConfig};
+use crate::config::GpioBackend;
 pub use buttons::{ButtonEvent, ButtonId, PressKind};
 pub use sim::SimEvent;
 pub use tally::Pattern;
@@ -67,44 +68,16 @@ pub struct Setup<'a> {
 
 pub type Builder = fn(Setup<'_>) -> anyhow::Result<Hardware>;
 
-/// Every back end, by the name `gpio.backend` uses.
-pub const BACKENDS: &[(&str, Builder)] = &[("rppal", pi::build), ("sim", sim::build)];
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown GPIO back end {name:?}; known back ends: {known}")]
-pub struct UnknownBackend {
-    pub name: String,
-    pub known: String,
-}
-
-pub fn find(name: &str) -> Result<Builder, UnknownBackend> {
-    crate::backends::lookup(BACKENDS, name).map_err(|known| UnknownBackend {
-        name: name.to_string(),
-        known,
-    })
+/// The back end `gpio.backend` names. A `match` rather than a table: a new
+/// [`GpioBackend`] word cannot compile without its back end.
+pub fn find(backend: GpioBackend) -> Builder {
+    match backend {
+        GpioBackend::Rppal => pi::build,
+        GpioBackend::Sim => sim::build,
+    }
 }
 
 /// Builds the back end `gpio.backend` names.
 pub fn open(setup: Setup<'_>) -> anyhow::Result<Hardware> {
-    let build = find(&setup.gpio.backend)?;
-    build(setup)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn find_knows_both_and_lists_them_when_asked_for_another() {
-        assert!(find("rppal").is_ok());
-        assert!(find("sim").is_ok());
-        let err = find("wiringpi")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            err.contains("\"wiringpi\"") && err.contains("rppal, sim"),
-            "{err}"
-        );
-    }
+    find(setup.gpio.backend)(setup)
 }

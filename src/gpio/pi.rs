@@ -173,7 +173,7 @@ mod tests {
         let product = |id: &str, pin| ProductConfig {
             id: id.into(),
             name: id.into(),
-            unit: "kg".into(),
+            unit: "kg".parse().unwrap(),
             unit_price: "1.00".into(),
             currency: "CNY".into(),
             button_pin: pin,

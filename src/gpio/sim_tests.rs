@@ -23,14 +23,14 @@ fn start() -> Sim {
     // A directory that does not exist yet: the server must create it.
     let path = dir.path().join("run/farmcast/sim.sock");
     let gpio = GpioConfig {
-        backend: "sim".into(),
+        backend: "sim".parse().unwrap(),
         sim_socket: path.to_string_lossy().into_owned(),
         ..GpioConfig::default()
     };
     let products = [ProductConfig {
         id: "mussels".into(),
         name: "Fresh mussels".into(),
-        unit: "kg".into(),
+        unit: "kg".parse().unwrap(),
         unit_price: "30.00".into(),
         currency: "CNY".into(),
         button_pin: None,

@@ -22,7 +22,7 @@
 
 use thiserror::Error;
 
-use crate::config::VideoConfig;
+use crate::config::{VideoConfig, VideoEncoder};
 
 /// Name given to the encoder element in [`EncoderSettings::element_desc`], so the
 /// driver can find it with `pipeline.by_name(ENCODER_ELEMENT_NAME)` to change
@@ -92,10 +92,6 @@ pub const RANKING: &[KnownEncoder] = &[
     },
 ];
 
-/// x264 speed presets accepted by `x264enc speed-preset=`; config validation
-/// may use this list too.
-pub use crate::config::validate::X264_PRESETS;
-
 /// The encoder the pipeline will use and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EncoderChoice {
@@ -149,11 +145,10 @@ pub fn present(available: &dyn Fn(&str) -> bool) -> Vec<&'static KnownEncoder> {
 
 /// Resolve `video.encoder` against what exists here.
 pub fn choose(
-    configured: &str,
+    configured: &VideoEncoder,
     available: &dyn Fn(&str) -> bool,
 ) -> Result<EncoderChoice, EncoderError> {
-    let configured = configured.trim();
-    if configured.is_empty() || configured.eq_ignore_ascii_case("auto") {
+    let VideoEncoder::Element(configured) = configured else {
         let best = present(available)
             .into_iter()
             .next()
@@ -168,7 +163,7 @@ pub fn choose(
             hardware: best.hardware,
             reason: format!("auto: {} is the best available ({kind})", best.element),
         });
-    }
+    };
     if !available(configured) {
         return Err(EncoderError::NotAvailable {
             configured: configured.to_string(),
@@ -253,11 +248,7 @@ pub fn settings(element: &str, v: &VideoConfig) -> EncoderSettings {
     let nv12 = "video/x-raw,format=NV12".to_string();
     match element {
         "x264enc" => {
-            let preset = if X264_PRESETS.contains(&v.x264_preset.as_str()) {
-                v.x264_preset.as_str()
-            } else {
-                "veryfast"
-            };
+            let preset = v.x264_preset;
             // zerolatency: no frame lookahead, no B-frames, sliced threads, so
             // a frame leaves the encoder as soon as it is coded; the explicit
             // rc-lookahead/bframes repeat that so a later tune change cannot
@@ -363,6 +354,11 @@ pub fn settings(element: &str, v: &VideoConfig) -> EncoderSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::X264Preset;
+
+    fn element(name: &str) -> VideoEncoder {
+        VideoEncoder::Element(name.into())
+    }
 
     fn only(names: &'static [&'static str]) -> impl Fn(&str) -> bool {
         move |n: &str| names.contains(&n)
@@ -399,13 +395,13 @@ mod tests {
             (&["mpph264enc", "vah264enc"], "mpph264enc", true),
         ];
         for (set, want, hw) in cases {
-            let c = choose("auto", &only(set)).unwrap();
+            let c = choose(&VideoEncoder::Auto, &only(set)).unwrap();
             assert_eq!(c.element, *want, "set {set:?}");
             assert_eq!(c.hardware, *hw);
             assert!(c.reason.starts_with("auto: "), "{}", c.reason);
             assert!(c.reason.contains(want));
         }
-        let c = choose("auto", &only(&["v4l2h264enc"])).unwrap();
+        let c = choose(&VideoEncoder::Auto, &only(&["v4l2h264enc"])).unwrap();
         assert_eq!(
             c.reason,
             "auto: v4l2h264enc is the best available (hardware)"
@@ -414,28 +410,28 @@ mod tests {
 
     #[test]
     fn configured_overrides_ranking() {
-        let c = choose("x264enc", &only(&["x264enc", "v4l2h264enc"])).unwrap();
+        let c = choose(&element("x264enc"), &only(&["x264enc", "v4l2h264enc"])).unwrap();
         assert_eq!(c.element, "x264enc");
         assert_eq!(c.reason, "configured");
         assert!(!c.hardware);
         // An unranked element that exists is accepted.
-        let c = choose("myvendorenc", &only(&["myvendorenc"])).unwrap();
+        let c = choose(&element("myvendorenc"), &only(&["myvendorenc"])).unwrap();
         assert_eq!(c.element, "myvendorenc");
     }
 
     #[test]
     fn missing_configured_lists_what_exists() {
-        let e = choose("v4l2h264enc", &only(&["x264enc", "openh264enc"])).unwrap_err();
+        let e = choose(&element("v4l2h264enc"), &only(&["x264enc", "openh264enc"])).unwrap_err();
         let text = e.to_string();
         assert!(text.contains("v4l2h264enc"), "{text}");
         assert!(text.contains("x264enc, openh264enc"), "{text}");
-        let e = choose("v4l2h264enc", &only(&[])).unwrap_err();
+        let e = choose(&element("v4l2h264enc"), &only(&[])).unwrap_err();
         assert!(e.to_string().contains("gstreamer1.0-plugins-ugly"));
     }
 
     #[test]
     fn auto_with_nothing_names_package() {
-        let e = choose("auto", &only(&["jpegdec"])).unwrap_err();
+        let e = choose(&VideoEncoder::Auto, &only(&["jpegdec"])).unwrap_err();
         assert_eq!(e, EncoderError::NoneAvailable);
         assert!(e.to_string().contains("gstreamer1.0-plugins-ugly"));
     }
@@ -453,14 +449,14 @@ mod tests {
             assert_eq!(s.input_caps, "video/x-raw,format=I420");
         }
         let mut v = cfg(30, 2, 2500);
-        v.x264_preset = "ultrafast".into();
-        assert!(settings("x264enc", &v)
-            .element_desc
-            .contains("speed-preset=ultrafast"));
-        v.x264_preset = "bogus; rm".into();
-        assert!(settings("x264enc", &v)
-            .element_desc
-            .contains("speed-preset=veryfast"));
+        // Any text but a preset is refused when the config is parsed
+        // (`config::choices`), so each word reaches the element as written.
+        for &preset in X264Preset::ALL {
+            v.x264_preset = preset;
+            assert!(settings("x264enc", &v)
+                .element_desc
+                .contains(&format!("speed-preset={preset} ")));
+        }
     }
 
     #[test]

@@ -30,63 +30,9 @@ use std::fmt::Write as _;
 use crate::config::url::Scheme;
 use crate::config::{AudioConfig, VideoConfig};
 
-/// Where the picture comes from, parsed from `video.source`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VideoSource {
-    /// The first capture device found at start (and at every retry).
-    Auto,
-    Test,
-    V4l2(String),
-    /// A clip replayed in real time, looping.
-    File(String),
-}
-
-impl VideoSource {
-    pub fn parse(s: &str) -> Result<VideoSource, String> {
-        match s {
-            "auto" => Ok(VideoSource::Auto),
-            "test" => Ok(VideoSource::Test),
-            _ => {
-                if let Some(dev) = s.strip_prefix("v4l2:").filter(|d| !d.is_empty()) {
-                    Ok(VideoSource::V4l2(dev.to_string()))
-                } else if let Some(path) = s.strip_prefix("file:").filter(|p| !p.is_empty()) {
-                    Ok(VideoSource::File(path.to_string()))
-                } else {
-                    Err(format!(
-                        "unknown video source {s:?}: use \"auto\", \"test\", \"v4l2:/dev/videoN\" or \"file:/path/clip\""
-                    ))
-                }
-            }
-        }
-    }
-}
-
-/// Where the sound comes from, parsed from `audio.source`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AudioSource {
-    Auto,
-    Test,
-    /// No microphone: the stream still carries a silent AAC track, because
-    /// several platforms refuse or mute a stream without one.
-    None,
-    Alsa(String),
-}
-
-impl AudioSource {
-    pub fn parse(s: &str) -> Result<AudioSource, String> {
-        match s {
-            "auto" => Ok(AudioSource::Auto),
-            "test" => Ok(AudioSource::Test),
-            "none" => Ok(AudioSource::None),
-            _ => match s.strip_prefix("alsa:").filter(|d| !d.is_empty()) {
-                Some(dev) => Ok(AudioSource::Alsa(dev.to_string())),
-                None => Err(format!(
-                    "unknown audio source {s:?}: use \"auto\", \"test\", \"none\" or \"alsa:hw:1,0\""
-                )),
-            },
-        }
-    }
-}
+/// Where the picture and the sound come from: `video.source` and
+/// `audio.source`, parsed once with the config.
+pub use crate::config::{AudioSource, VideoSource};
 
 /// The raw format every source is converted to before the encode pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,28 +322,6 @@ mod tests {
             output_caps: "video/x-h264,profile=main".into(),
             bitrate_control: crate::media::encoder::BitrateControl::None,
         }
-    }
-
-    #[test]
-    fn sources_parse() {
-        assert_eq!(VideoSource::parse("test"), Ok(VideoSource::Test));
-        assert_eq!(
-            VideoSource::parse("v4l2:/dev/video2"),
-            Ok(VideoSource::V4l2("/dev/video2".into()))
-        );
-        assert_eq!(
-            VideoSource::parse("file:/tmp/a b.y4m"),
-            Ok(VideoSource::File("/tmp/a b.y4m".into()))
-        );
-        assert!(VideoSource::parse("v4l2:").is_err());
-        assert!(VideoSource::parse("webcam")
-            .unwrap_err()
-            .contains("v4l2:/dev/videoN"));
-        assert_eq!(
-            AudioSource::parse("alsa:hw:1,0"),
-            Ok(AudioSource::Alsa("hw:1,0".into()))
-        );
-        assert!(AudioSource::parse("pulse").is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::encoder::{self, EncoderChoice};
 use super::modes::{self, CameraMode, ModeFormat};
+use crate::config::VideoEncoder;
 
 /// The size and rate `probe` reports a mode choice for (the default config).
 pub const PROBE_WANT: (u32, u32, u32) = (1280, 720, 30);
@@ -99,7 +100,7 @@ pub fn probe() -> Result<ProbeReport> {
 /// The encoder part of the report for a registry that has what `available`
 /// says: a function of its own so that tests can hand it a fake registry.
 fn encoders_info(available: &dyn Fn(&str) -> bool) -> EncodersInfo {
-    let auto = encoder::choose("auto", available);
+    let auto = encoder::choose(&VideoEncoder::Auto, available);
     EncodersInfo {
         present: encoder::present(available)
             .into_iter()
@@ -514,7 +515,7 @@ mod tests {
                     hardware: true,
                     package: "gstreamer1.0-plugins-good".into(),
                 }],
-                auto: encoder::choose("auto", &|n| n == "v4l2h264enc").ok(),
+                auto: encoder::choose(&VideoEncoder::Auto, &|n| n == "v4l2h264enc").ok(),
                 auto_error: None,
             },
             jpeg_decoders: vec!["v4l2jpegdec".into(), "jpegdec".into()],
@@ -563,7 +564,7 @@ mod tests {
         r.encoders = EncodersInfo {
             present: Vec::new(),
             auto: None,
-            auto_error: encoder::choose("auto", &|_| false)
+            auto_error: encoder::choose(&VideoEncoder::Auto, &|_| false)
                 .err()
                 .map(|e| e.to_string()),
         };

@@ -67,6 +67,17 @@ pub struct IncomingCommand {
     pub(super) reply_to: ReplyTo,
 }
 
+impl IncomingCommand {
+    /// A command that came another way than MQTT (the phone's page, a
+    /// test): its reply goes to the device's plain reply topic.
+    pub fn new(command: commands::Command) -> IncomingCommand {
+        IncomingCommand {
+            command,
+            reply_to: ReplyTo::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(super) struct ReplyTo {
     pub(super) response_topic: Option<String>,
@@ -118,11 +129,11 @@ impl MqttHandle {
     pub fn event(&self, event: Event) {
         let pushed = match self.queue.lock() {
             Ok(mut q) => q.push(&event),
-            Err(_) => return warn!("mqtt event queue poisoned; event {} lost", event.kind),
+            Err(_) => return warn!("mqtt event queue poisoned; event {} lost", event.kind()),
         };
         match pushed {
             Ok(()) => self.events_pending.notify_one(),
-            Err(e) => warn!("mqtt event {} not queued: {e:#}", event.kind),
+            Err(e) => warn!("mqtt event {} not queued: {e:#}", event.kind()),
         }
     }
 

@@ -5,8 +5,10 @@
 //! URLs or keys.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
+use serde_json::Value;
+use std::time::SystemTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
 
 /// `P/D/status`, retained, latest wins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -114,33 +116,118 @@ pub struct MqttStats {
     pub desired_dropped: u64,
 }
 
-/// `P/D/events`: `{"type", "ts", ...fields}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `P/D/events`: `{"type", "ts", ...fields}`. One variant per event type,
+/// so that what each carries is written down once, here (and in
+/// INTERFACES.md / README's event table).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
-    #[serde(rename = "type")]
-    pub kind: String,
     /// RFC 3339, UTC.
     pub ts: String,
     #[serde(flatten)]
-    pub fields: Map<String, Value>,
+    pub body: EventBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventBody {
+    LiveStarted {
+        show_id: String,
+    },
+    LiveStopped {
+        show_id: String,
+        reason: String,
+    },
+    DestinationUp {
+        name: String,
+    },
+    DestinationDown {
+        name: String,
+        reason: String,
+    },
+    StateChanged {
+        from: String,
+        to: String,
+    },
+    /// `go_live`, or `product:<id>`.
+    ButtonPressed {
+        button: String,
+    },
+    Error {
+        what: String,
+        /// The part at fault (`gpio`, `scale`), when one is.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        part: Option<String>,
+    },
+    ProductTagged {
+        #[serde(flatten)]
+        record: crate::products::tag::TagRecord,
+        show_id: Option<String>,
+        show_offset_s: Option<f64>,
+    },
+    CalibrationChanged {
+        cause: String,
+        old: crate::scale::Calibration,
+        new: crate::scale::Calibration,
+        /// The command that puts the old calibration back.
+        undo: Value,
+    },
+    LogLevelChanged {
+        old: String,
+        new: String,
+        undo: Value,
+    },
+    ConfigApplied(ConfigReport),
+    ConfigPending(ConfigReport),
+    ConfigRejected(ConfigReport),
+    ConfigRolledBack(ConfigReport),
+}
+
+/// What the `config_*` events carry (the `config/reported` message in short).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigReport {
+    pub hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Event {
-    /// An event of `kind` stamped now.
-    pub fn now(kind: impl Into<String>) -> Self {
+    /// An event stamped now.
+    pub fn now(body: EventBody) -> Self {
+        Event::at(body, SystemTime::now())
+    }
+
+    /// An event stamped with a wall clock read elsewhere (the core reads none).
+    pub fn at(body: EventBody, wall: SystemTime) -> Self {
         Event {
-            kind: kind.into(),
-            ts: rfc3339_utc(SystemTime::now()),
-            fields: Map::new(),
+            ts: rfc3339_utc(wall),
+            body,
         }
     }
 
-    /// Adds one field; `type` and `ts` cannot be overridden this way.
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        if key != "type" && key != "ts" {
-            self.fields.insert(key.to_string(), value.into());
+    /// The wire `type`.
+    pub fn kind(&self) -> &'static str {
+        match &self.body {
+            EventBody::LiveStarted { .. } => "live_started",
+            EventBody::LiveStopped { .. } => "live_stopped",
+            EventBody::DestinationUp { .. } => "destination_up",
+            EventBody::DestinationDown { .. } => "destination_down",
+            EventBody::StateChanged { .. } => "state_changed",
+            EventBody::ButtonPressed { .. } => "button_pressed",
+            EventBody::Error { .. } => "error",
+            EventBody::ProductTagged { .. } => "product_tagged",
+            EventBody::CalibrationChanged { .. } => "calibration_changed",
+            EventBody::LogLevelChanged { .. } => "log_level_changed",
+            EventBody::ConfigApplied(_) => "config_applied",
+            EventBody::ConfigPending(_) => "config_pending",
+            EventBody::ConfigRejected(_) => "config_rejected",
+            EventBody::ConfigRolledBack(_) => "config_rolled_back",
         }
-        self
     }
 }
 
@@ -175,40 +262,17 @@ impl CmdResult {
 }
 
 /// `2026-11-25T22:09:28Z` (second precision is plenty for a technician).
+/// Clamped to 1970 and the year 9999 (see [`crate::utc`]).
 pub fn rfc3339_utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil: avoids a date crate for one formatter.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    const RFC3339: &[FormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    crate::utc::format(t, RFC3339)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn rfc3339_known_instants() {
@@ -218,6 +282,17 @@ mod tests {
         assert_eq!(rfc3339_utc(t), "2000-02-29T01:01:01Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_798_761_599);
         assert_eq!(rfc3339_utc(t), "2026-12-31T23:59:59Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_798_761_600);
+        assert_eq!(rfc3339_utc(t), "2027-01-01T00:00:00Z");
+        // 2100 is no leap year.
+        let t = UNIX_EPOCH + Duration::from_secs(4_107_542_400);
+        assert_eq!(rfc3339_utc(t), "2100-03-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_utc(UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00:00:00Z"
+        );
+        let t = UNIX_EPOCH + Duration::from_secs(i64::MAX as u64);
+        assert_eq!(rfc3339_utc(t), "9999-12-31T23:59:59Z");
     }
 
     #[test]
@@ -250,20 +325,36 @@ mod tests {
     }
 
     #[test]
-    fn event_serializes_type_ts_and_fields_flat() {
+    fn events_serialize_type_ts_and_fields_flat() {
         let e = Event {
-            kind: "product_tagged".into(),
             ts: "T".into(),
-            fields: Map::new(),
-        }
-        .with("product_id", "mussels")
-        .with("type", "hijack");
+            body: EventBody::Error {
+                what: "scale: gone".into(),
+                part: None,
+            },
+        };
         let v: Value = serde_json::to_value(&e).unwrap();
-        assert_eq!(v["type"], "product_tagged");
-        assert_eq!(v["ts"], "T");
-        assert_eq!(v["product_id"], "mussels");
-        let back: Event = serde_json::from_value(v).unwrap();
-        assert_eq!(back, e);
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "error", "ts": "T", "what": "scale: gone"})
+        );
+        assert_eq!(e.kind(), "error");
+        let c = Event {
+            ts: "T".into(),
+            body: EventBody::ConfigRolledBack(ConfigReport {
+                hash: "h".into(),
+                version: Some(3),
+                error: Some("no standby".into()),
+                field: None,
+                note: None,
+            }),
+        };
+        let v: Value = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "config_rolled_back", "ts": "T", "hash": "h", "version": 3, "error": "no standby"})
+        );
+        assert_eq!(c.kind(), "config_rolled_back");
     }
 
     #[test]

@@ -5,12 +5,8 @@ use super::queue::DEFAULT_CAP;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// MQTT 3.1.1
-    V4,
-    V5,
-}
+/// `mqtt.protocol`, as the config parsed it: `V4` is MQTT 3.1.1.
+pub use crate::config::MqttProtocol as Protocol;
 
 /// Everything the client needs. Holds paths, never secrets: the password is read
 /// from `password_file` when connecting, so `Debug` shows nothing to hide.

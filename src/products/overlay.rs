@@ -20,6 +20,7 @@ use super::tag::TagRecord;
 use crate::config::schema::ScaleConfig;
 use crate::config::template::{parse, Piece};
 pub use crate::config::template::{validate_template, TemplateError};
+use crate::config::Unit;
 use crate::scale::ScaleState;
 
 pub const DEFAULT_KG_TEMPLATE: &str =
@@ -28,7 +29,7 @@ pub const DEFAULT_PIECE_TEMPLATE: &str = "{name}  {price} {currency}";
 
 /// The template for this record's unit: the configured one or the default.
 pub fn template_for<'a>(cfg: &'a ScaleConfig, record: &TagRecord) -> &'a str {
-    if record.unit == "kg" {
+    if record.unit == Unit::Kg {
         cfg.overlay_template
             .as_deref()
             .unwrap_or(DEFAULT_KG_TEMPLATE)
@@ -43,7 +44,7 @@ pub fn template_for<'a>(cfg: &'a ScaleConfig, record: &TagRecord) -> &'a str {
 /// (config validation should have caught it) falls back to the default.
 pub fn lower_third_text(record: &TagRecord, template: &str) -> String {
     let pieces = parse(template).or_else(|_| {
-        parse(if record.unit == "kg" {
+        parse(if record.unit == Unit::Kg {
             DEFAULT_KG_TEMPLATE
         } else {
             DEFAULT_PIECE_TEMPLATE
@@ -58,7 +59,7 @@ pub fn lower_third_text(record: &TagRecord, template: &str) -> String {
             Piece::Field("unit_price") => &record.unit_price,
             Piece::Field("price") => &record.price,
             Piece::Field("currency") => &record.currency,
-            Piece::Field("unit") => &record.unit,
+            Piece::Field("unit") => record.unit.word(),
             Piece::Field("product_id") => &record.product_id,
             Piece::Field(_) => "",
         };
@@ -170,7 +171,7 @@ mod tests {
             unit_price: "30.00".into(),
             price: "37.50".into(),
             currency: "CNY".into(),
-            unit: unit.into(),
+            unit: unit.parse().unwrap(),
         }
     }
 

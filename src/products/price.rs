@@ -27,8 +27,6 @@ pub const MAX_SCALE: u32 = 18;
 pub enum PriceError {
     #[error("\"{0}\" is not a decimal number; write digits with an optional '.', e.g. \"30.00\"")]
     NotADecimal(String),
-    #[error("unit \"{0}\" is not known; use \"kg\" or \"piece\"")]
-    UnknownUnit(String),
     #[error("no weight: the product is sold by the kg and there is no scale reading")]
     NoWeight,
     #[error("weight {0} kg is not above zero; put the produce on the scale")]
@@ -158,29 +156,8 @@ pub fn kg(weight: Weight) -> Decimal {
     }
 }
 
-/// How a product is sold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Kg,
-    Piece,
-}
-
-impl Unit {
-    pub fn parse(s: &str) -> Result<Unit, PriceError> {
-        match s {
-            "kg" => Ok(Unit::Kg),
-            "piece" => Ok(Unit::Piece),
-            other => Err(PriceError::UnknownUnit(other.to_string())),
-        }
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Unit::Kg => "kg",
-            Unit::Piece => "piece",
-        }
-    }
-}
+/// How a product is sold: `products[].unit`, parsed with the config.
+pub use crate::config::Unit;
 
 /// An amount in a currency, with exactly the currency's minor digits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +187,7 @@ pub fn unit_price(product: &ProductConfig) -> Result<Decimal, PriceError> {
 pub fn price(product: &ProductConfig, weight: Option<Weight>) -> Result<Price, PriceError> {
     let digits = minor_digits(&product.currency);
     let unit_price = Decimal::parse(&product.unit_price)?;
-    let exact = match Unit::parse(&product.unit)? {
+    let exact = match product.unit {
         Unit::Piece => unit_price,
         Unit::Kg => {
             let w = weight.ok_or(PriceError::NoWeight)?;
@@ -235,7 +212,7 @@ mod tests {
         ProductConfig {
             id: "p".into(),
             name: "P".into(),
-            unit: unit.into(),
+            unit: unit.parse().unwrap(),
             unit_price: price.into(),
             currency: currency.into(),
             button_pin: None,
@@ -327,10 +304,6 @@ mod tests {
             priced("kg", "30", "CNY", -5),
             Err(PriceError::NotPositive(_))
         ));
-        assert_eq!(
-            priced("dozen", "30", "CNY", 5),
-            Err(PriceError::UnknownUnit("dozen".into()))
-        );
         assert!(matches!(
             priced("kg", "3O", "CNY", 5),
             Err(PriceError::NotADecimal(_))

@@ -32,8 +32,8 @@ pub struct TagRecord {
     pub unit_price: String,
     pub price: String,
     pub currency: String,
-    /// `"kg"` or `"piece"`.
-    pub unit: String,
+    /// Serialized as `"kg"` or `"piece"`.
+    pub unit: Unit,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -147,10 +147,7 @@ enum Attempt {
 
 fn attempt(product: &ProductConfig, scale: Option<&ScaleState>) -> Attempt {
     let failed = |e: TagError| Attempt::Done(TagOutcome::Failed(e));
-    let unit = match Unit::parse(&product.unit) {
-        Ok(u) => u,
-        Err(e) => return failed(e.into()),
-    };
+    let unit = product.unit;
     let weight = match unit {
         Unit::Piece => None,
         Unit::Kg => {
@@ -175,7 +172,7 @@ fn attempt(product: &ProductConfig, scale: Option<&ScaleState>) -> Attempt {
             unit_price: up.to_string(),
             price: p.to_string(),
             currency: product.currency.clone(),
-            unit: unit.as_str().to_string(),
+            unit,
         })
     });
     match record {
@@ -193,7 +190,7 @@ mod tests {
         let p = |id: &str, unit: &str, price: &str| ProductConfig {
             id: id.into(),
             name: format!("{id} name"),
-            unit: unit.into(),
+            unit: unit.parse().unwrap(),
             unit_price: price.into(),
             currency: "CNY".into(),
             button_pin: None,
@@ -232,7 +229,7 @@ mod tests {
                 unit_price: "30.00".into(),
                 price: "37.50".into(),
                 currency: "CNY".into(),
-                unit: "kg".into(),
+                unit: Unit::Kg,
             }
         );
         assert_eq!(t.poll_timeout(), None);
@@ -243,9 +240,18 @@ mod tests {
         let mut t = Tagger::new(&products(), WAIT);
         let r = tagged(t.tag("eggs", None, Instant::now()));
         assert_eq!(
-            (r.price.as_str(), r.weight_kg, r.unit.as_str()),
-            ("18.50", None, "piece")
+            (r.price.as_str(), r.weight_kg, r.unit),
+            ("18.50", None, Unit::Piece)
         );
+    }
+
+    /// The `product_tagged` event carries the unit as the config's word.
+    #[test]
+    fn the_record_shows_the_unit_as_its_word() {
+        let mut t = Tagger::new(&products(), WAIT);
+        let r = tagged(t.tag("eggs", None, Instant::now()));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["unit"], "piece", "{v}");
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! FAT-formatted USB stick keeps its name; they sort lexically in time order.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use time::format_description::FormatItem;
+use time::macros::format_description;
 
 /// printf pattern of a segment's file name, as splitmuxsink's `location` wants it.
 pub const SEGMENT_PRINTF: &str = "seg-%05d.ts";
@@ -75,18 +78,12 @@ pub fn is_segment_name(name: &str) -> bool {
         .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// `YYYY-MM-DDTHH-MM-SSZ` in UTC; times before 1970 are clamped to the epoch.
+/// `YYYY-MM-DDTHH-MM-SSZ` in UTC; clamped to 1970 and the year 9999 (see
+/// [`crate::utc`]), so stamps keep their length and sort in time order.
 pub fn utc_stamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    const STAMP: &[FormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]Z");
+    crate::utc::format(t, STAMP)
 }
 
 fn sanitize(id: &str) -> String {
@@ -107,26 +104,11 @@ fn sanitize(id: &str) -> String {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
-/// calendar (Howard Hinnant's `civil_from_days`), so we need no date crate.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
@@ -137,8 +119,20 @@ mod tests {
         // 2026-11-25T22:10:03Z, computed independently with `date -u -d @1795644603`.
         assert_eq!(utc_stamp(at(1_795_644_603)), "2026-11-25T22-10-03Z");
         assert_eq!(utc_stamp(at(0)), "1970-01-01T00-00-00Z");
-        // Leap day.
+        // Leap day of a year divisible by 400, and the day after.
         assert_eq!(utc_stamp(at(951_782_400)), "2000-02-29T00-00-00Z");
+        assert_eq!(utc_stamp(at(951_868_800)), "2000-03-01T00-00-00Z");
+        // 2100 is no leap year: 28 February is followed by 1 March.
+        assert_eq!(utc_stamp(at(4_107_456_000)), "2100-02-28T00-00-00Z");
+        assert_eq!(utc_stamp(at(4_107_542_400)), "2100-03-01T00-00-00Z");
+        // Leap day of an ordinary leap year.
+        assert_eq!(utc_stamp(at(1_709_164_800)), "2024-02-29T00-00-00Z");
+        // End of a year and the first second of the next.
+        assert_eq!(utc_stamp(at(1_798_761_599)), "2026-12-31T23-59-59Z");
+        assert_eq!(utc_stamp(at(1_798_761_600)), "2027-01-01T00-00-00Z");
+        // A clock past what can be named stays on the last name, same length.
+        assert_eq!(utc_stamp(at(i64::MAX as u64)), "9999-12-31T23-59-59Z");
+        assert_eq!(utc_stamp(at(253_402_300_800)), "9999-12-31T23-59-59Z");
         assert_eq!(
             utc_stamp(UNIX_EPOCH - Duration::from_secs(5)),
             "1970-01-01T00-00-00Z"

@@ -7,7 +7,7 @@
 //!   events out; tare and calibration.
 //! - [`calibration`]: the tare offset and factor, saved atomically in the state
 //!   directory.
-//! - Back ends ([`BACKENDS`], librespot style): `none`; `sim` (fed by the sim
+//! - Back ends ([`find`], one per [`ScaleKind`]): `none`; `sim` (fed by the sim
 //!   socket's `weight` line, always compiled); `serial` (USB-serial scales,
 //!   parsers in [`serial_parse`]); `hx711` (a load-cell amplifier bit-banged
 //!   through rppal, protocol in [`hx711`]).
@@ -37,6 +37,7 @@ use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::schema::ScaleConfig;
+use crate::config::ScaleKind;
 pub use calibration::Calibration;
 pub use sim::{SimScale, SimScaleFeed};
 pub use state::{Scale, ScaleError, ScaleEvent, ScaleState, Settings};
@@ -87,27 +88,16 @@ pub struct Opened {
 
 pub type Builder = fn(&ScaleConfig) -> anyhow::Result<Opened>;
 
-/// Every back end, by the name `scale.kind` uses. `none` and `sim` need no
-/// hardware.
-pub const BACKENDS: &[(&str, Builder)] = &[
-    ("none", build_none),
-    ("sim", sim::build),
-    ("serial", serial::build),
-    ("hx711", hx711_pi::build),
-];
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown scale kind {name:?}; known kinds: {known}")]
-pub struct UnknownKind {
-    pub name: String,
-    pub known: String,
-}
-
-pub fn find(name: &str) -> Result<Builder, UnknownKind> {
-    crate::backends::lookup(BACKENDS, name).map_err(|known| UnknownKind {
-        name: name.to_string(),
-        known,
-    })
+/// The back end `scale.kind` names (`none` and `sim` need no hardware). A
+/// `match` rather than a table: a new [`ScaleKind`] word cannot compile
+/// without its back end.
+pub fn find(kind: ScaleKind) -> Builder {
+    match kind {
+        ScaleKind::None => build_none,
+        ScaleKind::Sim => sim::build,
+        ScaleKind::Serial => serial::build,
+        ScaleKind::Hx711 => hx711_pi::build,
+    }
 }
 
 /// Opens the back end `scale.kind` names and builds the filter around it, with
@@ -118,10 +108,10 @@ pub fn open(
     state_dir: &Path,
     now: Instant,
 ) -> anyhow::Result<Option<(Opened, Scale)>> {
-    if cfg.kind == "none" {
+    if cfg.kind == ScaleKind::None {
         return Ok(None);
     }
-    let opened = find(&cfg.kind)?(cfg)?;
+    let opened = find(cfg.kind)(cfg)?;
     let (cal, warning) = calibration::load(&calibration_path(state_dir));
     if let Some(w) = warning {
         tracing::warn!("{w}");

@@ -35,18 +35,6 @@ fn events(s: &mut Scale) -> Vec<ScaleEvent> {
 }
 
 #[test]
-fn find_knows_every_kind_and_lists_them() {
-    for k in ["none", "sim", "serial", "hx711"] {
-        assert!(find(k).is_ok(), "{k}");
-    }
-    let err = find("loadcell")
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(err.contains("none, sim, serial, hx711"), "{err}");
-}
-
-#[test]
 fn open_none_is_none_and_hx711_fails_off_a_pi_pointing_at_sim() {
     let dir = tempfile::tempdir().unwrap();
     let now = Instant::now();
@@ -54,7 +42,7 @@ fn open_none_is_none_and_hx711_fails_off_a_pi_pointing_at_sim() {
         .unwrap()
         .is_none());
     let cfg = ScaleConfig {
-        kind: "hx711".into(),
+        kind: crate::config::ScaleKind::Hx711,
         hx711_dout_pin: Some(5),
         hx711_sck_pin: Some(6),
         ..ScaleConfig::default()
@@ -242,7 +230,7 @@ async fn sim_weight_settles_and_tags_exactly() {
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = ScaleConfig {
-        kind: "sim".into(),
+        kind: crate::config::ScaleKind::Sim,
         settle_ms: 200,
         ..ScaleConfig::default()
     };
@@ -262,7 +250,7 @@ async fn sim_weight_settles_and_tags_exactly() {
     let mussels = ProductConfig {
         id: "mussels".into(),
         name: "Mussels".into(),
-        unit: "kg".into(),
+        unit: crate::config::Unit::Kg,
         unit_price: "30.00".into(),
         currency: "CNY".into(),
         button_pin: None,

@@ -93,6 +93,7 @@ impl Show {
                 backoff: reconnect.clone(),
             })
             .collect::<Vec<_>>();
+        let shows_before = settings.shows_before;
         let mut show = Show {
             rng: XorShift64::new(settings.jitter_seed),
             go_live_pending: settings.autostart,
@@ -103,7 +104,7 @@ impl Show {
             now,
             phase: Phase::Idle,
             run: None,
-            show_counter: 0,
+            show_counter: shows_before,
             capture: Capture::Starting,
             capture_ever_ran: false,
             camera_lost: false,
@@ -127,6 +128,11 @@ impl Show {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next_timeout()
+    }
+
+    /// Shows started so far (by this machine and those before it).
+    pub fn shows_started(&self) -> u32 {
+        self.show_counter
     }
 
     pub fn state(&self) -> State {

@@ -29,6 +29,10 @@ pub struct ShowSettings {
     pub stop_grace: Duration,
     /// How long the Ack pattern shows after a press that changed nothing.
     pub ack_duration: Duration,
+    /// Shows already started by this daemon (a machine made again for a
+    /// new config counts on: show ids, and the folders named after them,
+    /// stay unique).
+    pub shows_before: u32,
 }
 
 impl Default for ShowSettings {
@@ -43,6 +47,7 @@ impl Default for ShowSettings {
             jitter_seed: 0x5eed_f00d_cafe_0001,
             stop_grace: Duration::from_secs(4),
             ack_duration: Duration::from_millis(400),
+            shows_before: 0,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! `WatchdogSec` would only hide it from the technician. A loop that stops
 //! turning feeds nothing, whatever this says.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::show::State;
 
@@ -48,6 +48,78 @@ pub fn healthy(v: &Vitals) -> bool {
         _ if v.camera_retrying => true,
         // Standby, a show, or its end: the capture must deliver.
         _ => frames_flow,
+    }
+}
+
+/// Pings closer together than this add nothing: systemd's limit is
+/// `WatchdogSec=20`.
+pub const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// What the watchdog decision remembers between health ticks.
+#[derive(Debug)]
+pub struct Watch {
+    last_frames: Option<u64>,
+    frames_changed_at: Instant,
+    state_since: Instant,
+    last_ping: Option<Instant>,
+    /// Not being fed (logged once per spell).
+    starving: bool,
+}
+
+impl Watch {
+    pub fn new(now: Instant) -> Watch {
+        Watch {
+            last_frames: None,
+            frames_changed_at: now,
+            state_since: now,
+            last_ping: None,
+            starving: false,
+        }
+    }
+
+    pub fn state_changed(&mut self, now: Instant) {
+        self.state_since = now;
+    }
+
+    /// A health tick: whether to ping the watchdog now. A spell without
+    /// pings is logged once, since systemd restarts the box if it lasts
+    /// `WatchdogSec`.
+    pub fn tick(&mut self, now: Instant, frames: Option<u64>, state: State, slate: bool) -> bool {
+        if let Some(f) = frames {
+            if self.last_frames != Some(f) {
+                self.last_frames = Some(f);
+                self.frames_changed_at = now;
+            }
+        }
+        let vitals = Vitals {
+            state,
+            camera_retrying: slate,
+            // A state change (a capture ready again, a show started) restarts
+            // the count: the frames had no reason to flow before it.
+            frames_quiet_for: now
+                .saturating_duration_since(self.frames_changed_at.max(self.state_since)),
+            in_state_for: now.saturating_duration_since(self.state_since),
+        };
+        if !healthy(&vitals) {
+            if !self.starving {
+                self.starving = true;
+                tracing::error!(
+                    state = vitals.state.as_str(),
+                    frames_quiet_s = vitals.frames_quiet_for.as_secs(),
+                    "no encoded frames: the pipeline looks hung; the watchdog is no longer fed"
+                );
+            }
+            return false;
+        }
+        if self.starving {
+            tracing::info!("healthy again; feeding the watchdog");
+            self.starving = false;
+        }
+        if self.last_ping.is_some_and(|t| now < t + PING_EVERY) {
+            return false;
+        }
+        self.last_ping = Some(now);
+        true
     }
 }
 

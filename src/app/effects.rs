@@ -1,0 +1,248 @@
+//! Carrying out the core's outputs: each is one effect on a handle, and
+//! what fails at once is the matching input, returned for the same turn.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use super::{hardware, remote, Shell};
+use crate::appliance::{
+    Core, Input, Light, MediaCmd, MqttOp, NotifyOp, Now, Output, Publish, Work,
+};
+use crate::mqtt::payloads::Event;
+
+impl Shell {
+    pub(super) fn carry_out(&mut self, core: &Core, now: Now, out: Output) -> Option<Input> {
+        match out {
+            Output::Media(cmd) => self.media_cmd(cmd),
+            Output::Light { light, on } => {
+                let led = match light {
+                    Light::Tally => Some(&mut self.tally),
+                    Light::Status => self.status_led.as_mut(),
+                };
+                if let Some(led) = led {
+                    if let Err(e) = led.set(on) {
+                        tracing::warn!(error = %format!("{e:#}"), "LED write failed");
+                    }
+                }
+                None
+            }
+            Output::Probe(name) => {
+                self.probe(&name);
+                None
+            }
+            Output::Publish(p) => {
+                self.publish(core, p);
+                None
+            }
+            Output::Work(w) => self.work(w),
+            Output::Fleet(op) => super::fleet_link::ask(&mut self.fleet, op).map(Input::Fleet),
+            Output::Mqtt(op) => self.mqtt(op),
+            Output::OpenGpio(config) => {
+                let opened =
+                    hardware::open_gpio(&config, self.edge_tx.clone(), self.sim_tx.clone());
+                Some(Input::GpioOpened(match opened {
+                    Ok(lights) => {
+                        self.tally = lights.tally;
+                        self.status_led = lights.status;
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("{e:#}")),
+                }))
+            }
+            Output::OpenScale(config) => {
+                let opened = hardware::open_scale(&config, self.scale_tx.clone(), now.at);
+                Some(Input::ScaleOpened(match opened {
+                    Ok(Some((scale, feed))) => {
+                        self.sim_feed = feed;
+                        Ok(Some(Box::new(scale)))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(format!("{e:#}")),
+                }))
+            }
+            Output::Notify(op) => {
+                match op {
+                    NotifyOp::Ready(state) => self.notify.ready(state),
+                    NotifyOp::Status(state) => self.notify.status(state),
+                    NotifyOp::Watchdog => self.notify.watchdog(),
+                }
+                None
+            }
+            Output::Exit => {
+                self.exit = true;
+                None
+            }
+        }
+    }
+
+    fn media_cmd(&mut self, cmd: MediaCmd) -> Option<Input> {
+        let capture = self.media.capture();
+        match cmd {
+            MediaCmd::StartCapture { .. } => return self.media.start_capture().map(Input::Media),
+            MediaCmd::Connect(name) => return self.media.connect(&name).map(Input::Media),
+            MediaCmd::Disconnect(name) => return self.media.disconnect(&name).map(Input::Media),
+            MediaCmd::StartRecorder(dir) => {
+                self.turn.recorder = true;
+                return self.media.start_recorder(dir).map(Input::Media);
+            }
+            MediaCmd::StopRecorder => self.media.stop_recorder(),
+            MediaCmd::Slate(on) => {
+                tracing::info!(on, "slate");
+                self.media.set_slate(on);
+            }
+            MediaCmd::CameraLost(lost) => self.media.set_camera_lost(lost),
+            MediaCmd::LowerThird(text) => {
+                if let Some(c) = capture {
+                    c.set_lower_third(text.as_deref());
+                }
+            }
+            MediaCmd::SetBitrate(kbps) => {
+                if let Some(c) = capture {
+                    let applied = c.set_bitrate(kbps);
+                    tracing::debug!(kbps, applied, "encoder bitrate");
+                }
+            }
+            MediaCmd::SetDecimation(n) => {
+                if let Some(c) = capture {
+                    c.set_frame_decimation(n);
+                }
+            }
+            MediaCmd::SetScaleStep(step) => {
+                if let Some(c) = capture {
+                    c.set_scale_step(step);
+                }
+            }
+            MediaCmd::Rebuild(config) => {
+                self.media.shutdown();
+                self.media = super::media_ctl::MediaCtl::new(&config, self.media_tx.clone());
+                return Some(Input::MediaBuilt(self.media.encoder()));
+            }
+        }
+        None
+    }
+
+    /// A bare TCP connect to a down RTMP server (a SYN, closed at once);
+    /// when it answers, the core reconnects at once. Nothing for SRT.
+    fn probe(&self, name: &str) {
+        let Some(addr) = self.media.remote(name) else {
+            return;
+        };
+        let tx = self.probe_tx.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let connect = tokio::net::TcpStream::connect(addr);
+            let timeout = std::time::Duration::from_millis(400);
+            if let Ok(Ok(_stream)) = tokio::time::timeout(timeout, connect).await {
+                let _ = tx.send(name);
+            }
+        });
+    }
+
+    fn publish(&mut self, core: &Core, p: Publish) {
+        let Some(mqtt) = &self.links.current else {
+            return;
+        };
+        match p {
+            Publish::Status(mut status) => {
+                self.turn.status = true;
+                // What only the shell can measure: its loop, the board.
+                let (last, total) = self.turns.take_interval();
+                status.loop_turns = crate::mqtt::payloads::LoopStatus {
+                    max_turn_ms: last.took.as_millis() as u64,
+                    max_turn_what: last.what,
+                    max_turn_ms_total: total.took.as_millis() as u64,
+                    max_turn_what_total: total.what,
+                    turns: self.turns.turns(),
+                };
+                status.cpu_temp_c = crate::mqtt::board::cpu_temp_c();
+                status.throttled = crate::mqtt::board::throttled();
+                mqtt.set_status(*status);
+            }
+            Publish::Event(ev) => mqtt.event(ev),
+            Publish::Reply(cmd, outcome) => mqtt.reply(&cmd, outcome),
+            Publish::Config(reported) => mqtt.report_config(reported.to_json()),
+        }
+        let _ = core;
+    }
+
+    fn work(&mut self, w: Work) -> Option<Input> {
+        let mqtt = self.links.current.clone();
+        match w {
+            Work::Snapshot(cmd) => {
+                let snap = self.media.capture().map(|c| c.snapshotter());
+                if let Some(m) = mqtt {
+                    remote::snapshot(m, cmd, snap);
+                }
+            }
+            Work::ProbeDevices(cmd) => {
+                if let Some(m) = mqtt {
+                    remote::probe(m, cmd);
+                }
+            }
+            Work::Logs(cmd, lines) => {
+                if let Some(m) = mqtt {
+                    m.reply(&cmd, Ok(remote::logs(lines, m.reply_budget())));
+                }
+            }
+            Work::SetLogLevel(cmd, level) => {
+                let m = mqtt?;
+                match crate::logging::set_level(&level) {
+                    Ok(change) => {
+                        tracing::info!(old = %change.old, new = %change.new, "log level changed");
+                        m.event(remote::log_level_event(&change));
+                        m.reply(&cmd, Ok(json!({ "level": change.new, "old": change.old })));
+                    }
+                    Err(e) => m.reply(&cmd, Err(format!("{e:#}"))),
+                }
+            }
+            Work::DiskUsage(root) => self.disk_work.usage(root),
+            Work::Budget { root, current, cfg } => self.disk_work.budget(root, current, &cfg),
+            Work::SaveCalibration { state_dir, change } => {
+                let path = crate::scale::calibration_path(&state_dir);
+                let saved = crate::scale::calibration::save(&path, &change.new)
+                    .map_err(|e| format!("{e:#}"));
+                return Some(Input::CalibrationSaved { change, saved });
+            }
+            Work::SalesLog { dir, event } => {
+                if let Err(e) = append_sales_log(&dir, &event) {
+                    tracing::warn!(error = %format!("{e:#}"), "sales log not written");
+                }
+            }
+        }
+        None
+    }
+
+    fn mqtt(&mut self, op: MqttOp) -> Option<Input> {
+        match op {
+            MqttOp::Start(config) => self.links.start(&config),
+            MqttOp::Retire => self.links.retire(),
+            MqttOp::Trial { config, mqtt } => {
+                if let Err(why) = self.links.try_settings(&config, &mqtt) {
+                    return Some(Input::MqttTrial(Err(why)));
+                }
+            }
+            MqttOp::Promote { say_offline } => self.links.promote(say_offline),
+            MqttOp::DropTrial => self.links.drop_trial(),
+        }
+        None
+    }
+}
+
+/// One JSON line per tag in the show's folder, so the farmer has the list of
+/// what was shown and the platform can make chapters of the recording.
+fn append_sales_log(dir: &Path, event: &Event) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("sales.jsonl");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let line = serde_json::to_string(event).context("serialising the tag")?;
+    writeln!(file, "{line}").with_context(|| format!("writing {}", path.display()))?;
+    file.sync_data().ok();
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! The media side's decisions: the show folder and the recorder's retries,
+//! a lost camera, probing down servers, the bitrate controller and what it
+//! has set on the encoder, the frame rate.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::{Core, EncoderInfo, HealthSample, MediaCmd, MediaReport, Now, Output, Work};
+use crate::config::Config;
+use crate::media::abr::{AbrController, AbrSettings};
+use crate::show::{Command, Input as ShowInput, LinkState};
+
+/// A failed recorder is started again after this long.
+pub const RECORDER_RETRY: Duration = Duration::from_secs(5);
+
+/// How often a down RTMP server is probed with a bare TCP connect.
+pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Recorder {
+    /// No show, or recording is off.
+    Off,
+    /// Asked to start (or running) in the show's folder.
+    On,
+    /// Failed; started again at this time.
+    RetryAt(Instant),
+}
+
+pub struct MediaState {
+    pub abr: AbrController,
+    /// What the core has set on the encoder: one frame in `decimation`, at
+    /// `scale_step` picture steps down.
+    decimation: u32,
+    scale_step: u32,
+    pub encoder: EncoderInfo,
+    /// The running show's recording folder, named once at the show's start:
+    /// every restart of its recorder and every budget pass use it. A folder
+    /// named again at a restart made the first one look like a past show,
+    /// and the budget deleted the live show's segments.
+    show_dir: Option<PathBuf>,
+    recorder: Recorder,
+    /// The show machine was told the camera is lost (a ready capture is then
+    /// the camera restored).
+    camera_lost: bool,
+    /// Down servers that could not be reached, and when each was last
+    /// probed (`None`: not yet, probed at the next health tick).
+    probes: HashMap<String, Option<Instant>>,
+    /// Encoded frames per second, smoothed over about a second.
+    pub fps: f64,
+    last_frames: Option<(u64, Instant)>,
+    pub dropped_frames: u64,
+    pub bitrates: Vec<(String, u32)>,
+}
+
+impl MediaState {
+    pub fn new(config: &Config) -> MediaState {
+        MediaState {
+            abr: abr_for(config, &EncoderInfo::default()),
+            decimation: 1,
+            scale_step: 0,
+            encoder: EncoderInfo::default(),
+            show_dir: None,
+            recorder: Recorder::Off,
+            camera_lost: false,
+            probes: HashMap::new(),
+            fps: 0.0,
+            last_frames: None,
+            dropped_frames: 0,
+            bitrates: Vec::new(),
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.recorder {
+            Recorder::RetryAt(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The running show's folder (its sales log goes there too).
+    pub fn show_dir(&self) -> Option<&PathBuf> {
+        self.show_dir.as_ref()
+    }
+
+    pub fn bitrate(&self, name: &str) -> u32 {
+        self.bitrates
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, k)| *k)
+    }
+}
+
+/// The adaptive-bitrate controller for a config and the encoder it got:
+/// only encoders that take a new picture size mid-stream may be scaled.
+pub fn abr_for(config: &Config, encoder: &EncoderInfo) -> AbrController {
+    let mut settings = AbrSettings::from_video(&config.video);
+    if !encoder.resizable {
+        settings.max_scale_step = 0;
+    }
+    AbrController::new(settings)
+}
+
+impl Core {
+    pub(super) fn media_built(&mut self, info: EncoderInfo) {
+        self.media.abr = abr_for(&self.config, &info);
+        self.media.encoder = info;
+        self.media.decimation = 1;
+        self.media.scale_step = 0;
+    }
+
+    pub(super) fn on_media(&mut self, now: Now, report: MediaReport) {
+        let input = match report {
+            MediaReport::CaptureReady if self.media.camera_lost => {
+                self.set_camera_lost(false);
+                ShowInput::CameraRestored
+            }
+            MediaReport::CaptureReady => ShowInput::CaptureReady,
+            MediaReport::CaptureFailed(why) => ShowInput::CaptureFailed(why),
+            MediaReport::ClipEnded => {
+                // A clip loops: open it again, the show never notices.
+                return self.media_cmd(MediaCmd::StartCapture { restart: true });
+            }
+            MediaReport::CameraLost(why) => {
+                if self.media.camera_lost {
+                    return;
+                }
+                self.set_camera_lost(true);
+                ShowInput::CameraLost(why)
+            }
+            // Still lost after a retry: the show machine keeps its camera
+            // retry timer running; never lost: the capture did not start.
+            MediaReport::CameraFailed(why) if self.media.camera_lost => ShowInput::CameraLost(why),
+            MediaReport::CameraFailed(why) => ShowInput::CaptureFailed(why),
+            MediaReport::CameraRestored => {
+                self.set_camera_lost(false);
+                ShowInput::CameraRestored
+            }
+            MediaReport::MicLost(_) => return,
+            MediaReport::DestinationUp(name) => ShowInput::DestinationUp(name),
+            MediaReport::DestinationDown {
+                name,
+                reason,
+                unreachable,
+            } => {
+                self.media.abr.forget(&name);
+                if unreachable {
+                    self.media.probes.entry(name.clone()).or_insert(None);
+                } else {
+                    // Reached and refused (a bad key, a duplicate publish):
+                    // left to the backoff, not hammered.
+                    self.media.probes.remove(&name);
+                }
+                ShowInput::DestinationDown(name, reason)
+            }
+            MediaReport::DestinationStopped(name) => {
+                self.media.abr.forget(&name);
+                self.media.probes.remove(&name);
+                ShowInput::DestinationStopped(name)
+            }
+            MediaReport::RecorderFailed(_) => {
+                if self.media.recorder == Recorder::On {
+                    self.media.recorder = Recorder::RetryAt(now.at + RECORDER_RETRY);
+                }
+                return;
+            }
+            MediaReport::SegmentClosed => return self.budget(),
+            MediaReport::RecorderStopped => return,
+        };
+        self.show_input(now, input);
+    }
+
+    fn set_camera_lost(&mut self, lost: bool) {
+        self.media.camera_lost = lost;
+        self.media_cmd(MediaCmd::CameraLost(lost));
+    }
+
+    /// Names the show's folder, once, and starts its recorder.
+    pub(super) fn start_recording(&mut self, now: Now, show_id: &str) {
+        if !self.config.recording.enabled {
+            return;
+        }
+        let root = PathBuf::from(&self.config.recording.dir);
+        let dir = crate::recording::show_dir(&root, now.wall, show_id);
+        self.media.show_dir = Some(dir.clone());
+        self.media.recorder = Recorder::On;
+        self.budget();
+        self.media_cmd(MediaCmd::StartRecorder(dir));
+    }
+
+    pub(super) fn stop_recording(&mut self) {
+        self.media.show_dir = None;
+        if self.media.recorder != Recorder::Off {
+            self.media.recorder = Recorder::Off;
+            self.media_cmd(MediaCmd::StopRecorder);
+        }
+    }
+
+    /// A budget pass on the disk thread, sparing the live show's folder.
+    fn budget(&mut self) {
+        let current = self
+            .media
+            .show_dir
+            .as_ref()
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        self.out.push_back(Output::Work(Work::Budget {
+            root: PathBuf::from(&self.config.recording.dir),
+            current,
+            cfg: self.config.recording.clone(),
+        }));
+    }
+
+    /// The recorder's retry, when due.
+    pub(super) fn media_timers(&mut self, now: Now) {
+        if let Recorder::RetryAt(t) = self.media.recorder {
+            if now.at >= t {
+                if let Some(dir) = self.media.show_dir.clone() {
+                    self.media.recorder = Recorder::On;
+                    // The budget pass runs beside the new recorder, which
+                    // numbers on from the folder's last segment.
+                    self.budget();
+                    self.media_cmd(MediaCmd::StartRecorder(dir));
+                } else {
+                    self.media.recorder = Recorder::Off;
+                }
+            }
+        }
+    }
+
+    pub(super) fn server_reachable(&mut self, now: Now, name: &str) {
+        let down = self
+            .show
+            .status()
+            .destinations
+            .iter()
+            .any(|d| d.name == name && d.link == LinkState::Down);
+        if down {
+            self.show_input(now, ShowInput::Command(Command::ReconnectNow));
+        }
+    }
+
+    /// The health tick: frames, stalls, the watchdog, the bitrate, probes,
+    /// the recorder.
+    pub(super) fn health(&mut self, now: Now, sample: HealthSample) {
+        if let Some(why) = sample.stalled {
+            self.on_media(now, MediaReport::CameraLost(why));
+        }
+        if let Some(frames) = sample.frames_out {
+            if let Some((last, at)) = self.media.last_frames {
+                let dt = now.at.saturating_duration_since(at).as_secs_f64();
+                if dt > 0.0 {
+                    let inst = frames.saturating_sub(last) as f64 / dt;
+                    self.media.fps = if self.media.fps == 0.0 {
+                        inst
+                    } else {
+                        0.75 * self.media.fps + 0.25 * inst
+                    };
+                }
+            }
+            self.media.last_frames = Some((frames, now.at));
+        }
+        self.media.dropped_frames = sample.dropped_frames;
+        self.media.bitrates = sample.bitrates;
+        let feed = self.watchdog.tick(
+            now.at,
+            sample.frames_out,
+            self.show.state(),
+            self.show.status().slate,
+        );
+        if feed {
+            self.out
+                .push_back(Output::Notify(super::NotifyOp::Watchdog));
+        }
+        self.adapt(now.at, sample.links);
+        self.probe_down_links(now.at);
+        // A show whose recorder is gone (and not already being retried).
+        if self.media.recorder == Recorder::On
+            && !sample.recorder_running
+            && self.show.state().in_show()
+        {
+            self.media.recorder = Recorder::RetryAt(now.at + RECORDER_RETRY);
+        }
+    }
+
+    /// Adaptive bitrate: the links' backlogs in, the encoder's target, frame
+    /// decimation and picture size out.
+    fn adapt(&mut self, now: Instant, links: Vec<(String, crate::media::link_signal::LinkSample)>) {
+        if !self.config.live.adaptive_bitrate || self.config.video.passthrough {
+            return;
+        }
+        for (name, sample) in links {
+            self.media.abr.observe(now, &name, sample);
+        }
+        let target_moved = self.media.abr.poll_change().is_some();
+        let m = &mut self.media;
+        let (n, step) = (m.abr.frame_decimation(), m.abr.scale_step());
+        let shape_moved = (n, step) != (m.decimation, m.scale_step);
+        let mut cmds = Vec::new();
+        if shape_moved {
+            if n != m.decimation {
+                cmds.push(MediaCmd::SetDecimation(n));
+            }
+            if step != m.scale_step {
+                cmds.push(MediaCmd::SetScaleStep(step));
+            }
+            if n > m.decimation || step > m.scale_step {
+                tracing::warn!(
+                    keep_one_in = n,
+                    scale_step = step,
+                    "abr: even the lowest bitrate does not fit; fewer or smaller frames"
+                );
+            } else {
+                tracing::info!(
+                    keep_one_in = n,
+                    scale_step = step,
+                    "abr: the link has room again; frames or size restored"
+                );
+            }
+            m.decimation = n;
+            m.scale_step = step;
+        }
+        if target_moved || shape_moved {
+            let kbps = m.abr.encoder_kbps();
+            match m.abr.congestion() {
+                Some((dest, why)) => tracing::info!(
+                    target_kbps = kbps,
+                    destination = dest,
+                    why = why.as_str(),
+                    "abr"
+                ),
+                None => tracing::info!(target_kbps = kbps, "abr"),
+            }
+            cmds.push(MediaCmd::SetBitrate(kbps));
+        }
+        for c in cmds {
+            self.media_cmd(c);
+        }
+    }
+
+    /// While a destination is down because its server could not be reached,
+    /// probe the server every half second: when it answers, reconnect at
+    /// once rather than up to a whole backoff later. SRT (UDP) has nothing
+    /// to probe; the shell answers only for RTMP.
+    fn probe_down_links(&mut self, now: Instant) {
+        let down: Vec<String> = self
+            .show
+            .status()
+            .destinations
+            .into_iter()
+            .filter(|d| d.link == LinkState::Down)
+            .map(|d| d.name)
+            .collect();
+        self.media.probes.retain(|name, _| down.contains(name));
+        for (name, last) in self.media.probes.iter_mut() {
+            if last.is_none_or(|t| now >= t + PROBE_EVERY) {
+                *last = Some(now);
+                self.out.push_back(Output::Probe(name.clone()));
+            }
+        }
+    }
+}
