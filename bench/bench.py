@@ -21,6 +21,8 @@ Sections (`--only NAME[,NAME]` runs some and keeps the others' last figures):
 - config: `check-config` on a 64 KB file with thousands of problems (issue 12).
 - flood: 1,100 junk commands and 1,100 junk pushes at the control plane ->
   memory growth, the next `logs` answer, the link (issue 12).
+- fleet: `farmcast fleet push` to 500 simulated boxes -> last applied, tool,
+  broker and simulator CPU, bytes per box per status interval (issue 17).
 
 Medians go to markdown. A figure that cannot be measured here (farmcast not
 built, exits early, never publishes) reads "n/a" and the reason instead of
@@ -53,10 +55,11 @@ from common import (AUDIO_KBPS, BITRATE_KBPS, FPS, HEIGHT, KEYFRAME_S, MODULE, W
 import sections_media
 import sections_mqtt
 import sections_loop
+import sections_fleet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = ["main", "golive", "restart", "tag", "mqtt", "status", "uplink", "config", "flood",
-            "loop"]
+            "loop", "fleet"]
 
 HEADER = ("| peer | runs | CPU s (user+sys) | CPU % of one core | peak RSS MiB | start → publish ms "
           "| start → first video frame ms | video frames at server | kbit/s at server | note |")
@@ -426,6 +429,8 @@ def main():
     ap.add_argument("--loop-runs", type=int, default=int(env("BENCH_LOOP_RUNS", 3)))
     ap.add_argument("--loop-seconds", type=int, default=int(env("BENCH_LOOP_SECONDS", 30)))
     ap.add_argument("--loop-files", type=int, default=int(env("BENCH_LOOP_FILES", 20000)))
+    ap.add_argument("--fleet-boxes", type=int, default=int(env("BENCH_FLEET_BOXES", 500)))
+    ap.add_argument("--fleet-runs", type=int, default=int(env("BENCH_FLEET_RUNS", 3)))
     ap.add_argument("--loop-before", default=env("BENCH_LOOP_BEFORE", ""),
                     help="a farmcast built from the base commit, for the loop's `before` row")
     ap.add_argument("--only", default=env("BENCH_ONLY", ""),
@@ -492,6 +497,9 @@ def main():
             block = sections_loop.loop_section(fc, args.loop_before, run_dir, args.workdir,
                                                args.loop_runs, args.loop_seconds,
                                                args.loop_files, cmd)
+        elif name == "fleet":
+            block = sections_fleet.fleet_section(fc, run_dir, args.fleet_boxes, args.fleet_runs,
+                                                 cmd)
         elif name == "status":
             block = sections_mqtt.status_section(fc, run_dir, clip, args.status_runs,
                                                  args.status_seconds, cmd)

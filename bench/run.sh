@@ -11,6 +11,7 @@
 #   config   `check-config` on a 64 KB file with thousands of problems (issue 12)
 #   flood    1,100 junk commands + 1,100 junk pushes over MQTT: memory, `logs`, link (issue 12)
 #   loop     the driver loop's longest turn: camera restarts, status 1/s, 20,000 recordings (issue 13)
+#   fleet    `farmcast fleet push` to 500 simulated boxes -> last applied, CPU, bytes/box (issue 17)
 # Options (or env):
 #   --only SECTION[,SECTION]  run only these; the others keep their last figures (BENCH_ONLY)
 #   --runs N (BENCH_RUNS, 3) --seconds S (BENCH_SECONDS, 20)   main table
@@ -23,12 +24,13 @@
 #   --flood-runs N (BENCH_FLOOD_RUNS, 3)                       flood
 #   --loop-runs N (BENCH_LOOP_RUNS, 3) --loop-seconds S (BENCH_LOOP_SECONDS, 30)
 #   --loop-files N (BENCH_LOOP_FILES, 20000) --loop-before PATH (BENCH_LOOP_BEFORE)   loop
+#   --fleet-boxes N (BENCH_FLEET_BOXES, 500) --fleet-runs N (BENCH_FLEET_RUNS, 3)   fleet
 #   --farmcast PATH (FARMCAST, default target/release/farmcast)
 #   --peers farmcast,gst-launch-1.0,ffmpeg   --out FILE (BENCHMARKS.md)
 # Smallest end-to-end check (about 3 minutes):
 #   bench/run.sh --runs 1 --seconds 8 --presses 2 --restarts 1 --tags 2 --rtt-logs 5 \
 #     --rtt-golive 1 --status-runs 1 --status-seconds 8 --uplink-seconds 15 --flood-runs 1 \
-#     --out /tmp/x.md
+#     --fleet-boxes 50 --fleet-runs 1 --out /tmp/x.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The default binary is built from this tree first: a stale release build

@@ -12,6 +12,8 @@ here=$(dirname "$0")
 cp "$FARMCAST_DEB" "$root/tmp/farmcast.deb"
 chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /tmp/farmcast.deb
 rm -f "$root/tmp/farmcast.deb"
+# mDNS: the phone finds the page at http://farmcast.local/ (docs/web.md).
+chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends avahi-daemon
 cp -r "$here/overlay/." "$root/"
 
 # TLS and a login by default (docs/security.md): the technicians' broker is
@@ -22,7 +24,7 @@ conf="$root/etc/farmcast/farmcast.toml"
 "$here/mqtt-tls.sh" "$conf"
 
 # The package enables both units; make sure (a preset could have undone it).
-chroot "$root" systemctl enable farmcast.service farmcast-provision.service
+chroot "$root" systemctl enable farmcast.service farmcast-provision.service avahi-daemon.service
 
 # Recordings on their own partition (label FARMCAST-REC, made by the image
 # layout) so a full disk of video never fills the root file system. nofail:

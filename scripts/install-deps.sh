@@ -14,7 +14,10 @@ PACKAGES=(
   fonts-noto-cjk
   # real servers and checkers the demo and the tests use
   nginx libnginx-mod-rtmp ffmpeg mosquitto mosquitto-clients srt-tools
+  stunnel4  # the TLS terminator in front of nginx-rtmp (tests/rtmps.rs)
   iproute2 openssl systemd procps netcat-openbsd
+  # the phone page's tests: a real headless browser, and promtool for /metrics
+  chromium chromium-driver prometheus
   # packaging checks
   lintian dpkg-dev
 )

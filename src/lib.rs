@@ -29,3 +29,4 @@ pub mod recording;
 pub mod scale;
 pub mod show;
 pub mod utc;
+pub mod web;

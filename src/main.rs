@@ -16,6 +16,8 @@ struct Cli {
     command: Cmd,
 }
 
+// Parsed once at start; the size of the fleet variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the daemon: standby, then live on the button, a command, or at start.
@@ -30,6 +32,11 @@ enum Cmd {
         #[command(subcommand)]
         command: ConfigCmd,
     },
+    /// The fleet manager's tools: status, push (with canary), history.
+    Fleet {
+        #[command(subcommand)]
+        command: farmcast::fleet::tools::FleetCmd,
+    },
     /// Install a farmcast.toml (and keys/) copied onto the boot partition (first boot).
     Provision {
         #[arg(long, default_value = "/boot/firmware")]
@@ -37,11 +44,15 @@ enum Cmd {
         #[arg(long, default_value = "/etc/farmcast")]
         etc: PathBuf,
     },
-    /// What this box has: cameras, audio inputs, encoders, GPIO chips, serial ports.
+    /// What this box has: cameras, audio inputs, encoders, GPIO chips, serial
+    /// ports, and the format the configured serial scale sends.
     Probe {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// The config whose `[scale]` names the serial scale to listen to.
+        #[arg(long, default_value = "/etc/farmcast/farmcast.toml")]
+        config: PathBuf,
     },
 }
 
@@ -86,6 +97,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::Fleet { command } => farmcast::fleet::tools::run(command),
         Cmd::Provision { boot, etc } => {
             farmcast::logging::init();
             farmcast::provision::run_cli(&boot, &etc)
@@ -109,10 +121,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Probe { json } => match farmcast::media::probe::probe() {
+        Cmd::Probe { json, config } => match farmcast::media::probe::probe() {
             Ok(report) => {
+                let scale = probe_scale(&config);
                 if json {
-                    match serde_json::to_string_pretty(&report) {
+                    let mut v = serde_json::to_value(&report).unwrap_or_default();
+                    if let (Some(obj), Some(s)) = (v.as_object_mut(), &scale) {
+                        obj.insert("scale".into(), serde_json::json!(s));
+                    }
+                    match serde_json::to_string_pretty(&v) {
                         Ok(s) => println!("{s}"),
                         Err(e) => {
                             eprintln!("farmcast probe: {e}");
@@ -121,6 +138,13 @@ fn main() -> ExitCode {
                     }
                 } else {
                     print!("{}", farmcast::media::probe::render_human(&report));
+                    if let Some(s) = &scale {
+                        print!("{}", render_scale(s));
+                    }
+                    // Where a phone finds the page (the config's `[web]`).
+                    for line in farmcast::web::probe::for_config(&config) {
+                        println!("{line}");
+                    }
                 }
                 ExitCode::SUCCESS
             }
@@ -129,6 +153,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// The serial scale `config` names, listened to for a few seconds (`None`
+/// without a readable config or a serial scale in it).
+fn probe_scale(config: &std::path::Path) -> Option<farmcast::scale::SerialProbe> {
+    let cfg = farmcast::config::check_file(config).ok()?;
+    (cfg.scale.kind == farmcast::config::choices::ScaleKind::Serial)
+        .then(|| farmcast::scale::probe_serial(&cfg.scale, std::time::Duration::from_secs(4)))
+}
+
+fn render_scale(s: &farmcast::scale::SerialProbe) -> String {
+    match (&s.format, s.baud, &s.error) {
+        (Some(f), Some(b), _) => format!("Serial scale:\n  {}: {f} at {b} baud\n", s.port),
+        (_, _, Some(e)) => format!("Serial scale:\n  {}: {e}\n", s.port),
+        _ => format!("Serial scale:\n  {}: nothing recognised\n", s.port),
     }
 }
 

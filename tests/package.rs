@@ -199,7 +199,7 @@ fn postinst_creates_user_groups_and_enables_units() {
     for needle in [
         "addgroup --quiet --system \"$g\"",
         "adduser --quiet --system --ingroup farmcast --no-create-home",
-        "for g in video audio gpio dialout",
+        "for g in video audio gpio dialout render",
         "install -d -o root -g farmcast -m 0750 /etc/farmcast /etc/farmcast/keys",
         "deb-systemd-helper enable farmcast.service",
         "deb-systemd-helper enable farmcast-provision.service",
@@ -274,7 +274,7 @@ fn installs_into_a_throwaway_debian_root() {
         "{passwd}"
     );
     let groups = chroot(&["id", "-nG", "farmcast"]);
-    for g in ["farmcast", "video", "audio", "gpio", "dialout"] {
+    for g in ["farmcast", "video", "audio", "gpio", "dialout", "render"] {
         assert!(
             groups.split_whitespace().any(|x| x == g),
             "{g} not in {groups}"

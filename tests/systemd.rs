@@ -153,11 +153,16 @@ fn unit_keeps_what_the_daemon_and_gstreamer_need() {
         "/dev/gpiomem rw",
         "char-ttyUSB rw",
         "char-ttyACM rw",
+        // The hardware encoders: VA-API, Rockchip MPP, Jetson.
+        "char-drm rw",
+        "/dev/mpp_service rw",
+        "char-nvhost* rw",
+        "/dev/nvmap rw",
     ] {
         assert!(allowed.contains(&dev), "DeviceAllow={dev} missing");
     }
     let groups = get("SupplementaryGroups").join(" ");
-    for g in ["video", "audio", "gpio", "dialout"] {
+    for g in ["video", "audio", "gpio", "dialout", "render"] {
         assert!(
             groups.split_whitespace().any(|x| x == g),
             "group {g} missing"

@@ -1,5 +1,6 @@
 //! The recordings folder's slow work, on one thread of its own: budget passes
-//! (a walk of every segment, then deletions) and disk-use walks for status.
+//! (a walk of every segment, then deletions), disk-use walks for status, and
+//! the sales log's lines.
 //! The driver's loop only queues jobs here and gets the figures back as an
 //! input, so a big folder never stalls buttons, commands or the watchdog.
 //!
@@ -30,6 +31,11 @@ enum Job {
     },
     Usage {
         root: PathBuf,
+    },
+    /// One line of a show's sales log (appended and synced: a sale is kept).
+    SalesLog {
+        dir: PathBuf,
+        line: String,
     },
 }
 
@@ -67,6 +73,12 @@ impl DiskWork {
     pub fn usage(&self, root: PathBuf) {
         let _ = self.jobs.send(Job::Usage { root });
     }
+
+    /// Append `line` to the show's sales log in `dir`, in order, off the loop
+    /// (the sync of a busy SD card must not hold the buttons).
+    pub fn sales_log(&self, dir: PathBuf, line: String) {
+        let _ = self.jobs.send(Job::SalesLog { dir, line });
+    }
 }
 
 fn work(rx: std_mpsc::Receiver<Job>, done: UnboundedSender<DiskFigures>) {
@@ -76,6 +88,12 @@ fn work(rx: std_mpsc::Receiver<Job>, done: UnboundedSender<DiskFigures>) {
             match job {
                 b @ Job::Budget { .. } => budget = Some(b),
                 Job::Usage { root } => usage = Some(root),
+                // Sales lines are never merged: each is written, in order.
+                Job::SalesLog { dir, line } => {
+                    if let Err(e) = append_line(&dir, &line) {
+                        tracing::warn!(error = %format!("{e:#}"), "sales log not written");
+                    }
+                }
             }
         }
         let figures = match budget {
@@ -100,6 +118,23 @@ fn work(rx: std_mpsc::Receiver<Job>, done: UnboundedSender<DiskFigures>) {
             }
         }
     }
+}
+
+/// One JSON line per tag in the show's folder, so the farmer has the list of
+/// what was shown and the platform can make chapters of the recording.
+fn append_line(dir: &std::path::Path, line: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("sales.jsonl");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(file, "{line}").with_context(|| format!("writing {}", path.display()))?;
+    file.sync_data().ok();
+    Ok(())
 }
 
 fn measure(root: PathBuf) -> DiskFigures {

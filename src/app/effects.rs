@@ -1,17 +1,12 @@
 //! Carrying out the core's outputs: each is one effect on a handle, and
 //! what fails at once is the matching input, returned for the same turn.
 
-use std::io::Write as _;
-use std::path::Path;
-
-use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::{hardware, remote, Shell};
 use crate::appliance::{
     Core, Input, Light, MediaCmd, MqttOp, NotifyOp, Now, Output, Publish, Work,
 };
-use crate::mqtt::payloads::Event;
 
 impl Shell {
     pub(super) fn carry_out(&mut self, core: &Core, now: Now, out: Output) -> Option<Input> {
@@ -82,7 +77,7 @@ impl Shell {
         let capture = self.media.capture();
         match cmd {
             MediaCmd::StartCapture { .. } => return self.media.start_capture().map(Input::Media),
-            MediaCmd::Connect(name) => return self.media.connect(&name).map(Input::Media),
+            MediaCmd::Connect(dest) => return self.media.connect(&dest).map(Input::Media),
             MediaCmd::Disconnect(name) => return self.media.disconnect(&name).map(Input::Media),
             MediaCmd::StartRecorder(dir) => {
                 self.turn.recorder = true;
@@ -142,6 +137,9 @@ impl Shell {
     }
 
     fn publish(&mut self, core: &Core, p: Publish) {
+        if let (Publish::Status(status), Some(web)) = (&p, &self.web) {
+            web.status(status);
+        }
         let Some(mqtt) = &self.links.current else {
             return;
         };
@@ -198,6 +196,19 @@ impl Shell {
                     Err(e) => m.reply(&cmd, Err(format!("{e:#}"))),
                 }
             }
+            // The phone page's code: kept by the page (src/web), all phones logged out.
+            Work::SetPairingCode(cmd, code) => {
+                let outcome = match &self.web {
+                    Some(web) => {
+                        web.set_code(code);
+                        Ok(json!({ "sessions_closed": true }))
+                    }
+                    None => Err("the phone page is off ([web] enabled = false)".into()),
+                };
+                if let Some(m) = mqtt {
+                    m.reply(&cmd, outcome);
+                }
+            }
             Work::DiskUsage(root) => self.disk_work.usage(root),
             Work::Budget { root, current, cfg } => self.disk_work.budget(root, current, &cfg),
             Work::SaveCalibration { state_dir, change } => {
@@ -206,11 +217,10 @@ impl Shell {
                     .map_err(|e| format!("{e:#}"));
                 return Some(Input::CalibrationSaved { change, saved });
             }
-            Work::SalesLog { dir, event } => {
-                if let Err(e) = append_sales_log(&dir, &event) {
-                    tracing::warn!(error = %format!("{e:#}"), "sales log not written");
-                }
-            }
+            Work::SalesLog { dir, event } => match serde_json::to_string(&event) {
+                Ok(line) => self.disk_work.sales_log(dir, line),
+                Err(e) => tracing::warn!(error = %e, "sales log line not made"),
+            },
         }
         None
     }
@@ -229,20 +239,4 @@ impl Shell {
         }
         None
     }
-}
-
-/// One JSON line per tag in the show's folder, so the farmer has the list of
-/// what was shown and the platform can make chapters of the recording.
-fn append_sales_log(dir: &Path, event: &Event) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("sales.jsonl");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let line = serde_json::to_string(event).context("serialising the tag")?;
-    writeln!(file, "{line}").with_context(|| format!("writing {}", path.display()))?;
-    file.sync_data().ok();
-    Ok(())
 }

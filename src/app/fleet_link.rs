@@ -142,13 +142,30 @@ fn fail(file: &str, problems: &[crate::config::Problem]) -> Result<Loaded> {
     .into())
 }
 
+/// The farmer's product edits from the phone page are a layer over all
+/// others (docs/web.md): every config the session hands out gets them.
+fn with_local_edits(action: crate::fleet::Action) -> crate::fleet::Action {
+    use crate::fleet::Action;
+    match action {
+        Action::ApplyLive(mut c) => {
+            crate::web::products::apply_saved(&mut c);
+            Action::ApplyLive(c)
+        }
+        Action::Restart(mut c) => {
+            crate::web::products::apply_saved(&mut c);
+            Action::Restart(c)
+        }
+        Action::None => Action::None,
+    }
+}
+
 /// Carry out the core's question to the fleet session (the layers on
 /// disk); its answer goes back to the core.
 pub fn ask(session: &mut Option<Session>, op: FleetOp) -> Option<FleetAnswer> {
     let session = session.as_mut()?;
     let step = |session: &Session, (reported, action)| FleetAnswer::Step {
         reported,
-        action,
+        action: with_local_edits(action),
         config_version: session.config_version(),
     };
     match op {

@@ -22,7 +22,6 @@ pub struct MediaCtl {
     setup_error: Option<String>,
     capture: Option<Capture>,
     destinations: HashMap<String, Destination>,
-    config: Vec<DestinationConfig>,
     recorder: Option<Recorder>,
     recording: crate::config::RecordingConfig,
     destination_bounds: QueueBounds,
@@ -53,7 +52,6 @@ impl MediaCtl {
             setup_error,
             capture: None,
             destinations: HashMap::new(),
-            config: config.destinations.clone(),
             recorder: None,
             recording: config.recording.clone(),
             destination_bounds: QueueBounds {
@@ -115,17 +113,15 @@ impl MediaCtl {
         }
     }
 
-    pub fn connect(&mut self, name: &str) -> Option<MediaReport> {
+    /// Connect `cfg` (the core's running config holds it; a push address
+    /// pasted on the phone is in it).
+    pub fn connect(&mut self, cfg: &DestinationConfig) -> Option<MediaReport> {
+        let name = cfg.name.as_str();
         let result = (|| -> Result<Destination> {
             let capture = self
                 .capture
                 .as_ref()
                 .ok_or_else(|| anyhow!("capture not running"))?;
-            let cfg = self
-                .config
-                .iter()
-                .find(|d| d.name == name)
-                .ok_or_else(|| anyhow!("no destination named {name}"))?;
             let url = cfg.ingest_url();
             Destination::start(
                 name,

@@ -42,7 +42,8 @@ pub fn run(config_path: &Path) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_loop(loaded))
+    let config_dir = config_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    runtime.block_on(run_loop(loaded, config_dir))
 }
 
 fn now() -> Now {
@@ -68,6 +69,8 @@ struct Shell {
     sim_tx: mpsc::UnboundedSender<SimEvent>,
     scale_tx: mpsc::UnboundedSender<crate::scale::RawReading>,
     probe_tx: mpsc::UnboundedSender<String>,
+    /// The phone page's side of the bridge (status, preview, scale, code).
+    web: Option<crate::web::Handle>,
     /// How long the loop's turns take (status `loop`).
     turns: turns::TurnStats,
     /// What the current turn did, for the turn statistics.
@@ -75,13 +78,22 @@ struct Shell {
     exit: bool,
 }
 
-async fn run_loop(loaded: fleet_link::Loaded) -> Result<()> {
+async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) -> Result<()> {
     let fleet_link::Loaded {
-        config,
+        mut config,
         session,
         reported,
     } = loaded;
+    // The farmer's product edits from the phone page: a layer over all others.
+    crate::web::products::apply_saved(&mut config);
     crate::media::init()?;
+    if let Some(ca) = &config.live.tls_ca_file {
+        // A bad file leaves the system's CAs: rtmps:// then says which
+        // certificate it refused, and the rest of the box runs.
+        if let Err(e) = crate::media::tls_trust::trust_only(std::path::Path::new(ca)) {
+            tracing::error!("live.tls_ca_file: {e:#}");
+        }
+    }
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let (edge_tx, mut edge_rx) = mpsc::unbounded_channel();
     let (sim_tx, mut sim_rx) = mpsc::unbounded_channel();
@@ -89,6 +101,8 @@ async fn run_loop(loaded: fleet_link::Loaded) -> Result<()> {
     let (scale_tx, mut scale_rx) = mpsc::unbounded_channel();
     let (disk_tx, mut disk_rx) = mpsc::unbounded_channel();
     tracing::info!(device = %config.device_id, destinations = config.destinations.len(), "farmcast starting");
+    // The phone page (src/web): its requests arrive on `web_rx`.
+    let (web, mut web_rx) = crate::web::start(&config, &config_dir).unzip();
     let mut shell = Shell {
         media: media_ctl::MediaCtl::new(&config, media_tx.clone()),
         links: remote::Links::default(),
@@ -106,6 +120,7 @@ async fn run_loop(loaded: fleet_link::Loaded) -> Result<()> {
         turn: turns::Turn::default(),
         exit: false,
         fleet: None,
+        web,
     };
     let start = Start {
         config_version: session.as_ref().map_or(0, |s| s.config_version()),
@@ -145,6 +160,8 @@ async fn run_loop(loaded: fleet_link::Loaded) -> Result<()> {
             Some(inc) = recv_or_pending(&mut incoming) => Wake::Incoming(inc),
             // The recordings' disk thread: figures of a walk or a budget pass.
             Some(f) = disk_rx.recv() => Wake::Disk(f),
+            // The farmer's phone page (pending forever with `[web]` off).
+            Some(req) = recv_or_pending(&mut web_rx) => Wake::Web(req),
             // systemd stop or Ctrl-C: end the show cleanly, then exit.
             _ = sigterm.recv() => Wake::Signal,
             _ = sigint.recv() => Wake::Signal,
@@ -180,6 +197,7 @@ async fn run_loop(loaded: fleet_link::Loaded) -> Result<()> {
                 used_bytes: f.used_bytes,
                 free_bytes: f.free_bytes,
             }),
+            Wake::Web(req) => inputs.extend(shell.on_web(&core, req)),
             Wake::Signal => inputs.push_back(Input::Shutdown),
             Wake::Timer => {}
         }
@@ -188,6 +206,11 @@ async fn run_loop(loaded: fleet_link::Loaded) -> Result<()> {
             next_health = t.at + HEALTH_TICK;
             shell.turn.health = true;
             inputs.push_back(Input::Health(shell.media.sample()));
+            // The phone page's live parts: the scale and the frame tap.
+            if let Some(web) = &shell.web {
+                web.scale(core.scale_status());
+                web.preview(shell.media.capture().map(|c| c.snapshotter()));
+            }
             if shell.links.trial_connected() {
                 inputs.push_back(Input::MqttTrial(Ok(())));
             }
@@ -231,6 +254,48 @@ impl Shell {
                 None => break,
             }
         }
+    }
+
+    /// A phone page request as the core's input. The page checked and saved
+    /// it already; what it asks of a destination is answered here from the
+    /// core's config.
+    fn on_web(&self, core: &Core, req: crate::web::WebRequest) -> Option<Input> {
+        use crate::appliance::WebAsk;
+        use crate::web::WebRequest as R;
+        Some(Input::Web(match req {
+            R::GoLive => WebAsk::GoLive,
+            R::EndShow => WebAsk::EndShow,
+            R::Tag { product_id } => WebAsk::Tag { product_id },
+            R::SetPush {
+                destination,
+                server,
+                key,
+                reply,
+            } => {
+                let known = core
+                    .config()
+                    .destinations
+                    .iter()
+                    .any(|d| d.name == destination);
+                let _ = reply.send(if known {
+                    Ok(())
+                } else {
+                    Err("no such destination".into())
+                });
+                if !known {
+                    return None;
+                }
+                WebAsk::SetPush {
+                    destination,
+                    server,
+                    key,
+                }
+            }
+            R::EditProduct { edit, reply } => {
+                let _ = reply.send(Ok(()));
+                WebAsk::EditProduct(edit)
+            }
+        }))
     }
 
     /// The simulated hardware that is not a button: camera faults and the

@@ -14,6 +14,7 @@ pub(super) enum Wake {
     Scale(crate::scale::RawReading),
     Incoming(crate::mqtt::Incoming),
     Disk(disk_work::DiskFigures),
+    Web(crate::web::WebRequest),
     Signal,
     Timer,
 }
@@ -45,6 +46,7 @@ impl Wake {
             Wake::Incoming(crate::mqtt::Incoming::Command(_)) => "mqtt:command",
             Wake::Incoming(_) => "mqtt:push",
             Wake::Disk(_) => "disk",
+            Wake::Web(_) => "web",
             Wake::Signal => "signal",
             Wake::Timer => "timer",
         }

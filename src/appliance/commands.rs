@@ -65,7 +65,43 @@ impl Core {
                 };
                 self.calibrate(cmd, "set_calibration", CalAsk::Set { cal, force })
             }
+            K::SetPairingCode { code } => self.out.push_back(work(Work::SetPairingCode(cmd, code))),
             K::GoLive | K::EndShow | K::RestartPipeline | K::ReconnectNow => {}
+        }
+    }
+}
+
+impl Core {
+    /// The phone page: the same inputs a button or a command makes.
+    pub(super) fn on_web(&mut self, now: Now, ask: super::WebAsk) {
+        use super::WebAsk as W;
+        match ask {
+            W::GoLive => self.show_input(now, ShowInput::Command(Command::GoLive)),
+            W::EndShow => self.show_input(now, ShowInput::Command(Command::EndShow)),
+            // A tap tags as the product's physical button does.
+            W::Tag { product_id } => self.tag(now, &product_id, Origin::Button),
+            // The key file is already written; the running config (the one
+            // the next connect reads) takes the new server and key.
+            W::SetPush {
+                destination,
+                server,
+                key,
+            } => {
+                if let Some(d) = self
+                    .config
+                    .destinations
+                    .iter_mut()
+                    .find(|d| d.name == destination)
+                {
+                    d.url = server;
+                    d.key = Some(key);
+                }
+            }
+            W::EditProduct(edit) => {
+                let edits = [(edit.id.clone(), edit)].into_iter().collect();
+                crate::web::products::overlay(&mut self.config.products, &edits);
+                self.selling.update_catalog(&self.config);
+            }
         }
     }
 }

@@ -273,7 +273,8 @@ impl Sim {
                 self.stall_reported = false;
                 self.later(ms(300), Input::Media(MediaReport::CaptureReady));
             }
-            MediaCmd::Connect(name) => {
+            MediaCmd::Connect(dest) => {
+                let name = &dest.name;
                 let report = if self.servers_up.contains(name) {
                     self.connected.insert(name.clone());
                     MediaReport::DestinationUp(name.clone())

@@ -53,10 +53,30 @@ pub enum Input {
         change: CalChange,
         saved: Result<(), String>,
     },
+    /// The farmer's phone page.
+    Web(WebAsk),
     /// SIGTERM or Ctrl-C.
     Shutdown,
     /// A deadline from [`super::Core::poll_timeout`] passed (or nothing at all).
     Tick,
+}
+
+/// What the phone page asks (checked and saved by the page already).
+#[derive(Debug)]
+pub enum WebAsk {
+    GoLive,
+    EndShow,
+    Tag {
+        product_id: String,
+    },
+    /// Today's push address: used from the next connect.
+    SetPush {
+        destination: String,
+        server: String,
+        key: crate::config::Secret,
+    },
+    /// A product's name and price, kept in the page's local layer.
+    EditProduct(crate::web::products::Edit),
 }
 
 /// What the media edge says, already classified: no caller reads error text.
@@ -178,7 +198,9 @@ pub enum MediaCmd {
     StartCapture {
         restart: bool,
     },
-    Connect(String),
+    /// Connect a destination as the running config has it now (a push
+    /// address pasted on the phone is in it).
+    Connect(Box<crate::config::DestinationConfig>),
     /// Answered with `DestinationStopped`, at once if nothing runs.
     Disconnect(String),
     /// Start the recorder in this show folder, numbering on from its last segment.
@@ -214,6 +236,8 @@ pub enum Work {
     ProbeDevices(IncomingCommand),
     Logs(IncomingCommand, usize),
     SetLogLevel(IncomingCommand, String),
+    /// The phone page's pairing code (all phones logged out).
+    SetPairingCode(IncomingCommand, crate::config::Secret),
     /// Walk the recordings for status.
     DiskUsage(PathBuf),
     /// Apply the disk budget, sparing the live show's folder.

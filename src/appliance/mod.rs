@@ -41,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use io::{
     CalChange, EncoderInfo, FleetAnswer, FleetOp, HealthSample, Input, Light, MediaCmd,
-    MediaReport, MqttOp, NotifyOp, Output, Publish, Work,
+    MediaReport, MqttOp, NotifyOp, Output, Publish, WebAsk, Work,
 };
 
 use crate::config::Config;
@@ -151,6 +151,11 @@ impl Core {
         self.show.state()
     }
 
+    /// The scale's reading, for the phone page's live display.
+    pub fn scale_status(&self) -> crate::mqtt::payloads::ScaleStatus {
+        self.selling.status()
+    }
+
     /// Feed one input at `now`.
     pub fn handle(&mut self, now: Now, input: Input) {
         self.wall = now.wall;
@@ -176,6 +181,7 @@ impl Core {
             Input::ScaleOpened(result) => self.scale_opened(now.at, result),
             Input::MqttTrial(result) => self.mqtt_trial_done(now, result),
             Input::CalibrationSaved { change, saved } => self.calibration_saved(change, saved),
+            Input::Web(ask) => self.on_web(now, ask),
             Input::Shutdown => self.show_input(now, crate::show::Input::Shutdown),
             Input::Tick => {}
         }
@@ -209,6 +215,7 @@ impl Core {
     fn on_time(&mut self, now: Now) {
         self.buttons.handle_timeout(now.at);
         while let Some(ev) = self.buttons.poll_event() {
+            tracing::info!(button = %ev.button, kind = ?ev.kind, "button");
             self.show_input(now, crate::show::Input::Button(ev));
         }
         self.show_input(now, crate::show::Input::Tick);
@@ -252,7 +259,13 @@ impl Core {
         match action {
             Action::StartCapture => self.media_cmd(MediaCmd::StartCapture { restart: false }),
             Action::RestartCapture => self.media_cmd(MediaCmd::StartCapture { restart: true }),
-            Action::Connect(name) => self.media_cmd(MediaCmd::Connect(name)),
+            Action::Connect(name) => {
+                match self.config.destinations.iter().find(|d| d.name == name) {
+                    Some(d) => self.media_cmd(MediaCmd::Connect(Box::new(d.clone()))),
+                    // The show machine knows only the config's destinations.
+                    None => tracing::error!(destination = %name, "no such destination"),
+                }
+            }
             Action::Disconnect(name) => {
                 self.media.abr.forget(&name);
                 self.media_cmd(MediaCmd::Disconnect(name))

@@ -90,6 +90,8 @@ impl Selling {
             Some(s) => ScaleStatus {
                 weight_kg: s.state().weight_kg,
                 stable: s.state().stable,
+                format: s.state().format.clone(),
+                baud: s.state().baud,
             },
             None => ScaleStatus::default(),
         }

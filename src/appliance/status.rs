@@ -59,7 +59,8 @@ impl Core {
     pub(super) fn publish_status(&mut self, now: Now) {
         let interval = Duration::from_secs(self.config.mqtt.status_interval_s.max(1));
         self.status.next_status = now.at + interval;
-        if !self.mqtt_on {
+        // The phone page shows the same status, MQTT or not.
+        if !self.mqtt_on && !self.config.web.enabled {
             return;
         }
         // A walk of every recording is too slow for the loop: status reads the
@@ -94,6 +95,7 @@ impl Core {
                     bitrate_kbps: self.media.bitrate(&d.name),
                     target_kbps: abr.target_kbps(),
                     reconnects: d.reconnects,
+                    last_error: d.last_error.as_deref().map(crate::excerpt::excerpt),
                     congestion: abr
                         .link(&d.name)
                         .and_then(|l| l.cause)
@@ -121,7 +123,8 @@ impl Core {
             loop_turns: Default::default(),
             mqtt: Default::default(),
         };
-        self.publish(Publish::Status(Box::new(status)));
+        self.out
+            .push_back(Output::Publish(Publish::Status(Box::new(status))));
     }
 
     /// What is broken now, by part (`capture`, `gpio`, `scale`): status

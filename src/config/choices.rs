@@ -115,6 +115,44 @@ words! {
 }
 
 words! {
+    /// `scale.serial_format`: the line layout a serial scale sends, or
+    /// `auto` to recognise it (docs/scales.md). The order is the one `auto`
+    /// tries them in: the strictest layouts first, OHAUS's plain "number
+    /// unit" last.
+    SerialFormat {
+        /// Recognise the format from the first good lines (and try the
+        /// common speeds while only garbage arrives).
+        Auto = "auto",
+        /// METTLER TOLEDO standard continuous output: STX, three status
+        /// bytes, six weight digits, six tare digits, CR.
+        MtContinuous = "mt_continuous",
+        /// YAOHUA XK3190 continuous output: `=` and the shown digits reversed.
+        Yaohua = "yaohua",
+        /// Price-computing scales' and YAOHUA A12's `ww000.000kg` / `wn...`.
+        Ww = "ww",
+        /// CAS 22-byte format: `ST,GS,` id, lamp byte, `,`, weight, unit.
+        Cas = "cas",
+        /// `ST,GS,+  1.250kg`: T&T and OEM indicators, CAS's "AND" mode.
+        StGs = "st_gs",
+        /// A&D standard format: `ST,+00001.250  kg`.
+        AandD = "a_and_d",
+        /// METTLER TOLEDO MT-SICS replies: `S S     1.250 kg`.
+        MtSics = "mt_sics",
+        /// OHAUS print lines: `     1.250 kg ?  N` (`?` while unstable).
+        Ohaus = "ohaus",
+    }
+}
+
+words! {
+    /// `scale.serial_parity`.
+    SerialParity {
+        None = "none",
+        Even = "even",
+        Odd = "odd",
+    }
+}
+
+words! {
     /// `gpio.backend`: real pins, or the simulation socket.
     GpioBackend {
         Rppal = "rppal",
@@ -342,6 +380,8 @@ pub const CHOICES: &[(&str, Check)] = &[
     ("audio.source", check::<AudioSource>),
     ("gpio.backend", check::<GpioBackend>),
     ("scale.kind", check::<ScaleKind>),
+    ("scale.serial_format", check::<SerialFormat>),
+    ("scale.serial_parity", check::<SerialParity>),
     ("products[].unit", check::<Unit>),
     ("mqtt.protocol", check::<MqttProtocol>),
 ];

@@ -17,6 +17,7 @@ pub mod layers;
 pub mod load;
 pub mod problem;
 pub mod ranges;
+pub mod scale_serial;
 pub mod schema;
 pub mod secret;
 pub mod spans;

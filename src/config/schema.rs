@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::choices::{
-    AudioSource, GpioBackend, MqttProtocol, ScaleKind, Unit, VideoEncoder, VideoSource, X264Preset,
+    AudioSource, GpioBackend, MqttProtocol, ScaleKind, SerialFormat, SerialParity, Unit,
+    VideoEncoder, VideoSource, X264Preset,
 };
 use super::secret::Secret;
 
@@ -29,6 +30,7 @@ pub struct Config {
     pub products: Vec<ProductConfig>,
     pub mqtt: MqttConfig,
     pub fleet: FleetConfig,
+    pub web: WebConfig,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             products: Vec::new(),
             mqtt: MqttConfig::default(),
             fleet: FleetConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -119,6 +122,9 @@ pub struct LiveConfig {
     pub slate_image: Option<String>,
     /// Longest reconnect backoff, in milliseconds.
     pub reconnect_cap_ms: u64,
+    /// PEM file of the CAs `rtmps://` destinations trust, instead of the
+    /// system's store (read at start; see `media::tls_trust`).
+    pub tls_ca_file: Option<String>,
     /// Bounds of what may wait in front of each destination (time, KiB):
     /// past them video is dropped to the next keyframe, whatever the link
     /// does (sound may wait four times as long). For RTMP the time is what
@@ -139,6 +145,7 @@ impl Default for LiveConfig {
             slate_text: "Back in a moment".into(),
             slate_image: None,
             reconnect_cap_ms: 2000,
+            tls_ca_file: None,
             // 2 s of 2.5 Mbit/s is under 1 MiB; the byte caps only bite when
             // a misconfigured bitrate would make the time bound too generous
             // for a 1 GB board.
@@ -248,7 +255,16 @@ pub struct ScaleConfig {
     pub overlay_s: u64,
     /// "auto" (first /dev/ttyUSB*, then /dev/ttyACM*) or a device path.
     pub serial_port: String,
+    /// The speed to open the port at (`auto` format tries others while it
+    /// reads only garbage).
     pub serial_baud: u32,
+    /// `auto` or a format name.
+    pub serial_format: SerialFormat,
+    pub serial_parity: SerialParity,
+    /// 7 or 8.
+    pub serial_data_bits: u8,
+    /// 1 or 2.
+    pub serial_stop_bits: u8,
     /// BCM pins of an HX711 load-cell amplifier.
     pub hx711_dout_pin: Option<u8>,
     pub hx711_sck_pin: Option<u8>,
@@ -267,6 +283,10 @@ impl Default for ScaleConfig {
             overlay_s: 8,
             serial_port: "auto".into(),
             serial_baud: 9600,
+            serial_format: SerialFormat::Auto,
+            serial_parity: SerialParity::None,
+            serial_data_bits: 8,
+            serial_stop_bits: 1,
             hx711_dout_pin: None,
             hx711_sck_pin: None,
         }
@@ -353,4 +373,32 @@ pub struct FleetConfig {
     /// Off by default: without trusted keys a box refuses every push, since
     /// any client of the broker could otherwise re-point its destinations.
     pub allow_unsigned: bool,
+}
+
+/// The farmer's phone page (`docs/web.md`). Off unless switched on: the
+/// shipped image config switches it on, test configs leave it off.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    pub enabled: bool,
+    /// Address and port of the page, on the LAN.
+    pub listen: String,
+    /// Address and port of `GET /metrics` (Prometheus text), for the
+    /// technicians' Prometheus; none means no metrics endpoint.
+    pub metrics_listen: Option<String>,
+    /// The code printed on the box's label; a phone that enters it gets a
+    /// session. The MQTT command `set_pairing_code` replaces it (kept in
+    /// the state directory, which then wins over this key).
+    pub pairing_code: Option<Secret>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            enabled: false,
+            listen: "0.0.0.0:80".into(),
+            metrics_listen: None,
+            pairing_code: None,
+        }
+    }
 }

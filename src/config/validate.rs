@@ -64,6 +64,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
     ranges(&mut v, "mqtt");
     mqtt(&mut v, config);
     fleet(&mut v, config);
+    web(&mut v, config);
     v.problems
 }
 
@@ -467,6 +468,38 @@ fn fleet(v: &mut Checks, c: &Config) {
             "fleet.trusted_keys_file",
             "is empty; give the path of the PEM file, or remove the line",
         );
+    }
+}
+
+/// The phone page: addresses that bind, and a code long enough to resist
+/// guessing at the rate the login allows (`docs/web.md`).
+fn web(v: &mut Checks, c: &Config) {
+    let w = &c.web;
+    let addrs = [
+        ("web.listen", Some(&w.listen)),
+        ("web.metrics_listen", w.metrics_listen.as_ref()),
+    ];
+    for (path, addr) in addrs {
+        if addr.is_some_and(|a| a.parse::<std::net::SocketAddr>().is_err()) {
+            v.bad(
+                path,
+                "is not an address and port; e.g. \"0.0.0.0:80\" or \"[::]:9100\"",
+            );
+        }
+    }
+    if let Some(code) = &w.pairing_code {
+        let n = code.expose().chars().count();
+        if !(6..=64).contains(&n)
+            || code
+                .expose()
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            v.bad(
+                "web.pairing_code",
+                "must be 6 to 64 characters without spaces (the code on the box's label)",
+            );
+        }
     }
 }
 

@@ -99,6 +99,43 @@ mod tests {
         );
     }
 
+    #[test]
+    fn serial_choices_and_framing_are_checked() {
+        let cfg = ScaleConfig {
+            serial_data_bits: 6,
+            serial_stop_bits: 3,
+            ..ScaleConfig::default()
+        };
+        let keys: Vec<String> = scale_problems(cfg).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["scale.serial_data_bits", "scale.serial_stop_bits"]);
+        // Bad words are the walk's: each on its own key, with the choices.
+        let problems = crate::config::check_str(
+            "[scale]\nserial_format = \"toledo\"\nserial_parity = \"mark\"\n",
+            std::path::Path::new("."),
+        )
+        .unwrap_err();
+        let got: Vec<(String, String)> =
+            problems.into_iter().map(|p| (p.path, p.message)).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].0, "scale.serial_format");
+        assert!(
+            got[0]
+                .1
+                .contains("\"toledo\" is not known; use one of: \"auto\""),
+            "{got:?}"
+        );
+        assert_eq!(got[1].0, "scale.serial_parity");
+        assert!(got[1].1.contains("\"none\", \"even\", \"odd\""), "{got:?}");
+        let ok = ScaleConfig {
+            serial_format: "yaohua".parse().unwrap(),
+            serial_parity: "even".parse().unwrap(),
+            serial_data_bits: 7,
+            serial_stop_bits: 2,
+            ..ScaleConfig::default()
+        };
+        assert!(scale_problems(ok).is_empty());
+    }
+
     /// One message per key: a number out of range gets the range table's, and
     /// the pins a wired HX711 needs are checked on both ends.
     #[test]

@@ -32,6 +32,7 @@ pub fn full_sample() -> Config {
     c.scale.overlay_template = Some("{name}".into());
     c.scale.overlay_template_piece = Some("{name}".into());
     c.live.slate_image = Some("/s.png".into());
+    c.live.tls_ca_file = Some("ca.pem".into());
     c.mqtt.username = Some("u".into());
     c.mqtt.password_file = Some("p".into());
     c.mqtt.ca_file = Some("ca".into());
@@ -39,6 +40,8 @@ pub fn full_sample() -> Config {
     c.mqtt.client_key = Some("k".into());
     c.fleet.groups = vec!["g".into()];
     c.fleet.trusted_keys_file = Some("t".into());
+    c.web.metrics_listen = Some("127.0.0.1:9100".into());
+    c.web.pairing_code = Some(super::secret::Secret::new("123456"));
     c.destinations.push(DestinationConfig {
         name: "d".into(),
         url: "rtmp://h/app".into(),

@@ -12,6 +12,7 @@
 //! - [`reported`]: the `config/reported` payload.
 //! - [`session`]: the above in the order the daemon needs them.
 //! - [`cli`]: `farmcast config sign`.
+//! - [`tools`]: `farmcast fleet status|push|history`, and a fleet simulator.
 //!
 //! Contract for the daemon: feed every `config/desired` payload to
 //! [`session::Session::handle`], publish the [`reported::Reported`] it returns,
@@ -26,6 +27,7 @@ pub mod reported;
 pub mod session;
 pub mod sim_disk;
 pub mod store;
+pub mod tools;
 
 pub use accept::{Acceptor, ChangeClass, Rejection, Source, Trust};
 pub use envelope::{Apply, Envelope};

@@ -27,6 +27,7 @@ pub mod proc_net;
 pub mod recorder;
 pub mod send_buffer;
 mod snapshot;
+pub mod tls_trust;
 
 use std::sync::Once;
 

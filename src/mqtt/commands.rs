@@ -33,6 +33,7 @@ pub const KNOWN_COMMANDS: &[&str] = &[
     "reconnect_now",
     "set_log_level",
     "logs",
+    "set_pairing_code",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +72,10 @@ pub enum CommandKind {
     Logs {
         lines: usize,
     },
+    /// A new code for the phone page (`docs/web.md`); never echoed.
+    SetPairingCode {
+        code: crate::config::secret::Secret,
+    },
 }
 
 impl CommandKind {
@@ -89,6 +94,7 @@ impl CommandKind {
             CommandKind::ReconnectNow => "reconnect_now",
             CommandKind::SetLogLevel { .. } => "set_log_level",
             CommandKind::Logs { .. } => "logs",
+            CommandKind::SetPairingCode { .. } => "set_pairing_code",
         }
     }
 
@@ -287,6 +293,17 @@ fn parse_kind(name: &str, args: &Map<String, Value>) -> Result<CommandKind, Comm
                 },
                 _ => return Err(bad(name, "lines must be a whole number from 1 to 1000")),
             },
+        },
+        "set_pairing_code" => match args.get("code").and_then(Value::as_str) {
+            Some(c)
+                if (6..=64).contains(&c.chars().count())
+                    && !c.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                CommandKind::SetPairingCode {
+                    code: crate::config::secret::Secret::new(c),
+                }
+            }
+            _ => return Err(bad(name, "code must be 6 to 64 characters without spaces")),
         },
         other => {
             return Err(CommandError::UnknownCmd(

@@ -135,7 +135,7 @@ pub fn parse_url(url: &str) -> Result<(bool, String, u16)> {
     Ok((b.tls, b.host.connect_str(), b.port))
 }
 
-fn read_password(settings: &MqttSettings) -> Result<Option<(String, Secret)>> {
+pub(crate) fn read_password(settings: &MqttSettings) -> Result<Option<(String, Secret)>> {
     let Some(path) = &settings.password_file else {
         return Ok(None);
     };
@@ -149,7 +149,7 @@ fn read_password(settings: &MqttSettings) -> Result<Option<(String, Secret)>> {
     Ok(Some((user, password)))
 }
 
-fn tls_config(settings: &MqttSettings) -> Result<rustls::ClientConfig> {
+pub(crate) fn tls_config(settings: &MqttSettings) -> Result<rustls::ClientConfig> {
     let ca = settings
         .ca_file
         .clone()

@@ -20,3 +20,4 @@ pub mod topics;
 
 pub use client::{spawn, Incoming, IncomingCommand, MqttHandle, MqttSettings, Protocol};
 pub use link::parse_url;
+pub(crate) use link::{read_password, tls_config};

@@ -64,6 +64,10 @@ pub struct DestinationStatus {
     /// SRT's own view of the connection (SRT destinations that are up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub srt: Option<SrtStatus>,
+    /// Why the last attempt failed (e.g. `Unacceptable TLS certificate`), an
+    /// excerpt; absent while it never failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// SRT's counters since the connection began, and its round trip now.
@@ -81,6 +85,12 @@ pub struct SrtStatus {
 pub struct ScaleStatus {
     pub weight_kg: Option<f64>,
     pub stable: bool,
+    /// A serial scale's line format (`scale.serial_format`, or what `auto`
+    /// recognised) and speed; absent until known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baud: Option<u32>,
 }
 
 /// The driver loop's longest turns: since the last status, and since start.

@@ -413,7 +413,13 @@ impl ClientTask {
         if status.uplink_addr.is_none() {
             status.uplink_addr = self.uplink.lock().ok().and_then(|s| s.clone());
         }
-        match serde_json::to_vec(&status) {
+        // The groups come from the local file: `farmcast fleet` finds a
+        // group's boxes by them (the broker has no other list of members).
+        let doc = serde_json::to_value(&status).map(|mut v| {
+            v["groups"] = serde_json::json!(self.groups);
+            v
+        });
+        match doc.and_then(|v| serde_json::to_vec(&v)) {
             Ok(p) => self.publish(&topics::status(&self.prefix, &self.device), true, p),
             Err(e) => warn!("status: {e}"),
         }

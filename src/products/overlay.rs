@@ -215,6 +215,7 @@ mod tests {
             weight_kg: grams.map(|g| g as f64 / 1000.0),
             stable: true,
             error: None,
+            ..ScaleState::default()
         }
     }
 

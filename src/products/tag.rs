@@ -204,6 +204,7 @@ mod tests {
             stable,
             error: None,
             weight: Some(Weight::from_grams(grams)),
+            ..ScaleState::default()
         }
     }
 

@@ -26,6 +26,8 @@ pub mod filter;
 pub mod hx711;
 mod hx711_pi;
 mod serial;
+pub mod serial_detect;
+pub mod serial_formats;
 pub mod serial_parse;
 pub mod sim;
 pub mod state;
@@ -39,6 +41,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::config::schema::ScaleConfig;
 use crate::config::ScaleKind;
 pub use calibration::Calibration;
+pub use serial::{probe as probe_serial, SerialProbe};
 pub use sim::{SimScale, SimScaleFeed};
 pub use state::{Scale, ScaleError, ScaleEvent, ScaleState, Settings};
 pub use weight::Weight;
@@ -68,6 +71,12 @@ pub enum RawReading {
     Error(String),
     /// The device went away; the back end keeps trying to reopen it.
     Disconnected,
+    /// A serial scale's line format (named, or recognised by `auto`) and the
+    /// speed it is read at; for status.
+    Format {
+        format: crate::config::scale_serial::SerialFormat,
+        baud: u32,
+    },
 }
 
 /// Something that delivers raw readings.

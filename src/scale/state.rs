@@ -42,6 +42,12 @@ pub struct ScaleState {
     pub weight_kg: Option<f64>,
     pub stable: bool,
     pub error: Option<String>,
+    /// A serial scale's line format, once named or recognised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// The speed a serial scale is read at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baud: Option<u32>,
     /// The same weight, exact, for prices.
     #[serde(skip)]
     pub weight: Option<Weight>,
@@ -131,7 +137,11 @@ impl Scale {
     pub fn handle(&mut self, now: Instant, reading: RawReading) {
         match reading {
             RawReading::Grams { value, at, flags } => {
-                self.last_at = Some(at.min(now));
+                // Silence is counted from when readings arrive, not from the
+                // back end's stamp: after a stall of the loop (a loaded CPU)
+                // the queued readings each cleared the error and the next
+                // check raised it again, a flood of `error` events.
+                self.last_at = Some(now);
                 self.sample(value, at, flags);
             }
             RawReading::Error(why) => {
@@ -141,6 +151,11 @@ impl Scale {
             RawReading::Disconnected => {
                 self.last_at = Some(now);
                 self.fail("the scale is disconnected".into());
+            }
+            // Not a reading: the silence watchdog keeps running.
+            RawReading::Format { format, baud } => {
+                self.state.format = Some(format.to_string());
+                self.state.baud = Some(baud);
             }
         }
     }

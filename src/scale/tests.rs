@@ -152,6 +152,27 @@ fn silence_is_an_error_once() {
 }
 
 #[test]
+fn readings_queued_behind_a_stalled_loop_raise_no_flood_of_errors() {
+    let t0 = Instant::now();
+    let mut s = Scale::new(settings(false), Calibration::default(), t0);
+    feed(&mut s, t0, 300, 500.0);
+    // The loop was busy for 4 s; 40 readings stamped during it arrive now,
+    // each followed by the loop's timeout check.
+    let late = t0 + Duration::from_secs(5);
+    for i in 0..40 {
+        let at = t0 + Duration::from_millis(300 + 100 * i);
+        s.handle(late, grams(500.0, at));
+        s.handle_timeout(late);
+    }
+    let errors = events(&mut s)
+        .into_iter()
+        .filter(|e| matches!(e, ScaleEvent::Error(_)))
+        .count();
+    assert_eq!(errors, 0, "the scale spoke all along; the loop was late");
+    assert!(s.state().error.is_none());
+}
+
+#[test]
 fn hx711_tare_and_calibrate_with_a_known_weight() {
     let t0 = Instant::now();
     let mut s = Scale::new(settings(true), Calibration::default(), t0);
