@@ -14,7 +14,7 @@ use crate::media::capture::{CameraFault, Capture, CaptureSettings};
 use crate::media::destination::{Destination, QueueBounds};
 use crate::media::plan::{self, EncoderPlan};
 use crate::media::recorder::Recorder;
-use crate::media::{encoder, EventTx, MediaEvent};
+use crate::media::{encoder, EventTx, Fault, MediaEvent};
 
 pub struct MediaCtl {
     settings: Option<CaptureSettings>,
@@ -232,17 +232,19 @@ impl MediaCtl {
     pub fn on_event(&mut self, ev: MediaEvent) -> Option<MediaReport> {
         Some(match ev {
             MediaEvent::CaptureReady => MediaReport::CaptureReady,
-            MediaEvent::CaptureFailed(why) => MediaReport::CaptureFailed(why),
+            MediaEvent::CaptureFailed(why) => MediaReport::CaptureFailed(why.text),
             MediaEvent::CameraLost(why) => {
-                if self.capture.as_ref().is_some_and(|c| c.is_clip()) && why == "end of clip" {
+                if self.capture.as_ref().is_some_and(|c| c.is_clip())
+                    && why.fault == Fault::EndOfClip
+                {
                     MediaReport::ClipEnded
                 } else {
-                    MediaReport::CameraLost(why)
+                    MediaReport::CameraLost(why.text)
                 }
             }
             MediaEvent::MicLost(why) => {
                 tracing::warn!(reason = %why, "microphone lost; sending silence");
-                MediaReport::MicLost(why)
+                MediaReport::MicLost(why.text)
             }
             MediaEvent::CameraRestored => MediaReport::CameraRestored,
             MediaEvent::MicFound { discovery, device } => {
@@ -264,14 +266,17 @@ impl MediaCtl {
                 }
                 MediaReport::DestinationUp(name)
             }
-            MediaEvent::DestinationDown { name, reason } => {
+            MediaEvent::DestinationDown {
+                name,
+                reason,
+                fault,
+            } => {
                 let d = self.destinations.remove(&name)?;
                 d.abort();
-                let unreachable = unreachable(&reason);
                 MediaReport::DestinationDown {
                     name,
                     reason,
-                    unreachable,
+                    unreachable: fault.server_unreachable(),
                 }
             }
             MediaEvent::DestinationStopped(name) => MediaReport::DestinationStopped(name),
@@ -280,7 +285,7 @@ impl MediaCtl {
                     r.stop(false);
                 }
                 tracing::error!(reason = %why, "recorder failed; retrying shortly");
-                MediaReport::RecorderFailed(why)
+                MediaReport::RecorderFailed(why.text)
             }
             MediaEvent::SegmentClosed => MediaReport::SegmentClosed,
             MediaEvent::RecorderStopped => {
@@ -304,7 +309,7 @@ impl MediaCtl {
             d.poll();
         }
         let stalled = match self.capture.as_mut().and_then(|c| c.check_stall()) {
-            Some(MediaEvent::CameraLost(why)) => Some(why),
+            Some(MediaEvent::CameraLost(why)) => Some(why.text),
             _ => None,
         };
         crate::appliance::HealthSample {
@@ -335,7 +340,7 @@ impl MediaCtl {
     /// `media::send_buffer`).
     fn link_samples(&mut self) -> Vec<(String, crate::media::link_signal::LinkSample)> {
         // One read of the kernel's TCP table serves every destination.
-        let table = std::fs::read_to_string("/proc/net/tcp").ok();
+        let table = crate::media::proc_net::read_tcp_tables();
         // From the TCP connect on, before the first media bytes.
         for d in self.destinations.values_mut() {
             d.cap_send_buffer(table.as_deref());
@@ -365,20 +370,6 @@ impl MediaCtl {
 fn camera_failed(e: anyhow::Error) -> MediaReport {
     tracing::warn!(error = %format!("{e:#}"), "camera did not start");
     MediaReport::CameraFailed(format!("{e:#}"))
-}
-
-/// Whether a destination's error says its server could not be reached.
-fn unreachable(error: &str) -> bool {
-    let e = error.to_ascii_lowercase();
-    [
-        "refused",
-        "could not connect",
-        "timed out",
-        "unreachable",
-        "no route",
-    ]
-    .iter()
-    .any(|w| e.contains(w))
 }
 
 /// Everything the capture needs, chosen from the config and this box's
@@ -433,7 +424,7 @@ pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, EncoderInfo
         } else {
             EncoderInfo {
                 // Only software encoders take a new picture size mid-stream.
-                resizable: matches!(choice.element.as_str(), "x264enc" | "openh264enc"),
+                resizable: encoder::takes_new_size(&choice.element),
                 name: choice.element,
             }
         },

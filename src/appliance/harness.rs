@@ -279,6 +279,10 @@ impl Sim {
                     self.connected.insert(name.clone());
                     MediaReport::DestinationUp(name.clone())
                 } else {
+                    // As the shell does: a failed pipeline is torn down at
+                    // once, so Stopped follows Down.
+                    let stopped = MediaReport::DestinationStopped(name.clone());
+                    self.later(ms(170), Input::Media(stopped));
                     MediaReport::DestinationDown {
                         name: name.clone(),
                         reason: "connection refused".into(),
@@ -325,6 +329,10 @@ impl Sim {
                 reason: "connection reset".into(),
                 unreachable: true,
             }));
+            self.later(
+                ms(20),
+                Input::Media(MediaReport::DestinationStopped(name.into())),
+            );
         }
     }
 

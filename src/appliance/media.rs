@@ -154,8 +154,11 @@ impl Core {
                 ShowInput::DestinationDown(name, reason)
             }
             MediaReport::DestinationStopped(name) => {
+                // The probe stays: the shell tears down a failed pipeline at
+                // once (Down, then Stopped) while the link stays down and
+                // waits for its server; `probe_down_links` drops probes of
+                // links that are no longer down.
                 self.media.abr.forget(&name);
-                self.media.probes.remove(&name);
                 ShowInput::DestinationStopped(name)
             }
             MediaReport::RecorderFailed(_) => {

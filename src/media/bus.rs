@@ -5,6 +5,8 @@
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
+use super::fault::{classify, Failure, Fault};
+
 /// An error posted on a pipeline's bus.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{element}: {message}{}", debug.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
@@ -13,18 +15,27 @@ pub struct BusError {
     pub element: String,
     pub message: String,
     pub debug: Option<String>,
+    /// What it means, classified once from its domain and kind (see `fault`).
+    pub fault: Fault,
 }
 
 impl BusError {
     pub fn from_message(err: &gst::message::Error) -> BusError {
+        let debug = err.debug().map(|d| d.to_string());
         BusError {
+            fault: classify(&err.error(), debug.as_deref()),
             element: err
                 .src()
                 .map(|s| s.path_string().to_string())
                 .unwrap_or_else(|| "unknown element".into()),
             message: err.error().to_string(),
-            debug: err.debug().map(|d| d.to_string()),
+            debug,
         }
+    }
+
+    /// The short form with its class, for the events.
+    pub fn failure(&self) -> Failure {
+        Failure::new(self.fault, self.short())
     }
 
     /// The short form for status and events: element name and message, no debug dump.
@@ -55,8 +66,13 @@ mod tests {
             element: "/GstPipeline:dest-a/GstRTMP2Sink:sink".into(),
             message: "Connection refused".into(),
             debug: Some("long".into()),
+            fault: Fault::Refused,
         };
         assert_eq!(e.short(), "sink: Connection refused");
         assert!(e.to_string().contains("(long)"));
+        assert_eq!(
+            e.failure(),
+            Failure::new(Fault::Refused, "sink: Connection refused")
+        );
     }
 }

@@ -9,30 +9,26 @@
 //! server sees an unpublish) or [`Destination::abort`] → `DestinationStopped`.
 //! Retrying is the show machine's decision, not this module's.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_utils::streamproducer::ConsumerSettings;
-use gstreamer_utils::{ConsumptionLink, StreamProducer};
 
-use super::bus::{self, BusError};
 use super::capture::{parse_pipeline, Capture};
-use super::link_signal::{tcp_connections, tcp_send_queue, LinkSample, SrtCounters};
+use super::consumer::Consumer;
+use super::link_signal::{LinkSample, SrtCounters};
 use super::plan::{self, Transport};
+use super::proc_net::{tcp_connections, tcp_send_queue};
 use super::send_buffer;
 use super::{EventTx, MediaEvent};
 use crate::config::secret::redact;
 
 /// The video appsrc's byte bound before the link's delivery is known.
 const INITIAL_VIDEO_BYTES: u64 = 128 * 1024;
-
-/// How long a stop waits for the server to take the end of stream.
-const EOS_WAIT: Duration = Duration::from_secs(3);
 
 /// What may wait in front of a destination before old data is dropped
 /// (bounded memory whatever the link does).
@@ -44,13 +40,9 @@ pub struct QueueBounds {
 
 pub struct Destination {
     name: String,
-    pipeline: gst::Pipeline,
+    /// Its pipeline, fed from the capture (appsrcs: video, audio).
+    consumer: Consumer,
     sink: gst::Element,
-    links: Vec<ConsumptionLink>,
-    appsrcs: Vec<gst_app::AppSrc>,
-    /// Cleared when the driver lets go of this pipeline, so its late bus
-    /// messages (errors while tearing down) are not taken for a new failure.
-    alive: Arc<AtomicBool>,
     up: bool,
     last_bytes: u64,
     last_at: Instant,
@@ -105,44 +97,43 @@ impl Destination {
             Transport::Srt => sink.set_property("uri", url),
         }
 
-        let (clock, base) = capture.timing();
-        pipeline.use_clock(Some(&clock));
-        pipeline.set_base_time(base);
-        pipeline.set_start_time(gst::ClockTime::NONE);
-
-        let alive = Arc::new(AtomicBool::new(true));
-        {
-            let tx = events.clone();
-            let alive = alive.clone();
-            let name = name.to_string();
-            bus::watch(&pipeline, move |msg| {
-                if let gst::MessageView::Error(err) = msg.view() {
-                    // Only the first error of a live pipeline counts.
-                    if alive.swap(false, Ordering::SeqCst) {
-                        let e = BusError::from_message(err);
-                        // An element may quote the URL it failed on, the key
-                        // raw or percent-encoded: hide every form.
-                        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-                        let reason = redact(&e.short(), &refs);
-                        tracing::warn!(destination = %name, error = %redact(&e.to_string(), &refs), "destination failed");
-                        let _ = tx.send(MediaEvent::DestinationDown {
-                            name: name.clone(),
-                            reason,
-                        });
-                    }
-                }
-            });
-        }
-
-        let mut links = Vec::new();
-        let mut appsrcs = Vec::new();
-        for (pad, producer) in [("video", capture.video()), ("audio", capture.audio())] {
-            let appsrc = pipeline
+        // The appsrcs `plan::destination_pipeline` names, looked up once.
+        let appsrc = |pad: &str| {
+            pipeline
                 .by_name(pad)
                 .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-                .ok_or_else(|| anyhow!("{name}: no appsrc {pad}"))?;
-            let video = pad == "video";
-            links.push(link(producer, &appsrc, consumer_settings(bounds, video))?);
+                .ok_or_else(|| anyhow!("{name}: no appsrc {pad}"))
+        };
+        let feeds = [
+            (appsrc("video")?, capture.video(), true),
+            (appsrc("audio")?, capture.audio(), false),
+        ];
+        let mut consumer = Consumer::new(pipeline, capture);
+        {
+            let tx = events.clone();
+            let name = name.to_string();
+            consumer.watch(
+                move |e| {
+                    // An element may quote the URL it failed on, the key
+                    // raw or percent-encoded: hide every form.
+                    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+                    let reason = redact(&e.short(), &refs);
+                    tracing::warn!(destination = %name, error = %redact(&e.to_string(), &refs), "destination failed");
+                    let _ = tx.send(MediaEvent::DestinationDown {
+                        name: name.clone(),
+                        reason,
+                        fault: e.fault,
+                    });
+                },
+                |_| {},
+            );
+        }
+
+        for (appsrc, producer, video) in feeds {
+            // Linking first: the producer configures its consumer (live,
+            // leaky downstream, its own bounds), which the lines below
+            // then override.
+            consumer.attach(producer, appsrc.clone(), consumer_settings(bounds, video))?;
             // RTMP not live: a live flvmux stops waiting for a pad once the
             // clock passes its latency, and on a thin TCP link the output is
             // always seconds behind the clock, so it sent audio ahead of late
@@ -169,15 +160,8 @@ impl Destination {
                     appsrc.set_max_bytes(INITIAL_VIDEO_BYTES.min(bounds.bytes));
                 }
             }
-            appsrcs.push(appsrc);
         }
-
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|_| anyhow!("{name}: the pipeline would not start"))?;
-        // A new consumer waits for a keyframe; ask the encoder for one now
-        // rather than waiting up to a whole GOP.
-        request_keyframe(capture);
+        consumer.play(capture, name)?;
 
         let remote = Arc::new(std::sync::Mutex::new(None));
         if let Some((host, port)) = target {
@@ -187,8 +171,8 @@ impl Destination {
                 // An IPv4 address when the name has one (`localhost` often
                 // resolves to ::1 first while the server listens on
                 // 127.0.0.1 only; rtmp2sink falls back, a single probe
-                // address would not, and the send-queue reading is IPv4
-                // only); else the first, e.g. an IPv6 literal.
+                // address would not); else the first, e.g. an IPv6 literal.
+                // The send queue and its cap are read for either family.
                 let addrs: Vec<_> = (host.as_str(), port)
                     .to_socket_addrs()
                     .map(Iterator::collect)
@@ -207,11 +191,8 @@ impl Destination {
         Ok(Destination {
             remote,
             name: name.to_string(),
-            pipeline,
+            consumer,
             sink,
-            links,
-            appsrcs,
-            alive,
             up: false,
             last_bytes: 0,
             last_at: Instant::now(),
@@ -242,14 +223,9 @@ impl Destination {
         self.remote.clone()
     }
 
-    /// The server's IPv4 address: `/proc/net/tcp`, which the send-queue
-    /// reading and the send-buffer cap parse, lists IPv4 sockets only (an
-    /// IPv6 server streams and is probed, without those two).
-    fn remote_v4(&self) -> Option<std::net::SocketAddrV4> {
-        match self.remote.lock().ok().and_then(|r| *r) {
-            Some(std::net::SocketAddr::V4(v4)) => Some(v4),
-            _ => None,
-        }
+    /// The server's address once looked up (IPv4 or IPv6).
+    fn remote(&self) -> Option<std::net::SocketAddr> {
+        self.remote.lock().ok().and_then(|r| *r)
     }
 
     /// How much is waiting in front of the network: the congestion signal for
@@ -257,16 +233,16 @@ impl Destination {
     /// into the socket, so a backlog can sit there while our queue looks empty.
     /// SRT's statistics count too: srtsink never blocks on a thin link, it
     /// drops what is too late (see `link_signal`).
-    pub fn backlog(&self, proc_net_tcp: Option<&str>) -> LinkSample {
+    pub fn backlog(&self, tcp_tables: Option<&str>) -> LinkSample {
         let (mut ms, mut bytes) = (0u64, 0u64);
-        if let Some(video) = self.appsrcs.first() {
+        if let Some(video) = self.consumer.appsrcs().first() {
             ms = video.current_level_time().mseconds();
         }
-        for src in &self.appsrcs {
+        for src in self.consumer.appsrcs() {
             bytes += src.current_level_bytes();
         }
-        let remote = self.remote_v4();
-        if let (Some(table), Some(remote)) = (proc_net_tcp, remote) {
+        let remote = self.remote();
+        if let (Some(table), Some(remote)) = (tcp_tables, remote) {
             bytes += tcp_send_queue(table, remote).unwrap_or(0);
         }
         LinkSample {
@@ -280,9 +256,9 @@ impl Destination {
     /// Caps the kernel's send buffer of this destination's connection (RTMP)
     /// at about a second of what the link delivers (see `send_buffer`); set
     /// again only when the cap moves by a fifth.
-    pub fn cap_send_buffer(&mut self, proc_net_tcp: Option<&str>) {
-        let remote = self.remote_v4();
-        let (Some(table), Some(remote)) = (proc_net_tcp, remote) else {
+    pub fn cap_send_buffer(&mut self, tcp_tables: Option<&str>) {
+        let remote = self.remote();
+        let (Some(table), Some(remote)) = (tcp_tables, remote) else {
             return;
         };
         let conns = tcp_connections(table, remote);
@@ -327,7 +303,7 @@ impl Destination {
         if bound.abs_diff(self.video_bytes_bound) <= self.video_bytes_bound / 5 {
             return;
         }
-        if let Some(video) = self.appsrcs.first() {
+        if let Some(video) = self.consumer.appsrcs().first() {
             video.set_max_bytes(bound);
             self.video_bytes_bound = bound;
         }
@@ -335,7 +311,7 @@ impl Destination {
 
     /// Buffers the bounded queues in front of this destination dropped.
     pub fn dropped(&self) -> u64 {
-        self.links.iter().map(|l| l.dropped()).sum()
+        self.consumer.dropped()
     }
 
     /// Measured send rate over the last poll interval.
@@ -358,7 +334,7 @@ impl Destination {
         if dt > 0.0 && bytes >= self.last_bytes {
             self.bitrate_kbps = ((bytes - self.last_bytes) as f64 * 8.0 / 1000.0 / dt) as u32;
         }
-        if !self.up && bytes > 0 && self.alive.load(Ordering::SeqCst) {
+        if !self.up && bytes > 0 && self.consumer.is_alive() {
             self.up = true;
             let _ = self
                 .events
@@ -371,36 +347,26 @@ impl Destination {
     /// End the stream cleanly: EOS through the muxer so the server sees an
     /// unpublish, then tear down. Returns at once; `DestinationStopped` follows.
     pub fn stop(self) {
-        self.alive.store(false, Ordering::SeqCst);
         let Destination {
             name,
-            pipeline,
-            links,
-            appsrcs,
+            consumer,
             events,
             ..
         } = self;
-        // Stop feeding first, so no buffer lands after the EOS.
-        drop(links);
-        std::thread::spawn(move || {
-            end_stream(&pipeline, &appsrcs);
+        consumer.end(false, move || {
             let _ = events.send(MediaEvent::DestinationStopped(name));
         });
     }
 
     /// Tear down at once (after a failure): nothing more can be sent anyway.
     pub fn abort(self) {
-        self.alive.store(false, Ordering::SeqCst);
         let Destination {
             name,
-            pipeline,
-            links,
+            consumer,
             events,
             ..
         } = self;
-        drop(links);
-        std::thread::spawn(move || {
-            let _ = pipeline.set_state(gst::State::Null);
+        consumer.abort(move || {
             let _ = events.send(MediaEvent::DestinationStopped(name));
         });
     }
@@ -417,48 +383,6 @@ fn consumer_settings(bounds: QueueBounds, video: bool) -> ConsumerSettings {
         max_time: gst::ClockTime::from_mseconds(bounds.ms.saturating_mul(scale)),
         event_types: Vec::new(),
     }
-}
-
-/// End a consumer pipeline cleanly: EOS into its appsrcs, wait (bounded)
-/// until every sink has it — the muxer has written its trailer, the server
-/// has seen the unpublish — then tear down. Blocking: call it off the driver.
-pub(crate) fn end_stream(pipeline: &gst::Pipeline, appsrcs: &[gst_app::AppSrc]) {
-    for src in appsrcs {
-        let _ = src.end_of_stream();
-    }
-    let deadline = Instant::now() + EOS_WAIT;
-    while Instant::now() < deadline && !all_sinks_eos(pipeline) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = pipeline.set_state(gst::State::Null);
-}
-
-/// The EOS message is consumed by our sync handler, so ask the sinks: EOS is
-/// sticky on every sink pad that has received it.
-fn all_sinks_eos(pipeline: &gst::Pipeline) -> bool {
-    pipeline.iterate_sinks().into_iter().flatten().all(|sink| {
-        sink.sink_pads()
-            .iter()
-            .all(|p| p.sticky_event::<gst::event::Eos>(0).is_some())
-    })
-}
-
-pub(crate) fn link(
-    producer: &StreamProducer,
-    appsrc: &gst_app::AppSrc,
-    settings: ConsumerSettings,
-) -> Result<ConsumptionLink> {
-    producer
-        .add_consumer_with(appsrc, settings)
-        .map_err(|e| anyhow!("linking to the capture: {e}"))
-}
-
-/// Ask the encoder for a keyframe now (an upstream force-key-unit event).
-pub(crate) fn request_keyframe(capture: &Capture) {
-    let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
-        .all_headers(true)
-        .build();
-    let _ = capture.video().appsink().send_event(event);
 }
 
 /// The sink's `stats` structure (rtmp2sink and srtsink both have one).

@@ -36,6 +36,12 @@ pub struct KnownEncoder {
     pub element: &'static str,
     pub hardware: bool,
     pub package: &'static str,
+    /// Takes a new picture size mid-stream (a caps change in front of it):
+    /// it starts a new sequence on a keyframe, which flvmux and mpegtsmux
+    /// carry through. The software encoders do; the hardware ones here
+    /// either refuse a renegotiation or need their pipeline rebuilt, so
+    /// adaptive bitrate never scales the picture in front of them.
+    pub takes_new_size: bool,
 }
 
 /// Best first. Hardware before software because a Pi-class CPU cannot spare
@@ -46,36 +52,43 @@ pub const RANKING: &[KnownEncoder] = &[
         element: "v4l2h264enc",
         hardware: true,
         package: "gstreamer1.0-plugins-good",
+        takes_new_size: false,
     },
     KnownEncoder {
         element: "mpph264enc",
         hardware: true,
         package: "gstreamer1.0-rockchip (vendor)",
+        takes_new_size: false,
     },
     KnownEncoder {
         element: "vah264enc",
         hardware: true,
         package: "gstreamer1.0-plugins-bad",
+        takes_new_size: false,
     },
     KnownEncoder {
         element: "vaapih264enc",
         hardware: true,
         package: "gstreamer1.0-vaapi",
+        takes_new_size: false,
     },
     KnownEncoder {
         element: "nvv4l2h264enc",
         hardware: true,
         package: "nvidia-l4t-gstreamer (JetPack)",
+        takes_new_size: false,
     },
     KnownEncoder {
         element: "x264enc",
         hardware: false,
         package: "gstreamer1.0-plugins-ugly",
+        takes_new_size: true,
     },
     KnownEncoder {
         element: "openh264enc",
         hardware: false,
         package: "gstreamer1.0-plugins-bad",
+        takes_new_size: true,
     },
 ];
 
@@ -111,6 +124,18 @@ fn list_or_none(v: &[String]) -> String {
 /// Needs `gst::init()` to have been called.
 pub fn registry_available(name: &str) -> bool {
     gstreamer::ElementFactory::find(name).is_some()
+}
+
+/// What we know of an element (`None`: not one we rank, e.g. a vendor's own).
+pub fn known(element: &str) -> Option<&'static KnownEncoder> {
+    RANKING.iter().find(|k| k.element == element)
+}
+
+/// Whether `element` takes a new picture size mid-stream (see
+/// [`KnownEncoder::takes_new_size`]); an element we do not know is assumed
+/// not to.
+pub fn takes_new_size(element: &str) -> bool {
+    known(element).is_some_and(|k| k.takes_new_size)
 }
 
 /// Every element of [`RANKING`] that exists here, best first.
@@ -150,9 +175,7 @@ pub fn choose(
     }
     // An element we do not rank (e.g. a vendor's own) is allowed; we just
     // cannot tell whether it is hardware.
-    let hardware = RANKING
-        .iter()
-        .any(|k| k.element == configured && k.hardware);
+    let hardware = known(configured).is_some_and(|k| k.hardware);
     Ok(EncoderChoice {
         element: configured.to_string(),
         hardware,
@@ -339,6 +362,17 @@ mod tests {
 
     fn only(names: &'static [&'static str]) -> impl Fn(&str) -> bool {
         move |n: &str| names.contains(&n)
+    }
+
+    #[test]
+    fn only_the_software_encoders_take_a_new_size_mid_stream() {
+        assert!(takes_new_size("x264enc"));
+        assert!(takes_new_size("openh264enc"));
+        for hw in RANKING.iter().filter(|k| k.hardware) {
+            assert!(!takes_new_size(hw.element), "{}", hw.element);
+        }
+        assert!(!takes_new_size("vendorh264enc"), "unknown: assume not");
+        assert!(!takes_new_size(""));
     }
 
     fn cfg(fps: u32, kf: u32, kbps: u32) -> VideoConfig {

@@ -269,72 +269,6 @@ impl LinkState {
     }
 }
 
-/// Bytes waiting in the kernel's send queues of the established TCP
-/// connections to `remote`, from the text of `/proc/net/tcp` (the `tx_queue`
-/// column): what an RTMP sink has written but the link has not yet taken.
-/// `None` when no such connection is listed.
-pub fn tcp_send_queue(proc_net_tcp: &str, remote: std::net::SocketAddrV4) -> Option<u64> {
-    let conns = tcp_connections(proc_net_tcp, remote);
-    (!conns.is_empty()).then(|| {
-        conns
-            .iter()
-            .fold(0u64, |sum, c| sum.saturating_add(c.tx_queue))
-    })
-}
-
-/// One established TCP connection as `/proc/net/tcp` lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpConnection {
-    /// Bytes written but not yet acknowledged.
-    pub tx_queue: u64,
-    /// The socket's inode: `/proc/self/fd/N` links to `socket:[inode]`.
-    pub inode: u64,
-}
-
-/// The established connections to `remote` in the text of `/proc/net/tcp`.
-/// Rows that do not parse are skipped; the file is the kernel's, but a
-/// parser here never panics.
-pub fn tcp_connections(proc_net_tcp: &str, remote: std::net::SocketAddrV4) -> Vec<TcpConnection> {
-    let mut found = Vec::new();
-    for line in proc_net_tcp.lines().skip(1) {
-        // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(rem), Some(st), Some(queues), Some(inode)) =
-            (f.get(2), f.get(3), f.get(4), f.get(9))
-        else {
-            continue;
-        };
-        // 01 = ESTABLISHED.
-        if *st != "01" {
-            continue;
-        }
-        let Some((ip_hex, port_hex)) = rem.split_once(':') else {
-            continue;
-        };
-        let (Ok(ip), Ok(port)) = (
-            u32::from_str_radix(ip_hex, 16),
-            u16::from_str_radix(port_hex, 16),
-        ) else {
-            continue;
-        };
-        // The kernel prints the address as a native-endian u32 of network-order bytes.
-        let ip = std::net::Ipv4Addr::from(ip.to_ne_bytes());
-        if ip != *remote.ip() || port != remote.port() {
-            continue;
-        }
-        let (Some(tx_queue), Ok(inode)) = (
-            queues
-                .split_once(':')
-                .and_then(|(tx, _)| u64::from_str_radix(tx, 16).ok()),
-            inode.parse::<u64>(),
-        ) else {
-            continue;
-        };
-        found.push(TcpConnection { tx_queue, inode });
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,30 +468,6 @@ mod tests {
         assert_eq!(s.cause, Some(Cause::Queue));
     }
 
-    #[test]
-    fn the_send_queue_of_a_connection_is_read_from_proc_net_tcp() {
-        let ip = std::net::Ipv4Addr::new(169, 254, 7, 2);
-        let hex = format!("{:08X}", u32::from_ne_bytes(ip.octets()));
-        let text = format!(
-            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-             \x20  0: 0100007F:0CEA 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n\
-             \x20  1: 0107FEA9:B2C4 {hex}:078F 01 0001F400:00000000 01:00000014 00000000     0        0 2 1\n\
-             \x20  2: 0107FEA9:B2C6 {hex}:078F 06 00000010:00000000 00:00000000 00000000     0        0 0 1\n\
-             garbage\n"
-        );
-        let remote = std::net::SocketAddrV4::new(ip, 1935);
-        assert_eq!(tcp_send_queue(&text, remote), Some(128_000));
-        assert_eq!(
-            tcp_connections(&text, remote),
-            [TcpConnection {
-                tx_queue: 128_000,
-                inode: 2
-            }]
-        );
-        let other = std::net::SocketAddrV4::new(ip, 1936);
-        assert_eq!(tcp_send_queue(&text, other), None);
-    }
-
     fn counters() -> impl Strategy<Value = Vec<(u64, u64, u64, u32, u64)>> {
         // (sent, lost, dropped, rtt, bytes), each cumulative or not: anything.
         prop::collection::vec(
@@ -573,14 +483,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn proc_net_tcp_parsing_never_panics(text in "\\PC{0,400}", lines in prop::collection::vec("[0-9A-F: ]{0,80}", 0..8)) {
-            let remote = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 1935);
-            let _ = tcp_send_queue(&text, remote);
-            let _ = tcp_send_queue(&lines.join("\n"), remote);
-            let _ = tcp_connections(&text, remote);
-        }
-
         /// Counters from outside may jump, wrap or go backwards: no panic, and
         /// a sample is never both clear and congested.
         #[test]

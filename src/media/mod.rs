@@ -13,20 +13,27 @@ pub mod abr;
 pub mod bus;
 pub mod camera;
 pub mod capture;
+mod consumer;
+mod controls;
 pub mod destination;
 pub mod discover;
 pub mod encoder;
+pub mod fault;
 pub mod link_signal;
 pub mod modes;
 pub mod plan;
 pub mod probe;
+pub mod proc_net;
 pub mod recorder;
 pub mod send_buffer;
+mod snapshot;
 pub mod tls_trust;
 
 use std::sync::Once;
 
 use tokio::sync::mpsc::UnboundedSender;
+
+pub use fault::{Failure, Fault};
 
 /// What the media edge tells the driver.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,9 +41,10 @@ pub enum MediaEvent {
     /// The encode pipeline runs and the camera delivers frames.
     CaptureReady,
     /// The encode pipeline could not start (missing encoder, bad pipeline).
-    CaptureFailed(String),
-    /// The camera stopped delivering frames or its pipeline failed.
-    CameraLost(String),
+    CaptureFailed(Failure),
+    /// The camera stopped delivering frames, its pipeline failed or (a clip,
+    /// `Fault::EndOfClip`) it reached its end.
+    CameraLost(Failure),
     CameraRestored,
     /// A device camera was looked for off the driver's loop: the pipeline's
     /// head, or why there is none (for `Capture::open_discovered`).
@@ -51,15 +59,18 @@ pub enum MediaEvent {
         device: Option<String>,
     },
     /// The microphone pipeline failed; the stream carries silence meanwhile.
-    MicLost(String),
+    MicLost(Failure),
     DestinationUp(String),
     DestinationDown {
         name: String,
+        /// For status and events; secrets redacted.
         reason: String,
+        /// What to do about it: `Fault::Unreachable` is worth a probe.
+        fault: Fault,
     },
     /// A destination's pipeline has finished (EOS sent, or torn down).
     DestinationStopped(String),
-    RecorderError(String),
+    RecorderError(Failure),
     /// A recording segment was closed (time to apply the disk budget).
     SegmentClosed,
     RecorderStopped,

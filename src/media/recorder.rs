@@ -7,26 +7,20 @@
 //! goes on, the driver reports `RecorderError` and starts it again later.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_utils::streamproducer::ConsumerSettings;
-use gstreamer_utils::ConsumptionLink;
 
-use super::bus::{self, BusError};
 use super::capture::Capture;
-use super::destination::{end_stream, link, request_keyframe};
+use super::consumer::Consumer;
 use super::{EventTx, MediaEvent};
 
 pub struct Recorder {
-    pipeline: gst::Pipeline,
-    links: Vec<ConsumptionLink>,
-    appsrcs: Vec<gst_app::AppSrc>,
-    alive: Arc<AtomicBool>,
+    /// Its pipeline, fed from the capture like a destination's.
+    consumer: Consumer,
     events: EventTx,
 }
 
@@ -94,33 +88,22 @@ impl Recorder {
             .link(&apad)
             .map_err(|e| anyhow!("linking audio to the recorder: {e:?}"))?;
 
-        let (clock, base) = capture.timing();
-        pipeline.use_clock(Some(&clock));
-        pipeline.set_base_time(base);
-        pipeline.set_start_time(gst::ClockTime::NONE);
-
-        let alive = Arc::new(AtomicBool::new(true));
+        let mut consumer = Consumer::new(pipeline, capture);
         {
             let tx = events.clone();
-            let alive = alive.clone();
-            bus::watch(&pipeline, move |msg| {
-                match msg.view() {
-                    gst::MessageView::Error(err) if alive.swap(false, Ordering::SeqCst) => {
-                        let e = BusError::from_message(err);
-                        tracing::error!(error = %e, "recorder failed");
-                        let _ = tx.send(MediaEvent::RecorderError(e.short()));
+            let closed = events.clone();
+            consumer.watch(
+                move |e| {
+                    tracing::error!(error = %e, "recorder failed");
+                    let _ = tx.send(MediaEvent::RecorderError(e.failure()));
+                },
+                // Each closed segment is the moment to apply the disk budget.
+                move |s| {
+                    if s.name() == "splitmuxsink-fragment-closed" {
+                        let _ = closed.send(MediaEvent::SegmentClosed);
                     }
-                    // Each closed segment is the moment to apply the disk budget.
-                    gst::MessageView::Element(el)
-                        if el
-                            .structure()
-                            .is_some_and(|s| s.name() == "splitmuxsink-fragment-closed") =>
-                    {
-                        let _ = tx.send(MediaEvent::SegmentClosed);
-                    }
-                    _ => {}
-                }
-            });
+                },
+            );
         }
 
         // The recorder may lag behind a slow SD card for longer than a network
@@ -131,45 +114,22 @@ impl Recorder {
             max_time: gst::ClockTime::from_mseconds(bounds.ms),
             event_types: Vec::new(),
         };
-        let links = vec![
-            link(capture.video(), &video_src, settings.clone())?,
-            link(capture.audio(), &audio_src, settings)?,
-        ];
-        pipeline
-            .set_state(gst::State::Playing)
+        consumer.attach(capture.video(), video_src, settings.clone())?;
+        consumer.attach(capture.audio(), audio_src, settings)?;
+        consumer
+            .play(capture, "recorder")
             .map_err(|_| anyhow!("the recorder would not start"))?;
-        request_keyframe(capture);
-        Ok(Recorder {
-            pipeline,
-            links,
-            appsrcs: vec![video_src, audio_src],
-            alive,
-            events,
-        })
+        Ok(Recorder { consumer, events })
     }
 
     /// Close the last segment cleanly (EOS finalizes it), then tear down.
     /// `RecorderStopped` follows. `wait` blocks the caller until then (for
     /// shutdown, where the process is about to exit).
     pub fn stop(self, wait: bool) {
-        self.alive.store(false, Ordering::SeqCst);
-        let Recorder {
-            pipeline,
-            links,
-            appsrcs,
-            events,
-            ..
-        } = self;
-        drop(links);
+        let Recorder { consumer, events } = self;
         // splitmuxsink finalizes the last segment on EOS.
-        let work = move || {
-            end_stream(&pipeline, &appsrcs);
+        consumer.end(wait, move || {
             let _ = events.send(MediaEvent::RecorderStopped);
-        };
-        if wait {
-            work();
-        } else {
-            std::thread::spawn(work);
-        }
+        });
     }
 }

@@ -11,11 +11,15 @@
 //! buffer / RTT): as the link delivers more, the cap grows with it.
 //!
 //! rtmp2sink has no property for it, so the daemon finds its own socket:
-//! `/proc/net/tcp` gives the inode of the connection to the server, and
-//! `/proc/self/fd` the descriptor that links to `socket:[inode]`; the
-//! descriptor's peer is checked before `SO_SNDBUF` is set on it.
+//! `/proc/net/tcp` or `/proc/net/tcp6` (see `proc_net`) gives the inode of
+//! the connection to the server, and `/proc/self/fd` the descriptor that
+//! links to `socket:[inode]`; the descriptor's peer is checked before
+//! `SO_SNDBUF` is set on it, both through `socket2` on a borrowed descriptor.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
+use std::os::fd::BorrowedFd;
+
+use super::proc_net::canonical;
 
 /// The smallest value (a 64 KiB buffer): a second and a bit at 400 kbit/s,
 /// and 5 Mbit/s at a 100 ms round trip before it grows with the delivery.
@@ -88,7 +92,7 @@ impl Delivery {
 /// socket with one of `inodes` and whose peer is `remote`. Returns how many
 /// it set. Errors (a descriptor gone meanwhile, no `/proc`) are skipped: a
 /// cap that cannot be set leaves the kernel's default, never a failed show.
-pub fn cap(inodes: &[u64], remote: SocketAddrV4, bytes: u32) -> usize {
+pub fn cap(inodes: &[u64], remote: SocketAddr, bytes: u32) -> usize {
     if inodes.is_empty() {
         return 0;
     }
@@ -110,7 +114,7 @@ pub fn cap(inodes: &[u64], remote: SocketAddrV4, bytes: u32) -> usize {
         let Some(inode) = socket_inode(&target.to_string_lossy()) else {
             continue;
         };
-        if inodes.contains(&inode) && peer_of(fd) == Some(remote) && set_sndbuf(fd, bytes) {
+        if inodes.contains(&inode) && cap_one(fd, remote, bytes) {
             set += 1;
         }
     }
@@ -125,59 +129,34 @@ fn socket_inode(link: &str) -> Option<u64> {
         .ok()
 }
 
-/// The IPv4 peer of socket `fd`, if it is a connected IPv4 socket.
-fn peer_of(fd: i32) -> Option<SocketAddrV4> {
-    // SAFETY: sockaddr_in is plain data; getpeername writes at most `len`
-    // bytes into it and we read it only when the call succeeded for AF_INET.
-    unsafe {
-        let mut addr: libc::sockaddr_in = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        let rc = libc::getpeername(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len);
-        if rc != 0 || i32::from(addr.sin_family) != libc::AF_INET {
-            return None;
-        }
-        Some(SocketAddrV4::new(
-            std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
-            u16::from_be(addr.sin_port),
-        ))
-    }
-}
-
-fn set_sndbuf(fd: i32, bytes: u32) -> bool {
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `value` outlives the call and its size is passed with it.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    rc == 0
+/// Sets `SO_SNDBUF` on descriptor `fd` if it is a socket connected to
+/// `remote` (either family; an IPv4 peer of a dual-stack socket counts).
+fn cap_one(fd: i32, remote: SocketAddr, bytes: u32) -> bool {
+    // SAFETY: `fd` was listed in /proc/self/fd a moment ago and this module
+    // never closes it; the borrow lasts only for the two calls below. Should
+    // the sink close it meanwhile, both calls fail (EBADF) and nothing is
+    // set; a number reused by then is caught by the peer check.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let socket = socket2::SockRef::from(&fd);
+    let peer = socket
+        .peer_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(canonical);
+    peer == Some(canonical(remote))
+        && socket
+            .set_send_buffer_size(usize::try_from(bytes).unwrap_or(usize::MAX))
+            .is_ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
 
-    fn sndbuf_of(fd: i32) -> i32 {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: as in set_sndbuf, with room for the answer.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0);
-        value
+    fn sndbuf_of(stream: &std::net::TcpStream) -> usize {
+        socket2::SockRef::from(stream)
+            .send_buffer_size()
+            .expect("SO_SNDBUF")
     }
 
     #[test]
@@ -237,33 +216,40 @@ mod tests {
         assert_eq!(socket_inode("/dev/null"), None);
     }
 
-    /// A real loopback connection of this process: found through
-    /// /proc/net/tcp and /proc/self/fd, capped, and only it.
-    #[test]
-    fn caps_the_connection_to_the_server_and_no_other() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let server = match listener.local_addr().expect("addr") {
-            std::net::SocketAddr::V4(a) => a,
-            other => panic!("not v4: {other}"),
-        };
+    /// A real loopback connection of this process, IPv4 or IPv6: found
+    /// through /proc/net/tcp{,6} and /proc/self/fd, capped, and only it.
+    fn caps_the_connection_to(bind: &str) {
+        let listener = std::net::TcpListener::bind(bind).expect("bind");
+        let server = listener.local_addr().expect("addr");
         let ours = std::net::TcpStream::connect(server).expect("connect");
         let (accepted, _) = listener.accept().expect("accept");
-        let before = sndbuf_of(accepted.as_raw_fd());
-        let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-        let inodes: Vec<u64> = crate::media::link_signal::tcp_connections(&table, server)
+        let before = sndbuf_of(&accepted);
+        let tables = crate::media::proc_net::read_tcp_tables().expect("/proc/net/tcp");
+        let inodes: Vec<u64> = crate::media::proc_net::tcp_connections(&tables, server)
             .iter()
             .map(|c| c.inode)
             .collect();
-        assert!(!inodes.is_empty(), "our connection is in /proc/net/tcp");
+        assert_eq!(inodes.len(), 1, "our connection to {server} is listed");
         assert_eq!(cap(&inodes, server, 96 * 1024), 1);
         // Linux doubles what it is given, for its own bookkeeping.
-        assert_eq!(sndbuf_of(ours.as_raw_fd()), 2 * 96 * 1024);
+        assert_eq!(sndbuf_of(&ours), 2 * 96 * 1024);
         assert_eq!(
-            sndbuf_of(accepted.as_raw_fd()),
+            sndbuf_of(&accepted),
             before,
             "the other end is not ours to cap"
         );
-        let elsewhere = SocketAddrV4::new(*server.ip(), server.port().wrapping_add(1));
+        let elsewhere = SocketAddr::new(server.ip(), server.port().wrapping_add(1));
         assert_eq!(cap(&inodes, elsewhere, 96 * 1024), 0, "the peer must match");
+    }
+
+    #[test]
+    fn caps_the_connection_to_the_server_and_no_other() {
+        caps_the_connection_to("127.0.0.1:0");
+    }
+
+    /// An ingest server on [::1]: its connection is in /proc/net/tcp6.
+    #[test]
+    fn caps_the_connection_to_an_ipv6_server() {
+        caps_the_connection_to("[::1]:0");
     }
 }

@@ -56,7 +56,8 @@ use std::time::{Duration, Instant};
 
 use super::link_signal::LinkState;
 pub use super::link_signal::Thresholds;
-pub use super::link_signal::{tcp_send_queue, Cause, LinkSample, SrtCounters};
+pub use super::link_signal::{Cause, LinkSample, SrtCounters};
+pub use super::proc_net::tcp_send_queue;
 
 /// The knobs; [`AbrSettings::new`] gives defaults tuned for a 250 ms tick.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,6 +10,12 @@
 
 use serde::Serialize;
 
+mod caps_text;
+#[cfg(test)]
+mod fixtures;
+
+pub use caps_text::parse_caps;
+
 /// What the camera sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum ModeFormat {
@@ -97,176 +103,6 @@ pub fn rate_text((n, d): (i32, i32)) -> String {
     let v = f64::from(n) / f64::from(d.max(1));
     let s = format!("{v:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// Split at `seps` outside brackets and quotes.
-fn split_top<'a>(s: &'a str, seps: &[char]) -> Vec<&'a str> {
-    let mut out = Vec::new();
-    let mut depth = 0i32;
-    let mut quoted = false;
-    let mut escaped = false;
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' => escaped = true,
-            '"' => quoted = !quoted,
-            '{' | '[' | '(' | '<' if !quoted => depth += 1,
-            '}' | ']' | ')' | '>' if !quoted => depth -= 1,
-            c if !quoted && depth <= 0 && seps.contains(&c) => {
-                out.push(&s[start..i]);
-                start = i + c.len_utf8();
-            }
-            _ => {}
-        }
-    }
-    out.push(&s[start..]);
-    out
-}
-
-/// Drop a leading `(type)` annotation and surrounding quotes.
-fn strip_type(v: &str) -> &str {
-    let v = v.trim();
-    let v = match (v.starts_with('('), v.find(')')) {
-        (true, Some(end)) => v.get(end + 1..).unwrap_or("").trim(),
-        _ => v,
-    };
-    v.trim_matches('"')
-}
-
-/// A field's value: one item, a `{ list }` or a `[ range ]` (step dropped).
-enum Value<'a> {
-    List(Vec<&'a str>),
-    Range(&'a str, &'a str),
-}
-
-fn parse_value(v: &str) -> Value<'_> {
-    let v = strip_type(v);
-    let inner = |open: char, close: char| {
-        v.strip_prefix(open)
-            .and_then(|x| x.strip_suffix(close))
-            .map(|x| split_top(x, &[',']).into_iter().map(strip_type).collect())
-    };
-    if let Some(items) = inner('{', '}') {
-        return Value::List(items);
-    }
-    if let Some(items) = inner('[', ']') {
-        let items: Vec<&str> = items;
-        if let [min, max, ..] = items.as_slice() {
-            return Value::Range(min, max);
-        }
-        return Value::List(items);
-    }
-    Value::List(vec![v])
-}
-
-fn parse_int(s: &str) -> Option<u32> {
-    s.trim().parse::<u32>().ok().filter(|&n| n > 0)
-}
-
-fn parse_fraction(s: &str) -> Option<(i32, i32)> {
-    let s = s.trim();
-    let (n, d) = match s.split_once('/') {
-        Some((n, d)) => (n.trim().parse().ok()?, d.trim().parse().ok()?),
-        None => (s.parse().ok()?, 1),
-    };
-    (n >= 0 && d > 0).then_some((n, d))
-}
-
-/// A size field: (max, min) — equal unless it is a range.
-fn parse_size(v: &str) -> Option<(u32, u32)> {
-    match parse_value(v) {
-        Value::Range(min, max) => {
-            let max = parse_int(max)?;
-            Some((max, parse_int(min).unwrap_or(1).min(max)))
-        }
-        // A list of sizes is unusual for cameras: keep the largest.
-        Value::List(items) => items
-            .into_iter()
-            .filter_map(parse_int)
-            .max()
-            .map(|n| (n, n)),
-    }
-}
-
-fn parse_structure(s: &str) -> Vec<CameraMode> {
-    let mut parts = split_top(s, &[',']).into_iter();
-    let Some(name) = parts.next() else {
-        return Vec::new();
-    };
-    // Interlaced modes would need a deinterlacer; no camera we target needs one.
-    if name.contains("Interlaced") {
-        return Vec::new();
-    }
-    // `video/x-raw(memory:DMABuf)` → `video/x-raw`.
-    let name = name.split('(').next().unwrap_or("").trim();
-    let (mut width, mut height, mut rates, mut range, mut formats) =
-        (None, None, Vec::new(), false, Vec::new());
-    for field in parts {
-        let Some((key, value)) = field.split_once('=') else {
-            continue;
-        };
-        match key.trim() {
-            "width" => width = parse_size(value),
-            "height" => height = parse_size(value),
-            "framerate" => match parse_value(value) {
-                Value::Range(min, max) => {
-                    rates = [max, min].into_iter().filter_map(parse_fraction).collect();
-                    range = rates.len() == 2;
-                }
-                Value::List(items) => {
-                    rates = items.into_iter().filter_map(parse_fraction).collect();
-                }
-            },
-            "format" => {
-                if let Value::List(items) = parse_value(value) {
-                    formats = items
-                        .into_iter()
-                        .filter(|f| {
-                            !f.is_empty()
-                                && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        })
-                        .map(str::to_string)
-                        .collect();
-                }
-            }
-            _ => {}
-        }
-    }
-    let (Some((w, min_w)), Some((h, min_h))) = (width, height) else {
-        return Vec::new();
-    };
-    let min_size = (min_w != w || min_h != h).then_some((min_w, min_h));
-    let kinds: Vec<ModeFormat> = match name {
-        "video/x-raw" if formats.is_empty() => vec![ModeFormat::Raw(String::new())],
-        "video/x-raw" => formats.into_iter().map(ModeFormat::Raw).collect(),
-        "image/jpeg" => vec![ModeFormat::Mjpeg],
-        "video/x-h264" => vec![ModeFormat::H264],
-        _ => Vec::new(),
-    };
-    kinds
-        .into_iter()
-        .map(|format| CameraMode {
-            format,
-            width: w,
-            height: h,
-            framerates: rates.clone(),
-            rate_range: range,
-            min_size,
-        })
-        .collect()
-}
-
-/// Every mode in a caps text; structures that are not video, or that lack a
-/// size, are dropped.
-pub fn parse_caps(text: &str) -> Vec<CameraMode> {
-    split_top(text, &[';', '\n'])
-        .into_iter()
-        .flat_map(parse_structure)
-        .collect()
 }
 
 /// `r >= fps`, with room for NTSC rates (29.97 counts as 30).
@@ -452,70 +288,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    // Captured with gst-device-monitor-1.0 on real cameras, from the fixtures of
-    // edgeimpulse/edge-impulse-linux-cli (test/gstreamer.test.ts, case "renesas
-    // w/ usb camera", from its issue 3975): a Logitech C920 (046d:082d) with
-    // on-camera H.264, typed values, `;`-separated. Excerpt: every size it lists
-    // from 1920x1080 to 640x480 in each format.
-    const C920_H264: &str = "video/x-raw, format=(string)YUY2, width=(int)2304, height=(int)1536, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction)2/1;
-                video/x-raw, format=(string)YUY2, width=(int)1920, height=(int)1080, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction)5/1;
-                video/x-raw, format=(string)YUY2, width=(int)1280, height=(int)720, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction){ 10/1, 15/2, 5/1 };
-                video/x-raw, format=(string)YUY2, width=(int)960, height=(int)720, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction){ 15/1, 10/1, 15/2, 5/1 };
-                video/x-raw, format=(string)YUY2, width=(int)800, height=(int)600, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction){ 24/1, 20/1, 15/1, 10/1, 15/2, 5/1 };
-                video/x-raw, format=(string)YUY2, width=(int)864, height=(int)480, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction){ 24/1, 20/1, 15/1, 10/1, 15/2, 5/1 };
-                video/x-raw, format=(string)YUY2, width=(int)640, height=(int)480, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction){ 30/1, 24/1, 20/1, 15/1, 10/1, 15/2, 5/1 };
-                image/jpeg, width=(int)1920, height=(int)1080, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction){ 30/1, 24/1, 20/1, 15/1, 10/1, 15/2, 5/1 };
-                image/jpeg, width=(int)1280, height=(int)720, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction){ 30/1, 24/1, 20/1, 15/1, 10/1, 15/2, 5/1 };
-                image/jpeg, width=(int)640, height=(int)480, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction){ 30/1, 24/1, 20/1, 15/1, 10/1, 15/2, 5/1 };
-                video/x-h264, stream-format=(string)byte-stream, alignment=(string)au, width=(int)1920, height=(int)1080, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction){ 30/1, 24/1, 20/1, 15/1, 10/1, 15/2, 5/1 };
-                video/x-h264, stream-format=(string)byte-stream, alignment=(string)au, width=(int)1280, height=(int)720, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction){ 30/1, 24/1, 20/1, 15/1, 10/1, 15/2, 5/1 };
-                video/x-h264, stream-format=(string)byte-stream, alignment=(string)au, width=(int)640, height=(int)480, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction){ 30/1, 24/1, 20/1, 15/1, 10/1, 15/2, 5/1 };";
-
-    // Same repository, test/rpi-cam-v3-c920-webcam-bookworm-no-libcamerasrc.txt:
-    // a later C920 (046d:08e5, no H.264) on Raspberry Pi OS bookworm, where
-    // GStreamer 1.22 prints one structure a line with untyped values. Excerpt.
-    const C920_BOOKWORM: &str = "video/x-raw, format=YUY2, width=2560, height=1472, pixel-aspect-ratio=1/1, framerate=2/1
-\t        video/x-raw, format=YUY2, width=1920, height=1080, pixel-aspect-ratio=1/1, framerate=5/1
-\t        video/x-raw, format=YUY2, width=1280, height=720, pixel-aspect-ratio=1/1, framerate={ (fraction)10/1, (fraction)15/2, (fraction)5/1 }
-\t        video/x-raw, format=YUY2, width=640, height=480, pixel-aspect-ratio=1/1, framerate={ (fraction)30/1, (fraction)24/1, (fraction)20/1, (fraction)15/1, (fraction)10/1, (fraction)15/2, (fraction)5/1 }
-\t        image/jpeg, width=1920, height=1080, pixel-aspect-ratio=1/1, framerate={ (fraction)30/1, (fraction)24/1, (fraction)20/1, (fraction)15/1, (fraction)10/1, (fraction)15/2, (fraction)5/1 }
-\t        image/jpeg, width=1280, height=720, pixel-aspect-ratio=1/1, framerate={ (fraction)30/1, (fraction)24/1, (fraction)20/1, (fraction)15/1, (fraction)10/1, (fraction)15/2, (fraction)5/1 }
-\t        image/jpeg, width=864, height=480, pixel-aspect-ratio=1/1, framerate={ (fraction)30/1, (fraction)24/1, (fraction)20/1, (fraction)15/1, (fraction)10/1, (fraction)15/2, (fraction)5/1 }
-\t        image/jpeg, width=640, height=480, pixel-aspect-ratio=1/1, framerate={ (fraction)30/1, (fraction)24/1, (fraction)20/1, (fraction)15/1, (fraction)10/1, (fraction)15/2, (fraction)5/1 }";
-
-    // Same repository, test/usb-camera-on-rpi-w-image-jpg.txt: a cheap UVC
-    // camera (1b3f:2002) that offers one MJPEG mode and nothing else. Complete.
-    const CHEAP_MJPEG: &str = "image/jpeg, width=(int)1280, height=(int)720, pixel-aspect-ratio=(fraction)1/1, framerate=(fraction)30/1;";
-
-    // Same file: the Pi 4's bcm2835-isp capture node, whose sizes and rates are
-    // ranges (with a step). Excerpt.
-    const PI_ISP: &str = "video/x-raw, format=(string)YUY2, width=(int)[ 64, 16384, 2 ], height=(int)[ 64, 16384, 2 ], framerate=(fraction)[ 0/1, 2147483647/1 ];
-                video/x-raw, format=(string)NV12, width=(int)[ 64, 16384, 2 ], height=(int)[ 64, 16384, 2 ], framerate=(fraction)[ 0/1, 2147483647/1 ];";
+    use super::fixtures::*;
 
     fn choice(caps: &str, want: (u32, u32, u32), h264: bool) -> ModeChoice {
         choose(&parse_caps(caps), want, h264).expect("a mode")
-    }
-
-    #[test]
-    fn parses_typed_and_untyped_caps() {
-        let modes = parse_caps(C920_H264);
-        assert_eq!(modes.len(), 13);
-        assert_eq!(modes[2].format, ModeFormat::Raw("YUY2".into()));
-        assert_eq!((modes[2].width, modes[2].height), (1280, 720));
-        assert_eq!(modes[2].framerates, vec![(10, 1), (15, 2), (5, 1)]);
-        assert_eq!(modes[12].format, ModeFormat::H264);
-        let modes = parse_caps(C920_BOOKWORM);
-        assert_eq!(modes.len(), 8);
-        assert_eq!(modes[3].framerates.first(), Some(&(30, 1)));
-        assert_eq!(modes[5].format, ModeFormat::Mjpeg);
-        let isp = parse_caps(PI_ISP);
-        assert_eq!(isp.len(), 2);
-        assert_eq!(isp[1].min_size, Some((64, 64)));
-        assert!(isp[1].rate_range);
-        // From the same bookworm capture: interlaced variants are dropped.
-        let both = "video/x-raw, format=NV12, width=[ 64, 16384, 2 ], height=[ 64, 16384, 2 ], framerate=[ 0/1, 2147483647/1 ]
-            video/x-raw(format:Interlaced), format=NV12, width=[ 64, 16384, 2 ], height=[ 64, 16384, 2 ], framerate=[ 0/1, 2147483647/1 ], interlace-mode=alternate";
-        assert_eq!(parse_caps(both).len(), 1);
     }
 
     #[test]

@@ -18,8 +18,13 @@ use gstreamer_app as gst_app;
 use gstreamer_utils::StreamProducer;
 
 use super::bus::{self, BusError};
+use super::controls::EncodeControls;
 use super::plan::{self, AudioSource, EncoderPlan, RawFormat, VideoSource};
-use super::{EventTx, MediaEvent};
+pub use super::snapshot::Snapshotter;
+
+mod mic;
+mod passthrough;
+use super::{EventTx, Failure, Fault, MediaEvent};
 
 /// What [`Capture::start_camera`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +74,10 @@ pub struct Health {
 pub struct Capture {
     settings: CaptureSettings,
     encode: gst::Pipeline,
+    /// The encode pipeline's elements the driver turns, found once.
+    controls: EncodeControls,
+    /// Passthrough: where the camera's access units go in.
+    camera_h264: Option<gst_app::AppSrc>,
     video: StreamProducer,
     audio: StreamProducer,
     camera: Option<gst::Pipeline>,
@@ -138,7 +147,12 @@ impl Capture {
         // for a lower frame rate (1 of every `decimation` frames is kept).
         let last_raw = Arc::new(Mutex::new(None));
         let decimation = Arc::new(AtomicU64::new(1));
-        if let Some(pad) = encode.by_name("encoder").and_then(|e| e.static_pad("sink")) {
+        let controls = EncodeControls::find(
+            &encode,
+            settings.encoder.bitrate_control.clone(),
+            (settings.raw.width, settings.raw.height),
+        );
+        if let Some(pad) = controls.encoder().and_then(|e| e.static_pad("sink")) {
             let last = last_raw.clone();
             let keep_one_in = decimation.clone();
             let seen = AtomicU64::new(0);
@@ -166,7 +180,7 @@ impl Capture {
             if let gst::MessageView::Error(err) = msg.view() {
                 let e = BusError::from_message(err);
                 tracing::error!(error = %e, "encode pipeline failed");
-                let _ = tx.send(MediaEvent::CaptureFailed(e.short()));
+                let _ = tx.send(MediaEvent::CaptureFailed(e.failure()));
             }
         });
 
@@ -179,9 +193,17 @@ impl Capture {
             anyhow!("the encode pipeline would not start (see the log for the element)")
         })?;
 
+        let camera_h264 = encode
+            .by_name("camera_h264")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok());
+        if settings.passthrough && camera_h264.is_none() {
+            return Err(anyhow!("no camera_h264 appsrc in the passthrough pipeline"));
+        }
         Ok(Capture {
             settings,
             encode,
+            controls,
+            camera_h264,
             video,
             audio,
             camera: None,
@@ -314,14 +336,19 @@ impl Capture {
                     gst::MessageView::Error(err) => {
                         let e = BusError::from_message(err);
                         tracing::warn!(error = %e, "camera pipeline failed");
-                        let _ = tx.send(MediaEvent::CameraLost(e.short()));
+                        let _ = tx.send(MediaEvent::CameraLost(e.failure()));
                     }
                     gst::MessageView::Eos(_) if is_file => {
-                        let _ = tx.send(MediaEvent::CameraLost("end of clip".into()));
+                        let _ = tx.send(MediaEvent::CameraLost(Failure::new(
+                            Fault::EndOfClip,
+                            "end of clip",
+                        )));
                     }
                     gst::MessageView::Eos(_) => {
-                        let _ =
-                            tx.send(MediaEvent::CameraLost("the camera ended its stream".into()));
+                        let _ = tx.send(MediaEvent::CameraLost(Failure::new(
+                            Fault::EndOfStream,
+                            "the camera ended its stream",
+                        )));
                     }
                     _ => {}
                 }
@@ -337,49 +364,6 @@ impl Capture {
             .set_state(target)
             .map_err(|_| anyhow!("the camera would not start ({head})"))?;
         self.camera = Some(camera);
-        Ok(())
-    }
-
-    /// Passthrough: the camera pipeline shares the encode pipeline's base time,
-    /// so its timestamps are already in the encode pipeline's running time, and
-    /// its access units are pushed as they come.
-    fn feed_passthrough(&self, camera: &gst::Pipeline) -> Result<()> {
-        camera.set_base_time(self.encode.base_time().unwrap_or(gst::ClockTime::ZERO));
-        camera.set_start_time(gst::ClockTime::NONE);
-        let out = appsink(camera, "camera_out")?;
-        let into = self
-            .encode
-            .by_name("camera_h264")
-            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            .ok_or_else(|| anyhow!("no camera_h264 appsrc in the passthrough pipeline"))?;
-        // Keyframe requests from new consumers go on to the camera (UVC H.264
-        // cameras honour them through v4l2src; the simulated one does).
-        if let Some(pad) = into.static_pad("src") {
-            let camera_sink = out.clone();
-            let gen = self.camera_gen.load(Ordering::SeqCst) + 1;
-            let current = self.camera_gen.clone();
-            pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
-                if current.load(Ordering::SeqCst) != gen {
-                    return gst::PadProbeReturn::Remove;
-                }
-                if let Some(ev) = info.event() {
-                    if gstreamer_video::UpstreamForceKeyUnitEvent::parse(ev).is_ok() {
-                        let _ = camera_sink.send_event(ev.clone());
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            });
-        }
-        out.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
-                    // A full encode side drops (leaky appsrc); the camera never blocks.
-                    let _ = into.push_sample(&sample);
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
         Ok(())
     }
 
@@ -402,58 +386,6 @@ impl Capture {
         Some(camera)
     }
 
-    /// (Re)build the mic pipeline. No mic configured is not an error: the
-    /// encoder sends silence.
-    /// `auto` looks for the mic off the caller's thread (the device monitor
-    /// is slow); `MediaEvent::MicFound` brings it back to [`Capture::open_mic`].
-    pub fn start_mic(&mut self) -> Result<()> {
-        // Off the caller's thread: a state change to NULL can wait on the device.
-        super::camera::teardown(self.mic.take());
-        self.mic_discovery = self.mic_discovery.wrapping_add(1);
-        match &self.settings.audio_source {
-            AudioSource::Auto => {
-                super::camera::discover_mic(self.mic_discovery, self.events.clone());
-                Ok(())
-            }
-            other => self.build_mic(other.clone()),
-        }
-    }
-
-    /// The mic discovery started by [`Capture::start_mic`] came back.
-    pub fn open_mic(&mut self, discovery: u64, device: Option<String>) -> Result<()> {
-        if discovery != self.mic_discovery || self.mic.is_some() {
-            return Ok(());
-        }
-        match device {
-            Some(dev) => self.build_mic(AudioSource::Alsa(dev)),
-            None => {
-                tracing::info!("no microphone found; the stream carries silence");
-                Ok(())
-            }
-        }
-    }
-
-    fn build_mic(&mut self, source: AudioSource) -> Result<()> {
-        let Some(desc) = plan::audio_pipeline(&source, &self.audio_channel) else {
-            return Ok(());
-        };
-        tracing::info!(pipeline = %desc, "mic pipeline");
-        let mic = parse_pipeline(&desc, "mic")?;
-        mic.use_clock(Some(&gst::SystemClock::obtain()));
-        let tx = self.events.clone();
-        bus::watch(&mic, move |msg| {
-            if let gst::MessageView::Error(err) = msg.view() {
-                let e = BusError::from_message(err);
-                tracing::warn!(error = %e, "mic pipeline failed");
-                let _ = tx.send(MediaEvent::MicLost(e.short()));
-            }
-        });
-        mic.set_state(gst::State::Playing)
-            .map_err(|_| anyhow!("the microphone would not start ({desc})"))?;
-        self.mic = Some(mic);
-        Ok(())
-    }
-
     /// Called on the driver's tick: a running camera that stopped delivering
     /// frames is reported lost once.
     pub fn check_stall(&mut self) -> Option<MediaEvent> {
@@ -466,9 +398,9 @@ impl Capture {
         let last = Duration::from_nanos(self.health.last_camera_ns.load(Ordering::Relaxed));
         let age = self.epoch.elapsed().saturating_sub(last);
         (age > STALL_AFTER).then(|| {
-            MediaEvent::CameraLost(format!(
-                "no frame from the camera for {:.1} s",
-                age.as_secs_f32()
+            MediaEvent::CameraLost(Failure::new(
+                Fault::Stalled,
+                format!("no frame from the camera for {:.1} s", age.as_secs_f32()),
             ))
         })
     }
@@ -528,45 +460,12 @@ impl Capture {
     /// Change the encoder's bitrate while PLAYING; false where the encoder
     /// cannot (passthrough, or an encoder without a run-time control).
     pub fn set_bitrate(&self, kbps: u32) -> bool {
-        use super::encoder::BitrateControl;
-        let Some(enc) = self.encode.by_name("encoder") else {
-            return false;
-        };
-        match &self.settings.encoder.bitrate_control {
-            BitrateControl::Property { name, unit } => {
-                let value = unit.from_kbps(kbps).to_string();
-                enc.find_property(name).is_some() && {
-                    enc.set_property_from_str(name, &value);
-                    true
-                }
-            }
-            BitrateControl::ExtraControls { key, unit } => {
-                let value = i32::try_from(unit.from_kbps(kbps)).unwrap_or(i32::MAX);
-                let controls = gst::Structure::builder("controls")
-                    .field(*key, value)
-                    .build();
-                enc.set_property("extra-controls", &controls);
-                true
-            }
-            BitrateControl::None => false,
-        }
+        self.controls.set_bitrate(kbps)
     }
-
     /// Halve the picture `step` times in front of the encoder (0 = the
-    /// configured size). Only for encoders that take a new size mid-stream
-    /// (x264enc, openh264enc): they start a new sequence on a keyframe, which
-    /// flvmux and mpegtsmux carry through.
+    /// configured size); see `EncodeControls::set_scale_step`.
     pub fn set_scale_step(&self, step: u32) {
-        let Some(size) = self.encode.by_name("size") else {
-            return;
-        };
-        let div = 1u32 << step.min(3);
-        let even = |v: u32| (v / div).max(16) & !1;
-        let caps = gst::Caps::builder("video/x-raw")
-            .field("width", even(self.settings.raw.width) as i32)
-            .field("height", even(self.settings.raw.height) as i32)
-            .build();
-        size.set_property("caps", &caps);
+        self.controls.set_scale_step(step);
     }
 
     /// Keep one frame in `n` in front of the encoder (1 = every frame): the
@@ -578,26 +477,13 @@ impl Capture {
 
     /// Show or hide the slate over the picture.
     pub fn set_slate(&self, on: bool) {
-        if let Some(image) = self.encode.by_name("slate_image") {
-            image.set_property("alpha", if on { 1.0f64 } else { 0.0 });
-        } else if let Some(slate) = self.encode.by_name("slate") {
-            slate.set_property("silent", !on);
-        }
+        self.controls.set_slate(on);
     }
 
     /// Set or clear the lower third (product name, weight, price).
     pub fn set_lower_third(&self, text: Option<&str>) {
-        if let Some(lt) = self.encode.by_name("lower_third") {
-            match text {
-                Some(t) => {
-                    lt.set_property("text", t);
-                    lt.set_property("silent", false);
-                }
-                None => lt.set_property("silent", true),
-            }
-        }
+        self.controls.set_lower_third(text);
     }
-
     /// A handle that makes JPEG snapshots of the current frame from any thread.
     pub fn snapshotter(&self) -> Snapshotter {
         Snapshotter {
@@ -619,45 +505,6 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// Makes JPEGs of the last frame that went into the encoder (slate and lower
-/// third included: what the viewers see).
-#[derive(Clone)]
-pub struct Snapshotter {
-    last_raw: Arc<Mutex<Option<gst::Sample>>>,
-    raw: RawFormat,
-}
-
-impl Snapshotter {
-    /// The current frame as a JPEG no wider than `max_width`. Blocking (runs a
-    /// small conversion pipeline): call it from a blocking task.
-    pub fn jpeg(&self, max_width: u32) -> Result<Vec<u8>> {
-        let sample = self
-            .last_raw
-            .lock()
-            .map_err(|_| anyhow!("snapshot lock poisoned"))?
-            .clone()
-            .ok_or_else(|| anyhow!("no frame yet"))?;
-        let raw = &self.raw;
-        let width = max_width.min(raw.width).max(2) & !1;
-        let height = ((u64::from(raw.height) * u64::from(width) / u64::from(raw.width.max(1)))
-            as u32)
-            .max(2)
-            & !1;
-        let caps = gst::Caps::builder("image/jpeg")
-            .field("width", width as i32)
-            .field("height", height as i32)
-            .build();
-        let jpeg =
-            gstreamer_video::convert_sample(&sample, &caps, Some(gst::ClockTime::from_seconds(2)))
-                .context("JPEG conversion")?;
-        let buffer = jpeg.buffer().ok_or_else(|| anyhow!("empty JPEG"))?;
-        let map = buffer
-            .map_readable()
-            .map_err(|_| anyhow!("JPEG not readable"))?;
-        Ok(map.as_slice().to_vec())
     }
 }
 
