@@ -37,6 +37,8 @@ pub struct Selling {
     lower_third: LowerThird,
     /// A tag waiting for the scale to settle, with whom to answer.
     waiting: Option<(Origin, ShowContext)>,
+    /// What was tagged since start (status `sales`, `/metrics`).
+    pub sales: crate::mqtt::payloads::SalesStatus,
 }
 
 impl Selling {
@@ -51,6 +53,7 @@ impl Selling {
                 i64::from(config.scale.tolerance_g),
             ),
             waiting: None,
+            sales: Default::default(),
         }
     }
 
@@ -215,6 +218,9 @@ impl Core {
                 self.media_cmd(MediaCmd::LowerThird(Some(text)));
                 let event = product_event(&record, &show, now);
                 tracing::info!(product = %record.product_id, price = %record.price, currency = %record.currency, "tagged");
+                self.selling
+                    .sales
+                    .record(&record.product_id, &record.currency, &record.price);
                 if let Some(dir) = show.dir {
                     self.out.push_back(Output::Work(Work::SalesLog {
                         dir,

@@ -112,6 +112,7 @@ impl Core {
                 })
                 .collect(),
             scale: self.selling.status(),
+            sales: self.selling.sales.clone(),
             recording: p::RecordingStatus {
                 used_bytes: used,
                 free_bytes: free,

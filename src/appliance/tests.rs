@@ -240,8 +240,20 @@ fn a_tag_while_the_scale_settles_is_priced_once_it_is_stable() {
     assert_eq!(replies.len(), 1, "{replies:?}");
     let record = replies[0].as_ref().expect("tagged");
     assert_eq!(record["price"], "37.50", "{record}");
+    assert_eq!(sim.events("product_tagged").len(), 1);
+    sim.run_for(secs(6));
+    let sales = sim
+        .seen
+        .iter()
+        .rev()
+        .find_map(|(_, s)| match s {
+            Seen::Publish(Publish::Status(st)) => Some(st.sales.clone()),
+            _ => None,
+        })
+        .expect("a status");
+    assert_eq!((sales.tags, sales.by_product["mussels"]), (1, 1));
+    assert_eq!(sales.amount["CNY"], 37.5);
     let tagged = sim.events("product_tagged");
-    assert_eq!(tagged.len(), 1);
     assert!(matches!(
         &tagged[0].body,
         crate::mqtt::payloads::EventBody::ProductTagged { show_id: Some(id), .. } if id == "show-0001"
@@ -257,6 +269,10 @@ fn a_tag_while_the_scale_settles_is_priced_once_it_is_stable() {
         .any(|(_, s)| matches!(s, Seen::Work(w) if w.contains("SalesLog") && w.contains(&dir))));
     // The lower third goes away by itself.
     sim.run_for(secs(30));
+    assert!(sim
+        .media_cmds()
+        .iter()
+        .any(|c| matches!(c, MediaCmd::LowerThird(None))));
     assert!(
         matches!(
             sim.media_cmds().last(),

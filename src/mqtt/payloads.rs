@@ -23,6 +23,9 @@ pub struct Status {
     pub destinations: Vec<DestinationStatus>,
     pub scale: ScaleStatus,
     pub recording: RecordingStatus,
+    /// Tags and what they sold for, since the daemon started.
+    #[serde(default)]
+    pub sales: SalesStatus,
     pub cpu_temp_c: Option<f64>,
     pub throttled: Option<String>,
     pub uplink_addr: Option<String>,
@@ -38,6 +41,29 @@ pub struct Status {
     /// caller put here is overwritten.
     #[serde(default)]
     pub mqtt: MqttStats,
+}
+
+/// Tags since the daemon started: counts by product, amounts by currency.
+/// Only configured products and currencies appear, so the maps stay small.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SalesStatus {
+    pub tags: u64,
+    #[serde(default)]
+    pub by_product: std::collections::BTreeMap<String, u64>,
+    /// The tagged prices summed, by currency: for graphs, not for books (the
+    /// show's `sales.jsonl` has every exact price).
+    #[serde(default)]
+    pub amount: std::collections::BTreeMap<String, f64>,
+}
+
+impl SalesStatus {
+    pub fn record(&mut self, product_id: &str, currency: &str, price: &str) {
+        self.tags += 1;
+        *self.by_product.entry(product_id.to_string()).or_default() += 1;
+        if let Ok(p) = price.parse::<f64>() {
+            *self.amount.entry(currency.to_string()).or_default() += p;
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

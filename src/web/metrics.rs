@@ -174,6 +174,26 @@ pub fn render(status: Option<&Status>) -> String {
             t,
         );
     }
+    o.family(
+        "farmcast_tags_total",
+        "counter",
+        "Products tagged on air since the daemon started.",
+    );
+    for (product, n) in &s.sales.by_product {
+        o.sample("farmcast_tags_total", &[("product", product)], *n as f64);
+    }
+    o.family(
+        "farmcast_sales_amount_total",
+        "counter",
+        "The tagged prices summed since the daemon started, by currency.",
+    );
+    for (currency, sum) in &s.sales.amount {
+        o.sample(
+            "farmcast_sales_amount_total",
+            &[("currency", currency)],
+            *sum,
+        );
+    }
     if let Some(w) = s.scale.weight_kg {
         o.one(
             "farmcast_scale_weight_kg",
@@ -220,5 +240,30 @@ mod tests {
         );
         assert!(text.contains("# TYPE farmcast_destination_reconnects_total counter\n"));
         assert_eq!(render(None), "# HELP farmcast_up 1 once the daemon has published a status.\n# TYPE farmcast_up gauge\nfarmcast_up 0\n");
+    }
+
+    #[test]
+    fn tags_and_sales_are_counters_by_product_and_currency() {
+        let mut s = Status::default();
+        s.sales.record("mussels", "CNY", "37.50");
+        s.sales.record("mussels", "CNY", "12.00");
+        s.sales.record("eggs", "CNY", "18.5");
+        let text = render(Some(&s));
+        assert!(
+            text.contains("# TYPE farmcast_tags_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("farmcast_tags_total{product=\"mussels\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("farmcast_tags_total{product=\"eggs\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("farmcast_sales_amount_total{currency=\"CNY\"} 68\n"),
+            "{text}"
+        );
     }
 }
