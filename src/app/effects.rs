@@ -111,8 +111,19 @@ impl Shell {
                 }
             }
             MediaCmd::Rebuild(config) => {
-                self.media.shutdown();
-                self.media = super::media_ctl::MediaCtl::new(&config, self.media_tx.clone());
+                let new = super::media_ctl::MediaCtl::new(&config, self.media_tx.clone());
+                let mut old = std::mem::replace(&mut self.media, new);
+                // The old pipelines go to NULL on a thread of their own: a
+                // recorder finalising its last segment and a camera letting go
+                // of its device took a second and more on the loop. A device
+                // camera the new capture wants meanwhile is busy for that
+                // while; its start fails and the show machine retries it.
+                let spawned = std::thread::Builder::new()
+                    .name("media-teardown".into())
+                    .spawn(move || old.shutdown());
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "no thread for the old pipelines' teardown");
+                }
                 return Some(Input::MediaBuilt(self.media.encoder()));
             }
         }
