@@ -77,6 +77,7 @@ impl Shell {
         let capture = self.media.capture();
         match cmd {
             MediaCmd::StartCapture { .. } => return self.media.start_capture().map(Input::Media),
+            MediaCmd::StartMic => self.media.start_mic(),
             MediaCmd::Connect(dest) => return self.media.connect(&dest).map(Input::Media),
             MediaCmd::Disconnect(name) => return self.media.disconnect(&name).map(Input::Media),
             MediaCmd::StartRecorder(dir) => {

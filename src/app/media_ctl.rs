@@ -103,14 +103,30 @@ impl MediaCtl {
         None
     }
 
-    fn start_mic(&mut self) {
+    /// (Re)open the microphone. How it went comes back as a report on the
+    /// event channel (`auto` finds the device off the loop first).
+    pub fn start_mic(&mut self) {
         let Some(capture) = self.capture.as_mut() else {
             return;
         };
-        if let Err(e) = capture.start_mic() {
-            // The stream goes on with silence; the mic is retried with the camera.
-            tracing::warn!(error = %format!("{e:#}"), "microphone did not start");
-        }
+        let started = capture.start_mic();
+        self.mic_report(started);
+    }
+
+    /// The core hears whether a microphone now runs: `MicLost` on an error
+    /// (the stream goes on with silence, and the core reopens it),
+    /// `MicStarted` once a pipeline is up; nothing while `auto` still looks.
+    fn mic_report(&self, started: Result<()>) {
+        let running = self.capture.as_ref().is_some_and(|c| c.mic_running());
+        let ev = match started {
+            Err(e) => MediaEvent::MicLost(crate::media::fault::Failure::new(
+                crate::media::fault::Fault::NotFound,
+                format!("{e:#}"),
+            )),
+            Ok(()) if running => MediaEvent::MicStarted,
+            Ok(()) => return,
+        };
+        let _ = self.events.send(ev);
     }
 
     /// Connect `cfg` (the core's running config holds it; a push address
@@ -221,6 +237,12 @@ impl MediaCtl {
         }
     }
 
+    pub fn simulate_mic(&mut self, gone: bool) {
+        if let Some(c) = &mut self.capture {
+            c.simulate_mic(gone);
+        }
+    }
+
     pub fn simulate_camera(&mut self, fault: CameraFault) {
         if let Some(c) = &mut self.capture {
             c.simulate_camera(fault);
@@ -248,12 +270,11 @@ impl MediaCtl {
             }
             MediaEvent::CameraRestored => MediaReport::CameraRestored,
             MediaEvent::MicFound { discovery, device } => {
-                if let Err(e) = self.capture.as_mut()?.open_mic(discovery, device) {
-                    // The stream goes on with silence; the mic is retried with the camera.
-                    tracing::warn!(error = %format!("{e:#}"), "microphone did not start");
-                }
+                let opened = self.capture.as_mut()?.open_mic(discovery, device);
+                self.mic_report(opened);
                 return None;
             }
+            MediaEvent::MicStarted => MediaReport::MicStarted,
             MediaEvent::CameraHead { discovery, head } => {
                 match self.capture.as_mut()?.open_discovered(discovery, head)? {
                     Ok(()) => return None,

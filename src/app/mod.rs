@@ -311,6 +311,11 @@ impl Shell {
                 tracing::info!(?fault, "simulated camera fault");
                 self.media.simulate_camera(fault);
             }
+            SimEvent::Mic(cmd) => {
+                let gone = cmd == crate::gpio::sim_parse::MicCommand::Fail;
+                tracing::info!(gone, "simulated microphone fault");
+                self.media.simulate_mic(gone);
+            }
             SimEvent::Weight(kg) => match &self.sim_feed {
                 Some(feed) => feed.set(kg),
                 None => tracing::warn!("`weight` from the sim, but scale.kind is not \"sim\""),

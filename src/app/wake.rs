@@ -32,6 +32,7 @@ impl Wake {
                 M::CameraHead { .. } => "media:camera_head",
                 M::MicFound { .. } => "media:mic_found",
                 M::MicLost(_) => "media:mic_lost",
+                M::MicStarted => "media:mic_started",
                 M::DestinationUp(_) => "media:destination_up",
                 M::DestinationDown { .. } => "media:destination_down",
                 M::DestinationStopped(_) => "media:destination_stopped",

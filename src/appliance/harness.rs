@@ -72,6 +72,8 @@ pub struct Sim {
     pub fleet_answers: VecDeque<FleetAnswer>,
     /// The trial MQTT link connects.
     pub trial_connects: bool,
+    /// A microphone opens (else every reopen fails at once).
+    pub mic_works: bool,
     /// The scale the shell opens (none: `scale.kind = "none"`).
     pub scale: Option<crate::scale::Scale>,
     capture_running: bool,
@@ -121,6 +123,7 @@ impl Sim {
             recorder_failures: 0,
             fleet_answers: VecDeque::new(),
             trial_connects: true,
+            mic_works: true,
             scale,
             capture_running: false,
             frames: 0,
@@ -306,6 +309,13 @@ impl Sim {
                 self.recorder = Some(dir.clone());
             }
             MediaCmd::StopRecorder => self.recorder = None,
+            MediaCmd::StartMic => {
+                return Some(Input::Media(if self.mic_works {
+                    MediaReport::MicStarted
+                } else {
+                    MediaReport::MicLost("no such device".into())
+                }))
+            }
             MediaCmd::Rebuild(_) => {
                 self.capture_running = false;
                 self.connected.clear();

@@ -90,7 +90,10 @@ pub enum MediaReport {
     /// A `file:` clip played to its end (it loops; the show never notices).
     ClipEnded,
     CameraRestored,
+    /// The microphone failed, or could not be (re)opened; silence goes out.
     MicLost(String),
+    /// A microphone pipeline was built and started.
+    MicStarted,
     DestinationUp(String),
     DestinationDown {
         name: String,
@@ -198,6 +201,8 @@ pub enum MediaCmd {
     StartCapture {
         restart: bool,
     },
+    /// Open the microphone again (answer: `MicStarted` or `MicLost`).
+    StartMic,
     /// Connect a destination as the running config has it now (a push
     /// address pasted on the phone is in it).
     Connect(Box<crate::config::DestinationConfig>),

@@ -51,6 +51,8 @@ pub struct MediaState {
     last_frames: Option<(u64, Instant)>,
     pub dropped_frames: u64,
     pub bitrates: Vec<(String, u32)>,
+    /// A lost microphone, reopened on a capped backoff like the GPIO.
+    pub mic: super::parts::Retry,
 }
 
 impl MediaState {
@@ -68,14 +70,19 @@ impl MediaState {
             last_frames: None,
             dropped_frames: 0,
             bitrates: Vec::new(),
+            mic: super::parts::Retry::new("mic", 0x51c),
         }
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.recorder {
+        let recorder = match self.recorder {
             Recorder::RetryAt(t) => Some(t),
             _ => None,
-        }
+        };
+        [recorder, self.mic.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The running show's folder (its sales log goes there too).
@@ -136,7 +143,14 @@ impl Core {
                 self.set_camera_lost(false);
                 ShowInput::CameraRestored
             }
-            MediaReport::MicLost(_) => return,
+            MediaReport::MicLost(why) => return self.mic_lost(now, &why),
+            MediaReport::MicStarted => {
+                if self.media.mic.opened() {
+                    tracing::info!("microphone back: sound goes out again");
+                    self.status.due_now(now.at);
+                }
+                return;
+            }
             MediaReport::DestinationUp(name) => ShowInput::DestinationUp(name),
             MediaReport::DestinationDown {
                 name,
@@ -214,8 +228,35 @@ impl Core {
         }));
     }
 
-    /// The recorder's retry, when due.
+    /// The microphone failed or could not be opened: silence goes out, the
+    /// technician is told once per spell, and it is opened again on a
+    /// capped backoff (a USB microphone plugged back is found within 30 s).
+    fn mic_lost(&mut self, now: Now, why: &str) {
+        // One event per spell: the reopen failures that follow a loss say
+        // other words ("no such device") about the same missing microphone.
+        let was_missing = self.media.mic.error().is_some();
+        self.media.mic.failed(now.at, why);
+        if was_missing {
+            return tracing::debug!(error = %why, "microphone still missing");
+        }
+        tracing::warn!(error = %why, "microphone lost; sending silence and retrying");
+        let ev = crate::mqtt::payloads::Event::at(
+            crate::mqtt::payloads::EventBody::Error {
+                what: format!("mic: {}", crate::excerpt::excerpt(why)),
+                part: Some("mic".into()),
+            },
+            now.wall,
+        );
+        self.publish(super::Publish::Event(ev));
+        self.status.due_now(now.at);
+    }
+
+    /// The recorder's retry, when due; the microphone's.
     pub(super) fn media_timers(&mut self, now: Now) {
+        if self.media.mic.due(now.at) {
+            self.media.mic.asked();
+            self.media_cmd(MediaCmd::StartMic);
+        }
         if let Recorder::RetryAt(t) = self.media.recorder {
             if now.at >= t {
                 if let Some(dir) = self.media.show_dir.clone() {

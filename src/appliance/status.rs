@@ -147,6 +147,9 @@ impl Core {
         if let Some(e) = self.disk_error() {
             out.insert("disk".to_string(), e);
         }
+        if let Some(e) = self.media.mic.error() {
+            out.insert("mic".to_string(), e.to_string());
+        }
         out
     }
 
@@ -175,7 +178,8 @@ impl Core {
         let needed = self.parts.gpio.error().is_some()
             || self.parts.scale.error().is_some()
             || self.selling.scale_error().is_some()
-            || self.disk_low().is_some();
+            || self.disk_low().is_some()
+            || self.media.mic.error().is_some();
         self.lights.attention(now, needed);
     }
 }

@@ -549,3 +549,47 @@ fn a_full_disk_or_a_silent_scale_asks_for_a_technician_on_the_status_light() {
     sim.run_for(ms(600));
     assert_eq!(sim.core.status_light(), crate::gpio::tally::Pattern::Error);
 }
+
+#[test]
+fn a_lost_microphone_is_reopened_on_a_backoff_and_reported_once() {
+    let mut sim = standby(&["yt"]);
+    sim.go_live_press();
+    sim.run_for(secs(1));
+    sim.mic_works = false;
+    let lost = sim.now;
+    sim.input(Input::Media(MediaReport::MicLost(
+        "alsasrc: device gone".into(),
+    )));
+    assert_eq!(sim.events("error").len(), 1);
+    assert_eq!(
+        sim.core.status_light(),
+        crate::gpio::tally::Pattern::Attention
+    );
+    // Gone for a minute: reopened again and again, further apart, never
+    // more than 30 s apart; told once.
+    sim.run_for(secs(60));
+    let tries: Vec<_> = sim
+        .seen
+        .iter()
+        .filter(|(t, s)| *t >= lost && matches!(s, Seen::Media(MediaCmd::StartMic)))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!((4..=10).contains(&tries.len()), "{} reopens", tries.len());
+    assert!(tries.windows(2).all(|w| w[1] - w[0] <= secs(30)));
+    assert_eq!(sim.events("error").len(), 1, "told once per spell");
+    assert_eq!(sim.core.state(), State::Live, "the show goes on, silent");
+    // Plugged back: found at the next try, the light and status clear.
+    sim.mic_works = true;
+    sim.run_for(secs(31));
+    let last = sim
+        .seen
+        .iter()
+        .rev()
+        .find_map(|(_, s)| match s {
+            Seen::Publish(Publish::Status(st)) => Some(st),
+            _ => None,
+        })
+        .expect("a status");
+    assert!(!last.errors.contains_key("mic"), "{:?}", last.errors);
+    assert_eq!(sim.core.status_light(), crate::gpio::tally::Pattern::Off);
+}

@@ -27,7 +27,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Mutex;
 
 use super::buttons::ButtonId;
-use super::sim_parse::{parse_sim_line, CameraCommand, LedKind, SimCommand};
+use super::sim_parse::{parse_sim_line, CameraCommand, LedKind, MicCommand, SimCommand};
 use super::{ButtonInput, Hardware, Led, RawEdge, Setup};
 
 /// Longest accepted line, in bytes, without its newline.
@@ -43,6 +43,7 @@ pub enum SimEvent {
     /// The scale now reads this many kg.
     Weight(f64),
     Camera(CameraCommand),
+    Mic(MicCommand),
 }
 
 /// LED levels shared between the LEDs and the socket.
@@ -231,6 +232,7 @@ async fn run(line: &str, ctx: &Ctx) -> Result<Option<&'static str>, String> {
         SimCommand::Hold(button, time) => hold(ctx, button, time).await.map(|_| None),
         SimCommand::Weight(kg) => send(ctx, SimEvent::Weight(kg), "scale"),
         SimCommand::Camera(c) => send(ctx, SimEvent::Camera(c), "camera"),
+        SimCommand::Mic(c) => send(ctx, SimEvent::Mic(c), "mic"),
         SimCommand::Led(which) => Ok(Some(if ctx.leds.get(which) { "on" } else { "off" })),
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! One command a line (see `shared/INTERFACES.md`): `press go_live`,
 //! `hold go_live 2.5`, `press product:<id>`, `weight 1.250`; and, for tests,
-//! `camera stall|resume|fail` and `led tally|status`. Errors are sentences for
+//! `camera stall|resume|fail`, `mic fail|resume` and `led tally|status`. Errors are sentences for
 //! the person at the other end of the socket.
 
 use std::time::Duration;
@@ -23,6 +23,14 @@ pub enum CameraCommand {
     Fail,
 }
 
+/// The microphone, for tests: `fail` makes its pipeline fail now and every
+/// reopen fail until `resume` (as an unplugged USB microphone would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MicCommand {
+    Fail,
+    Resume,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedKind {
     Tally,
@@ -35,6 +43,7 @@ pub enum SimCommand {
     Hold(ButtonId, Duration),
     Weight(f64),
     Camera(CameraCommand),
+    Mic(MicCommand),
     Led(LedKind),
 }
 
@@ -92,6 +101,9 @@ pub fn parse_sim_line(line: &str, products: &[String]) -> Result<SimCommand, Str
         ["camera", "resume"] => Ok(SimCommand::Camera(CameraCommand::Resume)),
         ["camera", "fail"] => Ok(SimCommand::Camera(CameraCommand::Fail)),
         ["camera", ..] => Err("usage: camera stall|resume|fail".into()),
+        ["mic", "fail"] => Ok(SimCommand::Mic(MicCommand::Fail)),
+        ["mic", "resume"] => Ok(SimCommand::Mic(MicCommand::Resume)),
+        ["mic", ..] => Err("usage: mic fail|resume".into()),
         ["led", "tally"] => Ok(SimCommand::Led(LedKind::Tally)),
         ["led", "status"] => Ok(SimCommand::Led(LedKind::Status)),
         ["led", ..] => Err("usage: led tally|status".into()),
@@ -100,7 +112,7 @@ pub fn parse_sim_line(line: &str, products: &[String]) -> Result<SimCommand, Str
         ["weight", ..] => Err("usage: weight <kg>".into()),
         [] => Err("empty line".into()),
         [cmd, ..] => Err(format!(
-            "unknown command {:?} (press, hold, weight, camera, led)",
+            "unknown command {:?} (press, hold, weight, camera, mic, led)",
             cmd.chars().take(32).collect::<String>()
         )),
     }
@@ -117,6 +129,13 @@ mod tests {
 
     fn parse(s: &str) -> Result<SimCommand, String> {
         parse_sim_line(s, &products())
+    }
+
+    #[test]
+    fn mic_commands() {
+        assert_eq!(parse("mic fail"), Ok(SimCommand::Mic(MicCommand::Fail)));
+        assert_eq!(parse("mic resume"), Ok(SimCommand::Mic(MicCommand::Resume)));
+        assert!(parse("mic explode").unwrap_err().contains("usage: mic"));
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub enum MediaEvent {
     },
     /// The microphone pipeline failed; the stream carries silence meanwhile.
     MicLost(Failure),
+    /// A microphone pipeline was built and started.
+    MicStarted,
     DestinationUp(String),
     DestinationDown {
         name: String,

@@ -46,6 +46,9 @@ impl Capture {
         let Some(desc) = plan::audio_pipeline(&source, &self.audio_channel) else {
             return Ok(());
         };
+        if self.mic_gone {
+            return Err(anyhow!("the microphone is gone (simulated)"));
+        }
         tracing::info!(pipeline = %desc, "mic pipeline");
         let mic = parse_pipeline(&desc, "mic")?;
         mic.use_clock(Some(&gst::SystemClock::obtain()));
@@ -61,5 +64,29 @@ impl Capture {
             .map_err(|_| anyhow!("the microphone would not start ({desc})"))?;
         self.mic = Some(mic);
         Ok(())
+    }
+}
+
+impl Capture {
+    /// Whether a microphone pipeline runs (none: silence goes out).
+    pub fn mic_running(&self) -> bool {
+        self.mic.is_some()
+    }
+
+    /// For tests and the sim: the microphone fails now, and every reopen
+    /// fails until `resume`, as an unplugged USB microphone would.
+    pub fn simulate_mic(&mut self, gone: bool) {
+        self.mic_gone = gone;
+        if !gone {
+            return;
+        }
+        if let Some(mic) = &self.mic {
+            let el = mic.upcast_ref::<gst::Element>();
+            gst::element_error!(
+                el,
+                gst::ResourceError::Read,
+                ["simulated microphone failure"]
+            );
+        }
     }
 }

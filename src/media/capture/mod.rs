@@ -87,6 +87,8 @@ pub struct Capture {
     camera_lost: bool,
     /// A fault the sim injected; it outlives camera rebuilds, as a dead camera would.
     fault: Option<CameraFault>,
+    /// The sim unplugged the microphone: every reopen fails until `mic resume`.
+    mic_gone: bool,
     /// Bumped at every camera start and stop: a device discovery that comes
     /// back (`MediaEvent::CameraHead`) for an older one is ignored.
     discovery: u64,
@@ -211,6 +213,7 @@ impl Capture {
             camera_gen: Arc::new(AtomicU64::new(0)),
             camera_lost: false,
             fault: None,
+            mic_gone: false,
             discovery: 0,
             mic_discovery: 0,
             health,
