@@ -115,7 +115,10 @@ fn a_microphone_pulled_mid_show_is_reported_and_reopened_by_itself() {
     let back: Value = obs.until_json("status", Duration::from_secs(40), |v| {
         v["state"] == "live" && v["errors"].get("mic").is_none()
     });
-    assert!(back["uptime_s"].as_u64() > st["uptime_s"].as_u64(), "{back}");
+    assert!(
+        back["uptime_s"].as_u64() > st["uptime_s"].as_u64(),
+        "{back}"
+    );
     let found_after = resumed.elapsed();
     assert!(
         found_after < Duration::from_secs(35),

@@ -289,7 +289,7 @@ impl FromStr for AudioSource {
             if dev.trim().is_empty() || dev.contains(char::is_whitespace) {
                 return Err(ChoiceError::about(
                     s,
-                    ": name the ALSA device, e.g. \"alsa:hw:1,0\" (see `farmcast probe`)",
+                    ": name the ALSA device, e.g. \"alsa:hw:CARD=Device,DEV=0\" (the card by its id stays when USB devices come up in another order; `farmcast probe` lists them)",
                 ));
             }
             return Ok(AudioSource::Alsa(dev.to_string()));
@@ -300,7 +300,7 @@ impl FromStr for AudioSource {
             "none" => Ok(AudioSource::None),
             _ => Err(ChoiceError::about(
                 s,
-                " is not known; use \"auto\", \"test\", \"none\" or \"alsa:hw:1,0\"",
+                " is not known; use \"auto\", \"test\", \"none\" or \"alsa:<device>\" (e.g. \"alsa:hw:CARD=Device,DEV=0\")",
             )),
         }
     }

@@ -149,7 +149,7 @@ fn bad_sources_and_encoders_say_what_would_do() {
     }
     for bad in ["mic", "alsa:", "alsa:hw 1", "pulse"] {
         let e = bad.parse::<AudioSource>().unwrap_err().to_string();
-        assert!(e.contains("alsa:hw:1,0"), "{bad:?}: {e}");
+        assert!(e.contains("alsa:hw:CARD=Device,DEV=0"), "{bad:?}: {e}");
     }
     for bad in ["", "x264 enc", "X264Enc", "AUTO", "x264enc ! fakesink"] {
         let e = bad.parse::<VideoEncoder>().unwrap_err().to_string();

@@ -133,7 +133,7 @@ fn each_bad_value_is_one_problem_on_its_path() {
         (
             "[audio]\nsource = \"mic\"".into(),
             "audio.source",
-            "alsa:hw:1,0",
+            "alsa:hw:CARD=Device,DEV=0",
         ),
         (
             "[audio]\nsource = \"alsa:\"".into(),

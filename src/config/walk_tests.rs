@@ -162,7 +162,7 @@ fn every_bad_choice_at_once() {
         ("video.source", 2, "\"v4l2:/dev/video0\""),
         ("video.encoder", 3, "\"x264enc\""),
         ("video.x264_preset", 4, "\"ultrafast\", \"superfast\""),
-        ("audio.source", 6, "\"alsa:hw:1,0\""),
+        ("audio.source", 6, "\"alsa:hw:CARD=Device,DEV=0\""),
         ("gpio.backend", 8, "\"rppal\", \"sim\""),
         ("scale.kind", 10, "\"none\", \"hx711\", \"serial\", \"sim\""),
         ("mqtt.protocol", 12, "\"v4\", \"v5\""),

@@ -61,7 +61,43 @@ pub(crate) fn element_device(device: &gst::Device) -> Option<(String, String)> {
     Some((factory, dev))
 }
 
-/// ALSA capture devices as `hw:CARD,DEV`.
+/// Where the kernel lists sound cards (`cardN/id` holds a card's name).
+const ASOUND: &str = "/proc/asound";
+
+/// An ALSA device string with its card named by the card's id
+/// (`hw:CARD=Device,DEV=0`) instead of its number (`hw:1,0`): the numbers
+/// follow the order in which USB devices came up, which changes from one
+/// boot to the next; the id stays. `hw:` and `plughw:` strings whose card
+/// id cannot be read (or is not a plain word) are returned as they are.
+pub fn stable_alsa_name(device: &str, asound: &std::path::Path) -> String {
+    let Some((kind, rest)) = device.split_once(':') else {
+        return device.to_string();
+    };
+    if !matches!(kind, "hw" | "plughw") {
+        return device.to_string();
+    }
+    let (card, dev) = rest.split_once(',').unwrap_or((rest, "0"));
+    let Ok(n) = card.parse::<u32>() else {
+        return device.to_string();
+    };
+    let id = std::fs::read_to_string(asound.join(format!("card{n}/id")))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 32
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+    match (id, dev.parse::<u32>()) {
+        (Some(id), Ok(d)) => format!("{kind}:CARD={id},DEV={d}"),
+        _ => device.to_string(),
+    }
+}
+
+/// ALSA capture devices, named by their card's id where it can be read
+/// (`hw:CARD=Device,DEV=0`; see [`stable_alsa_name`]).
 pub fn microphones() -> Vec<FoundDevice> {
     devices("Audio/Source")
         .iter()
@@ -72,7 +108,7 @@ pub fn microphones() -> Vec<FoundDevice> {
                 .unwrap_or_else(|| "0".into());
             Some(FoundDevice {
                 name: d.display_name().to_string(),
-                path: format!("hw:{card},{dev}"),
+                path: stable_alsa_name(&format!("hw:{card},{dev}"), std::path::Path::new(ASOUND)),
                 caps: d.caps(),
             })
         })
@@ -93,4 +129,33 @@ pub fn camera_caps(path: &str) -> Option<gst::Caps> {
         .into_iter()
         .find(|d| d.path == path)
         .and_then(|d| d.caps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stable_alsa_name;
+
+    #[test]
+    fn cards_are_named_by_their_id_where_the_kernel_gives_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let card = |n: u32, id: &str| {
+            std::fs::create_dir_all(dir.path().join(format!("card{n}"))).unwrap();
+            std::fs::write(dir.path().join(format!("card{n}/id")), format!("{id}\n")).unwrap();
+        };
+        card(1, "Device");
+        card(2, "bad id;rm");
+        card(3, "");
+        let name = |d: &str| stable_alsa_name(d, dir.path());
+        assert_eq!(name("hw:1,0"), "hw:CARD=Device,DEV=0");
+        assert_eq!(name("plughw:1,2"), "plughw:CARD=Device,DEV=2");
+        assert_eq!(name("hw:1"), "hw:CARD=Device,DEV=0");
+        // Not a plain word, empty, or no such card: the numbers, as given.
+        assert_eq!(name("hw:2,0"), "hw:2,0");
+        assert_eq!(name("hw:3,0"), "hw:3,0");
+        assert_eq!(name("hw:9,0"), "hw:9,0");
+        // Already stable, or not ALSA hardware: untouched.
+        assert_eq!(name("hw:CARD=Device,DEV=0"), "hw:CARD=Device,DEV=0");
+        assert_eq!(name("default"), "default");
+        assert_eq!(name("pulse:x"), "pulse:x");
+    }
 }

@@ -193,9 +193,16 @@ fn audio_inputs() -> Vec<AudioInput> {
     monitor("Audio/Source")
         .iter()
         .map(|d| {
+            // The name to put in `audio.source`: the card by its id, which
+            // stays when USB devices come up in another order.
             let alsa = element_device(d)
                 .filter(|(factory, _)| factory == "alsasrc")
-                .map(|(_, dev)| dev);
+                .map(|(_, dev)| {
+                    crate::media::discover::stable_alsa_name(
+                        &dev,
+                        std::path::Path::new("/proc/asound"),
+                    )
+                });
             let check = capture_check(d);
             AudioInput {
                 name: d.display_name().to_string(),
@@ -334,7 +341,7 @@ pub fn render_human(r: &ProbeReport) -> String {
         let dev = a
             .alsa_device
             .as_deref()
-            .map(|d| format!(" ({d})"))
+            .map(|d| format!(" (audio.source = \"alsa:{d}\")"))
             .unwrap_or_default();
         let _ = writeln!(s, "  {}{dev}: {status}", a.name);
     }
@@ -536,7 +543,7 @@ mod tests {
             "  USB Camera (/dev/video2)",
             "    MJPEG: 640x480@30",
             "    for 1280x720@30: MJPEG 640x480@30",
-            "  USB Audio (hw:1,0): cannot capture: could not be opened (busy or gone)",
+            "  USB Audio (audio.source = \"alsa:hw:1,0\"): cannot capture: could not be opened (busy or gone)",
             "  auto picks v4l2h264enc: v4l2h264enc is the best available (hardware)",
             "  v4l2jpegdec, jpegdec (MJPEG cameras use v4l2jpegdec)",
             "  /dev/gpiochip0",
