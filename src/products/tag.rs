@@ -102,7 +102,9 @@ impl Tagger {
         };
         match attempt(product, scale) {
             Attempt::Done(outcome) => outcome,
-            Attempt::Unstable => {
+            // An empty pan waits like a moving one: the farmer presses the
+            // button as the produce lands, before the scale has read it.
+            Attempt::Unstable | Attempt::Empty(_) => {
                 let until = now.checked_add(self.settle_wait).unwrap_or(now);
                 self.pending = Some(Pending {
                     product_id: product_id.to_string(),
@@ -124,7 +126,8 @@ impl Tagger {
             Attempt::Unstable if now >= pending.until => TagOutcome::Failed(TagError::Unstable(
                 now.saturating_duration_since(pending.since),
             )),
-            Attempt::Unstable => return None,
+            Attempt::Empty(failed) if now >= pending.until => failed,
+            Attempt::Unstable | Attempt::Empty(_) => return None,
         };
         self.pending = None;
         Some(outcome)
@@ -143,6 +146,8 @@ impl Tagger {
 enum Attempt {
     Done(TagOutcome),
     Unstable,
+    /// The pan is empty (or reads under zero): what to say if it stays so.
+    Empty(TagOutcome),
 }
 
 fn attempt(product: &ProductConfig, scale: Option<&ScaleState>) -> Attempt {
@@ -158,6 +163,12 @@ fn attempt(product: &ProductConfig, scale: Option<&ScaleState>) -> Attempt {
                 return failed(TagError::Scale(e.clone()));
             }
             match s.weight.filter(|_| s.stable) {
+                Some(w) if w.grams() <= 0 => {
+                    return match price::price(product, Some(w)) {
+                        Err(e) => Attempt::Empty(TagOutcome::Failed(e.into())),
+                        Ok(_) => Attempt::Unstable,
+                    }
+                }
                 Some(w) => Some(w),
                 None => return Attempt::Unstable,
             }
@@ -311,7 +322,19 @@ mod tests {
             ..ScaleState::default()
         };
         assert!(err(t.tag("mussels", Some(&broken), now)).contains("overloaded"));
-        assert!(err(t.tag("mussels", Some(&scale(0, true)), now)).contains("not above zero"));
+        // An empty pan waits for the produce, then says what is wrong.
+        assert!(matches!(
+            t.tag("mussels", Some(&scale(0, true)), now),
+            TagOutcome::Wait(_)
+        ));
+        assert_eq!(t.poll(Some(&scale(0, true)), now + WAIT / 2), None);
+        assert!(err(t.poll(Some(&scale(0, true)), now + WAIT).unwrap()).contains("not above zero"));
+        // The produce lands just after the press: tagged with its weight.
+        let _ = t.tag("mussels", Some(&scale(0, true)), now);
+        match t.poll(Some(&scale(1250, true)), now + WAIT / 4) {
+            Some(TagOutcome::Tagged(r)) => assert_eq!(r.price, "37.50"),
+            other => panic!("{other:?}"),
+        }
         // A fault while waiting ends the wait at once.
         let _ = t.tag("mussels", Some(&scale(900, false)), now);
         assert!(matches!(
