@@ -42,12 +42,27 @@ fn fleet(boxes: usize, tune: impl FnOnce(&mut SimOptions)) -> Fleet {
         sim.connected()
     );
     std::fs::write(dir.path().join("layer.toml"), LAYER).unwrap();
-    Fleet {
+    let f = Fleet {
         broker,
         dir,
         key,
         sim: Some(sim),
-    }
+    };
+    // Connected is not yet told: each box's `online` and first status must be
+    // at the broker before a push picks its canaries from them (under load
+    // a box whose status came late was taken for offline).
+    let told = || {
+        status_json(&f)
+            .iter()
+            .filter(|r| r["online"] == true && r["state"].is_string())
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || told() >= online),
+        "only {} of {online} boxes told their status",
+        told()
+    );
+    f
 }
 
 impl Fleet {

@@ -85,9 +85,18 @@ pub fn synthetic_video_head(source: &VideoSource) -> Option<String> {
                 .to_string(),
         ),
         // `sync` on the inter sink paces the file in real time; EOS rebuilds the
-        // pipeline, which loops the clip.
-        VideoSource::File(path) => Some(format!(
+        // pipeline, which loops the clip. A raw `.y4m` clip (the demo's and
+        // the benchmark's) is read as it is; anything else (mp4, mkv, ...)
+        // through decodebin: its video goes on, its sound (the microphone
+        // is the show's sound) into a sink that drops it.
+        VideoSource::File(path) if path.to_ascii_lowercase().ends_with(".y4m") => Some(format!(
             "filesrc location={} ! y4mdec",
+            quote(path)
+        )),
+        VideoSource::File(path) => Some(format!(
+            "filesrc location={} ! decodebin name=clip \
+             clip. ! audio/x-raw ! fakesink sync=false async=false \
+             clip. ! video/x-raw ! queue",
             quote(path)
         )),
         VideoSource::Auto | VideoSource::V4l2(_) => None,

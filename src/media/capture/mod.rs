@@ -301,12 +301,16 @@ impl Capture {
 
         let gen = self.camera_gen.fetch_add(1, Ordering::SeqCst) + 1;
         self.health.camera_started.store(false, Ordering::SeqCst);
+        // The picture's sink: a clip's sound goes to a fakesink beside it.
         let sink = camera
             .iterate_sinks()
             .into_iter()
             .flatten()
-            .next()
-            .ok_or_else(|| anyhow!("camera pipeline has no sink"))?;
+            .find(|e| {
+                e.factory()
+                    .is_some_and(|f| matches!(f.name().as_str(), "intervideosink" | "appsink"))
+            })
+            .ok_or_else(|| anyhow!("camera pipeline has no picture sink"))?;
         {
             let health = self.health.clone();
             let epoch = self.epoch;
