@@ -4,12 +4,10 @@
 use serde_json::json;
 
 use super::{hardware, remote, Shell};
-use crate::appliance::{
-    Core, Input, Light, MediaCmd, MqttOp, NotifyOp, Now, Output, Publish, Work,
-};
+use crate::appliance::{Input, Light, MediaCmd, MqttOp, NotifyOp, Now, Output, Publish, Work};
 
 impl Shell {
-    pub(super) fn carry_out(&mut self, core: &Core, now: Now, out: Output) -> Option<Input> {
+    pub(super) fn carry_out(&mut self, now: Now, out: Output) -> Option<Input> {
         match out {
             Output::Media(cmd) => self.media_cmd(cmd),
             Output::Light { light, on } => {
@@ -29,7 +27,7 @@ impl Shell {
                 None
             }
             Output::Publish(p) => {
-                self.publish(core, p);
+                self.publish(p);
                 None
             }
             Output::Work(w) => self.work(w),
@@ -148,7 +146,7 @@ impl Shell {
         });
     }
 
-    fn publish(&mut self, core: &Core, p: Publish) {
+    fn publish(&mut self, p: Publish) {
         if let (Publish::Status(status), Some(web)) = (&p, &self.web) {
             web.status(status);
         }
@@ -175,7 +173,6 @@ impl Shell {
             Publish::Reply(cmd, outcome) => mqtt.reply(&cmd, outcome),
             Publish::Config(reported) => mqtt.report_config(reported.to_json()),
         }
-        let _ = core;
     }
 
     fn work(&mut self, w: Work) -> Option<Input> {

@@ -245,7 +245,7 @@ impl Shell {
     fn drain(&mut self, core: &mut Core, now: Now, mut inputs: VecDeque<Input>) {
         loop {
             while let Some(out) = core.poll_output() {
-                if let Some(input) = self.carry_out(core, now, out) {
+                if let Some(input) = self.carry_out(now, out) {
                     inputs.push_back(input);
                 }
             }

@@ -470,6 +470,18 @@ impl Sim {
             .collect()
     }
 
+    /// The last status published.
+    pub fn last_status(&self) -> &crate::mqtt::payloads::Status {
+        self.seen
+            .iter()
+            .rev()
+            .find_map(|(_, s)| match s {
+                Seen::Publish(Publish::Status(st)) => Some(&**st),
+                _ => None,
+            })
+            .expect("a status was published")
+    }
+
     /// When the first thing matching `f` was seen after `since`.
     pub fn first_after(&self, since: Instant, f: impl Fn(&Seen) -> bool) -> Option<Instant> {
         self.seen

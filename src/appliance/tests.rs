@@ -242,15 +242,7 @@ fn a_tag_while_the_scale_settles_is_priced_once_it_is_stable() {
     assert_eq!(record["price"], "37.50", "{record}");
     assert_eq!(sim.events("product_tagged").len(), 1);
     sim.run_for(secs(6));
-    let sales = sim
-        .seen
-        .iter()
-        .rev()
-        .find_map(|(_, s)| match s {
-            Seen::Publish(Publish::Status(st)) => Some(st.sales.clone()),
-            _ => None,
-        })
-        .expect("a status");
+    let sales = sim.last_status().sales.clone();
     assert_eq!((sales.tags, sales.by_product["mussels"]), (1, 1));
     assert_eq!(sales.amount["CNY"], 37.5);
     let tagged = sim.events("product_tagged");
@@ -520,15 +512,7 @@ fn a_full_disk_or_a_silent_scale_asks_for_a_technician_on_the_status_light() {
         crate::gpio::tally::Pattern::Attention
     );
     sim.run_for(secs(6));
-    let status = sim
-        .seen
-        .iter()
-        .rev()
-        .find_map(|(_, s)| match s {
-            Seen::Publish(Publish::Status(st)) => Some(st),
-            _ => None,
-        })
-        .expect("a status");
+    let status = sim.last_status();
     assert!(
         status.errors["disk"].contains("100 MB free"),
         "{:?}",
@@ -581,15 +565,7 @@ fn a_lost_microphone_is_reopened_on_a_backoff_and_reported_once() {
     // Plugged back: found at the next try, the light and status clear.
     sim.mic_works = true;
     sim.run_for(secs(31));
-    let last = sim
-        .seen
-        .iter()
-        .rev()
-        .find_map(|(_, s)| match s {
-            Seen::Publish(Publish::Status(st)) => Some(st),
-            _ => None,
-        })
-        .expect("a status");
+    let last = sim.last_status();
     assert!(!last.errors.contains_key("mic"), "{:?}", last.errors);
     assert_eq!(sim.core.status_light(), crate::gpio::tally::Pattern::Off);
 }
