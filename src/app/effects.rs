@@ -88,6 +88,12 @@ impl Shell {
                 self.media.set_slate(on);
             }
             MediaCmd::CameraLost(lost) => self.media.set_camera_lost(lost),
+            MediaCmd::Encode(on) => {
+                if let Some(c) = capture {
+                    c.set_encoding(on);
+                    tracing::debug!(on, "encoder door");
+                }
+            }
             MediaCmd::LowerThird(text) => {
                 if let Some(c) = capture {
                     c.set_lower_third(text.as_deref());

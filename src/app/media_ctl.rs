@@ -91,7 +91,10 @@ impl MediaCtl {
         };
         if self.capture.is_none() {
             match Capture::new(settings, self.events.clone()) {
-                Ok(c) => self.capture = Some(c),
+                Ok(c) => {
+                    self.capture = Some(c);
+                    crate::media::warm_up::start();
+                }
                 Err(e) => return Some(MediaReport::CaptureFailed(format!("{e:#}"))),
             }
         }
@@ -337,6 +340,11 @@ impl MediaCtl {
             frames_out: self.capture.as_ref().map(|c| {
                 c.health()
                     .frames_out
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            }),
+            frames_in: self.capture.as_ref().map(|c| {
+                c.health()
+                    .frames_in
                     .load(std::sync::atomic::Ordering::Relaxed)
             }),
             links: self.link_samples(),

@@ -101,6 +101,10 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
     let (scale_tx, mut scale_rx) = mpsc::unbounded_channel();
     let (disk_tx, mut disk_rx) = mpsc::unbounded_channel();
     tracing::info!(device = %config.device_id, destinations = config.destinations.len(), "farmcast starting");
+    if !crate::tcp_nodelay::interposed() {
+        // Built without build.rs's export: every RTMP start waits out delayed ACKs.
+        tracing::warn!("TCP_NODELAY is not applied to GStreamer's connections: going live takes about 130 ms longer");
+    }
     // The phone page (src/web): its requests arrive on `web_rx`.
     let (web, mut web_rx) = crate::web::start(&config, &config_dir).unzip();
     let mut shell = Shell {

@@ -123,6 +123,8 @@ pub struct EncoderInfo {
 pub struct HealthSample {
     /// Encoded frames since the capture was built (`None`: no capture).
     pub frames_out: Option<u64>,
+    /// Frames that reached the encoder's door, open or closed.
+    pub frames_in: Option<u64>,
     /// Congestion samples of the destinations that are up.
     pub links: Vec<(String, LinkSample)>,
     /// Frames dropped on the way to the destinations.
@@ -212,6 +214,12 @@ pub enum MediaCmd {
     StartRecorder(PathBuf),
     StopRecorder,
     Slate(bool),
+    /// Open (`true`) or close the door in front of the video encoder. Closed
+    /// in standby: nobody watches, so the encoder (most of the box's CPU)
+    /// gets no frames; the picture still reaches the door (the phone's
+    /// preview is taken there) and the first frame after it opens is a
+    /// keyframe (the consumers ask for one when they start).
+    Encode(bool),
     /// The core knows the camera is lost (or back): a stall is reported once.
     CameraLost(bool),
     LowerThird(Option<String>),

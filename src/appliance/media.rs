@@ -9,13 +9,16 @@ use std::time::{Duration, Instant};
 use super::{Core, EncoderInfo, HealthSample, MediaCmd, MediaReport, Now, Output, Work};
 use crate::config::Config;
 use crate::media::abr::{AbrController, AbrSettings};
-use crate::show::{Command, Input as ShowInput, LinkState};
+use crate::show::{Command, Input as ShowInput, LinkState, State};
 
 /// A failed recorder is started again after this long.
 pub const RECORDER_RETRY: Duration = Duration::from_secs(5);
 
-/// How often a down RTMP server is probed with a bare TCP connect.
-pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// How often a down RTMP server is probed with a bare TCP connect: what a
+/// server's return waits for before the box reconnects, half of it on
+/// average (the reconnect then takes about 50 ms to the first frame). Seven
+/// SYNs a second to a server that is down cost nothing worth saving.
+pub const PROBE_EVERY: Duration = Duration::from_millis(150);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Recorder {
@@ -43,10 +46,13 @@ pub struct MediaState {
     /// The show machine was told the camera is lost (a ready capture is then
     /// the camera restored).
     camera_lost: bool,
-    /// Down servers that could not be reached, and when each was last
-    /// probed (`None`: not yet, probed at the next health tick).
-    probes: HashMap<String, Option<Instant>>,
-    /// Encoded frames per second, smoothed over about a second.
+    /// Down servers that could not be reached, and when each is probed next.
+    probes: HashMap<String, Instant>,
+    /// The encoder's door was last told open (see `MediaCmd::Encode`); a
+    /// new capture starts open.
+    pub encoding: bool,
+    /// Encoded frames per second (frames at the closed door in standby),
+    /// smoothed over about a second.
     pub fps: f64,
     last_frames: Option<(u64, Instant)>,
     pub dropped_frames: u64,
@@ -66,6 +72,7 @@ impl MediaState {
             recorder: Recorder::Off,
             camera_lost: false,
             probes: HashMap::new(),
+            encoding: true,
             fps: 0.0,
             last_frames: None,
             dropped_frames: 0,
@@ -79,7 +86,8 @@ impl MediaState {
             Recorder::RetryAt(t) => Some(t),
             _ => None,
         };
-        [recorder, self.mic.poll_timeout()]
+        let probe = self.probes.values().min().copied();
+        [recorder, self.mic.poll_timeout(), probe]
             .into_iter()
             .flatten()
             .min()
@@ -110,6 +118,9 @@ pub fn abr_for(config: &Config, encoder: &EncoderInfo) -> AbrController {
 
 impl Core {
     pub(super) fn media_built(&mut self, info: EncoderInfo) {
+        // A new capture starts with its encoder's door open.
+        self.media.encoding = true;
+        self.sync_encoder_door();
         self.media.abr = abr_for(&self.config, &info);
         self.media.encoder = info;
         self.media.decimation = 1;
@@ -159,7 +170,10 @@ impl Core {
             } => {
                 self.media.abr.forget(&name);
                 if unreachable {
-                    self.media.probes.entry(name.clone()).or_insert(None);
+                    self.media
+                        .probes
+                        .entry(name.clone())
+                        .or_insert(now.at + PROBE_EVERY);
                 } else {
                     // Reached and refused (a bad key, a duplicate publish):
                     // left to the backoff, not hammered.
@@ -253,6 +267,7 @@ impl Core {
 
     /// The recorder's retry, when due; the microphone's.
     pub(super) fn media_timers(&mut self, now: Now) {
+        self.probe_down_links(now.at);
         if self.media.mic.due(now.at) {
             self.media.mic.asked();
             self.media_cmd(MediaCmd::StartMic);
@@ -284,13 +299,34 @@ impl Core {
         }
     }
 
+    /// The encoder works only while a show wants frames: from the press
+    /// (before the destinations connect, so the first keyframe is on its way
+    /// while they do) until the show is over. In standby it rests, and so
+    /// does most of the CPU (BENCHMARKS.md, section `standby`).
+    pub(super) fn sync_encoder_door(&mut self) {
+        let wanted = self.show.state() != State::Standby;
+        if wanted != self.media.encoding {
+            self.media.encoding = wanted;
+            // The frames counted change meaning: start the rate afresh.
+            self.media.last_frames = None;
+            self.media_cmd(MediaCmd::Encode(wanted));
+        }
+    }
+
     /// The health tick: frames, stalls, the watchdog, the bitrate, probes,
     /// the recorder.
     pub(super) fn health(&mut self, now: Now, sample: HealthSample) {
         if let Some(why) = sample.stalled {
             self.on_media(now, MediaReport::CameraLost(why));
         }
-        if let Some(frames) = sample.frames_out {
+        // What proves the pipeline runs: encoded frames while the encoder
+        // works, frames at its door while it rests.
+        let frames = if self.media.encoding {
+            sample.frames_out
+        } else {
+            sample.frames_in
+        };
+        if let Some(frames) = frames {
             if let Some((last, at)) = self.media.last_frames {
                 let dt = now.at.saturating_duration_since(at).as_secs_f64();
                 if dt > 0.0 {
@@ -306,12 +342,9 @@ impl Core {
         }
         self.media.dropped_frames = sample.dropped_frames;
         self.media.bitrates = sample.bitrates;
-        let feed = self.watchdog.tick(
-            now.at,
-            sample.frames_out,
-            self.show.state(),
-            self.show.status().slate,
-        );
+        let feed = self
+            .watchdog
+            .tick(now.at, frames, self.show.state(), self.show.status().slate);
         if feed {
             self.out
                 .push_back(Output::Notify(super::NotifyOp::Watchdog));
@@ -383,7 +416,7 @@ impl Core {
     }
 
     /// While a destination is down because its server could not be reached,
-    /// probe the server every half second: when it answers, reconnect at
+    /// probe the server every `PROBE_EVERY`: when it answers, reconnect at
     /// once rather than up to a whole backoff later. SRT (UDP) has nothing
     /// to probe; the shell answers only for RTMP.
     fn probe_down_links(&mut self, now: Instant) {
@@ -396,9 +429,9 @@ impl Core {
             .map(|d| d.name)
             .collect();
         self.media.probes.retain(|name, _| down.contains(name));
-        for (name, last) in self.media.probes.iter_mut() {
-            if last.is_none_or(|t| now >= t + PROBE_EVERY) {
-                *last = Some(now);
+        for (name, due) in self.media.probes.iter_mut() {
+            if now >= *due {
+                *due = now + PROBE_EVERY;
                 self.out.push_back(Output::Probe(name.clone()));
             }
         }

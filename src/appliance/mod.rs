@@ -242,6 +242,7 @@ impl Core {
         let before = self.show.state();
         self.show.handle(now.at, input);
         self.drain_show(now);
+        self.sync_encoder_door();
         let after = self.show.state();
         if after != before {
             if before == State::Stopping && after == State::Standby {

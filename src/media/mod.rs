@@ -28,6 +28,7 @@ pub mod recorder;
 pub mod send_buffer;
 mod snapshot;
 pub mod tls_trust;
+pub mod warm_up;
 
 use std::sync::Once;
 

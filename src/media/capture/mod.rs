@@ -63,6 +63,8 @@ pub struct CaptureSettings {
 pub struct Health {
     /// Encoded video frames handed to the appsink since start.
     pub frames_out: AtomicU64,
+    /// Raw frames that reached the encoder's door, open or closed.
+    pub frames_in: AtomicU64,
     /// Frames the camera delivered since start.
     pub camera_frames: AtomicU64,
     /// Monotonic time of the last camera frame, in ns since `epoch`.
@@ -98,6 +100,8 @@ pub struct Capture {
     epoch: Instant,
     last_raw: Arc<Mutex<Option<gst::Sample>>>,
     decimation: Arc<AtomicU64>,
+    /// The encoder's door is open (see [`Capture::set_encoding`]).
+    encoding: Arc<AtomicBool>,
     video_channel: String,
     audio_channel: String,
     events: EventTx,
@@ -144,11 +148,13 @@ impl Capture {
             }
         }
 
-        // In front of the encoder: keep the last raw frame (a reference, no
-        // copy) for JPEG snapshots, and drop frames when adaptive bitrate asks
+        // In front of the encoder (its door): keep the last raw frame (a
+        // reference, no copy) for JPEG snapshots, drop every frame while the
+        // door is closed (standby), and drop frames when adaptive bitrate asks
         // for a lower frame rate (1 of every `decimation` frames is kept).
         let last_raw = Arc::new(Mutex::new(None));
         let decimation = Arc::new(AtomicU64::new(1));
+        let encoding = Arc::new(AtomicBool::new(true));
         let controls = EncodeControls::find(
             &encode,
             settings.encoder.bitrate_control.clone(),
@@ -157,11 +163,15 @@ impl Capture {
         if let Some(pad) = controls.encoder().and_then(|e| e.static_pad("sink")) {
             let last = last_raw.clone();
             let keep_one_in = decimation.clone();
+            let open = encoding.clone();
+            let health = health.clone();
             let seen = AtomicU64::new(0);
             pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                health.frames_in.fetch_add(1, Ordering::Relaxed);
+                let open = open.load(Ordering::Relaxed);
                 let seen = seen.fetch_add(1, Ordering::Relaxed) + 1;
                 let n = keep_one_in.load(Ordering::Relaxed).max(1);
-                if n > 1 && !seen.is_multiple_of(n) {
+                if open && n > 1 && !seen.is_multiple_of(n) {
                     return gst::PadProbeReturn::Drop;
                 }
                 if let Some(buffer) = info.buffer() {
@@ -173,8 +183,15 @@ impl Capture {
                         *slot = Some(sample);
                     }
                 }
-                gst::PadProbeReturn::Ok
+                if open {
+                    gst::PadProbeReturn::Ok
+                } else {
+                    gst::PadProbeReturn::Drop
+                }
             });
+        } else {
+            // Passthrough: no encoder, no door; what comes in goes out.
+            count_buffers(&video_sink.static_pad("sink"), &health, |h| &h.frames_in);
         }
 
         let tx = events.clone();
@@ -220,6 +237,7 @@ impl Capture {
             epoch: Instant::now(),
             last_raw,
             decimation,
+            encoding,
             video_channel,
             audio_channel,
             events,
@@ -480,6 +498,13 @@ impl Capture {
     pub fn set_frame_decimation(&self, n: u32) {
         self.decimation
             .store(u64::from(n.max(1)), Ordering::Relaxed);
+    }
+
+    /// Open or close the encoder's door (`appliance::MediaCmd::Encode`).
+    /// Closed, no frame reaches the encoder: it does no work. Opening needs
+    /// nothing else: every consumer asks for a keyframe as it starts.
+    pub fn set_encoding(&self, on: bool) {
+        self.encoding.store(on, Ordering::Relaxed);
     }
 
     /// Show or hide the slate over the picture.
