@@ -368,6 +368,11 @@ impl MediaCtl {
     /// bitrate; their TCP send buffers are capped on the way (see
     /// `media::send_buffer`).
     fn link_samples(&mut self) -> Vec<(String, crate::media::link_signal::LinkSample)> {
+        if self.destinations.is_empty() {
+            // Standby: no socket to read (the table costs a scan of every
+            // TCP connection of the machine).
+            return Vec::new();
+        }
         // One read of the kernel's TCP table serves every destination.
         let table = crate::media::proc_net::read_tcp_tables();
         // From the TCP connect on, before the first media bytes.

@@ -84,8 +84,10 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
         session,
         reported,
     } = loaded;
-    // The farmer's product edits from the phone page: a layer over all others.
+    // The farmer's product edits and pasted servers from the phone page: a
+    // layer over all others.
     crate::web::products::apply_saved(&mut config);
+    crate::web::push::apply_saved_servers(&mut config);
     crate::media::init()?;
     if let Some(ca) = &config.live.tls_ca_file {
         // A bad file leaves the system's CAs: rtmps:// then says which

@@ -24,9 +24,41 @@ pub fn start() {
                 let _ = parse_pipeline(&plan::destination_pipeline(transport), "warm-up");
             }
             proxy_lookup("rtmp://127.0.0.1:1935");
+            refused_connect();
         });
     if let Err(e) = spawned {
         tracing::debug!(error = %e, "no warm-up thread; the first go-live is slower");
+    }
+}
+
+/// A `GSocketClient` connect to a port nobody listens on (refused at once,
+/// nothing leaves the box): the rest of GIO's first-connect set-up (its
+/// network monitor, resolver and connection types).
+fn refused_connect() {
+    // SAFETY: the client and the error are ours and freed here; a
+    // connection (none is expected) would be closed by its unref.
+    unsafe {
+        let _ = gio_sys::g_network_monitor_get_default();
+        let client = gio_sys::g_socket_client_new();
+        if client.is_null() {
+            return;
+        }
+        let mut err: *mut glib_sys::GError = std::ptr::null_mut();
+        let host = c"127.0.0.1";
+        let conn = gio_sys::g_socket_client_connect_to_host(
+            client,
+            host.as_ptr(),
+            1,
+            std::ptr::null_mut(),
+            &mut err,
+        );
+        if !conn.is_null() {
+            gobject_sys::g_object_unref(conn.cast());
+        }
+        if !err.is_null() {
+            glib_sys::g_error_free(err);
+        }
+        gobject_sys::g_object_unref(client.cast());
     }
 }
 
