@@ -109,6 +109,9 @@ impl Shell {
                     c.set_scale_step(step);
                 }
             }
+            MediaCmd::SwitchEncoder(element) => {
+                return self.media.switch_encoder(&element).map(Input::Media)
+            }
             MediaCmd::Rebuild(config) => {
                 let new = super::media_ctl::MediaCtl::new(&config, self.media_tx.clone());
                 let mut old = std::mem::replace(&mut self.media, new);

@@ -34,6 +34,8 @@ pub struct MediaCtl {
     /// its pipeline so a down link can be probed cheaply.
     remotes: HashMap<String, std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>>,
     encoder: EncoderInfo,
+    /// The config's `[video]`, for the fragments of an encoder switched to.
+    video: crate::config::VideoConfig,
     events: EventTx,
 }
 
@@ -66,6 +68,7 @@ impl MediaCtl {
             recorder_starts: (None, 0),
             remotes: HashMap::new(),
             encoder,
+            video: config.video.clone(),
             events,
         }
     }
@@ -243,6 +246,47 @@ impl MediaCtl {
         }
     }
 
+    /// The core's fallback: `element` in place of the failed encoder, in
+    /// the running pipeline (the destinations stay connected). A switch
+    /// that does not work is the new encoder's failure, for the core to go
+    /// on down.
+    pub fn switch_encoder(&mut self, element: &str) -> Option<MediaReport> {
+        let s = encoder::settings(element, &self.video);
+        let plan = EncoderPlan {
+            input_caps: s.input_caps,
+            element_desc: s.element_desc,
+            output_caps: s.output_caps,
+            bitrate_control: s.bitrate_control,
+        };
+        if let Some(settings) = &mut self.settings {
+            // A capture built again later starts with it too.
+            settings.encoder = plan.clone();
+        }
+        let capture = self.capture.as_mut()?;
+        let started = std::time::Instant::now();
+        match capture.swap_encoder(plan) {
+            Ok(()) => {
+                tracing::warn!(
+                    encoder = element,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "encoder switched within the show"
+                );
+                self.encoder.name = element.to_string();
+                None
+            }
+            Err(e) => Some(MediaReport::EncoderFailed {
+                element: element.to_string(),
+                why: format!("{e:#}"),
+            }),
+        }
+    }
+
+    pub fn simulate_encoder_failure(&self) {
+        if let Some(c) = &self.capture {
+            c.simulate_encoder_failure();
+        }
+    }
+
     pub fn simulate_camera(&mut self, fault: CameraFault) {
         if let Some(c) = &mut self.capture {
             c.simulate_camera(fault);
@@ -255,6 +299,10 @@ impl MediaCtl {
         Some(match ev {
             MediaEvent::CaptureReady => MediaReport::CaptureReady,
             MediaEvent::CaptureFailed(why) => MediaReport::CaptureFailed(why.text),
+            MediaEvent::EncoderFailed { element, failure } => MediaReport::EncoderFailed {
+                element,
+                why: failure.text,
+            },
             MediaEvent::CameraLost(why) => {
                 if self.capture.as_ref().is_some_and(|c| c.is_clip())
                     && why.fault == Fault::EndOfClip
@@ -399,8 +447,26 @@ pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, EncoderInfo
     crate::media::init()?;
     let video_source = config.video.source.clone();
     let audio_source = config.audio.source.clone();
-    let choice = encoder::choose(&config.video.encoder, &encoder::registry_available)
-        .map_err(|e| anyhow!("video.encoder: {e}"))?;
+    let available = &encoder::registry_available;
+    let choice = if config.video.passthrough {
+        // Nothing is encoded: no trials.
+        encoder::choose(&config.video.encoder, available)
+    } else {
+        // Listed is not working: each candidate encodes a few frames first
+        // (in parallel, bounded), and the ones that did are the fallbacks.
+        let candidates = encoder::candidates(&config.video.encoder, available);
+        let trials = crate::media::encoder_trial::try_all(&candidates, &config.video);
+        for (element, result) in &trials {
+            match result {
+                Ok(()) => tracing::info!(element, "encoder trial: works"),
+                Err(why) => tracing::warn!(element, why, "encoder trial: fails"),
+            }
+        }
+        encoder::choose_working(&config.video.encoder, available, &|e| {
+            trials.get(e).cloned()
+        })
+    }
+    .map_err(|e| anyhow!("video.encoder: {e}"))?;
     if config.video.passthrough {
         tracing::info!(
             "video.passthrough: the camera's own H.264 goes out as it is; no slate, no lower third"
@@ -441,12 +507,16 @@ pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, EncoderInfo
             EncoderInfo {
                 name: "passthrough".to_string(),
                 resizable: false,
+                reason: "video.passthrough".to_string(),
+                fallbacks: Vec::new(),
             }
         } else {
             EncoderInfo {
                 // Only software encoders take a new picture size mid-stream.
                 resizable: encoder::takes_new_size(&choice.element),
                 name: choice.element,
+                reason: choice.reason,
+                fallbacks: choice.fallbacks,
             }
         },
     ))

@@ -316,6 +316,10 @@ impl Shell {
                 tracing::info!(gone, "simulated microphone fault");
                 self.media.simulate_mic(gone);
             }
+            SimEvent::EncoderFail => {
+                tracing::info!("simulated encoder failure");
+                self.media.simulate_encoder_failure();
+            }
             SimEvent::Weight(kg) => match &self.sim_feed {
                 Some(feed) => feed.set(kg),
                 None => tracing::warn!("`weight` from the sim, but scale.kind is not \"sim\""),

@@ -20,6 +20,7 @@
 //! the fleet layers on disk, threads. See `docs/design.md`.
 
 mod commands;
+mod encoder;
 mod fleet;
 mod io;
 mod lights;

@@ -78,6 +78,18 @@ pub const RANKING: &[KnownEncoder] = &[
         package: "nvidia-l4t-gstreamer (JetPack)",
         takes_new_size: false,
     },
+    // libav's wrapper of FFmpeg's `h264_omx`: the OpenMAX IL encoder, which
+    // on a Raspberry Pi under the older Raspberry Pi OS (with /opt/vc's
+    // libopenmaxil.so) drives the VideoCore's hardware encoder. Newer
+    // systems still list it (gstreamer1.0-libav registers every FFmpeg
+    // encoder) but cannot open it, so it is last of the hardware ones and,
+    // like every encoder, used only once it encoded frames here.
+    KnownEncoder {
+        element: "avenc_h264_omx",
+        hardware: true,
+        package: "gstreamer1.0-libav (OpenMAX IL, older Raspberry Pi OS)",
+        takes_new_size: false,
+    },
     KnownEncoder {
         element: "x264enc",
         hardware: false,
@@ -97,9 +109,15 @@ pub const RANKING: &[KnownEncoder] = &[
 pub struct EncoderChoice {
     pub element: String,
     pub hardware: bool,
-    /// "auto: v4l2h264enc is the best available (hardware)" or "configured".
+    /// "auto: v4l2h264enc is the best that encodes here (hardware)" or "configured".
     pub reason: String,
+    /// The encoders that encoded frames here and come after it, best
+    /// first: what a show falls back to when it fails mid-show.
+    pub fallbacks: Vec<String>,
 }
+
+/// What encoding a few frames with an element gave (`Err`: why not).
+pub type TrialResult = Result<(), String>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EncoderError {
@@ -110,6 +128,8 @@ pub enum EncoderError {
     },
     #[error("no H.264 encoder found on this box; install gstreamer1.0-plugins-ugly (x264enc) or a hardware encoder plugin")]
     NoneAvailable,
+    #[error("no H.264 encoder encodes on this box ({failures}); install gstreamer1.0-plugins-ugly (x264enc)")]
+    NoneWorks { failures: String },
 }
 
 fn list_or_none(v: &[String]) -> String {
@@ -162,6 +182,7 @@ pub fn choose(
             element: best.element.to_string(),
             hardware: best.hardware,
             reason: format!("auto: {} is the best available ({kind})", best.element),
+            fallbacks: Vec::new(),
         });
     };
     if !available(configured) {
@@ -180,6 +201,103 @@ pub fn choose(
         element: configured.to_string(),
         hardware,
         reason: "configured".into(),
+        fallbacks: Vec::new(),
+    })
+}
+
+fn kind(element: &str) -> &'static str {
+    if known(element).is_some_and(|k| k.hardware) {
+        "hardware"
+    } else {
+        "software"
+    }
+}
+
+/// The encoders worth encoding a few frames with for `configured`, best
+/// first: for `auto` every ranked encoder present; for a named one, it and
+/// then the software encoders present (where a box whose named encoder
+/// fails goes on).
+pub fn candidates(configured: &VideoEncoder, available: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let present = present(available);
+    match configured {
+        VideoEncoder::Auto => present.iter().map(|k| k.element.to_string()).collect(),
+        VideoEncoder::Element(name) => std::iter::once(name.clone())
+            .filter(|n| available(n))
+            .chain(
+                present
+                    .iter()
+                    .filter(|k| !k.hardware && k.element != name)
+                    .map(|k| k.element.to_string()),
+            )
+            .collect(),
+    }
+}
+
+/// Resolve `video.encoder` against what encodes here, not merely what the
+/// registry lists: `tried(element)` is what encoding a few frames with it
+/// gave (`None`: not tried, which counts as failing). `auto` takes the best
+/// of [`candidates`] that encoded; a named encoder that fails gives way to
+/// the best one that works, and says so. Pure: the trials ran before.
+pub fn choose_working(
+    configured: &VideoEncoder,
+    available: &dyn Fn(&str) -> bool,
+    tried: &dyn Fn(&str) -> Option<TrialResult>,
+) -> Result<EncoderChoice, EncoderError> {
+    if matches!(configured, VideoEncoder::Element(_)) {
+        // The registry's answer first: a name that is not there at all is a
+        // config mistake, said as before.
+        choose(configured, available)?;
+    }
+    let all = candidates(configured, available);
+    if all.is_empty() {
+        return Err(EncoderError::NoneAvailable);
+    }
+    let failure = |e: &str| match tried(e) {
+        Some(Ok(())) => None,
+        Some(Err(why)) => Some(why),
+        None => Some("not tried".to_string()),
+    };
+    let works: Vec<&String> = all.iter().filter(|e| failure(e).is_none()).collect();
+    let failed: Vec<String> = all
+        .iter()
+        .filter_map(|e| failure(e).map(|why| format!("{e} fails: {why}")))
+        .collect();
+    let Some(&chosen) = works.first() else {
+        return Err(EncoderError::NoneWorks {
+            failures: failed.join("; "),
+        });
+    };
+    let fallbacks = works[1..].iter().map(|e| e.to_string()).collect();
+    // What was passed over, best first, so status and probe say why the
+    // hardware encoder is not the one in use.
+    let passed_over: Vec<&String> = all.iter().take_while(|e| *e != chosen).collect();
+    let skipped = failed
+        .iter()
+        .filter(|f| passed_over.iter().any(|e| f.starts_with(&format!("{e} "))))
+        .cloned()
+        .collect::<Vec<_>>();
+    let why_not = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", skipped.join("; "))
+    };
+    let reason = match configured {
+        VideoEncoder::Auto => {
+            format!(
+                "auto: {chosen} is the best that encodes here ({}){why_not}",
+                kind(chosen)
+            )
+        }
+        VideoEncoder::Element(name) if name == chosen => "configured".to_string(),
+        VideoEncoder::Element(name) => {
+            format!("video.encoder = \"{name}\" does not encode here, {chosen} does{why_not}")
+        }
+    };
+    Ok(EncoderChoice {
+        element: chosen.clone(),
+        hardware: known(chosen).is_some_and(|k| k.hardware),
+        reason,
+        fallbacks,
     })
 }
 
@@ -327,6 +445,14 @@ pub fn settings(element: &str, v: &VideoConfig) -> EncoderSettings {
                 unit: BitrateUnit::Bps,
             },
         },
+        // FFmpeg's omx encoder takes only planar 4:2:0; its generic options
+        // are read when the codec opens, so the bitrate is fixed while live.
+        "avenc_h264_omx" => EncoderSettings {
+            input_caps: "video/x-raw,format=I420".into(),
+            element_desc: format!("avenc_h264_omx name={name} bitrate={bps} gop-size={gop}"),
+            output_caps: "video/x-h264".into(),
+            bitrate_control: BitrateControl::None,
+        },
         "nvv4l2h264enc" => EncoderSettings {
             input_caps: nv12,
             // The Jetson encoder only takes NVMM memory: nvvidconv uploads.
@@ -406,6 +532,115 @@ mod tests {
             c.reason,
             "auto: v4l2h264enc is the best available (hardware)"
         );
+    }
+
+    /// A trial table: these elements encode, the rest of `present` fail.
+    fn trials(works: &'static [&'static str]) -> impl Fn(&str) -> Option<TrialResult> {
+        move |n: &str| {
+            Some(if works.contains(&n) {
+                Ok(())
+            } else {
+                Err("not-negotiated".to_string())
+            })
+        }
+    }
+
+    /// `auto` takes the best encoder that encoded frames, not the best the
+    /// registry lists; the ones that encoded after it are its fallbacks.
+    #[test]
+    fn auto_picks_the_best_that_encodes() {
+        let here = only(&["avenc_h264_omx", "x264enc", "openh264enc"]);
+        let c = choose_working(
+            &VideoEncoder::Auto,
+            &here,
+            &trials(&["x264enc", "openh264enc"]),
+        )
+        .unwrap();
+        assert_eq!(c.element, "x264enc");
+        assert!(!c.hardware);
+        assert_eq!(c.fallbacks, ["openh264enc"]);
+        assert_eq!(
+            c.reason,
+            "auto: x264enc is the best that encodes here (software); avenc_h264_omx fails: not-negotiated"
+        );
+        // Everything encodes: the hardware one, with both software ones behind it.
+        let c = choose_working(
+            &VideoEncoder::Auto,
+            &here,
+            &trials(&["avenc_h264_omx", "x264enc", "openh264enc"]),
+        )
+        .unwrap();
+        assert_eq!(c.element, "avenc_h264_omx");
+        assert!(c.hardware);
+        assert_eq!(c.fallbacks, ["x264enc", "openh264enc"]);
+        assert_eq!(
+            c.reason,
+            "auto: avenc_h264_omx is the best that encodes here (hardware)"
+        );
+        // A failure below the chosen one is no reason to mention it.
+        let c = choose_working(
+            &VideoEncoder::Auto,
+            &here,
+            &trials(&["avenc_h264_omx", "x264enc"]),
+        )
+        .unwrap();
+        assert_eq!(c.fallbacks, ["x264enc"]);
+        assert!(!c.reason.contains("openh264enc"), "{}", c.reason);
+        // Nothing encodes: every failure is named.
+        let e = choose_working(&VideoEncoder::Auto, &here, &trials(&[])).unwrap_err();
+        let text = e.to_string();
+        for name in ["avenc_h264_omx", "x264enc", "openh264enc"] {
+            assert!(
+                text.contains(&format!("{name} fails: not-negotiated")),
+                "{text}"
+            );
+        }
+        // Not tried counts as failing.
+        let e = choose_working(&VideoEncoder::Auto, &here, &|_| None).unwrap_err();
+        assert!(e.to_string().contains("x264enc fails: not tried"), "{e}");
+        assert_eq!(
+            choose_working(&VideoEncoder::Auto, &only(&[]), &trials(&[])).unwrap_err(),
+            EncoderError::NoneAvailable
+        );
+    }
+
+    /// A named encoder is used when it encodes; when it does not, the best
+    /// software one that does, said in the reason; a name the registry
+    /// lacks is the config mistake it was.
+    #[test]
+    fn a_named_encoder_that_fails_gives_way() {
+        let here = only(&["v4l2h264enc", "x264enc", "openh264enc"]);
+        let named = element("v4l2h264enc");
+        assert_eq!(
+            candidates(&named, &here),
+            ["v4l2h264enc", "x264enc", "openh264enc"]
+        );
+        let c = choose_working(
+            &named,
+            &here,
+            &trials(&["v4l2h264enc", "x264enc", "openh264enc"]),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.element.as_str(), c.reason.as_str()),
+            ("v4l2h264enc", "configured")
+        );
+        assert_eq!(c.fallbacks, ["x264enc", "openh264enc"]);
+        let c = choose_working(&named, &here, &trials(&["openh264enc"])).unwrap();
+        assert_eq!(c.element, "openh264enc");
+        assert_eq!(
+            c.reason,
+            "video.encoder = \"v4l2h264enc\" does not encode here, openh264enc does; \
+             v4l2h264enc fails: not-negotiated; x264enc fails: not-negotiated"
+        );
+        assert!(c.fallbacks.is_empty());
+        // A named software encoder falls back to the other software one only.
+        assert_eq!(
+            candidates(&element("openh264enc"), &here),
+            ["openh264enc", "x264enc"]
+        );
+        let e = choose_working(&element("nosuchenc"), &here, &trials(&["x264enc"])).unwrap_err();
+        assert!(matches!(e, EncoderError::NotAvailable { .. }), "{e}");
     }
 
     #[test]
@@ -499,8 +734,19 @@ mod tests {
             assert!(s
                 .element_desc
                 .contains(&format!("name={ENCODER_ELEMENT_NAME}")));
-            assert_ne!(s.bitrate_control, BitrateControl::None, "{}", k.element);
+            // libav reads its bitrate when the codec opens, never while live.
+            let live = k.element != "avenc_h264_omx";
+            assert_eq!(
+                s.bitrate_control != BitrateControl::None,
+                live,
+                "{}",
+                k.element
+            );
         }
+        let s = settings("avenc_h264_omx", &v);
+        assert!(
+            s.element_desc.contains("bitrate=2500000 ") && s.element_desc.ends_with("gop-size=60")
+        );
     }
 
     #[test]

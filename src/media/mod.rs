@@ -18,6 +18,7 @@ mod controls;
 pub mod destination;
 pub mod discover;
 pub mod encoder;
+pub mod encoder_trial;
 pub mod fault;
 pub mod link_signal;
 pub mod modes;
@@ -42,6 +43,12 @@ pub enum MediaEvent {
     CaptureReady,
     /// The encode pipeline could not start (missing encoder, bad pipeline).
     CaptureFailed(Failure),
+    /// The encoder element (`element`, its factory) failed in the running
+    /// encode pipeline; the errors that follow from it are not reported.
+    EncoderFailed {
+        element: String,
+        failure: Failure,
+    },
     /// The camera stopped delivering frames, its pipeline failed or (a clip,
     /// `Fault::EndOfClip`) it reached its end.
     CameraLost(Failure),

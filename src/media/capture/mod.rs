@@ -22,6 +22,7 @@ use super::controls::EncodeControls;
 use super::plan::{self, AudioSource, EncoderPlan, RawFormat, VideoSource};
 pub use super::snapshot::Snapshotter;
 
+mod encoder_swap;
 mod mic;
 mod passthrough;
 use super::{EventTx, Failure, Fault, MediaEvent};
@@ -98,6 +99,8 @@ pub struct Capture {
     epoch: Instant,
     last_raw: Arc<Mutex<Option<gst::Sample>>>,
     decimation: Arc<AtomicU64>,
+    /// The encoder failed; set until another is swapped in (`encoder_swap`).
+    encoder_down: Arc<AtomicBool>,
     video_channel: String,
     audio_channel: String,
     events: EventTx,
@@ -144,9 +147,7 @@ impl Capture {
             }
         }
 
-        // In front of the encoder: keep the last raw frame (a reference, no
-        // copy) for JPEG snapshots, and drop frames when adaptive bitrate asks
-        // for a lower frame rate (1 of every `decimation` frames is kept).
+        // In front of the encoder: snapshots and frame decimation.
         let last_raw = Arc::new(Mutex::new(None));
         let decimation = Arc::new(AtomicU64::new(1));
         let controls = EncodeControls::find(
@@ -154,37 +155,10 @@ impl Capture {
             settings.encoder.bitrate_control.clone(),
             (settings.raw.width, settings.raw.height),
         );
-        if let Some(pad) = controls.encoder().and_then(|e| e.static_pad("sink")) {
-            let last = last_raw.clone();
-            let keep_one_in = decimation.clone();
-            let seen = AtomicU64::new(0);
-            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-                let seen = seen.fetch_add(1, Ordering::Relaxed) + 1;
-                let n = keep_one_in.load(Ordering::Relaxed).max(1);
-                if n > 1 && !seen.is_multiple_of(n) {
-                    return gst::PadProbeReturn::Drop;
-                }
-                if let Some(buffer) = info.buffer() {
-                    let sample = gst::Sample::builder()
-                        .buffer(buffer)
-                        .caps_if_some(pad.current_caps().as_ref())
-                        .build();
-                    if let Ok(mut slot) = last.lock() {
-                        *slot = Some(sample);
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            });
-        }
+        encoder_swap::watch_encoder_input(controls.encoder(), &last_raw, &decimation);
 
-        let tx = events.clone();
-        bus::watch(&encode, move |msg| {
-            if let gst::MessageView::Error(err) = msg.view() {
-                let e = BusError::from_message(err);
-                tracing::error!(error = %e, "encode pipeline failed");
-                let _ = tx.send(MediaEvent::CaptureFailed(e.failure()));
-            }
-        });
+        let encoder_down = Arc::new(AtomicBool::new(false));
+        encoder_swap::watch_encode_bus(&encode, events.clone(), encoder_down.clone());
 
         // The sources are live and paced by the clock already; syncing the
         // appsinks again would only add a wait (and a wake-up) per buffer.
@@ -220,6 +194,7 @@ impl Capture {
             epoch: Instant::now(),
             last_raw,
             decimation,
+            encoder_down,
             video_channel,
             audio_channel,
             events,
