@@ -274,10 +274,13 @@ impl MediaCtl {
                 self.encoder.name = element.to_string();
                 None
             }
-            Err(e) => Some(MediaReport::EncoderFailed {
-                element: element.to_string(),
-                why: format!("{e:#}"),
-            }),
+            Err(e) => {
+                tracing::error!(encoder = element, error = %format!("{e:#}"), "the encoder switched to did not start");
+                Some(MediaReport::EncoderFailed {
+                    element: element.to_string(),
+                    why: format!("{e:#}"),
+                })
+            }
         }
     }
 

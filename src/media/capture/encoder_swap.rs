@@ -135,8 +135,9 @@ impl Capture {
                 .remove(el)
                 .map_err(|_| anyhow!("could not remove {}", el.name()))?;
         }
+        // A description cannot start with bare caps: capsfilters.
         let desc = format!(
-            "{} ! {} ! {}",
+            "capsfilter caps=\"{}\" ! {} ! capsfilter caps=\"{}\"",
             plan.input_caps, plan.element_desc, plan.output_caps
         );
         let bin = gst::parse::bin_from_description(&desc, true)
