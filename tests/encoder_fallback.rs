@@ -37,6 +37,33 @@ fn config(tc: &TestConfig, broker: u16, encoder: &str) -> String {
     toml::to_string(&t).expect("config")
 }
 
+/// The `pic_order_cnt_type` of every SPS in `path`'s video, in order: it
+/// tells the two encoders apart (both give Constrained Baseline at the
+/// tests' ultrafast preset): x264enc without B-frames writes 2,
+/// openh264enc 0.
+fn sps_poc_types(path: &std::path::Path) -> Vec<u32> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-i"])
+        .arg(path)
+        .args([
+            "-c:v",
+            "copy",
+            "-an",
+            "-bsf:v",
+            "trace_headers",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(" pic_order_cnt_type "))
+        .filter_map(|l| l.rsplit("= ").next()?.trim().parse().ok())
+        .collect()
+}
+
 fn one_recording(nginx: &NginxRtmp) -> std::path::PathBuf {
     assert!(
         nginx.wait_idle(Duration::from_secs(10)),
@@ -138,6 +165,11 @@ fn an_encoder_failing_mid_show_falls_back_and_the_stream_goes_on() {
         fault.as_secs_f64()
     );
     assert!(gap < 2.0, "a gap of {gap:.3} s in the picture");
+    // Both encoders' pictures reached the server, on the one connection:
+    // x264enc's first, openh264enc's after the switch.
+    let mut poc = sps_poc_types(&rec);
+    poc.dedup();
+    assert_eq!(poc, [2, 0], "SPS pic_order_cnt_type in {}", rec.display());
     let log = daemon.log();
     let switched = log
         .lines()
