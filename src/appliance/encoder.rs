@@ -234,3 +234,105 @@ mod tests {
         );
     }
 }
+
+/// The core with the fallback in it: what it asks of the shell, tells the
+/// technician and shows on the status light.
+#[cfg(test)]
+mod core_tests {
+    use std::time::Duration;
+
+    use super::super::harness::{config, Sim};
+    use super::super::{Input, MediaCmd, MediaReport};
+    use crate::gpio::tally::Pattern;
+    use crate::show::State;
+
+    /// Live with x264enc (openh264enc behind it); the harness's capture
+    /// gives 24 frames a second.
+    fn live(framerate: u32) -> Sim {
+        let mut c = config(&["yt"]);
+        c.video.framerate = framerate;
+        let mut sim = Sim::new(c);
+        sim.run_for(Duration::from_secs(1));
+        sim.go_live_press();
+        sim.run_for(Duration::from_secs(2));
+        assert_eq!(sim.core.state(), State::Live);
+        sim
+    }
+
+    fn fail(sim: &mut Sim, element: &str) {
+        sim.input(Input::Media(MediaReport::EncoderFailed {
+            element: element.into(),
+            why: "encoder: Could not encode stream.".into(),
+        }));
+    }
+
+    fn encoder_events(sim: &Sim) -> Vec<String> {
+        sim.events("error")
+            .into_iter()
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .filter(|v| v["part"] == "encoder")
+            .map(|v| v["what"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_encoder_is_replaced_within_the_show_and_reported() {
+        let mut sim = live(24);
+        fail(&mut sim, "x264enc");
+        assert!(sim
+            .media_cmds()
+            .contains(&&MediaCmd::SwitchEncoder("openh264enc".into())));
+        assert_eq!(
+            encoder_events(&sim),
+            ["encoder: x264enc failed (encoder: Could not encode stream.); fell back to openh264enc"]
+        );
+        sim.run_for(Duration::from_secs(6));
+        assert_eq!(sim.core.state(), State::Live, "the show goes on");
+        let st = sim.last_status();
+        assert_eq!(st.video.encoder, "openh264enc");
+        assert!(
+            st.errors["encoder"].ends_with("; openh264enc in use"),
+            "{:?}",
+            st.errors
+        );
+        // It keeps the configured 24 fps: no technician needed.
+        assert_eq!(sim.core.status_light(), Pattern::Off);
+        // The old encoder's late errors change nothing.
+        fail(&mut sim, "x264enc");
+        assert_eq!(encoder_events(&sim).len(), 1);
+        // The last one fails too: nothing left, the capture has failed.
+        fail(&mut sim, "openh264enc");
+        let said = encoder_events(&sim);
+        assert!(said[1].contains("no other encoder works"), "{said:?}");
+        let switches = sim
+            .media_cmds()
+            .into_iter()
+            .filter(|c| matches!(c, MediaCmd::SwitchEncoder(_)))
+            .count();
+        assert_eq!(switches, 1);
+    }
+
+    #[test]
+    fn a_fallback_that_cannot_keep_the_frame_rate_asks_for_a_technician() {
+        // 30 configured, 24 delivered after the fallback.
+        let mut sim = live(30);
+        sim.run_for(Duration::from_secs(5));
+        assert_eq!(sim.core.status_light(), Pattern::Off, "no fallback yet");
+        fail(&mut sim, "x264enc");
+        sim.run_for(Duration::from_secs(2));
+        assert_eq!(
+            sim.core.status_light(),
+            Pattern::Off,
+            "judged after the grace"
+        );
+        sim.run_for(Duration::from_secs(3));
+        assert_eq!(sim.core.status_light(), Pattern::Attention);
+        let st = sim.last_status();
+        assert!(
+            st.errors["encoder"].contains("it cannot keep 30 fps"),
+            "{:?}",
+            st.errors
+        );
+        assert_eq!(sim.core.state(), State::Live);
+    }
+}
