@@ -152,6 +152,12 @@ impl Core {
         self.show.state()
     }
 
+    /// The encoder in use.
+    #[cfg(test)]
+    pub fn encoder_name(&self) -> &str {
+        &self.media.encoder.name
+    }
+
     /// The status light's pattern now.
     #[cfg(test)]
     pub fn status_light(&self) -> crate::gpio::tally::Pattern {
