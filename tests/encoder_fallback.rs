@@ -170,6 +170,23 @@ fn an_encoder_failing_mid_show_falls_back_and_the_stream_goes_on() {
     let mut poc = sps_poc_types(&rec);
     poc.dedup();
     assert_eq!(poc, [2, 0], "SPS pic_order_cnt_type in {}", rec.display());
+    // The show's own recording went on through the switch too: every
+    // segment decodes, and the new encoder's pictures are in it.
+    let segments: Vec<_> = std::fs::read_dir(tc.recording_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|show| common::files_with_ext(&show.path(), ".ts"))
+        .collect();
+    assert!(!segments.is_empty(), "no local recording");
+    let mut poc = Vec::new();
+    for seg in &segments {
+        let errors = ffprobe::decode_errors(seg);
+        assert!(errors.is_empty(), "{}: {errors}", seg.display());
+        poc.extend(sps_poc_types(seg));
+    }
+    poc.dedup();
+    assert_eq!(poc, [2, 0], "SPS pic_order_cnt_type in {segments:?}");
     let log = daemon.log();
     let switched = log
         .lines()
