@@ -126,7 +126,8 @@ impl Shell {
                 if let Err(e) = spawned {
                     tracing::error!(error = %e, "no thread for the old pipelines' teardown");
                 }
-                return Some(Input::MediaBuilt(self.media.encoder()));
+                // `Input::MediaBuilt` follows when its settings are in.
+                return None;
             }
         }
         None

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{anyhow, Result};
 
@@ -15,6 +16,10 @@ use crate::media::destination::{Destination, QueueBounds};
 use crate::media::plan::{self, EncoderPlan};
 use crate::media::recorder::Recorder;
 use crate::media::{encoder, EventTx, Fault, MediaEvent};
+
+/// Numbers the media builds, so a build's settings reach only its own
+/// media side (the one replaced by a `Rebuild` is gone meanwhile).
+static BUILDS: AtomicU64 = AtomicU64::new(0);
 
 pub struct MediaCtl {
     settings: Option<CaptureSettings>,
@@ -33,6 +38,12 @@ pub struct MediaCtl {
     /// Where each RTMP destination's server is, remembered across rebuilds of
     /// its pipeline so a down link can be probed cheaply.
     remotes: HashMap<String, std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>>,
+    /// The build whose settings are being worked out off the loop.
+    building: Option<u64>,
+    /// The capture was asked for while they were.
+    start_pending: bool,
+    /// The encoder of a build come back, until the shell hands it on.
+    built: Option<EncoderInfo>,
     encoder: EncoderInfo,
     /// The config's `[video]`, for the fragments of an encoder switched to.
     video: crate::config::VideoConfig,
@@ -40,18 +51,42 @@ pub struct MediaCtl {
 }
 
 impl MediaCtl {
+    /// A media side for `config`: its settings (the encoder trials among
+    /// them) are worked out on a thread of their own, and come back as
+    /// `MediaEvent::Built` (then [`MediaCtl::take_built`] has the encoder
+    /// for the core); a capture asked for meanwhile starts then.
     pub fn new(config: &Config, events: EventTx) -> MediaCtl {
         crate::media::camera::preload_plugins();
-        let (settings, setup_error, encoder) = match capture_settings(config) {
-            Ok((s, encoder)) => (Some(s), None, encoder),
-            Err(e) => {
-                tracing::error!(error = %e, "the capture cannot be set up");
-                (None, Some(format!("{e:#}")), EncoderInfo::default())
-            }
+        let build = BUILDS.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut ctl = MediaCtl::idle(config, events.clone());
+        ctl.building = Some(build);
+        let cfg = config.clone();
+        let work = move || crate::media::BuiltSettings {
+            build,
+            result: capture_settings(&cfg).map_err(|e| format!("{e:#}")),
         };
+        let tx = events.clone();
+        let spawned = std::thread::Builder::new()
+            .name("media-build".into())
+            .spawn(move || {
+                let _ = tx.send(MediaEvent::Built(Box::new(work())));
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "no thread for the media build: the capture is not set up");
+            ctl.building = None;
+            ctl.setup_error = Some(format!("no thread for the media build: {e}"));
+        }
+        ctl
+    }
+
+    /// A media side that builds nothing until the core's first `Rebuild`.
+    pub fn idle(config: &Config, events: EventTx) -> MediaCtl {
         MediaCtl {
-            settings,
-            setup_error,
+            settings: None,
+            setup_error: None,
+            building: None,
+            start_pending: false,
+            built: None,
             capture: None,
             destinations: HashMap::new(),
             recorder: None,
@@ -67,15 +102,40 @@ impl MediaCtl {
             recorder_stopping: false,
             recorder_starts: (None, 0),
             remotes: HashMap::new(),
-            encoder,
+            encoder: EncoderInfo::default(),
             video: config.video.clone(),
             events,
         }
     }
 
-    /// The encoder this config got (for the core's bitrate controller and status).
-    pub fn encoder(&self) -> EncoderInfo {
-        self.encoder.clone()
+    /// The settings of this media side's build came back: keep them (or
+    /// why there are none), hand the encoder to the core, and start the
+    /// capture if it was asked for meanwhile. Another build's are ignored.
+    fn built(&mut self, b: crate::media::BuiltSettings) -> Option<MediaReport> {
+        if self.building != Some(b.build) {
+            return None;
+        }
+        self.building = None;
+        match b.result {
+            Ok((settings, choice)) => {
+                self.encoder = encoder_info(choice);
+                self.settings = Some(settings);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the capture cannot be set up");
+                self.setup_error = Some(e);
+            }
+        }
+        self.built = Some(self.encoder.clone());
+        if std::mem::take(&mut self.start_pending) {
+            return self.start_capture();
+        }
+        None
+    }
+
+    /// The encoder of a build just come back, once, for `Input::MediaBuilt`.
+    pub fn take_built(&mut self) -> Option<EncoderInfo> {
+        self.built.take()
     }
 
     pub fn capture(&self) -> Option<&Capture> {
@@ -85,6 +145,10 @@ impl MediaCtl {
     /// Build what is missing and (re)open the camera and mic. A camera that
     /// cannot be opened is the core's `CameraFailed`.
     pub fn start_capture(&mut self) -> Option<MediaReport> {
+        if self.building.is_some() {
+            self.start_pending = true;
+            return None;
+        }
         let Some(settings) = self.settings.clone() else {
             return Some(MediaReport::CaptureFailed(
                 self.setup_error
@@ -300,6 +364,7 @@ impl MediaCtl {
     /// it is plumbing: a discovered camera or microphone to open).
     pub fn on_event(&mut self, ev: MediaEvent) -> Option<MediaReport> {
         Some(match ev {
+            MediaEvent::Built(b) => return self.built(*b),
             MediaEvent::CaptureReady => MediaReport::CaptureReady,
             MediaEvent::CaptureFailed(why) => MediaReport::CaptureFailed(why.text),
             MediaEvent::EncoderFailed { element, failure } => MediaReport::EncoderFailed {
@@ -445,8 +510,12 @@ fn camera_failed(e: anyhow::Error) -> MediaReport {
 }
 
 /// Everything the capture needs, chosen from the config and this box's
-/// GStreamer registry. Returns the settings and the encoder.
-pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, EncoderInfo)> {
+/// GStreamer registry (and, for the encoder, what encodes here). Returns the
+/// settings and the encoder chosen (`None`: passthrough encodes nothing).
+/// Takes a moment (the trials): off the driver's loop.
+pub fn capture_settings(
+    config: &Config,
+) -> Result<(CaptureSettings, Option<encoder::EncoderChoice>)> {
     crate::media::init()?;
     let video_source = config.video.source.clone();
     let audio_source = config.audio.source.clone();
@@ -506,21 +575,25 @@ pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, EncoderInfo
             passthrough: config.video.passthrough,
             camera_head: crate::media::camera::camera_head,
         },
-        if config.video.passthrough {
-            EncoderInfo {
-                name: "passthrough".to_string(),
-                resizable: false,
-                reason: "video.passthrough".to_string(),
-                fallbacks: Vec::new(),
-            }
-        } else {
-            EncoderInfo {
-                // Only software encoders take a new picture size mid-stream.
-                resizable: encoder::takes_new_size(&choice.element),
-                name: choice.element,
-                reason: choice.reason,
-                fallbacks: choice.fallbacks,
-            }
-        },
+        (!config.video.passthrough).then_some(choice),
     ))
+}
+
+/// The core's view of the encoder chosen (`None`: passthrough).
+fn encoder_info(choice: Option<encoder::EncoderChoice>) -> EncoderInfo {
+    match choice {
+        None => EncoderInfo {
+            name: "passthrough".to_string(),
+            resizable: false,
+            reason: "video.passthrough".to_string(),
+            fallbacks: Vec::new(),
+        },
+        Some(c) => EncoderInfo {
+            // Only software encoders take a new picture size mid-stream.
+            resizable: encoder::takes_new_size(&c.element),
+            name: c.element,
+            reason: c.reason,
+            fallbacks: c.fallbacks,
+        },
+    }
 }

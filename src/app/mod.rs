@@ -104,7 +104,8 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
     // The phone page (src/web): its requests arrive on `web_rx`.
     let (web, mut web_rx) = crate::web::start(&config, &config_dir).unzip();
     let mut shell = Shell {
-        media: media_ctl::MediaCtl::new(&config, media_tx.clone()),
+        // Built by the core's first `Rebuild`.
+        media: media_ctl::MediaCtl::idle(&config, media_tx.clone()),
         links: remote::Links::default(),
         tally: Box::new(hardware::NullLed),
         status_led: None,
@@ -175,7 +176,11 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
         };
         let mut inputs = VecDeque::new();
         match wake {
-            Wake::Media(ev) => inputs.extend(shell.media.on_event(ev).map(Input::Media)),
+            Wake::Media(ev) => {
+                let report = shell.media.on_event(ev);
+                inputs.extend(shell.media.take_built().map(Input::MediaBuilt));
+                inputs.extend(report.map(Input::Media));
+            }
             Wake::Edge(edge) => inputs.push_back(Input::Edge {
                 button: edge.button,
                 pressed: edge.pressed,

@@ -28,6 +28,7 @@ impl Wake {
                 M::CaptureReady => "media:capture_ready",
                 M::CaptureFailed(_) => "media:capture_failed",
                 M::EncoderFailed { .. } => "media:encoder_failed",
+                M::Built(_) => "media:built",
                 M::CameraLost(_) => "media:camera_lost",
                 M::CameraRestored => "media:camera_restored",
                 M::CameraHead { .. } => "media:camera_head",
