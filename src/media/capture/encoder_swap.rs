@@ -29,6 +29,8 @@ use super::{Capture, EventTx, MediaEvent};
 /// Names `plan::encode_pipeline` gives the elements either side of the encoder.
 const PRE: &str = "pre_encoder";
 const POST: &str = "post_encoder";
+/// The bin a swap puts between them.
+const BIN: &str = "encoder_bin";
 
 /// In front of the encoder: keep the last raw frame (a reference, no copy)
 /// for JPEG snapshots, and drop frames when adaptive bitrate asks for a
@@ -130,6 +132,8 @@ impl Capture {
             pad = el.static_pad("src");
             old.push(el);
         }
+        // A bin an earlier swap added and could not link is not in the walk.
+        old.extend(self.encode.by_name(BIN).filter(|b| !old.contains(b)));
         for el in &old {
             self.encode
                 .remove(el)
@@ -142,6 +146,7 @@ impl Capture {
         );
         let bin = gst::parse::bin_from_description(&desc, true)
             .with_context(|| format!("building the new encoder ({desc})"))?;
+        bin.set_property("name", BIN);
         let bin = bin.upcast::<gst::Element>();
         self.encode.add(&bin)?;
         gst::Element::link_many([&pre, &bin, &post]).context("linking the new encoder")?;
@@ -178,5 +183,118 @@ impl Capture {
             }
             None => tracing::warn!("`encoder fail` from the sim, but nothing is encoded here"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::config::{AudioConfig, VideoConfig, X264Preset};
+    use crate::media::encoder;
+    use crate::media::plan::{self, AudioSource, VideoSource};
+
+    fn video() -> VideoConfig {
+        VideoConfig {
+            width: 320,
+            height: 240,
+            framerate: 30,
+            x264_preset: X264Preset::Ultrafast,
+            ..VideoConfig::default()
+        }
+    }
+
+    fn plan_for(element: &str) -> EncoderPlan {
+        let s = encoder::settings(element, &video());
+        EncoderPlan {
+            input_caps: s.input_caps,
+            element_desc: s.element_desc,
+            output_caps: s.output_caps,
+            bitrate_control: s.bitrate_control,
+        }
+    }
+
+    fn frames_out(c: &Capture) -> u64 {
+        c.health().frames_out.load(Ordering::Relaxed)
+    }
+
+    /// Waits (bounded) until `n` more frames left the encoder.
+    fn more_frames(c: &Capture, n: u64) -> bool {
+        let from = frames_out(c);
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if frames_out(c) >= from + n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn factory(c: &Capture) -> String {
+        c.encode
+            .by_name(ENCODER_ELEMENT_NAME)
+            .and_then(|e| e.factory())
+            .map(|f| f.name().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Swapped twice (the second time the bin of the first swap goes): the
+    /// appsink goes on receiving frames from each new encoder, on the old
+    /// base time, with no error; a failure of the new one is told once,
+    /// named by its factory.
+    #[test]
+    fn the_encoder_is_swapped_twice_and_frames_go_on() {
+        crate::media::init_for_tests();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let enc = plan_for("x264enc");
+        let settings = super::super::CaptureSettings {
+            video_source: VideoSource::Test,
+            audio_source: AudioSource::Test,
+            raw: plan::raw_format(&video(), &enc),
+            encoder: enc,
+            aac: plan::aac_encoder(&AudioConfig::default(), &encoder::registry_available)
+                .expect("an AAC encoder"),
+            slate_text: "back soon".into(),
+            slate_image: None,
+            audio_offset_ms: 0,
+            passthrough: false,
+            camera_head: crate::media::camera::camera_head,
+        };
+        let mut c = Capture::new(settings, tx).expect("capture");
+        assert!(more_frames(&c, 10), "no frames from x264enc");
+        let base = c.encode.base_time();
+        for element in ["openh264enc", "x264enc"] {
+            c.swap_encoder(plan_for(element)).expect("swap");
+            assert_eq!(factory(&c), element);
+            assert!(more_frames(&c, 10), "no frames from {element}");
+            assert_eq!(c.encode.base_time(), base, "running times go on");
+        }
+        let mut bins = 0;
+        for el in c.encode.iterate_elements().into_iter().flatten() {
+            bins += usize::from(el.name() == BIN);
+        }
+        assert_eq!(bins, 1, "the first swap's bin is gone");
+        while let Ok(ev) = rx.try_recv() {
+            assert!(
+                !matches!(
+                    ev,
+                    MediaEvent::CaptureFailed(_) | MediaEvent::EncoderFailed { .. }
+                ),
+                "{ev:?}"
+            );
+        }
+        c.simulate_encoder_failure();
+        c.simulate_encoder_failure();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut told = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            if let MediaEvent::EncoderFailed { element, .. } = ev {
+                told.push(element);
+            }
+        }
+        assert_eq!(told, ["x264enc"], "told once");
+        c.shutdown();
     }
 }
