@@ -29,6 +29,8 @@ use super::{Capture, EventTx, MediaEvent};
 /// Names `plan::encode_pipeline` gives the elements either side of the encoder.
 const PRE: &str = "pre_encoder";
 const POST: &str = "post_encoder";
+/// The picture branch's source (`intervideosrc`).
+const VIDEO_SOURCE: &str = "camera_in";
 /// The bin a swap puts between them.
 const BIN: &str = "encoder_bin";
 
@@ -67,20 +69,28 @@ pub(super) fn watch_encoder_input(
 
 /// The encode pipeline's bus: an error of the encoder element is
 /// `EncoderFailed` (with the element's factory name), once; the errors that
-/// follow from it (the source's "Internal data stream error") are dropped
-/// until a new encoder is in place (`down` cleared). Any other error is the
-/// capture's.
+/// follow from it are dropped until a new encoder is in place (`down`
+/// cleared). An encoder that cannot open (`not-negotiated`, as
+/// avenc_h264_omx without its OpenMAX library) or fails a frame without a
+/// word of its own stops the picture's branch, and only the branch's
+/// source (`camera_in`) says so, with "Internal data stream error": that is
+/// the encoder's failure too, as the other elements of that branch
+/// (overlays, scaler, converter, parser) have nothing to fail on at run
+/// time. Any other error is the capture's.
 pub(super) fn watch_encode_bus(encode: &gst::Pipeline, events: EventTx, down: Arc<AtomicBool>) {
+    // Weak: the pipeline holds its bus, which holds this handler.
+    let pipeline = encode.downgrade();
     super::super::bus::watch(encode, move |msg| {
         let gst::MessageView::Error(err) = msg.view() else {
             return;
         };
         let e = BusError::from_message(err);
-        let encoder = msg
-            .src()
-            .and_then(|s| s.downcast_ref::<gst::Element>())
-            .filter(|el| el.name() == ENCODER_ELEMENT_NAME)
-            .and_then(|el| el.factory())
+        let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+        let stopped_branch = src == VIDEO_SOURCE
+            && err.error().kind::<gst::StreamError>() == Some(gst::StreamError::Failed);
+        let encoder = (src == ENCODER_ELEMENT_NAME || stopped_branch)
+            .then(|| pipeline.upgrade()?.by_name(ENCODER_ELEMENT_NAME)?.factory())
+            .flatten()
             .map(|f| f.name().to_string());
         if down.load(Ordering::SeqCst) {
             return tracing::debug!(error = %e, "after the encoder's failure");
@@ -295,6 +305,28 @@ mod tests {
             }
         }
         assert_eq!(told, ["x264enc"], "told once");
+
+        // A real encoder that cannot open, swapped in: its failure is told
+        // (by the branch's source, named for the encoder), and a working
+        // one swapped in after it runs again.
+        c.swap_encoder(plan_for("avenc_h264_omx"))
+            .expect("the swap itself goes through");
+        let until = Instant::now() + Duration::from_secs(10);
+        let mut failed = None;
+        while failed.is_none() && Instant::now() < until {
+            match rx.try_recv() {
+                Ok(MediaEvent::EncoderFailed { element, failure }) => {
+                    failed = Some((element, failure.text))
+                }
+                Ok(MediaEvent::CaptureFailed(f)) => panic!("taken for the capture's: {f:?}"),
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        let (element, text) = failed.expect("avenc_h264_omx's failure is told");
+        assert_eq!(element, "avenc_h264_omx");
+        assert!(text.contains("Internal data stream error"), "{text}");
+        c.swap_encoder(plan_for("x264enc")).expect("swap back");
+        assert!(more_frames(&c, 10), "no frames after the recovery");
         c.shutdown();
     }
 }
