@@ -110,7 +110,8 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
     // The phone page (src/web): its requests arrive on `web_rx`.
     let (web, mut web_rx) = crate::web::start(&config, &config_dir).unzip();
     let mut shell = Shell {
-        media: media_ctl::MediaCtl::new(&config, media_tx.clone()),
+        // Built by the core's first `Rebuild`.
+        media: media_ctl::MediaCtl::idle(&config, media_tx.clone()),
         links: remote::Links::default(),
         tally: Box::new(hardware::NullLed),
         status_led: None,
@@ -181,7 +182,11 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
         };
         let mut inputs = VecDeque::new();
         match wake {
-            Wake::Media(ev) => inputs.extend(shell.media.on_event(ev).map(Input::Media)),
+            Wake::Media(ev) => {
+                let report = shell.media.on_event(ev);
+                inputs.extend(shell.media.take_built().map(Input::MediaBuilt));
+                inputs.extend(report.map(Input::Media));
+            }
             Wake::Edge(edge) => inputs.push_back(Input::Edge {
                 button: edge.button,
                 pressed: edge.pressed,
@@ -321,6 +326,10 @@ impl Shell {
                 let gone = cmd == crate::gpio::sim_parse::MicCommand::Fail;
                 tracing::info!(gone, "simulated microphone fault");
                 self.media.simulate_mic(gone);
+            }
+            SimEvent::EncoderFail => {
+                tracing::info!("simulated encoder failure");
+                self.media.simulate_encoder_failure();
             }
             SimEvent::Weight(kg) => match &self.sim_feed {
                 Some(feed) => feed.set(kg),

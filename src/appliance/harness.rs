@@ -330,6 +330,8 @@ impl Sim {
                 return Some(Input::MediaBuilt(EncoderInfo {
                     name: "x264enc".into(),
                     resizable: true,
+                    reason: "auto".into(),
+                    fallbacks: vec!["openh264enc".into()],
                 }));
             }
             _ => {}

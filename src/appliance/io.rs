@@ -103,6 +103,12 @@ pub enum MediaReport {
         unreachable: bool,
     },
     DestinationStopped(String),
+    /// The encoder in use failed (its element posted an error), or the one
+    /// switched to would not start: the core picks the next.
+    EncoderFailed {
+        element: String,
+        why: String,
+    },
     /// The recorder could not start, or failed while running.
     RecorderFailed(String),
     SegmentClosed,
@@ -116,6 +122,11 @@ pub struct EncoderInfo {
     pub name: String,
     /// It takes a new picture size mid-stream (software encoders).
     pub resizable: bool,
+    /// Why this one ("auto: ... is the best that encodes here (software)").
+    pub reason: String,
+    /// The encoders that encoded frames here and come after it, best
+    /// first: where a show falls back to when it fails.
+    pub fallbacks: Vec<String>,
 }
 
 /// Counters sampled at a health tick.
@@ -227,6 +238,9 @@ pub enum MediaCmd {
     /// Keep one frame in `n`.
     SetDecimation(u32),
     SetScaleStep(u32),
+    /// Put this encoder in place of the failed one, in the running encode
+    /// pipeline (answer on failure: `EncoderFailed` for it).
+    SwitchEncoder(String),
     /// Tear the media side down and build it for this config
     /// (answer: [`Input::MediaBuilt`]).
     Rebuild(Box<Config>),

@@ -59,6 +59,8 @@ pub struct MediaState {
     pub bitrates: Vec<(String, u32)>,
     /// A lost microphone, reopened on a capped backoff like the GPIO.
     pub mic: super::parts::Retry,
+    /// The encoder's fallback within a show.
+    pub fallback: super::encoder::Fallback,
 }
 
 impl MediaState {
@@ -78,6 +80,7 @@ impl MediaState {
             dropped_frames: 0,
             bitrates: Vec::new(),
             mic: super::parts::Retry::new("mic", 0x51c),
+            fallback: Default::default(),
         }
     }
 
@@ -121,10 +124,57 @@ impl Core {
         // A new capture starts with its encoder's door open.
         self.media.encoding = true;
         self.sync_encoder_door();
+        // A new media side tried its encoders afresh.
+        self.media.fallback = Default::default();
+        self.encoder_in_use(info);
+    }
+
+    /// The encoder the pipeline now has: the bitrate controller starts
+    /// over for it (what it had set went with the old encoder).
+    fn encoder_in_use(&mut self, info: EncoderInfo) {
         self.media.abr = abr_for(&self.config, &info);
         self.media.encoder = info;
         self.media.decimation = 1;
         self.media.scale_step = 0;
+    }
+
+    /// The encoder in use failed: the next one that worked when the media
+    /// side was built takes over within the show (the shell swaps it in the
+    /// running pipeline; the destinations stay), or, with none left, the
+    /// capture has failed.
+    fn encoder_failed(&mut self, now: Now, element: &str, why: &str) {
+        use super::encoder::Decision;
+        let why = crate::excerpt::excerpt(why);
+        match self
+            .media
+            .fallback
+            .on_failure(now.at, &self.media.encoder, element, &why)
+        {
+            Decision::Stale => tracing::debug!(element, error = %why, "old encoder's error"),
+            Decision::Switch { to, reason } => {
+                tracing::warn!(from = element, to = %to.name, error = %why, "encoder failed; falling back");
+                let name = to.name.clone();
+                self.encoder_in_use(to);
+                self.media_cmd(MediaCmd::SwitchEncoder(name));
+                self.encoder_event(now, format!("encoder: {reason}"));
+            }
+            Decision::GiveUp(reason) => {
+                self.encoder_event(now, format!("encoder: {reason}"));
+                self.show_input(now, ShowInput::CaptureFailed(reason));
+            }
+        }
+    }
+
+    fn encoder_event(&mut self, now: Now, what: String) {
+        let ev = crate::mqtt::payloads::Event::at(
+            crate::mqtt::payloads::EventBody::Error {
+                what,
+                part: Some("encoder".into()),
+            },
+            now.wall,
+        );
+        self.publish(super::Publish::Event(ev));
+        self.status.due_now(now.at);
     }
 
     pub(super) fn on_media(&mut self, now: Now, report: MediaReport) {
@@ -194,6 +244,9 @@ impl Core {
                     self.media.recorder = Recorder::RetryAt(now.at + RECORDER_RETRY);
                 }
                 return;
+            }
+            MediaReport::EncoderFailed { element, why } => {
+                return self.encoder_failed(now, &element, &why)
             }
             MediaReport::SegmentClosed => return self.budget(),
             MediaReport::RecorderStopped => return,
@@ -339,6 +392,19 @@ impl Core {
                 }
             }
             self.media.last_frames = Some((frames, now.at));
+            let m = &mut self.media;
+            let (fps, want) = (m.fps, self.config.video.framerate);
+            if m.fallback.judge_rate(now.at, fps, want, m.decimation) {
+                match m.fallback.is_slow() {
+                    true => {
+                        tracing::warn!(encoder = %m.encoder.name, fps, want, "the encoder cannot keep the frame rate")
+                    }
+                    false => {
+                        tracing::info!(encoder = %m.encoder.name, fps, "the encoder keeps the frame rate again")
+                    }
+                }
+                self.status.due_now(now.at);
+            }
         }
         self.media.dropped_frames = sample.dropped_frames;
         self.media.bitrates = sample.bitrates;

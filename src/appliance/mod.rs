@@ -20,6 +20,7 @@
 //! the fleet layers on disk, threads. See `docs/design.md`.
 
 mod commands;
+mod encoder;
 mod fleet;
 mod io;
 mod lights;
@@ -149,6 +150,12 @@ impl Core {
 
     pub fn state(&self) -> State {
         self.show.state()
+    }
+
+    /// The encoder in use.
+    #[cfg(test)]
+    pub fn encoder_name(&self) -> &str {
+        &self.media.encoder.name
     }
 
     /// The status light's pattern now.

@@ -22,6 +22,7 @@ use super::controls::EncodeControls;
 use super::plan::{self, AudioSource, EncoderPlan, RawFormat, VideoSource};
 pub use super::snapshot::Snapshotter;
 
+mod encoder_swap;
 mod mic;
 mod passthrough;
 use super::{EventTx, Failure, Fault, MediaEvent};
@@ -102,6 +103,8 @@ pub struct Capture {
     decimation: Arc<AtomicU64>,
     /// The encoder's door is open (see [`Capture::set_encoding`]).
     encoding: Arc<AtomicBool>,
+    /// The encoder failed; set until another is swapped in (`encoder_swap`).
+    encoder_down: Arc<AtomicBool>,
     video_channel: String,
     audio_channel: String,
     events: EventTx,
@@ -148,10 +151,8 @@ impl Capture {
             }
         }
 
-        // In front of the encoder (its door): keep the last raw frame (a
-        // reference, no copy) for JPEG snapshots, drop every frame while the
-        // door is closed (standby), and drop frames when adaptive bitrate asks
-        // for a lower frame rate (1 of every `decimation` frames is kept).
+        // In front of the encoder (its door): snapshots, standby, frame
+        // decimation (`encoder_swap::watch_encoder_input`).
         let last_raw = Arc::new(Mutex::new(None));
         let decimation = Arc::new(AtomicU64::new(1));
         let encoding = Arc::new(AtomicBool::new(true));
@@ -160,48 +161,20 @@ impl Capture {
             settings.encoder.bitrate_control.clone(),
             (settings.raw.width, settings.raw.height),
         );
-        if let Some(pad) = controls.encoder().and_then(|e| e.static_pad("sink")) {
-            let last = last_raw.clone();
-            let keep_one_in = decimation.clone();
-            let open = encoding.clone();
-            let health = health.clone();
-            let seen = AtomicU64::new(0);
-            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-                health.frames_in.fetch_add(1, Ordering::Relaxed);
-                let open = open.load(Ordering::Relaxed);
-                let seen = seen.fetch_add(1, Ordering::Relaxed) + 1;
-                let n = keep_one_in.load(Ordering::Relaxed).max(1);
-                if open && n > 1 && !seen.is_multiple_of(n) {
-                    return gst::PadProbeReturn::Drop;
-                }
-                if let Some(buffer) = info.buffer() {
-                    let sample = gst::Sample::builder()
-                        .buffer(buffer)
-                        .caps_if_some(pad.current_caps().as_ref())
-                        .build();
-                    if let Ok(mut slot) = last.lock() {
-                        *slot = Some(sample);
-                    }
-                }
-                if open {
-                    gst::PadProbeReturn::Ok
-                } else {
-                    gst::PadProbeReturn::Drop
-                }
-            });
-        } else {
+        let watched = encoder_swap::watch_encoder_input(
+            controls.encoder(),
+            &last_raw,
+            &decimation,
+            &encoding,
+            &health,
+        );
+        if !watched {
             // Passthrough: no encoder, no door; what comes in goes out.
             count_buffers(&video_sink.static_pad("sink"), &health, |h| &h.frames_in);
         }
 
-        let tx = events.clone();
-        bus::watch(&encode, move |msg| {
-            if let gst::MessageView::Error(err) = msg.view() {
-                let e = BusError::from_message(err);
-                tracing::error!(error = %e, "encode pipeline failed");
-                let _ = tx.send(MediaEvent::CaptureFailed(e.failure()));
-            }
-        });
+        let encoder_down = Arc::new(AtomicBool::new(false));
+        encoder_swap::watch_encode_bus(&encode, events.clone(), encoder_down.clone());
 
         // The sources are live and paced by the clock already; syncing the
         // appsinks again would only add a wait (and a wake-up) per buffer.
@@ -238,6 +211,7 @@ impl Capture {
             last_raw,
             decimation,
             encoding,
+            encoder_down,
             video_channel,
             audio_channel,
             events,
