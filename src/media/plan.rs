@@ -189,7 +189,7 @@ pub fn encode_pipeline(
 
 fn audio_branch(aac_desc: &str, audio_channel: &str) -> String {
     format!(
-        "interaudiosrc name=mic_in channel={audio_channel} ! {AUDIO_CAPS} ! audioconvert \
+        "interaudiosrc name=mic_in channel={audio_channel} ! {AUDIO_CAPS} ! audioconvert name=aac_in \
          ! {aac_desc} ! aacparse ! audio/mpeg,mpegversion=4,stream-format=raw ! appsink name=audio"
     )
 }

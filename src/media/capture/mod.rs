@@ -172,6 +172,7 @@ impl Capture {
             // Passthrough: no encoder, no door; what comes in goes out.
             count_buffers(&video_sink.static_pad("sink"), &health, |h| &h.frames_in);
         }
+        sound_door(&encode, &encoding);
 
         let encoder_down = Arc::new(AtomicBool::new(false));
         encoder_swap::watch_encode_bus(&encode, events.clone(), encoder_down.clone());
@@ -535,6 +536,31 @@ pub(crate) fn appsink(pipeline: &gst::Pipeline, name: &str) -> Result<gst_app::A
         .by_name(name)
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| anyhow!("no appsink named {name}"))
+}
+
+/// The AAC encoder's door, beside the picture's: closed in standby, so the
+/// encoder rests (it was 15% of the standby CPU). The first buffer through
+/// an opened door is marked a discontinuity: the encoder starts its
+/// timestamps afresh rather than stretching the gap.
+fn sound_door(encode: &gst::Pipeline, encoding: &Arc<AtomicBool>) {
+    let Some(pad) = encode.by_name("aac_in").and_then(|e| e.static_pad("src")) else {
+        return;
+    };
+    let open = encoding.clone();
+    let was_open = AtomicBool::new(true);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let now_open = open.load(Ordering::Relaxed);
+        if !now_open {
+            was_open.store(false, Ordering::Relaxed);
+            return gst::PadProbeReturn::Drop;
+        }
+        if !was_open.swap(true, Ordering::Relaxed) {
+            if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
+                buffer.make_mut().set_flags(gst::BufferFlags::DISCONT);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 fn count_buffers(pad: &Option<gst::Pad>, health: &Arc<Health>, field: fn(&Health) -> &AtomicU64) {
