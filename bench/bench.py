@@ -24,6 +24,7 @@ Sections (`--only NAME[,NAME]` runs some and keeps the others' last figures):
 - fleet: `farmcast fleet push` to 500 simulated boxes -> last applied, tool,
   broker and simulator CPU, bytes per box per status interval (issue 17).
 - standby: the daemon's CPU in standby against the same box live (issue 14).
+- web: the phone page's CPU cost, preview answer time, tap -> publish (issue 15).
 - onair: issue 14's table, every row as measured by this run's sections.
 
 Medians go to markdown. A figure that cannot be measured here (farmcast not
@@ -59,10 +60,11 @@ import sections_mqtt
 import sections_loop
 import sections_fleet
 import sections_onair
+import sections_web
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ["onair", "main", "golive", "standby", "restart", "tag", "mqtt", "status", "uplink",
-            "config", "flood", "loop", "fleet"]
+SECTIONS = ["onair", "main", "golive", "standby", "restart", "tag", "web", "mqtt", "status",
+            "uplink", "config", "flood", "loop", "fleet"]
 
 HEADER = ("| peer | runs | CPU s (user+sys) | CPU % of one core | peak RSS MiB | start → publish ms "
           "| start → first video frame ms | video frames at server | kbit/s at server | note |")
@@ -441,6 +443,8 @@ def main():
     ap.add_argument("--standby-runs", type=int, default=int(env("BENCH_STANDBY_RUNS", 3)))
     ap.add_argument("--standby-seconds", type=int,
                     default=int(env("BENCH_STANDBY_SECONDS", 10)))
+    ap.add_argument("--web-seconds", type=int, default=int(env("BENCH_WEB_SECONDS", 10)))
+    ap.add_argument("--web-taps", type=int, default=int(env("BENCH_WEB_TAPS", 3)))
     ap.add_argument("--fleet-runs", type=int, default=int(env("BENCH_FLEET_RUNS", 3)))
     ap.add_argument("--loop-before", default=env("BENCH_LOOP_BEFORE", ""),
                     help="a farmcast built from the base commit, for the loop's `before` row")
@@ -471,7 +475,7 @@ def main():
     clip = os.path.join(args.workdir, "clip.y4m")
     # Long enough that no peer reaches its end (gst-launch cannot loop a file);
     # about 1 GB of y4m, so only made when a section that plays it runs.
-    if {"main", "golive", "status", "standby"} & set(chosen):
+    if {"main", "golive", "status", "standby", "web"} & set(chosen):
         make_clip(clip, max(args.seconds, args.status_seconds) + 3)
     # Keep only the latest run's recordings and logs for inspection.
     for old in glob.glob(os.path.join(args.workdir, "run-*")):
@@ -517,6 +521,9 @@ def main():
             block = sections_onair.standby_section(fc, run_dir, clip, args.standby_runs,
                                                    args.standby_seconds, cmd,
                                                    f"{WIDTH}x{HEIGHT}")
+        elif name == "web":
+            block = sections_web.web_section(fc, run_dir, clip, args.web_seconds, args.web_taps,
+                                             cmd, f"{WIDTH}x{HEIGHT}")
         elif name == "status":
             block = sections_mqtt.status_section(fc, run_dir, clip, args.status_runs,
                                                  args.status_seconds, cmd)

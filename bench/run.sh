@@ -12,6 +12,9 @@
 #   flood    1,100 junk commands + 1,100 junk pushes over MQTT: memory, `logs`, link (issue 12)
 #   loop     the driver loop's longest turn: camera restarts, status 1/s, 20,000 recordings (issue 13)
 #   fleet    `farmcast fleet push` to 500 simulated boxes -> last applied, CPU, bytes/box (issue 17)
+#   standby  CPU in standby against live, same box (issue 14)
+#   web      the phone page: CPU with a phone watching, preview answer, tap -> publish (issue 15)
+#   onair    issue 14's table, each row as this run measured it (written last)
 # Options (or env):
 #   --only SECTION[,SECTION]  run only these; the others keep their last figures (BENCH_ONLY)
 #   --runs N (BENCH_RUNS, 3) --seconds S (BENCH_SECONDS, 20)   main table
@@ -25,6 +28,8 @@
 #   --loop-runs N (BENCH_LOOP_RUNS, 3) --loop-seconds S (BENCH_LOOP_SECONDS, 30)
 #   --loop-files N (BENCH_LOOP_FILES, 20000) --loop-before PATH (BENCH_LOOP_BEFORE)   loop
 #   --fleet-boxes N (BENCH_FLEET_BOXES, 500) --fleet-runs N (BENCH_FLEET_RUNS, 3)   fleet
+#   --standby-runs N (BENCH_STANDBY_RUNS, 3) --standby-seconds S (BENCH_STANDBY_SECONDS, 10)   standby
+#   --web-seconds S (BENCH_WEB_SECONDS, 10) --web-taps N (BENCH_WEB_TAPS, 3)   web
 #   --farmcast PATH (FARMCAST, default target/release/farmcast)
 #   --peers farmcast,gst-launch-1.0,ffmpeg   --out FILE (BENCHMARKS.md)
 # Smallest end-to-end check (about 3 minutes):
