@@ -22,6 +22,8 @@ use super::controls::EncodeControls;
 use super::plan::{self, AudioSource, EncoderPlan, RawFormat, VideoSource};
 pub use super::snapshot::Snapshotter;
 
+#[cfg(test)]
+mod door_tests;
 mod encoder_swap;
 mod mic;
 mod passthrough;
@@ -145,11 +147,7 @@ impl Capture {
         let health = Arc::new(Health::default());
         count_buffers(&video_sink.static_pad("sink"), &health, |h| &h.frames_out);
 
-        if settings.audio_offset_ms != 0 {
-            if let Some(pad) = encode.by_name("mic_in").and_then(|e| e.static_pad("src")) {
-                pad.set_offset(i64::from(settings.audio_offset_ms) * 1_000_000);
-            }
-        }
+        shift_sound(&encode, settings.audio_offset_ms);
 
         // In front of the encoder (its door): snapshots, standby, frame
         // decimation (`encoder_swap::watch_encoder_input`).
@@ -536,6 +534,42 @@ pub(crate) fn appsink(pipeline: &gst::Pipeline, name: &str) -> Result<gst_app::A
         .by_name(name)
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| anyhow!("no appsink named {name}"))
+}
+
+/// `audio.offset_ms`: the sound's timestamps moved by the offset (positive
+/// delays it), on the buffers themselves. A pad offset (what this was) only
+/// moves the segment, and the buffers reached the appsinks with their
+/// timestamps unchanged: the offset did nothing (`door_tests` measured it).
+/// Sound that would land before the stream's start is dropped.
+fn shift_sound(encode: &gst::Pipeline, offset_ms: i32) {
+    if offset_ms == 0 {
+        return;
+    }
+    let Some(pad) = encode.by_name("mic_in").and_then(|e| e.static_pad("src")) else {
+        return;
+    };
+    let shift = gst::ClockTime::from_mseconds(u64::from(offset_ms.unsigned_abs()));
+    let later = offset_ms > 0;
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(pts) = buffer.pts() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let moved = if later {
+            Some(pts + shift)
+        } else {
+            pts.checked_sub(shift)
+        };
+        match moved {
+            Some(t) => {
+                buffer.make_mut().set_pts(t);
+                gst::PadProbeReturn::Ok
+            }
+            None => gst::PadProbeReturn::Drop,
+        }
+    });
 }
 
 /// The AAC encoder's door, beside the picture's: closed in standby, so the
