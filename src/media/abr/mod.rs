@@ -24,12 +24,28 @@
 //!   for the same reason growth alone, or an SRT round trip still above half
 //!   its latency, does not cut within `growth_settle` of the last cut (the
 //!   network's queue takes that long to drain after it).
-//! - **Up slowly.** When every destination has stayed below the low-water mark
-//!   for `increase_interval` and sends at least `keep_up_ratio` of the target
-//!   (a quiet scene that does not fill the target proves nothing about the
-//!   link), the target grows by `increase_step_pct` of the maximum; within
-//!   90% of the rate that was last cut (remembered `congestion_memory`), only
-//!   every `cautious_factor` intervals.
+//! - **Start where the link was.** [`AbrController::start`] puts the target at
+//!   `delivered_share` of what the slowest destination's link delivered last
+//!   time (see `memory`: the box does not move, so yesterday's link is the
+//!   best guess for today), or, with nothing remembered, at a quarter of the
+//!   maximum (`cold_start_div`). The configured rate itself is only a ceiling:
+//!   4000 kbit/s into a 1200 kbit/s link lost frames for 3 s before the first
+//!   cut.
+//! - **Up like TCP.** When every destination has stayed below the low-water
+//!   mark and sends at least `keep_up_ratio` of the target (a quiet scene
+//!   that does not fill the target proves nothing about the link):
+//!   - *slow start*: with no congestion known (none yet in this show and
+//!     nothing remembered, or the last one forgotten after
+//!     `congestion_memory`), or once the target is 10% past the rate of the
+//!     last congestion (the link has grown since: 600 → 2000 kbit/s), the
+//!     target is multiplied by `slow_start_factor` every `slow_start_interval`;
+//!   - *additive* below 90% of the last congestion's rate: a step of
+//!     `increase_step_pct` of the maximum, or half the way to that 90% if
+//!     more (BIC's binary search: back to where the link was full quickly,
+//!     then carefully), every `slow_start_interval`;
+//!   - *cautious* within 10% of it: a step of `increase_step_pct` every
+//!     `increase_interval`, and none until `cautious_factor` intervals after
+//!     that congestion.
 //! - **Drop frames last.** At the floor and still congested for
 //!   `starve_after`, the decimation doubles (up to `max_decimation`); a clear
 //!   link halves it again before the bitrate may rise. Decimation above 1
@@ -95,6 +111,12 @@ pub struct AbrSettings {
     pub max_scale_step: u32,
     /// Smallest change worth telling the encoder, in percent of the last one.
     pub min_change_pct: u32,
+    /// Nothing remembered of the links: start at `max_kbps / cold_start_div`.
+    pub cold_start_div: u32,
+    /// Slow start: the target is multiplied by this ...
+    pub slow_start_factor: f64,
+    /// ... after this long clear.
+    pub slow_start_interval: Duration,
     /// A destination not observed for this long is ignored.
     pub stale_after: Duration,
 }
@@ -121,6 +143,9 @@ impl AbrSettings {
             max_decimation: 4,
             max_scale_step: 1,
             min_change_pct: 5,
+            cold_start_div: 4,
+            slow_start_factor: 1.5,
+            slow_start_interval: Duration::from_secs(1),
             stale_after: Duration::from_secs(3),
         }
     }
@@ -150,6 +175,13 @@ pub struct AbrController {
     /// Since when the target has sat at the floor while congested.
     starving_since: Option<Instant>,
     last_decimation_change: Option<Instant>,
+    /// The rate (kbit/s) each destination's link delivered when it was full
+    /// (or at least carried, when never full), kept past `forget`: what the
+    /// show end remembers for the next show.
+    link_kbps: HashMap<String, u32>,
+    /// The link rate remembered from the last show: the rate of the last
+    /// congestion until this show has one of its own.
+    remembered: Option<u32>,
 }
 
 impl AbrController {
@@ -179,7 +211,40 @@ impl AbrController {
             clear_since: None,
             starving_since: None,
             last_decimation_change: None,
+            link_kbps: HashMap::new(),
+            remembered: None,
         }
+    }
+
+    /// A new show's start: the target at `delivered_share` of `remembered`
+    /// (what the slowest destination's link delivered last time, kbit/s,
+    /// everything included), or at `max_kbps / cold_start_div` with nothing
+    /// remembered, clamped to the bounds; slow start from there. What the
+    /// encoder was told is kept, so [`Self::poll_change`] tells the new target.
+    pub fn start(&mut self, remembered: Option<u32>) {
+        let s = &self.s;
+        let (min, max) = (s.min_kbps, s.max_kbps);
+        let target = match remembered {
+            Some(k) => (f64::from(k) * s.delivered_share).round() as u32,
+            None => max / s.cold_start_div.max(1),
+        };
+        let applied = self.applied_kbps;
+        *self = AbrController::new(self.s.clone());
+        self.applied_kbps = applied;
+        self.target_kbps = target.clamp(min, max);
+        self.remembered = remembered.filter(|&k| k > 0);
+    }
+
+    /// The encoder was made again, at the configured rate (`max_kbps`): the
+    /// next [`Self::poll_change`] tells it the target again.
+    pub fn encoder_restarted(&mut self) {
+        self.applied_kbps = self.s.max_kbps;
+    }
+
+    /// What each destination's link delivered when full (or at least carried)
+    /// during this controller's life, kbit/s: what to remember.
+    pub fn link_rates(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.link_kbps.iter().map(|(n, k)| (n.as_str(), *k))
     }
 
     pub fn settings(&self) -> &AbrSettings {
@@ -260,6 +325,19 @@ impl AbrController {
         let lagging = matches!(state.cause, Some(Cause::Growth | Cause::SrtLate));
         let cut = state.congested() && !(settling && lagging);
         let delivered = state.measured_kbps;
+        if let Some(m) = delivered {
+            // Full: what it carries is its size (above the floor only: a
+            // stalled link says nothing). Clear: it carries at least this.
+            let known = self.link_kbps.get(dest).copied();
+            let size = if state.congested() {
+                (m > self.s.min_kbps).then_some(m)
+            } else {
+                Some(known.map_or(m, |k| k.max(m)))
+            };
+            if let Some(k) = size {
+                self.link_kbps.insert(dest.to_string(), k);
+            }
+        }
         self.dests.insert(dest.to_string(), state);
         self.decide(now, cut.then_some(delivered));
     }
@@ -324,14 +402,17 @@ impl AbrController {
         }
         let since = *self.clear_since.get_or_insert(now);
         let clear_for = now.saturating_duration_since(since);
-        if clear_for < self.s.increase_interval {
+        let restoring = self.scale_step > 0 || self.decimation > 1;
+        if clear_for < self.s.slow_start_interval.min(self.s.increase_interval)
+            || (restoring && clear_for < self.s.increase_interval)
+        {
             return;
         }
         let cautious = self.s.increase_interval * self.s.cautious_factor.max(1);
         let starved_lately = self
             .last_starved
             .is_some_and(|t| now.saturating_duration_since(t) < self.s.congestion_memory);
-        if (self.scale_step > 0 || self.decimation > 1) && starved_lately && clear_for < cautious {
+        if restoring && starved_lately && clear_for < cautious {
             // Frames and size given up a moment ago: the link was too thin
             // for them then; wait longer before asking it again.
             return;
@@ -347,22 +428,68 @@ impl AbrController {
             self.last_decimation_change = Some(now);
             self.clear_since = Some(now);
         } else if keeps_up && self.target_kbps < self.s.max_kbps {
-            let step = (u64::from(self.s.max_kbps) * u64::from(self.s.increase_step_pct) / 100)
-                .max(1) as u32;
-            let next = self
-                .target_kbps
-                .saturating_add(step)
-                .clamp(self.s.min_kbps, self.s.max_kbps);
-            let near_the_last_congestion = self.last_congested.is_some_and(|(kbps, at)| {
-                now.saturating_duration_since(at) < self.s.congestion_memory
-                    && u64::from(next) * 10 >= u64::from(kbps) * 9
-            });
-            if near_the_last_congestion && clear_for < cautious {
+            let Some(next) = self.next_up(now, clear_for) else {
                 return;
-            }
-            self.target_kbps = next;
+            };
+            self.target_kbps = next.clamp(self.s.min_kbps, self.s.max_kbps);
             self.clear_since = Some(now);
         }
+    }
+
+    /// The rate of the last congestion while it is remembered, else the
+    /// link rate remembered from the last show.
+    fn ceiling(&self, now: Instant) -> Option<u32> {
+        match self.last_congested {
+            Some((kbps, at)) if now.saturating_duration_since(at) < self.s.congestion_memory => {
+                Some(kbps)
+            }
+            _ => self.remembered,
+        }
+    }
+
+    /// The next target up after `clear_for` of a clear link, if it is time.
+    fn next_up(&self, now: Instant, clear_for: Duration) -> Option<u32> {
+        let t = u64::from(self.target_kbps);
+        let step = (u64::from(self.s.max_kbps) * u64::from(self.s.increase_step_pct) / 100).max(1);
+        let slow_start = |t: u64| {
+            let next = (t as f64 * self.s.slow_start_factor).round() as u64;
+            (clear_for >= self.s.slow_start_interval).then_some(next.max(t + 1))
+        };
+        let next = match self.ceiling(now).map(u64::from) {
+            // Nothing known of the link, or past where it was full: it has
+            // room we know nothing of.
+            None => slow_start(t)?,
+            Some(c) if t * 10 >= c * 11 => slow_start(t)?,
+            Some(c) => {
+                let near = (c * 9).div_ceil(10);
+                let next = t + step.max(near.saturating_sub(t) / 2);
+                if next < near {
+                    // The link carried more than this a moment ago: back
+                    // there as fast as slow start would go.
+                    (clear_for >= self.s.slow_start_interval).then_some(next)?
+                } else {
+                    if clear_for < self.s.increase_interval {
+                        return None;
+                    }
+                    // Where the link was full a moment ago (on SRT an
+                    // overshoot costs dropped packets, not just a queue):
+                    // not until `cautious_factor` intervals after that
+                    // congestion. Counted from the congestion, not from the
+                    // last step: a link that has been clear that long since
+                    // may have grown (600 → 2000 kbit/s), and waiting again
+                    // at every step took 30 s to find it.
+                    let cautious = self.s.increase_interval * self.s.cautious_factor.max(1);
+                    let recent = self
+                        .last_congested
+                        .is_some_and(|(_, at)| now.saturating_duration_since(at) < cautious);
+                    if recent {
+                        return None;
+                    }
+                    t + step
+                }
+            }
+        };
+        Some(u32::try_from(next).unwrap_or(u32::MAX))
     }
 
     fn on_congestion(&mut self, now: Instant, delivered: Option<u32>) {

@@ -131,20 +131,26 @@ fn growth_that_lags_a_cut_does_not_cut_again_until_it_settles() {
 }
 
 #[test]
-fn a_clear_link_steps_up_by_five_percent_every_interval() {
+fn a_clear_link_climbs_back_fast_then_carefully_near_the_last_cut() {
     let mut c = ctl(4000, 400);
     let mut f = Feed::new();
     f.tick(&mut c, "a", 900, 2800);
     assert_eq!(c.target_kbps(), 2800);
     let mut ups = Vec::new();
-    for _ in 0..24 {
+    for _ in 0..40 {
         f.full(&mut c, "a", 20);
         ups.push(c.target_kbps());
     }
-    // Clear from the first clear tick; 2.5 s = 10 ticks per step.
-    assert_eq!(ups[9], 2800);
-    assert_eq!(ups[10], 3000);
-    assert_eq!(ups[20], 3200);
+    // A step a second (4 ticks), half the way to 90% of the 4000 that was
+    // cut (3600) or 5% of the maximum; near 3600 only 7.5 s after the cut
+    // (cautious_factor × 2.5 s), then 5% every 2.5 s.
+    assert_eq!(ups[3], 2800);
+    assert_eq!(ups[4], 3200);
+    assert_eq!(ups[8], 3400);
+    assert_eq!(ups[28], 3400);
+    assert_eq!(ups[29], 3600);
+    assert_eq!(ups[38], 3600);
+    assert_eq!(ups[39], 3800);
     assert!(ups.windows(2).all(|w| w[1] >= w[0]));
 }
 
@@ -520,5 +526,143 @@ proptest! {
         }
         prop_assert_eq!(c.target_kbps(), c.settings().max_kbps);
         prop_assert_eq!(c.frame_decimation(), 1);
+    }
+}
+
+/// A fluid model of one destination behind a link of `link(tick)` kbit/s for
+/// the video (audio already taken off), with the destination's leaky 2 s
+/// queue; 4 ticks a second. Per tick: the target, and the bits the queue
+/// dropped (frames lost).
+fn fluid(c: &mut AbrController, ticks: usize, link: impl Fn(usize) -> f64) -> Vec<(u32, f64)> {
+    let mut f = Feed::new();
+    let mut queue_bits = 0.0f64;
+    let mut out = Vec::new();
+    for i in 0..ticks {
+        let target = f64::from(c.target_kbps());
+        queue_bits += target * 250.0;
+        let sent = queue_bits.min(link(i) * 250.0);
+        queue_bits -= sent;
+        let lost = (queue_bits - target * 2000.0).max(0.0);
+        queue_bits -= lost;
+        let queued_ms = (queue_bits / target) as u64;
+        f.tick(c, "a", queued_ms, (sent / 250.0) as u32);
+        out.push((c.target_kbps(), lost));
+    }
+    out
+}
+
+#[test]
+fn a_show_starts_at_what_the_link_delivered_last_time() {
+    let mut c = ctl(4000, 400);
+    c.start(Some(1200));
+    // 85% of it: the rest is sound and muxing.
+    assert_eq!(c.target_kbps(), 1020);
+    assert_eq!(c.poll_change(), Some(1020), "the encoder was built at 4000");
+    c.start(Some(100));
+    assert_eq!(c.target_kbps(), 400, "clamped to the floor");
+    c.start(Some(90_000));
+    assert_eq!(c.target_kbps(), 4000, "clamped to the ceiling");
+    assert_eq!(c.poll_change(), Some(4000));
+}
+
+#[test]
+fn with_nothing_remembered_it_starts_low_and_grows_by_half_each_second() {
+    let mut c = ctl(4000, 400);
+    c.start(None);
+    assert_eq!(c.target_kbps(), 1000);
+    let mut f = Feed::new();
+    let mut seen = Vec::new();
+    for _ in 0..12 {
+        f.full(&mut c, "a", 20);
+        seen.push(c.target_kbps());
+    }
+    // Clear from the first tick; ×1.5 every 4 ticks (1 s), to the ceiling.
+    assert_eq!(seen[3], 1000);
+    assert_eq!(seen[4], 1500);
+    assert_eq!(seen[8], 2250);
+    // The first congestion ends slow start: back to additive steps.
+    f.tick(&mut c, "a", 900, 2000);
+    let cut = c.target_kbps();
+    assert_eq!(cut, 1575, "×0.7 of 2250 (below 85% of 2000)");
+    let mut ups = Vec::new();
+    for _ in 0..20 {
+        f.full(&mut c, "a", 20);
+        ups.push(c.target_kbps());
+    }
+    // Half the way to 90% of 2250 (2025) or 200, a step a second; then
+    // careful: the link was full at 2250 a moment ago.
+    assert_eq!(ups[3], 1575);
+    assert_eq!(ups[4], 1800);
+    assert_eq!(ups[8], 2000);
+    assert_eq!(ups[19], 2000);
+}
+
+#[test]
+fn the_link_delivered_is_kept_past_forget_for_the_next_show() {
+    let mut c = ctl(4000, 400);
+    let mut f = Feed::new();
+    for _ in 0..8 {
+        f.tick(&mut c, "a", 900, 1200);
+    }
+    c.forget("a");
+    let rates: Vec<(&str, u32)> = c.link_rates().collect();
+    assert_eq!(rates.len(), 1);
+    assert!((1150..=1250).contains(&rates[0].1), "{rates:?}");
+    // A stalled link (below the floor) says nothing of its size.
+    let mut c = ctl(4000, 400);
+    let mut f = Feed::new();
+    for _ in 0..8 {
+        f.tick(&mut c, "a", 900, 100);
+    }
+    assert_eq!(c.link_rates().count(), 0);
+}
+
+/// The thin link from the first second, cold (nothing remembered):
+/// no frame lost, 80% of the link carried within 10 s.
+#[test]
+fn a_cold_start_on_a_1200_link_loses_nothing_and_fills_it_within_ten_seconds() {
+    let mut c = ctl(4000, 400);
+    c.start(None);
+    let link = 1200.0 - 128.0;
+    let trace = fluid(&mut c, 4 * 45, |_| link);
+    let lost: f64 = trace.iter().map(|(_, l)| l).sum();
+    assert_eq!(lost, 0.0, "{trace:?}");
+    let at_10s = f64::from(trace[39].0).min(link) + 128.0;
+    assert!(at_10s >= 0.8 * 1200.0, "{at_10s} kbit/s at 10 s");
+}
+
+/// 1200 → 600 → 2000 kbit/s mid-show, from a remembered 1200: down within
+/// 3 s without reaching the floor, up to 80% of the new link within 10 s,
+/// never a frame lost to the 2 s queue.
+#[test]
+fn a_stepping_link_is_followed_down_and_up() {
+    for remembered in [Some(1200), None] {
+        let mut c = ctl(4000, 400);
+        c.start(remembered);
+        let link = |i: usize| match i / 4 {
+            0..20 => 1200.0,
+            20..40 => 600.0,
+            _ => 2000.0,
+        } - 128.0;
+        let trace = fluid(&mut c, 4 * 60, link);
+        let lost: f64 = trace.iter().map(|(_, l)| l).sum();
+        assert!(
+            lost < 600.0 * 250.0,
+            "{remembered:?}: lost {lost} bits (more than a tick's worth): {trace:?}"
+        );
+        let targets: Vec<u32> = trace.iter().map(|t| t.0).collect();
+        assert!(
+            targets[80 + 12] + 128 <= 600,
+            "{remembered:?}: not down within 3 s: {targets:?}"
+        );
+        assert!(
+            targets.iter().all(|&t| t > 400),
+            "{remembered:?}: collapsed to the floor: {targets:?}"
+        );
+        assert!(
+            targets[160 + 40] + 128 >= 1600,
+            "{remembered:?}: not back up within 10 s: {:?}",
+            &targets[160..]
+        );
     }
 }
