@@ -134,7 +134,12 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
     };
     shell.fleet = session;
     let mut core = Core::new(now(), start);
-    shell.drain(&mut core, now(), VecDeque::new());
+    let links = crate::media::abr::memory::path_in(std::path::Path::new(&core.config().state_dir));
+    let (rates, warning) = crate::media::abr::memory::load(&links);
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    shell.drain(&mut core, now(), VecDeque::from([Input::LinkMemory(rates)]));
     let mut incoming = shell.links.new_incoming.take();
 
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;

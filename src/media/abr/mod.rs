@@ -537,5 +537,7 @@ impl AbrController {
     }
 }
 
+pub mod memory;
+
 #[cfg(test)]
 mod tests;
