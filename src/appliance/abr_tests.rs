@@ -33,10 +33,11 @@ fn saves(sim: &Sim) -> Vec<&String> {
         .collect()
 }
 
-/// A destination that sent `kbps` for a second while its queue stood full.
+/// A destination that sent `kbps` for 3 s while its queue stood full (past
+/// the grace after its connect).
 fn congested(sim: &mut Sim, dest: &str, kbps: u64) {
     let mut sent = 0;
-    for _ in 0..5 {
+    for _ in 0..13 {
         sim.now += ms(250);
         sent += kbps * 1000 / 8 / 4;
         let sample = LinkSample {

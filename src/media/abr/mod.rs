@@ -38,14 +38,18 @@
 //!     nothing remembered, or the last one forgotten after
 //!     `congestion_memory`), or once the target is 10% past the rate of the
 //!     last congestion (the link has grown since: 600 → 2000 kbit/s), the
-//!     target is multiplied by `slow_start_factor` every `slow_start_interval`;
-//!   - *additive* below 90% of the last congestion's rate: a step of
+//!     target is multiplied by `slow_start_factor` every `slow_start_interval`
+//!     (2 s: the queue signal takes about that long to show an overshoot);
+//!   - *recovery* below 90% of the last congestion's rate: a step of
 //!     `increase_step_pct` of the maximum, or half the way to that 90% if
 //!     more (BIC's binary search: back to where the link was full quickly,
-//!     then carefully), every `slow_start_interval`;
+//!     then carefully), every `recovery_interval`;
 //!   - *cautious* within 10% of it: a step of `increase_step_pct` every
-//!     `increase_interval`, and none until `cautious_factor` intervals after
-//!     that congestion.
+//!     `slow_start_interval`, and none until `cautious_factor` ×
+//!     `increase_interval` after that congestion.
+//!   A destination that has just connected does not cut for a queue under
+//!   twice the high-water mark for `connect_grace` (its first keyframe and
+//!   TCP's own start stand there a moment).
 //! - **Drop frames last.** At the floor and still congested for
 //!   `starve_after`, the decimation doubles (up to `max_decimation`); a clear
 //!   link halves it again before the bitrate may rise. Decimation above 1
@@ -115,8 +119,19 @@ pub struct AbrSettings {
     pub cold_start_div: u32,
     /// Slow start: the target is multiplied by this ...
     pub slow_start_factor: f64,
-    /// ... after this long clear.
+    /// ... after this long clear (longer than the signal takes to see a
+    /// queue: at 1 s it went 1335 → 2003 → 3005 over a 1200 kbit/s link
+    /// before the first growth was seen).
     pub slow_start_interval: Duration,
+    /// After a destination connects, a queue (standing or growing) under
+    /// twice the high-water mark does not cut for this long: the first
+    /// keyframe and TCP's own start stand in the queue for a moment, and
+    /// cutting on them took a show started at 1000 kbit/s on a 1200 kbit/s
+    /// link down to 490.
+    pub connect_grace: Duration,
+    /// Below 90% of the last congestion's rate (the link carried more a
+    /// moment ago), a step up after this long clear.
+    pub recovery_interval: Duration,
     /// A destination not observed for this long is ignored.
     pub stale_after: Duration,
 }
@@ -145,7 +160,9 @@ impl AbrSettings {
             min_change_pct: 5,
             cold_start_div: 4,
             slow_start_factor: 1.5,
-            slow_start_interval: Duration::from_secs(1),
+            slow_start_interval: Duration::from_secs(2),
+            connect_grace: Duration::from_secs(2),
+            recovery_interval: Duration::from_secs(1),
             stale_after: Duration::from_secs(3),
         }
     }
@@ -175,10 +192,12 @@ pub struct AbrController {
     /// Since when the target has sat at the floor while congested.
     starving_since: Option<Instant>,
     last_decimation_change: Option<Instant>,
-    /// The rate (kbit/s) each destination's link delivered when it was full
-    /// (or at least carried, when never full), kept past `forget`: what the
-    /// show end remembers for the next show.
-    link_kbps: HashMap<String, u32>,
+    /// The rate (kbit/s) each destination's link delivered when it was last
+    /// full (`true`), or the most it carried while never full, kept past
+    /// `forget`: what the show end remembers for the next show.
+    link_kbps: HashMap<String, (u32, bool)>,
+    /// When each destination that is up connected (its first sample).
+    connected_at: HashMap<String, Instant>,
     /// The link rate remembered from the last show: the rate of the last
     /// congestion until this show has one of its own.
     remembered: Option<u32>,
@@ -212,6 +231,7 @@ impl AbrController {
             starving_since: None,
             last_decimation_change: None,
             link_kbps: HashMap::new(),
+            connected_at: HashMap::new(),
             remembered: None,
         }
     }
@@ -244,7 +264,7 @@ impl AbrController {
     /// What each destination's link delivered when full (or at least carried)
     /// during this controller's life, kbit/s: what to remember.
     pub fn link_rates(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.link_kbps.iter().map(|(n, k)| (n.as_str(), *k))
+        self.link_kbps.iter().map(|(n, (k, _))| (n.as_str(), *k))
     }
 
     pub fn settings(&self) -> &AbrSettings {
@@ -308,6 +328,7 @@ impl AbrController {
     /// The destination went down or was stopped: it no longer holds the target back.
     pub fn forget(&mut self, dest: &str) {
         self.dests.remove(dest);
+        self.connected_at.remove(dest);
     }
 
     /// One sample of `dest` (up) at `now`; may move the target.
@@ -323,16 +344,22 @@ impl AbrController {
             .last_decrease
             .is_some_and(|t| now.saturating_duration_since(t) < self.s.growth_settle);
         let lagging = matches!(state.cause, Some(Cause::Growth | Cause::SrtLate));
-        let cut = state.congested() && !(settling && lagging);
+        let connected = *self.connected_at.entry(dest.to_string()).or_insert(now);
+        let starting = now.saturating_duration_since(connected) < self.s.connect_grace
+            && matches!(state.cause, Some(Cause::Queue | Cause::Growth))
+            && state.queued_ms < 2 * self.s.signal.high_water_ms;
+        let cut = state.congested() && !(settling && lagging) && !starting;
         let delivered = state.measured_kbps;
-        if let Some(m) = delivered {
+        if let (Some(m), false) = (delivered, starting) {
             // Full: what it carries is its size (above the floor only: a
-            // stalled link says nothing). Clear: it carries at least this.
-            let known = self.link_kbps.get(dest).copied();
-            let size = if state.congested() {
-                (m > self.s.min_kbps).then_some(m)
-            } else {
-                Some(known.map_or(m, |k| k.max(m)))
+            // stalled link says nothing). Clear: it carries at least this,
+            // which says nothing once it has been seen full (a socket
+            // buffer filling reads as more than the link).
+            let size = match self.link_kbps.get(dest).copied() {
+                _ if state.congested() => (m > self.s.min_kbps).then_some((m, true)),
+                Some((k, true)) => Some((k, true)),
+                Some((k, false)) => Some((k.max(m), false)),
+                None => Some((m, false)),
             };
             if let Some(k) = size {
                 self.link_kbps.insert(dest.to_string(), k);
@@ -403,9 +430,12 @@ impl AbrController {
         let since = *self.clear_since.get_or_insert(now);
         let clear_for = now.saturating_duration_since(since);
         let restoring = self.scale_step > 0 || self.decimation > 1;
-        if clear_for < self.s.slow_start_interval.min(self.s.increase_interval)
-            || (restoring && clear_for < self.s.increase_interval)
-        {
+        let soonest = self
+            .s
+            .recovery_interval
+            .min(self.s.slow_start_interval)
+            .min(self.s.increase_interval);
+        if clear_for < soonest || (restoring && clear_for < self.s.increase_interval) {
             return;
         }
         let cautious = self.s.increase_interval * self.s.cautious_factor.max(1);
@@ -466,9 +496,9 @@ impl AbrController {
                 if next < near {
                     // The link carried more than this a moment ago: back
                     // there as fast as slow start would go.
-                    (clear_for >= self.s.slow_start_interval).then_some(next)?
+                    (clear_for >= self.s.recovery_interval).then_some(next)?
                 } else {
-                    if clear_for < self.s.increase_interval {
+                    if clear_for < self.s.slow_start_interval {
                         return None;
                     }
                     // Where the link was full a moment ago (on SRT an

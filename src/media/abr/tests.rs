@@ -7,7 +7,17 @@ use proptest::prelude::*;
 
 const TICK: Duration = Duration::from_millis(250);
 
+/// A controller without the grace after a connect: each test below looks
+/// at one rule from the first sample (the grace has its own test).
 fn ctl(max: u32, min: u32) -> AbrController {
+    AbrController::new(AbrSettings {
+        connect_grace: Duration::ZERO,
+        ..AbrSettings::new(max, min)
+    })
+}
+
+/// The defaults, grace and all.
+fn ctl_as_shipped(max: u32, min: u32) -> AbrController {
     AbrController::new(AbrSettings::new(max, min))
 }
 
@@ -143,14 +153,14 @@ fn a_clear_link_climbs_back_fast_then_carefully_near_the_last_cut() {
     }
     // A step a second (4 ticks), half the way to 90% of the 4000 that was
     // cut (3600) or 5% of the maximum; near 3600 only 7.5 s after the cut
-    // (cautious_factor × 2.5 s), then 5% every 2.5 s.
+    // (cautious_factor × 2.5 s), then 5% every 2 s.
     assert_eq!(ups[3], 2800);
     assert_eq!(ups[4], 3200);
     assert_eq!(ups[8], 3400);
     assert_eq!(ups[28], 3400);
     assert_eq!(ups[29], 3600);
-    assert_eq!(ups[38], 3600);
-    assert_eq!(ups[39], 3800);
+    assert_eq!(ups[36], 3600);
+    assert_eq!(ups[37], 3800);
     assert!(ups.windows(2).all(|w| w[1] >= w[0]));
 }
 
@@ -429,7 +439,7 @@ fn a_floor_above_the_ceiling_is_the_ceiling() {
 /// within 10 s and the leaky 2 s queue must stop overflowing.
 #[test]
 fn a_1200_kbit_link_is_found_within_ten_seconds() {
-    let mut c = ctl(4000, 400);
+    let mut c = ctl_as_shipped(4000, 400);
     let mut f = Feed::new();
     let link = 1200.0 - 128.0;
     let mut queue_bits = 0.0f64;
@@ -566,20 +576,20 @@ fn a_show_starts_at_what_the_link_delivered_last_time() {
 }
 
 #[test]
-fn with_nothing_remembered_it_starts_low_and_grows_by_half_each_second() {
+fn with_nothing_remembered_it_starts_low_and_grows_by_half_every_two_seconds() {
     let mut c = ctl(4000, 400);
     c.start(None);
     assert_eq!(c.target_kbps(), 1000);
     let mut f = Feed::new();
     let mut seen = Vec::new();
-    for _ in 0..12 {
+    for _ in 0..20 {
         f.full(&mut c, "a", 20);
         seen.push(c.target_kbps());
     }
-    // Clear from the first tick; ×1.5 every 4 ticks (1 s), to the ceiling.
-    assert_eq!(seen[3], 1000);
-    assert_eq!(seen[4], 1500);
-    assert_eq!(seen[8], 2250);
+    // Clear from the first tick; ×1.5 every 8 ticks (2 s), to the ceiling.
+    assert_eq!(seen[7], 1000);
+    assert_eq!(seen[8], 1500);
+    assert_eq!(seen[16], 2250);
     // The first congestion ends slow start: back to additive steps.
     f.tick(&mut c, "a", 900, 2000);
     let cut = c.target_kbps();
@@ -621,7 +631,7 @@ fn the_link_delivered_is_kept_past_forget_for_the_next_show() {
 /// no frame lost, 80% of the link carried within 10 s.
 #[test]
 fn a_cold_start_on_a_1200_link_loses_nothing_and_fills_it_within_ten_seconds() {
-    let mut c = ctl(4000, 400);
+    let mut c = ctl_as_shipped(4000, 400);
     c.start(None);
     let link = 1200.0 - 128.0;
     let trace = fluid(&mut c, 4 * 45, |_| link);
@@ -637,7 +647,7 @@ fn a_cold_start_on_a_1200_link_loses_nothing_and_fills_it_within_ten_seconds() {
 #[test]
 fn a_stepping_link_is_followed_down_and_up() {
     for remembered in [Some(1200), None] {
-        let mut c = ctl(4000, 400);
+        let mut c = ctl_as_shipped(4000, 400);
         c.start(remembered);
         let link = |i: usize| match i / 4 {
             0..20 => 1200.0,
@@ -665,4 +675,31 @@ fn a_stepping_link_is_followed_down_and_up() {
             &targets[160..]
         );
     }
+}
+
+#[test]
+fn a_queue_just_after_the_connect_waits_for_the_grace_unless_it_is_long() {
+    let mut c = ctl_as_shipped(4000, 400);
+    c.start(None);
+    let mut f = Feed::new();
+    // The first keyframe stands in the queue: no cut for 2 s.
+    for _ in 0..7 {
+        f.tick(&mut c, "a", 700, 900);
+    }
+    assert_eq!(c.target_kbps(), 1000);
+    // Still there after the grace: the link is thinner than the start.
+    f.tick(&mut c, "a", 700, 900);
+    f.tick(&mut c, "a", 700, 900);
+    assert!(c.target_kbps() < 1000, "{}", c.target_kbps());
+    // A queue over twice the mark cuts at once, grace or not.
+    let mut c = ctl_as_shipped(4000, 400);
+    let mut f = Feed::new();
+    f.tick(&mut c, "a", 1200, 900);
+    assert_eq!(c.target_kbps(), 2800);
+    // A new connection has its grace again.
+    c.forget("a");
+    let before = c.target_kbps();
+    f.now += Duration::from_secs(5);
+    f.tick(&mut c, "a", 700, 900);
+    assert_eq!(c.target_kbps(), before);
 }
