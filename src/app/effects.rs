@@ -239,8 +239,12 @@ impl Shell {
                             }
                         },
                     );
-                if let Err(e) = spawned {
-                    tracing::warn!(error = %e, "no thread to save the link memory");
+                match spawned {
+                    Ok(handle) => {
+                        self.link_writes.retain(|h| !h.is_finished());
+                        self.link_writes.push(handle);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no thread to save the link memory"),
                 }
             }
             Work::SalesLog { dir, event } => match serde_json::to_string(&event) {

@@ -75,6 +75,9 @@ struct Shell {
     turns: turns::TurnStats,
     /// What the current turn did, for the turn statistics.
     turn: turns::Turn,
+    /// The link memory being written (joined before the process exits: the
+    /// show's end is also the daemon's at a SIGTERM).
+    link_writes: Vec<std::thread::JoinHandle<()>>,
     exit: bool,
 }
 
@@ -118,6 +121,7 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
         probe_tx,
         turns: turns::TurnStats::default(),
         turn: turns::Turn::default(),
+        link_writes: Vec::new(),
         exit: false,
         fleet: None,
         web,
@@ -237,6 +241,9 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
             }
             _ => break,
         }
+    }
+    for w in shell.link_writes.drain(..) {
+        let _ = w.join();
     }
     tracing::info!("stopped");
     shell.media.shutdown();

@@ -107,6 +107,7 @@ impl MediaState {
 /// only encoders that take a new picture size mid-stream may be scaled.
 pub fn abr_for(config: &Config, encoder: &EncoderInfo) -> AbrController {
     let mut settings = AbrSettings::from_video(&config.video);
+    settings.audio_kbps = config.audio.bitrate_kbps;
     if !encoder.resizable {
         settings.max_scale_step = 0;
     }

@@ -17,16 +17,19 @@
 //!   consecutive samples while above the low-water mark, or SRT dropped late
 //!   packets or lost more than `srt_loss_pct` (see `link_signal`). Congestion multiplies
 //!   the target by `decrease_factor` (or brings it to `delivered_share` of
-//!   what the link sent lately, if that is lower and above the floor), at
-//!   most once per `decrease_interval`.
-//!   A queue that is above the mark but draining is left alone: the last cut
-//!   is working, and cutting again for the same standing queue overshoots;
+//!   what the link sent lately beside the sound (`audio_kbps`), if that is
+//!   lower and above the floor), at most once per `decrease_interval`. A cut
+//!   on a link that carries 10% more than the target is a backlog (a new
+//!   connection's burst), not a thin link: it sets no ceiling.
+//!   A queue that is above the mark but draining is left alone, and so is
+//!   one shorter than when the last cut came, within `growth_settle` of it:
+//!   the last cut is working, and cutting again for the same standing queue overshoots;
 //!   for the same reason growth alone, or an SRT round trip still above half
 //!   its latency, does not cut within `growth_settle` of the last cut (the
 //!   network's queue takes that long to drain after it).
 //! - **Start where the link was.** [`AbrController::start`] puts the target at
 //!   `delivered_share` of what the slowest destination's link delivered last
-//!   time (see `memory`: the box does not move, so yesterday's link is the
+//!   time beside the sound (see `memory`: the box does not move, so yesterday's link is the
 //!   best guess for today), or, with nothing remembered, at a quarter of the
 //!   maximum (`cold_start_div`). The configured rate itself is only a ceiling:
 //!   4000 kbit/s into a 1200 kbit/s link lost frames for 3 s before the first
@@ -39,17 +42,19 @@
 //!     `congestion_memory`), or once the target is 10% past the rate of the
 //!     last congestion (the link has grown since: 600 → 2000 kbit/s), the
 //!     target is multiplied by `slow_start_factor` every `slow_start_interval`
-//!     (2 s: the queue signal takes about that long to show an overshoot);
+//!     while every link delivers `slow_start_carry_pct` of the target (the
+//!     queue shows an overshoot 2.5 s late; the delivery rate, bytes that
+//!     left the socket over the last second, at once);
 //!   - *recovery* below 90% of the last congestion's rate: a step of
 //!     `increase_step_pct` of the maximum, or half the way to that 90% if
 //!     more (BIC's binary search: back to where the link was full quickly,
 //!     then carefully), every `recovery_interval`;
 //!   - *cautious* within 10% of it: a step of `increase_step_pct` every
-//!     `slow_start_interval`, and none until `cautious_factor` ×
+//!     `increase_interval`, and none until `cautious_factor` ×
 //!     `increase_interval` after that congestion.
 //!   A destination that has just connected does not cut for a queue under
-//!   twice the high-water mark for `connect_grace` (its first keyframe and
-//!   TCP's own start stand there a moment).
+//!   three times the high-water mark for `connect_grace` (a new connection
+//!   starts with a burst of the pictures since the last keyframe).
 //! - **Drop frames last.** At the floor and still congested for
 //!   `starve_after`, the decimation doubles (up to `max_decimation`); a clear
 //!   link halves it again before the bitrate may rise. Decimation above 1
@@ -74,6 +79,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use self::link_size::LinkSize;
 use super::link_signal::LinkState;
 pub use super::link_signal::Thresholds;
 pub use super::link_signal::{Cause, LinkSample, SrtCounters};
@@ -88,8 +94,13 @@ pub struct AbrSettings {
     pub signal: Thresholds,
     pub decrease_factor: f64,
     /// On a cut, the target goes no higher than this share of what the
-    /// congested link sent lately (the rest is sound and muxing).
+    /// On a cut, and at a show's start, the target goes no higher than
+    /// this share of what the link carries beside the sound (the rest is
+    /// muxing and room for the queue to drain).
     pub delivered_share: f64,
+    /// What rides beside the video on every link (the sound, always sent,
+    /// silent without a microphone), kbit/s.
+    pub audio_kbps: u32,
     pub decrease_interval: Duration,
     /// After a cut, a queue that is still growing (or an SRT round trip still
     /// long) is not cut again for this long: a smoothed RTT, a kernel buffer
@@ -119,16 +130,21 @@ pub struct AbrSettings {
     pub cold_start_div: u32,
     /// Slow start: the target is multiplied by this ...
     pub slow_start_factor: f64,
-    /// ... after this long clear (longer than the signal takes to see a
-    /// queue: at 1 s it went 1335 → 2003 → 3005 over a 1200 kbit/s link
-    /// before the first growth was seen).
+    /// ... after this long clear, while every link delivers at least
+    /// `slow_start_carry_pct` of the target (without that check, at 1 s it
+    /// went 1335 → 2003 → 3005 over a 1200 kbit/s link before the queue
+    /// showed).
     pub slow_start_interval: Duration,
     /// After a destination connects, a queue (standing or growing) under
-    /// twice the high-water mark does not cut for this long: the first
-    /// keyframe and TCP's own start stand in the queue for a moment, and
-    /// cutting on them took a show started at 1000 kbit/s on a 1200 kbit/s
-    /// link down to 490.
+    /// three times the high-water mark does not cut for this long: a new
+    /// connection starts with a burst (measured at go-live: about 150 kB,
+    /// the group of pictures since the last keyframe, into the socket at
+    /// once), and cutting on it took a show started at 1000 kbit/s on a
+    /// 1200 kbit/s link down to 452 and set a false ceiling there.
     pub connect_grace: Duration,
+    /// Slow start only while every destination sends at least this share of
+    /// the target, in percent.
+    pub slow_start_carry_pct: u32,
     /// Below 90% of the last congestion's rate (the link carried more a
     /// moment ago), a step up after this long clear.
     pub recovery_interval: Duration,
@@ -146,12 +162,13 @@ impl AbrSettings {
             min_kbps: min_kbps.clamp(1, max_kbps),
             signal: Thresholds::default(),
             decrease_factor: 0.7,
-            delivered_share: 0.85,
+            delivered_share: 0.9,
+            audio_kbps: 0,
             decrease_interval: Duration::from_secs(1),
             growth_settle: Duration::from_secs(2),
             increase_step_pct: 5,
             increase_interval: Duration::from_millis(2500),
-            cautious_factor: 3,
+            cautious_factor: 2,
             congestion_memory: Duration::from_secs(60),
             keep_up_ratio: 0.6,
             starve_after: Duration::from_secs(3),
@@ -160,9 +177,10 @@ impl AbrSettings {
             min_change_pct: 5,
             cold_start_div: 4,
             slow_start_factor: 1.5,
-            slow_start_interval: Duration::from_secs(2),
-            connect_grace: Duration::from_secs(2),
+            slow_start_interval: Duration::from_secs(1),
+            connect_grace: Duration::from_secs(3),
             recovery_interval: Duration::from_secs(1),
+            slow_start_carry_pct: 95,
             stale_after: Duration::from_secs(3),
         }
     }
@@ -170,6 +188,12 @@ impl AbrSettings {
     /// From `[video]`: `bitrate_kbps` is the ceiling, `min_bitrate_kbps` the floor.
     pub fn from_video(v: &crate::config::VideoConfig) -> AbrSettings {
         AbrSettings::new(v.bitrate_kbps, v.min_bitrate_kbps)
+    }
+
+    /// The video target that fits a link carrying `link_kbps` in all.
+    pub fn video_share(&self, link_kbps: u32) -> u32 {
+        let video = link_kbps.saturating_sub(self.audio_kbps);
+        (f64::from(video) * self.delivered_share).round() as u32
     }
 }
 
@@ -195,7 +219,9 @@ pub struct AbrController {
     /// The rate (kbit/s) each destination's link delivered when it was last
     /// full (`true`), or the most it carried while never full, kept past
     /// `forget`: what the show end remembers for the next show.
-    link_kbps: HashMap<String, (u32, bool)>,
+    link_kbps: HashMap<String, LinkSize>,
+    /// The queue (ms) of the sample that last cut.
+    queue_at_cut: Option<u64>,
     /// When each destination that is up connected (its first sample).
     connected_at: HashMap<String, Instant>,
     /// The link rate remembered from the last show: the rate of the last
@@ -232,11 +258,13 @@ impl AbrController {
             last_decimation_change: None,
             link_kbps: HashMap::new(),
             connected_at: HashMap::new(),
+            queue_at_cut: None,
             remembered: None,
         }
     }
 
     /// A new show's start: the target at `delivered_share` of `remembered`
+    /// less the sound
     /// (what the slowest destination's link delivered last time, kbit/s,
     /// everything included), or at `max_kbps / cold_start_div` with nothing
     /// remembered, clamped to the bounds; slow start from there. What the
@@ -245,7 +273,7 @@ impl AbrController {
         let s = &self.s;
         let (min, max) = (s.min_kbps, s.max_kbps);
         let target = match remembered {
-            Some(k) => (f64::from(k) * s.delivered_share).round() as u32,
+            Some(k) => s.video_share(k),
             None => max / s.cold_start_div.max(1),
         };
         let applied = self.applied_kbps;
@@ -264,7 +292,9 @@ impl AbrController {
     /// What each destination's link delivered when full (or at least carried)
     /// during this controller's life, kbit/s: what to remember.
     pub fn link_rates(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.link_kbps.iter().map(|(n, (k, _))| (n.as_str(), *k))
+        self.link_kbps
+            .iter()
+            .filter_map(|(n, s)| Some((n.as_str(), s.kbps()?)))
     }
 
     pub fn settings(&self) -> &AbrSettings {
@@ -347,23 +377,26 @@ impl AbrController {
         let connected = *self.connected_at.entry(dest.to_string()).or_insert(now);
         let starting = now.saturating_duration_since(connected) < self.s.connect_grace
             && matches!(state.cause, Some(Cause::Queue | Cause::Growth))
-            && state.queued_ms < 2 * self.s.signal.high_water_ms;
-        let cut = state.congested() && !(settling && lagging) && !starting;
-        let delivered = state.measured_kbps;
+            && state.queued_ms < 3 * self.s.signal.high_water_ms;
+        // A standing queue smaller than when the last cut came is that cut
+        // working: sample to sample a keyframe hides the drain, and cutting
+        // again on it took 1575 to 1103, 772, 540 on a 1200 link.
+        // In time at the target: after a cut the same bytes read longer, so
+        // only a queue that really went down counts.
+        let shrinking = settling
+            && state.cause == Some(Cause::Queue)
+            && self.queue_at_cut.is_some_and(|q| state.queued_ms < q);
+        let cut = state.congested() && !(settling && lagging) && !starting && !shrinking;
+        if cut {
+            self.queue_at_cut = Some(state.queued_ms);
+        }
+        let size = self.link_kbps.entry(dest.to_string()).or_default();
+        // What reached the far end, where it can be told from what only
+        // went into the socket; else what was written.
+        let delivered = size.delivered(now, &sample).or(state.measured_kbps);
+        size.last = delivered;
         if let (Some(m), false) = (delivered, starting) {
-            // Full: what it carries is its size (above the floor only: a
-            // stalled link says nothing). Clear: it carries at least this,
-            // which says nothing once it has been seen full (a socket
-            // buffer filling reads as more than the link).
-            let size = match self.link_kbps.get(dest).copied() {
-                _ if state.congested() => (m > self.s.min_kbps).then_some((m, true)),
-                Some((k, true)) => Some((k, true)),
-                Some((k, false)) => Some((k.max(m), false)),
-                None => Some((m, false)),
-            };
-            if let Some(k) = size {
-                self.link_kbps.insert(dest.to_string(), k);
-            }
+            size.sample(m, state.congested(), self.s.min_kbps);
         }
         self.dests.insert(dest.to_string(), state);
         self.decide(now, cut.then_some(delivered));
@@ -481,9 +514,18 @@ impl AbrController {
     fn next_up(&self, now: Instant, clear_for: Duration) -> Option<u32> {
         let t = u64::from(self.target_kbps);
         let step = (u64::from(self.s.max_kbps) * u64::from(self.s.increase_step_pct) / 100).max(1);
+        // Into the unknown only when every link delivers the whole target
+        // (sound and muxing ride on top): a queue reads late (2.5 s), and
+        // 1575 went on to 2363 over a 1200 kbit/s link before it showed.
+        let carried = self.dests.keys().all(|d| {
+            self.link_kbps
+                .get(d)
+                .and_then(|l| l.last)
+                .is_some_and(|m| u64::from(m) * 100 >= t * u64::from(self.s.slow_start_carry_pct))
+        });
         let slow_start = |t: u64| {
             let next = (t as f64 * self.s.slow_start_factor).round() as u64;
-            (clear_for >= self.s.slow_start_interval).then_some(next.max(t + 1))
+            (carried && clear_for >= self.s.slow_start_interval).then_some(next.max(t + 1))
         };
         let next = match self.ceiling(now).map(u64::from) {
             // Nothing known of the link, or past where it was full: it has
@@ -498,7 +540,7 @@ impl AbrController {
                     // there as fast as slow start would go.
                     (clear_for >= self.s.recovery_interval).then_some(next)?
                 } else {
-                    if clear_for < self.s.slow_start_interval {
+                    if clear_for < self.s.increase_interval {
                         return None;
                     }
                     // Where the link was full a moment ago (on SRT an
@@ -534,15 +576,26 @@ impl AbrController {
                 // below: 4000 into 1200 kbit/s took four ×0.7 steps (4 s of
                 // dropped frames) and now takes one. Not when it is below
                 // the floor: a stalled or cut link says nothing of its size.
+                // Clearly below the target (by 10%), it is the cut itself:
+                // ×0.7 on top took a 1200 → 600 link to the floor.
                 if let Some(d) = delivered {
-                    let guess = (f64::from(d) * self.s.delivered_share).round() as u32;
+                    let guess = self.s.video_share(d);
                     if guess > self.s.min_kbps {
-                        cut = cut.min(guess);
+                        let clearly_below = u64::from(guess) * 10 < u64::from(self.target_kbps) * 9;
+                        cut = if clearly_below { guess } else { cut.min(guess) };
                     }
                 }
                 // A factor of 1 or more must still make progress downwards.
                 let cut = cut.min(self.target_kbps.saturating_sub(1));
-                self.last_congested = Some((self.target_kbps, now));
+                // A link carrying 10% more than the target is not too thin
+                // for it: the queue is a backlog (a new connection's first
+                // burst). Cut to drain it, but the rate is no ceiling: one
+                // taken there held 700 → 900 back 7.5 s on a 1200 link.
+                let backlog = delivered
+                    .is_some_and(|d| u64::from(d) * 10 >= u64::from(self.target_kbps) * 11);
+                if !backlog {
+                    self.last_congested = Some((self.target_kbps, now));
+                }
                 self.target_kbps = cut.clamp(self.s.min_kbps, self.s.max_kbps);
                 self.last_decrease = Some(now);
             }
@@ -567,6 +620,7 @@ impl AbrController {
     }
 }
 
+mod link_size;
 pub mod memory;
 
 #[cfg(test)]
