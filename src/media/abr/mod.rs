@@ -50,8 +50,8 @@
 //!     more (BIC's binary search: back to where the link was full quickly,
 //!     then carefully), every `recovery_interval`;
 //!   - *cautious* within 10% of it: a step of `increase_step_pct` every
-//!     `increase_interval`, and none until `cautious_factor` ×
-//!     `increase_interval` after that congestion.
+//!     `increase_interval`, and none until `near_congestion_wait` (5 s)
+//!     after that congestion.
 //!   A destination that has just connected does not cut for a queue under
 //!   three times the high-water mark for `connect_grace` (a new connection
 //!   starts with a burst of the pictures since the last keyframe).
@@ -111,10 +111,13 @@ pub struct AbrSettings {
     pub increase_step_pct: u32,
     /// Clear time needed before each step up.
     pub increase_interval: Duration,
-    /// Step-ups that would come within 90% of the rate of the last congestion
-    /// wait this many `increase_interval`s: the link was full there a moment
-    /// ago, and on SRT an overshoot costs dropped packets, not just a queue.
+    /// Frames or size given up within `congestion_memory` come back only
+    /// after this many `increase_interval`s clear.
     pub cautious_factor: u32,
+    /// Step-ups within 10% of the rate of the last congestion wait this long
+    /// after it: the link was full there a moment ago, and on SRT an
+    /// overshoot costs dropped packets, not just a queue.
+    pub near_congestion_wait: Duration,
     /// How long the rate of the last congestion is remembered.
     pub congestion_memory: Duration,
     /// Measured send rate / target needed for a step up.
@@ -168,7 +171,8 @@ impl AbrSettings {
             growth_settle: Duration::from_secs(2),
             increase_step_pct: 5,
             increase_interval: Duration::from_millis(2500),
-            cautious_factor: 2,
+            cautious_factor: 3,
+            near_congestion_wait: Duration::from_secs(5),
             congestion_memory: Duration::from_secs(60),
             keep_up_ratio: 0.6,
             starve_after: Duration::from_secs(3),
@@ -545,15 +549,15 @@ impl AbrController {
                     }
                     // Where the link was full a moment ago (on SRT an
                     // overshoot costs dropped packets, not just a queue):
-                    // not until `cautious_factor` intervals after that
+                    // not until `near_congestion_wait` after that
                     // congestion. Counted from the congestion, not from the
                     // last step: a link that has been clear that long since
                     // may have grown (600 → 2000 kbit/s), and waiting again
                     // at every step took 30 s to find it.
-                    let cautious = self.s.increase_interval * self.s.cautious_factor.max(1);
+                    let wait = self.s.near_congestion_wait;
                     let recent = self
                         .last_congested
-                        .is_some_and(|(_, at)| now.saturating_duration_since(at) < cautious);
+                        .is_some_and(|(_, at)| now.saturating_duration_since(at) < wait);
                     if recent {
                         return None;
                     }
