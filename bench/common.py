@@ -16,6 +16,10 @@ import urllib.request
 MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
+
+# Figures the sections of one run measured, by name, for the `onair` summary
+# (bench/sections_onair.py): only what this invocation measured.
+FIGURES = {}
 BITRATE_KBPS, KEYFRAME_S, AUDIO_KBPS = 2500, 2, 128
 
 

@@ -9,7 +9,7 @@ also 7-10 s after each step, of the new rate).
 import os
 import subprocess
 
-from common import verdict
+from common import FIGURES, verdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRAMES_TARGET = 99.0
@@ -87,4 +87,17 @@ def uplink_section(args, cmd):
                      "7–10 s after the publish (or after a step of the link), in percent of the "
                      "link then. Frames include the group of pictures sent at go-live, so a run "
                      "can show more than 100%.", ""]
+    record(table)
     return lines + targets(table)
+
+
+def record(table):
+    """The issue 14 summary's figures (`onair`): the worst farmcast RTMP run,
+    fixed or stepping link, frames and every carried window."""
+    fc = [r for r in table if len(r) >= 10 and r[1] == "farmcast RTMP"]
+    frames = [v for v in (pct(r[4]) for r in fc) if v is not None]
+    carried = [v for r in fc for v in (pct(c) for c in r[5:8] if c.strip() != "-") if v is not None]
+    if frames:
+        FIGURES["uplink_frames_pct"] = min(frames)
+    if carried:
+        FIGURES["uplink_carried_pct"] = min(carried)

@@ -156,7 +156,7 @@ frames_of() {
     for f in "$OUT/nginx/rec/$1"-*.flv; do
         [ -s "$f" ] || continue
         n=$(ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets \
-            -of csv=p=0 "$f" 2>/dev/null | head -n1)
+            -of csv=p=0 "$f" 2>/dev/null | head -n1) || true
         total=$(( total + ${n:-0} ))
     done
     echo "$total"
@@ -227,6 +227,9 @@ show_start() {
         exit }'
 }
 
+# KiB (or "?") as MiB.
+mib() { if [[ "$1" =~ ^[0-9]+$ ]]; then echo "$(( $1 / 1024 )) MiB"; else echo "?"; fi; }
+
 pct() { awk -v a="${1:-0}" -v b="$(( DURATION * FPS ))" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
 
 ROWS=()
@@ -253,8 +256,10 @@ first_bytes() {
     echo ""
 }
 ts_frames() {
-    ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets \
-        -of csv=p=0 "$OUT/srt-$1.ts" 2>/dev/null | head -n1
+    local n
+    n=$(ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets \
+        -of csv=p=0 "$OUT/srt-$1.ts" 2>/dev/null | head -n1) || true
+    echo "${n:-0}"
 }
 
 # Waits DURATION s of a run (the link plan and the byte sampler beside it)
@@ -280,7 +285,7 @@ after_run() {
 # one printing the bytes the server has. The state folder is kept between runs.
 run_farmcast() {
     local plan=$1 label=$2 dest=$3 published frames rss fc start samples
-    samples="$OUT/bytes-${label// /-}-$plan.log"
+    samples="$OUT/bytes-${label// /-}-$plan-$(date +%s%N).log"
     cat >"$OUT/farmcast.toml" <<TOML
 device_id = "bench-uplink"
 state_dir = "$OUT/state"
@@ -337,7 +342,7 @@ TOML
     frames=$($5)
     start=$(show_start)
     row "$plan" "$label" "${start:-?}" "$frames" "$(carried_cols "$plan" "$samples" "$published")" \
-        "$($6)" "$(( rss / 1024 )) MiB"
+        "$($6)" "$(mib "$rss")"
     cp "$OUT/farmcast.log" "$OUT/farmcast-${label// /-}-$plan-$published.log"
 }
 
@@ -368,7 +373,7 @@ run_ffmpeg() {
     after_run
     frames=$($framescmd)
     row "$plan" "$label" "$BITRATE (fixed)" "$frames" "$(carried_cols "$plan" "$samples" "$published")" \
-        "$($recocmd)" "$(( rss / 1024 )) MiB"
+        "$($recocmd)" "$(mib "$rss")"
 }
 
 # Reconnects over SRT: the daemon logs each destination that failed.
@@ -387,10 +392,8 @@ rtmp_ffmpeg() {
 rtmp_farmcast fixed fc-cold # nothing remembered yet
 rtmp_farmcast fixed fc-warm # what fc-cold's link delivered
 rtmp_ffmpeg fixed ff-fixed
-rtmp_farmcast stepping fc-step
-rtmp_ffmpeg stepping ff-step
 
-# --- SRT --------------------------------------------------------------------
+# --- SRT (the fixed link; farmcast remembers it from the RTMP runs) ---------
 if [ "$SRT" = 1 ] && command -v srt-live-transmit >/dev/null; then
     srt_listen farmcast "$SRT_PORT"
     run_farmcast fixed "farmcast SRT" "url = \"srt://$NADDR:$SRT_PORT\"" \
@@ -401,6 +404,10 @@ if [ "$SRT" = 1 ] && command -v srt-live-transmit >/dev/null; then
 elif [ "$SRT" = 1 ]; then
     echo "srt-live-transmit missing (Debian: srt-tools): no SRT rows" >&2
 fi
+
+# --- the stepping link (farmcast remembering the fixed link) -----------------
+rtmp_farmcast stepping fc-step
+rtmp_ffmpeg stepping ff-step
 
 echo
 echo "Shaped links: tbf (burst 32 kbit, latency 400 ms) to nginx-rtmp or srt-live-transmit in a netns, fixed at ${LINK_KBIT} kbit/s or stepping ${LINK_KBIT} → ${STEP1_KBIT} kbit/s at ${STEP1} s → ${STEP2_KBIT} kbit/s at ${STEP2} s after the publish; 640x360@${FPS} clip, x264 ultrafast/zerolatency, ${BITRATE} kbit/s nominal, ${DURATION} s on air each; farmcast's state folder kept from run to run (its first run: nothing remembered)"

@@ -11,6 +11,7 @@
 //! - [`backoff`]: the one capped, jittered retry delay (a leaf).
 //! - [`excerpt`]: bounded echoes of text that came from outside.
 //! - [`utc`]: wall-clock instants as UTC text (a leaf).
+//! - [`tcp_nodelay`]: Nagle off on the daemon's TCP connections, rtmp2sink's included (a leaf).
 //! - [`app`]: the driver that wires the pure core to the edges.
 
 pub mod app;
@@ -28,5 +29,6 @@ pub mod provision;
 pub mod recording;
 pub mod scale;
 pub mod show;
+pub mod tcp_nodelay;
 pub mod utc;
 pub mod web;

@@ -153,11 +153,12 @@ fn unit_keeps_what_the_daemon_and_gstreamer_need() {
         "/dev/gpiomem rw",
         "char-ttyUSB rw",
         "char-ttyACM rw",
-        // The hardware encoders: VA-API, Rockchip MPP, Jetson.
+        // The hardware encoders: VA-API, Rockchip MPP, Jetson, the Pi's OpenMAX.
         "char-drm rw",
         "/dev/mpp_service rw",
         "char-nvhost* rw",
         "/dev/nvmap rw",
+        "/dev/vchiq rw",
     ] {
         assert!(allowed.contains(&dev), "DeviceAllow={dev} missing");
     }

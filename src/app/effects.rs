@@ -88,6 +88,12 @@ impl Shell {
                 self.media.set_slate(on);
             }
             MediaCmd::CameraLost(lost) => self.media.set_camera_lost(lost),
+            MediaCmd::Encode(on) => {
+                if let Some(c) = capture {
+                    c.set_encoding(on);
+                    tracing::debug!(on, "encoder door");
+                }
+            }
             MediaCmd::LowerThird(text) => {
                 if let Some(c) = capture {
                     c.set_lower_third(text.as_deref());
@@ -109,6 +115,9 @@ impl Shell {
                     c.set_scale_step(step);
                 }
             }
+            MediaCmd::SwitchEncoder(element) => {
+                return self.media.switch_encoder(&element).map(Input::Media)
+            }
             MediaCmd::Rebuild(config) => {
                 let new = super::media_ctl::MediaCtl::new(&config, self.media_tx.clone());
                 let mut old = std::mem::replace(&mut self.media, new);
@@ -123,7 +132,8 @@ impl Shell {
                 if let Err(e) = spawned {
                     tracing::error!(error = %e, "no thread for the old pipelines' teardown");
                 }
-                return Some(Input::MediaBuilt(self.media.encoder()));
+                // `Input::MediaBuilt` follows when its settings are in.
+                return None;
             }
         }
         None

@@ -149,10 +149,12 @@ fn with_local_edits(action: crate::fleet::Action) -> crate::fleet::Action {
     match action {
         Action::ApplyLive(mut c) => {
             crate::web::products::apply_saved(&mut c);
+            crate::web::push::apply_saved_servers(&mut c);
             Action::ApplyLive(c)
         }
         Action::Restart(mut c) => {
             crate::web::products::apply_saved(&mut c);
+            crate::web::push::apply_saved_servers(&mut c);
             Action::Restart(c)
         }
         Action::None => Action::None,

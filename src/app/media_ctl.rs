@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{anyhow, Result};
 
@@ -15,6 +16,10 @@ use crate::media::destination::{Destination, QueueBounds};
 use crate::media::plan::{self, EncoderPlan};
 use crate::media::recorder::Recorder;
 use crate::media::{encoder, EventTx, Fault, MediaEvent};
+
+/// Numbers the media builds, so a build's settings reach only its own
+/// media side (the one replaced by a `Rebuild` is gone meanwhile).
+static BUILDS: AtomicU64 = AtomicU64::new(0);
 
 pub struct MediaCtl {
     settings: Option<CaptureSettings>,
@@ -33,23 +38,55 @@ pub struct MediaCtl {
     /// Where each RTMP destination's server is, remembered across rebuilds of
     /// its pipeline so a down link can be probed cheaply.
     remotes: HashMap<String, std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>>,
+    /// The build whose settings are being worked out off the loop.
+    building: Option<u64>,
+    /// The capture was asked for while they were.
+    start_pending: bool,
+    /// The encoder of a build come back, until the shell hands it on.
+    built: Option<EncoderInfo>,
     encoder: EncoderInfo,
+    /// The config's `[video]`, for the fragments of an encoder switched to.
+    video: crate::config::VideoConfig,
     events: EventTx,
 }
 
 impl MediaCtl {
+    /// A media side for `config`: its settings (the encoder trials among
+    /// them) are worked out on a thread of their own, and come back as
+    /// `MediaEvent::Built` (then [`MediaCtl::take_built`] has the encoder
+    /// for the core); a capture asked for meanwhile starts then.
     pub fn new(config: &Config, events: EventTx) -> MediaCtl {
         crate::media::camera::preload_plugins();
-        let (settings, setup_error, encoder) = match capture_settings(config) {
-            Ok((s, encoder)) => (Some(s), None, encoder),
-            Err(e) => {
-                tracing::error!(error = %e, "the capture cannot be set up");
-                (None, Some(format!("{e:#}")), EncoderInfo::default())
-            }
+        let build = BUILDS.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut ctl = MediaCtl::idle(config, events.clone());
+        ctl.building = Some(build);
+        let cfg = config.clone();
+        let work = move || crate::media::BuiltSettings {
+            build,
+            result: capture_settings(&cfg).map_err(|e| format!("{e:#}")),
         };
+        let tx = events.clone();
+        let spawned = std::thread::Builder::new()
+            .name("media-build".into())
+            .spawn(move || {
+                let _ = tx.send(MediaEvent::Built(Box::new(work())));
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "no thread for the media build: the capture is not set up");
+            ctl.building = None;
+            ctl.setup_error = Some(format!("no thread for the media build: {e}"));
+        }
+        ctl
+    }
+
+    /// A media side that builds nothing until the core's first `Rebuild`.
+    pub fn idle(config: &Config, events: EventTx) -> MediaCtl {
         MediaCtl {
-            settings,
-            setup_error,
+            settings: None,
+            setup_error: None,
+            building: None,
+            start_pending: false,
+            built: None,
             capture: None,
             destinations: HashMap::new(),
             recorder: None,
@@ -65,14 +102,40 @@ impl MediaCtl {
             recorder_stopping: false,
             recorder_starts: (None, 0),
             remotes: HashMap::new(),
-            encoder,
+            encoder: EncoderInfo::default(),
+            video: config.video.clone(),
             events,
         }
     }
 
-    /// The encoder this config got (for the core's bitrate controller and status).
-    pub fn encoder(&self) -> EncoderInfo {
-        self.encoder.clone()
+    /// The settings of this media side's build came back: keep them (or
+    /// why there are none), hand the encoder to the core, and start the
+    /// capture if it was asked for meanwhile. Another build's are ignored.
+    fn built(&mut self, b: crate::media::BuiltSettings) -> Option<MediaReport> {
+        if self.building != Some(b.build) {
+            return None;
+        }
+        self.building = None;
+        match b.result {
+            Ok((settings, choice)) => {
+                self.encoder = encoder_info(choice);
+                self.settings = Some(settings);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the capture cannot be set up");
+                self.setup_error = Some(e);
+            }
+        }
+        self.built = Some(self.encoder.clone());
+        if std::mem::take(&mut self.start_pending) {
+            return self.start_capture();
+        }
+        None
+    }
+
+    /// The encoder of a build just come back, once, for `Input::MediaBuilt`.
+    pub fn take_built(&mut self) -> Option<EncoderInfo> {
+        self.built.take()
     }
 
     pub fn capture(&self) -> Option<&Capture> {
@@ -82,6 +145,10 @@ impl MediaCtl {
     /// Build what is missing and (re)open the camera and mic. A camera that
     /// cannot be opened is the core's `CameraFailed`.
     pub fn start_capture(&mut self) -> Option<MediaReport> {
+        if self.building.is_some() {
+            self.start_pending = true;
+            return None;
+        }
         let Some(settings) = self.settings.clone() else {
             return Some(MediaReport::CaptureFailed(
                 self.setup_error
@@ -91,7 +158,10 @@ impl MediaCtl {
         };
         if self.capture.is_none() {
             match Capture::new(settings, self.events.clone()) {
-                Ok(c) => self.capture = Some(c),
+                Ok(c) => {
+                    self.capture = Some(c);
+                    crate::media::warm_up::start();
+                }
                 Err(e) => return Some(MediaReport::CaptureFailed(format!("{e:#}"))),
             }
         }
@@ -243,6 +313,50 @@ impl MediaCtl {
         }
     }
 
+    /// The core's fallback: `element` in place of the failed encoder, in
+    /// the running pipeline (the destinations stay connected). A switch
+    /// that does not work is the new encoder's failure, for the core to go
+    /// on down.
+    pub fn switch_encoder(&mut self, element: &str) -> Option<MediaReport> {
+        let s = encoder::settings(element, &self.video);
+        let plan = EncoderPlan {
+            input_caps: s.input_caps,
+            element_desc: s.element_desc,
+            output_caps: s.output_caps,
+            bitrate_control: s.bitrate_control,
+        };
+        if let Some(settings) = &mut self.settings {
+            // A capture built again later starts with it too.
+            settings.encoder = plan.clone();
+        }
+        let capture = self.capture.as_mut()?;
+        let started = std::time::Instant::now();
+        match capture.swap_encoder(plan) {
+            Ok(()) => {
+                tracing::warn!(
+                    encoder = element,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "encoder switched within the show"
+                );
+                self.encoder.name = element.to_string();
+                None
+            }
+            Err(e) => {
+                tracing::error!(encoder = element, error = %format!("{e:#}"), "the encoder switched to did not start");
+                Some(MediaReport::EncoderFailed {
+                    element: element.to_string(),
+                    why: format!("{e:#}"),
+                })
+            }
+        }
+    }
+
+    pub fn simulate_encoder_failure(&self) {
+        if let Some(c) = &self.capture {
+            c.simulate_encoder_failure();
+        }
+    }
+
     pub fn simulate_camera(&mut self, fault: CameraFault) {
         if let Some(c) = &mut self.capture {
             c.simulate_camera(fault);
@@ -253,8 +367,13 @@ impl MediaCtl {
     /// it is plumbing: a discovered camera or microphone to open).
     pub fn on_event(&mut self, ev: MediaEvent) -> Option<MediaReport> {
         Some(match ev {
+            MediaEvent::Built(b) => return self.built(*b),
             MediaEvent::CaptureReady => MediaReport::CaptureReady,
             MediaEvent::CaptureFailed(why) => MediaReport::CaptureFailed(why.text),
+            MediaEvent::EncoderFailed { element, failure } => MediaReport::EncoderFailed {
+                element,
+                why: failure.text,
+            },
             MediaEvent::CameraLost(why) => {
                 if self.capture.as_ref().is_some_and(|c| c.is_clip())
                     && why.fault == Fault::EndOfClip
@@ -339,6 +458,11 @@ impl MediaCtl {
                     .frames_out
                     .load(std::sync::atomic::Ordering::Relaxed)
             }),
+            frames_in: self.capture.as_ref().map(|c| {
+                c.health()
+                    .frames_in
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            }),
             links: self.link_samples(),
             dropped_frames: self.destinations.values().map(|d| d.dropped()).sum(),
             bitrates: self
@@ -360,6 +484,11 @@ impl MediaCtl {
     /// bitrate; their TCP send buffers are capped on the way (see
     /// `media::send_buffer`).
     fn link_samples(&mut self) -> Vec<(String, crate::media::link_signal::LinkSample)> {
+        if self.destinations.is_empty() {
+            // Standby: no socket to read (the table costs a scan of every
+            // TCP connection of the machine).
+            return Vec::new();
+        }
         // One read of the kernel's TCP table serves every destination.
         let table = crate::media::proc_net::read_tcp_tables();
         // From the TCP connect on, before the first media bytes.
@@ -394,13 +523,35 @@ fn camera_failed(e: anyhow::Error) -> MediaReport {
 }
 
 /// Everything the capture needs, chosen from the config and this box's
-/// GStreamer registry. Returns the settings and the encoder.
-pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, EncoderInfo)> {
+/// GStreamer registry (and, for the encoder, what encodes here). Returns the
+/// settings and the encoder chosen (`None`: passthrough encodes nothing).
+/// Takes a moment (the trials): off the driver's loop.
+pub fn capture_settings(
+    config: &Config,
+) -> Result<(CaptureSettings, Option<encoder::EncoderChoice>)> {
     crate::media::init()?;
     let video_source = config.video.source.clone();
     let audio_source = config.audio.source.clone();
-    let choice = encoder::choose(&config.video.encoder, &encoder::registry_available)
-        .map_err(|e| anyhow!("video.encoder: {e}"))?;
+    let available = &encoder::registry_available;
+    let choice = if config.video.passthrough {
+        // Nothing is encoded: no trials.
+        encoder::choose(&config.video.encoder, available)
+    } else {
+        // Listed is not working: each candidate encodes a few frames first
+        // (in parallel, bounded), and the ones that did are the fallbacks.
+        let candidates = encoder::candidates(&config.video.encoder, available);
+        let trials = crate::media::encoder_trial::try_all(&candidates, &config.video);
+        for (element, result) in &trials {
+            match result {
+                Ok(()) => tracing::info!(element, "encoder trial: works"),
+                Err(why) => tracing::warn!(element, why, "encoder trial: fails"),
+            }
+        }
+        encoder::choose_working(&config.video.encoder, available, &|e| {
+            trials.get(e).cloned()
+        })
+    }
+    .map_err(|e| anyhow!("video.encoder: {e}"))?;
     if config.video.passthrough {
         tracing::info!(
             "video.passthrough: the camera's own H.264 goes out as it is; no slate, no lower third"
@@ -437,17 +588,25 @@ pub fn capture_settings(config: &Config) -> Result<(CaptureSettings, EncoderInfo
             passthrough: config.video.passthrough,
             camera_head: crate::media::camera::camera_head,
         },
-        if config.video.passthrough {
-            EncoderInfo {
-                name: "passthrough".to_string(),
-                resizable: false,
-            }
-        } else {
-            EncoderInfo {
-                // Only software encoders take a new picture size mid-stream.
-                resizable: encoder::takes_new_size(&choice.element),
-                name: choice.element,
-            }
-        },
+        (!config.video.passthrough).then_some(choice),
     ))
+}
+
+/// The core's view of the encoder chosen (`None`: passthrough).
+fn encoder_info(choice: Option<encoder::EncoderChoice>) -> EncoderInfo {
+    match choice {
+        None => EncoderInfo {
+            name: "passthrough".to_string(),
+            resizable: false,
+            reason: "video.passthrough".to_string(),
+            fallbacks: Vec::new(),
+        },
+        Some(c) => EncoderInfo {
+            // Only software encoders take a new picture size mid-stream.
+            resizable: encoder::takes_new_size(&c.element),
+            name: c.element,
+            reason: c.reason,
+            fallbacks: c.fallbacks,
+        },
+    }
 }

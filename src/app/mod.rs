@@ -87,8 +87,10 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
         session,
         reported,
     } = loaded;
-    // The farmer's product edits from the phone page: a layer over all others.
+    // The farmer's product edits and pasted servers from the phone page: a
+    // layer over all others.
     crate::web::products::apply_saved(&mut config);
+    crate::web::push::apply_saved_servers(&mut config);
     crate::media::init()?;
     if let Some(ca) = &config.live.tls_ca_file {
         // A bad file leaves the system's CAs: rtmps:// then says which
@@ -104,10 +106,15 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
     let (scale_tx, mut scale_rx) = mpsc::unbounded_channel();
     let (disk_tx, mut disk_rx) = mpsc::unbounded_channel();
     tracing::info!(device = %config.device_id, destinations = config.destinations.len(), "farmcast starting");
+    if !crate::tcp_nodelay::interposed() {
+        // Built without build.rs's export: every RTMP start waits out delayed ACKs.
+        tracing::warn!("TCP_NODELAY is not applied to GStreamer's connections: going live takes about 130 ms longer");
+    }
     // The phone page (src/web): its requests arrive on `web_rx`.
     let (web, mut web_rx) = crate::web::start(&config, &config_dir).unzip();
     let mut shell = Shell {
-        media: media_ctl::MediaCtl::new(&config, media_tx.clone()),
+        // Built by the core's first `Rebuild`.
+        media: media_ctl::MediaCtl::idle(&config, media_tx.clone()),
         links: remote::Links::default(),
         tally: Box::new(hardware::NullLed),
         status_led: None,
@@ -184,7 +191,11 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
         };
         let mut inputs = VecDeque::new();
         match wake {
-            Wake::Media(ev) => inputs.extend(shell.media.on_event(ev).map(Input::Media)),
+            Wake::Media(ev) => {
+                let report = shell.media.on_event(ev);
+                inputs.extend(shell.media.take_built().map(Input::MediaBuilt));
+                inputs.extend(report.map(Input::Media));
+            }
             Wake::Edge(edge) => inputs.push_back(Input::Edge {
                 button: edge.button,
                 pressed: edge.pressed,
@@ -327,6 +338,10 @@ impl Shell {
                 let gone = cmd == crate::gpio::sim_parse::MicCommand::Fail;
                 tracing::info!(gone, "simulated microphone fault");
                 self.media.simulate_mic(gone);
+            }
+            SimEvent::EncoderFail => {
+                tracing::info!("simulated encoder failure");
+                self.media.simulate_encoder_failure();
             }
             SimEvent::Weight(kg) => match &self.sim_feed {
                 Some(feed) => feed.set(kg),

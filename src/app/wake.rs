@@ -27,6 +27,8 @@ impl Wake {
             Wake::Media(ev) => match ev {
                 M::CaptureReady => "media:capture_ready",
                 M::CaptureFailed(_) => "media:capture_failed",
+                M::EncoderFailed { .. } => "media:encoder_failed",
+                M::Built(_) => "media:built",
                 M::CameraLost(_) => "media:camera_lost",
                 M::CameraRestored => "media:camera_restored",
                 M::CameraHead { .. } => "media:camera_head",

@@ -78,6 +78,9 @@ pub struct Sim {
     pub scale: Option<crate::scale::Scale>,
     capture_running: bool,
     frames: u64,
+    /// Frames through the encoder's door (it starts open, as a capture does).
+    pub encoded: u64,
+    pub encoding: bool,
     pub connected: BTreeSet<String>,
     pub recorder: Option<PathBuf>,
     scheduled: Vec<(Instant, Input)>,
@@ -127,6 +130,8 @@ impl Sim {
             scale,
             capture_running: false,
             frames: 0,
+            encoded: 0,
+            encoding: true,
             connected: BTreeSet::new(),
             recorder: None,
             scheduled: Vec::new(),
@@ -316,13 +321,17 @@ impl Sim {
                     MediaReport::MicLost("no such device".into())
                 }))
             }
+            MediaCmd::Encode(on) => self.encoding = *on,
             MediaCmd::Rebuild(_) => {
+                self.encoding = true;
                 self.capture_running = false;
                 self.connected.clear();
                 self.recorder = None;
                 return Some(Input::MediaBuilt(EncoderInfo {
                     name: "x264enc".into(),
                     resizable: true,
+                    reason: "auto".into(),
+                    fallbacks: vec!["openh264enc".into()],
                 }));
             }
             _ => {}
@@ -401,9 +410,21 @@ impl Sim {
     }
 
     fn sample(&mut self) -> HealthSample {
+        // The encoder works for a show and rests in standby.
+        let feeding = !self.connected.is_empty() || self.recorder.is_some();
+        if feeding && !self.encoding {
+            self.broken
+                .push("a show fed with the encoder's door closed".into());
+        }
+        if self.capture_running && self.core.state() == State::Standby && self.encoding {
+            self.broken.push("the encoder works in standby".into());
+        }
         let flowing = self.capture_running && !self.camera_stalled;
         if flowing {
             self.frames += 6;
+            if self.encoding {
+                self.encoded += 6;
+            }
         }
         let stalled =
             (self.capture_running && self.camera_stalled && !self.stall_reported).then(|| {
@@ -411,7 +432,8 @@ impl Sim {
                 "no frames for 2 s".to_string()
             });
         HealthSample {
-            frames_out: self.capture_running.then_some(self.frames),
+            frames_out: self.capture_running.then_some(self.encoded),
+            frames_in: self.capture_running.then_some(self.frames),
             recorder_running: self.recorder.is_some(),
             stalled,
             ..HealthSample::default()

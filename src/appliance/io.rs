@@ -106,6 +106,12 @@ pub enum MediaReport {
         unreachable: bool,
     },
     DestinationStopped(String),
+    /// The encoder in use failed (its element posted an error), or the one
+    /// switched to would not start: the core picks the next.
+    EncoderFailed {
+        element: String,
+        why: String,
+    },
     /// The recorder could not start, or failed while running.
     RecorderFailed(String),
     SegmentClosed,
@@ -119,6 +125,11 @@ pub struct EncoderInfo {
     pub name: String,
     /// It takes a new picture size mid-stream (software encoders).
     pub resizable: bool,
+    /// Why this one ("auto: ... is the best that encodes here (software)").
+    pub reason: String,
+    /// The encoders that encoded frames here and come after it, best
+    /// first: where a show falls back to when it fails.
+    pub fallbacks: Vec<String>,
 }
 
 /// Counters sampled at a health tick.
@@ -126,6 +137,8 @@ pub struct EncoderInfo {
 pub struct HealthSample {
     /// Encoded frames since the capture was built (`None`: no capture).
     pub frames_out: Option<u64>,
+    /// Frames that reached the encoder's door, open or closed.
+    pub frames_in: Option<u64>,
     /// Congestion samples of the destinations that are up.
     pub links: Vec<(String, LinkSample)>,
     /// Frames dropped on the way to the destinations.
@@ -215,6 +228,12 @@ pub enum MediaCmd {
     StartRecorder(PathBuf),
     StopRecorder,
     Slate(bool),
+    /// Open (`true`) or close the door in front of the video encoder. Closed
+    /// in standby: nobody watches, so the encoder (most of the box's CPU)
+    /// gets no frames; the picture still reaches the door (the phone's
+    /// preview is taken there) and the first frame after it opens is a
+    /// keyframe (the consumers ask for one when they start).
+    Encode(bool),
     /// The core knows the camera is lost (or back): a stall is reported once.
     CameraLost(bool),
     LowerThird(Option<String>),
@@ -222,6 +241,9 @@ pub enum MediaCmd {
     /// Keep one frame in `n`.
     SetDecimation(u32),
     SetScaleStep(u32),
+    /// Put this encoder in place of the failed one, in the running encode
+    /// pipeline (answer on failure: `EncoderFailed` for it).
+    SwitchEncoder(String),
     /// Tear the media side down and build it for this config
     /// (answer: [`Input::MediaBuilt`]).
     Rebuild(Box<Config>),

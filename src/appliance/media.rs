@@ -10,13 +10,16 @@ use super::{Core, EncoderInfo, HealthSample, MediaCmd, MediaReport, Now, Output,
 use crate::config::Config;
 use crate::media::abr::memory::{self, LinkRates};
 use crate::media::abr::{AbrController, AbrSettings};
-use crate::show::{Command, Input as ShowInput, LinkState};
+use crate::show::{Command, Input as ShowInput, LinkState, State};
 
 /// A failed recorder is started again after this long.
 pub const RECORDER_RETRY: Duration = Duration::from_secs(5);
 
-/// How often a down RTMP server is probed with a bare TCP connect.
-pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// How often a down RTMP server is probed with a bare TCP connect: what a
+/// server's return waits for before the box reconnects, half of it on
+/// average (the reconnect then takes about 50 ms to the first frame). Seven
+/// SYNs a second to a server that is down cost nothing worth saving.
+pub const PROBE_EVERY: Duration = Duration::from_millis(150);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Recorder {
@@ -44,10 +47,13 @@ pub struct MediaState {
     /// The show machine was told the camera is lost (a ready capture is then
     /// the camera restored).
     camera_lost: bool,
-    /// Down servers that could not be reached, and when each was last
-    /// probed (`None`: not yet, probed at the next health tick).
-    probes: HashMap<String, Option<Instant>>,
-    /// Encoded frames per second, smoothed over about a second.
+    /// Down servers that could not be reached, and when each is probed next.
+    probes: HashMap<String, Instant>,
+    /// The encoder's door was last told open (see `MediaCmd::Encode`); a
+    /// new capture starts open.
+    pub encoding: bool,
+    /// Encoded frames per second (frames at the closed door in standby),
+    /// smoothed over about a second.
     pub fps: f64,
     last_frames: Option<(u64, Instant)>,
     pub dropped_frames: u64,
@@ -57,6 +63,8 @@ pub struct MediaState {
     /// What each destination's link delivered in earlier shows (kbit/s):
     /// read at start, updated and written at each show's end.
     pub links: LinkRates,
+    /// The encoder's fallback within a show.
+    pub fallback: super::encoder::Fallback,
 }
 
 impl MediaState {
@@ -70,12 +78,14 @@ impl MediaState {
             recorder: Recorder::Off,
             camera_lost: false,
             probes: HashMap::new(),
+            encoding: true,
             fps: 0.0,
             last_frames: None,
             dropped_frames: 0,
             bitrates: Vec::new(),
             mic: super::parts::Retry::new("mic", 0x51c),
             links: LinkRates::new(),
+            fallback: Default::default(),
         }
     }
 
@@ -84,7 +94,8 @@ impl MediaState {
             Recorder::RetryAt(t) => Some(t),
             _ => None,
         };
-        [recorder, self.mic.poll_timeout()]
+        let probe = self.probes.values().min().copied();
+        [recorder, self.mic.poll_timeout(), probe]
             .into_iter()
             .flatten()
             .min()
@@ -128,6 +139,17 @@ fn remembered_rate(config: &Config, links: &LinkRates) -> Option<u32> {
 
 impl Core {
     pub(super) fn media_built(&mut self, info: EncoderInfo) {
+        // A new capture starts with its encoder's door open.
+        self.media.encoding = true;
+        self.sync_encoder_door();
+        // A new media side tried its encoders afresh.
+        self.media.fallback = Default::default();
+        self.encoder_in_use(info);
+    }
+
+    /// The encoder the pipeline now has: the bitrate controller starts
+    /// over for it (what it had set went with the old encoder).
+    fn encoder_in_use(&mut self, info: EncoderInfo) {
         self.media.abr = abr_for(&self.config, &info);
         self.media.encoder = info;
         self.media.decimation = 1;
@@ -194,6 +216,45 @@ impl Core {
         }));
     }
 
+    /// The encoder in use failed: the next one that worked when the media
+    /// side was built takes over within the show (the shell swaps it in the
+    /// running pipeline; the destinations stay), or, with none left, the
+    /// capture has failed.
+    fn encoder_failed(&mut self, now: Now, element: &str, why: &str) {
+        use super::encoder::Decision;
+        let why = crate::excerpt::excerpt(why);
+        match self
+            .media
+            .fallback
+            .on_failure(now.at, &self.media.encoder, element, &why)
+        {
+            Decision::Stale => tracing::debug!(element, error = %why, "old encoder's error"),
+            Decision::Switch { to, reason } => {
+                tracing::warn!(from = element, to = %to.name, error = %why, "encoder failed; falling back");
+                let name = to.name.clone();
+                self.encoder_in_use(to);
+                self.media_cmd(MediaCmd::SwitchEncoder(name));
+                self.encoder_event(now, format!("encoder: {reason}"));
+            }
+            Decision::GiveUp(reason) => {
+                self.encoder_event(now, format!("encoder: {reason}"));
+                self.show_input(now, ShowInput::CaptureFailed(reason));
+            }
+        }
+    }
+
+    fn encoder_event(&mut self, now: Now, what: String) {
+        let ev = crate::mqtt::payloads::Event::at(
+            crate::mqtt::payloads::EventBody::Error {
+                what,
+                part: Some("encoder".into()),
+            },
+            now.wall,
+        );
+        self.publish(super::Publish::Event(ev));
+        self.status.due_now(now.at);
+    }
+
     pub(super) fn on_media(&mut self, now: Now, report: MediaReport) {
         let input = match report {
             MediaReport::CaptureReady if self.media.camera_lost => {
@@ -248,7 +309,10 @@ impl Core {
             } => {
                 self.media.abr.forget(&name);
                 if unreachable {
-                    self.media.probes.entry(name.clone()).or_insert(None);
+                    self.media
+                        .probes
+                        .entry(name.clone())
+                        .or_insert(now.at + PROBE_EVERY);
                 } else {
                     // Reached and refused (a bad key, a duplicate publish):
                     // left to the backoff, not hammered.
@@ -269,6 +333,9 @@ impl Core {
                     self.media.recorder = Recorder::RetryAt(now.at + RECORDER_RETRY);
                 }
                 return;
+            }
+            MediaReport::EncoderFailed { element, why } => {
+                return self.encoder_failed(now, &element, &why)
             }
             MediaReport::SegmentClosed => return self.budget(),
             MediaReport::RecorderStopped => return,
@@ -342,6 +409,7 @@ impl Core {
 
     /// The recorder's retry, when due; the microphone's.
     pub(super) fn media_timers(&mut self, now: Now) {
+        self.probe_down_links(now.at);
         if self.media.mic.due(now.at) {
             self.media.mic.asked();
             self.media_cmd(MediaCmd::StartMic);
@@ -373,13 +441,34 @@ impl Core {
         }
     }
 
+    /// The encoder works only while a show wants frames: from the press
+    /// (before the destinations connect, so the first keyframe is on its way
+    /// while they do) until the show is over. In standby it rests, and so
+    /// does most of the CPU (BENCHMARKS.md, section `standby`).
+    pub(super) fn sync_encoder_door(&mut self) {
+        let wanted = self.show.state() != State::Standby;
+        if wanted != self.media.encoding {
+            self.media.encoding = wanted;
+            // The frames counted change meaning: start the rate afresh.
+            self.media.last_frames = None;
+            self.media_cmd(MediaCmd::Encode(wanted));
+        }
+    }
+
     /// The health tick: frames, stalls, the watchdog, the bitrate, probes,
     /// the recorder.
     pub(super) fn health(&mut self, now: Now, sample: HealthSample) {
         if let Some(why) = sample.stalled {
             self.on_media(now, MediaReport::CameraLost(why));
         }
-        if let Some(frames) = sample.frames_out {
+        // What proves the pipeline runs: encoded frames while the encoder
+        // works, frames at its door while it rests.
+        let frames = if self.media.encoding {
+            sample.frames_out
+        } else {
+            sample.frames_in
+        };
+        if let Some(frames) = frames {
             if let Some((last, at)) = self.media.last_frames {
                 let dt = now.at.saturating_duration_since(at).as_secs_f64();
                 if dt > 0.0 {
@@ -392,15 +481,25 @@ impl Core {
                 }
             }
             self.media.last_frames = Some((frames, now.at));
+            let m = &mut self.media;
+            let (fps, want) = (m.fps, self.config.video.framerate);
+            if m.fallback.judge_rate(now.at, fps, want, m.decimation) {
+                match m.fallback.is_slow() {
+                    true => {
+                        tracing::warn!(encoder = %m.encoder.name, fps, want, "the encoder cannot keep the frame rate")
+                    }
+                    false => {
+                        tracing::info!(encoder = %m.encoder.name, fps, "the encoder keeps the frame rate again")
+                    }
+                }
+                self.status.due_now(now.at);
+            }
         }
         self.media.dropped_frames = sample.dropped_frames;
         self.media.bitrates = sample.bitrates;
-        let feed = self.watchdog.tick(
-            now.at,
-            sample.frames_out,
-            self.show.state(),
-            self.show.status().slate,
-        );
+        let feed = self
+            .watchdog
+            .tick(now.at, frames, self.show.state(), self.show.status().slate);
         if feed {
             self.out
                 .push_back(Output::Notify(super::NotifyOp::Watchdog));
@@ -472,7 +571,7 @@ impl Core {
     }
 
     /// While a destination is down because its server could not be reached,
-    /// probe the server every half second: when it answers, reconnect at
+    /// probe the server every `PROBE_EVERY`: when it answers, reconnect at
     /// once rather than up to a whole backoff later. SRT (UDP) has nothing
     /// to probe; the shell answers only for RTMP.
     fn probe_down_links(&mut self, now: Instant) {
@@ -485,9 +584,9 @@ impl Core {
             .map(|d| d.name)
             .collect();
         self.media.probes.retain(|name, _| down.contains(name));
-        for (name, last) in self.media.probes.iter_mut() {
-            if last.is_none_or(|t| now >= t + PROBE_EVERY) {
-                *last = Some(now);
+        for (name, due) in self.media.probes.iter_mut() {
+            if now >= *due {
+                *due = now + PROBE_EVERY;
                 self.out.push_back(Output::Probe(name.clone()));
             }
         }

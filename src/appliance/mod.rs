@@ -20,6 +20,7 @@
 //! the fleet layers on disk, threads. See `docs/design.md`.
 
 mod commands;
+mod encoder;
 mod fleet;
 mod io;
 mod lights;
@@ -153,6 +154,12 @@ impl Core {
         self.show.state()
     }
 
+    /// The encoder in use.
+    #[cfg(test)]
+    pub fn encoder_name(&self) -> &str {
+        &self.media.encoder.name
+    }
+
     /// The status light's pattern now.
     #[cfg(test)]
     pub fn status_light(&self) -> crate::gpio::tally::Pattern {
@@ -245,6 +252,7 @@ impl Core {
         let before = self.show.state();
         self.show.handle(now.at, input);
         self.drain_show(now);
+        self.sync_encoder_door();
         let after = self.show.state();
         if after != before {
             if before == State::Stopping && after == State::Standby {

@@ -27,7 +27,11 @@ enum Step {
     CameraWorks(bool),
     RecorderFails,
     RecorderDies,
-    Push { live_apply: bool },
+    /// The encoder in use (or an old one) fails.
+    EncoderFails(bool),
+    Push {
+        live_apply: bool,
+    },
     Wait(u64),
 }
 
@@ -45,6 +49,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<bool>().prop_map(Step::CameraWorks),
         1 => Just(Step::RecorderFails),
         1 => Just(Step::RecorderDies),
+        1 => any::<bool>().prop_map(Step::EncoderFails),
         1 => any::<bool>().prop_map(|live_apply| Step::Push { live_apply }),
         5 => (0u64..40_000).prop_map(Step::Wait),
     ]
@@ -69,6 +74,17 @@ fn apply(sim: &mut Sim, step: &Step) {
             if sim.recorder.take().is_some() {
                 sim.input(Input::Media(MediaReport::RecorderFailed("gone".into())));
             }
+        }
+        Step::EncoderFails(current) => {
+            let element = if *current {
+                sim.core.encoder_name().to_string()
+            } else {
+                "x264enc".to_string()
+            };
+            sim.input(Input::Media(MediaReport::EncoderFailed {
+                element,
+                why: "failed".into(),
+            }));
         }
         Step::Push { live_apply } => {
             let mut c = config(&NAMES);

@@ -150,6 +150,10 @@ impl Core {
         if let Some(e) = self.media.mic.error() {
             out.insert("mic".to_string(), e.to_string());
         }
+        let m = &self.media;
+        if let Some(e) = m.fallback.error(&m.encoder, self.config.video.framerate) {
+            out.insert("encoder".to_string(), e);
+        }
         out
     }
 
@@ -172,14 +176,16 @@ impl Core {
     }
 
     /// The status light says "needs a technician" while a part that the
-    /// show can do without is missing or failing (the capture's own faults
+    /// show can do without is missing or failing (an encoder that took over
+    /// from a failed one and cannot keep the frame rate among them) (the capture's own faults
     /// have the show's error pattern).
     pub(super) fn update_attention(&mut self, now: Instant) {
         let needed = self.parts.gpio.error().is_some()
             || self.parts.scale.error().is_some()
             || self.selling.scale_error().is_some()
             || self.disk_low().is_some()
-            || self.media.mic.error().is_some();
+            || self.media.mic.error().is_some()
+            || self.media.fallback.is_slow();
         self.lights.attention(now, needed);
     }
 }

@@ -5,6 +5,10 @@
 //! drains [`PressClassifier::poll_event`]. Contract:
 //! - a level counts only once it has been stable for the debounce time, so a glitch
 //!   shorter than that is invisible; the press is dated from its first stable edge;
+//! - `Down` is emitted the moment a press of a two-meaning button (go-live)
+//!   settles, before it is known to be short or long: in standby the show starts
+//!   there, without waiting for the release (a go-live press lasts 100-300 ms,
+//!   which would all be added to the time to air);
 //! - `Long` is emitted the moment the hold crosses the long-press threshold (the
 //!   farmer sees the show end while still holding), and that release emits nothing;
 //! - `Short` is emitted on a release before the threshold.
@@ -34,6 +38,8 @@ impl fmt::Display for ButtonId {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PressKind {
+    /// A press settled; `Short` or `Long` follows for the same press.
+    Down,
     Short,
     Long,
 }
@@ -155,6 +161,7 @@ impl PressClassifier {
         if self.stable {
             self.pressed_at = Some(at);
             self.long_fired = false;
+            self.out.push_back(PressKind::Down);
         } else if let Some(down) = self.pressed_at.take() {
             if !self.long_fired {
                 let kind = if at >= down + self.long_press {
@@ -326,7 +333,7 @@ mod tests {
     fn clean_short_press() {
         assert_eq!(
             run(&[(0, true), (200, false)], 5000),
-            vec![(230, PressKind::Short)]
+            vec![(30, PressKind::Down), (230, PressKind::Short)]
         );
     }
 
@@ -342,7 +349,10 @@ mod tests {
             (301, true),
             (303, false),
         ];
-        assert_eq!(run(&edges, 5000), vec![(333, PressKind::Short)]);
+        assert_eq!(
+            run(&edges, 5000),
+            vec![(39, PressKind::Down), (333, PressKind::Short)]
+        );
     }
 
     #[test]
@@ -359,12 +369,15 @@ mod tests {
     fn long_fires_while_held_and_release_is_silent() {
         // Dated from the first edge, not from when the debounce settled.
         let out = run(&[(0, true), (5000, false)], 9000);
-        assert_eq!(out, vec![(2000, PressKind::Long)]);
+        assert_eq!(out, vec![(30, PressKind::Down), (2000, PressKind::Long)]);
     }
 
     #[test]
     fn long_fires_without_release() {
-        assert_eq!(run(&[(0, true)], 10_000), vec![(2000, PressKind::Long)]);
+        assert_eq!(
+            run(&[(0, true)], 10_000),
+            vec![(30, PressKind::Down), (2000, PressKind::Long)]
+        );
     }
 
     #[test]
@@ -373,11 +386,11 @@ mod tests {
         // Released 1 ms before the threshold: short.
         assert_eq!(
             run(&[(0, true), (1999, false)], 5000),
-            vec![(2029, PressKind::Short)]
+            vec![(30, PressKind::Down), (2029, PressKind::Short)]
         );
         // Released exactly at the threshold: the hold crossed it, long.
         let out = run(&[(0, true), (2000, false)], 5000);
-        assert_eq!(out, vec![(2000, PressKind::Long)]);
+        assert_eq!(out, vec![(30, PressKind::Down), (2000, PressKind::Long)]);
     }
 
     #[test]
@@ -387,7 +400,7 @@ mod tests {
             &[(0, true), (1998, false), (2003, true), (4000, false)],
             6000,
         );
-        assert_eq!(out, vec![(2003, PressKind::Long)]);
+        assert_eq!(out, vec![(30, PressKind::Down), (2003, PressKind::Long)]);
     }
 
     #[test]
@@ -398,6 +411,7 @@ mod tests {
         c.edge(t0, true);
         c.edge(t0 + ms(500), false);
         c.handle_timeout(t0 + ms(10_000));
+        assert_eq!(c.poll_event(), Some(PressKind::Down));
         assert_eq!(c.poll_event(), Some(PressKind::Short));
         assert_eq!(c.poll_event(), None);
         assert_eq!(c.poll_timeout(), None);
@@ -406,7 +420,15 @@ mod tests {
     #[test]
     fn two_presses_in_a_row() {
         let out = run(&[(0, true), (100, false), (400, true), (2600, false)], 6000);
-        assert_eq!(out, vec![(130, PressKind::Short), (2400, PressKind::Long)]);
+        assert_eq!(
+            out,
+            vec![
+                (30, PressKind::Down),
+                (130, PressKind::Short),
+                (430, PressKind::Down),
+                (2400, PressKind::Long)
+            ]
+        );
     }
 
     #[test]
@@ -424,6 +446,10 @@ mod tests {
                 button: p,
                 kind: PressKind::Short
             })
+        );
+        assert_eq!(
+            b.poll_event().map(|e| (e.button, e.kind)),
+            Some((ButtonId::GoLive, PressKind::Down))
         );
         assert_eq!(b.poll_timeout(), Some(t0 + ms(2000)));
         b.handle_timeout(t0 + ms(2000));

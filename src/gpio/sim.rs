@@ -44,6 +44,8 @@ pub enum SimEvent {
     Weight(f64),
     Camera(CameraCommand),
     Mic(MicCommand),
+    /// `encoder fail`.
+    EncoderFail,
 }
 
 /// LED levels shared between the LEDs and the socket.
@@ -233,6 +235,7 @@ async fn run(line: &str, ctx: &Ctx) -> Result<Option<&'static str>, String> {
         SimCommand::Weight(kg) => send(ctx, SimEvent::Weight(kg), "scale"),
         SimCommand::Camera(c) => send(ctx, SimEvent::Camera(c), "camera"),
         SimCommand::Mic(c) => send(ctx, SimEvent::Mic(c), "mic"),
+        SimCommand::EncoderFail => send(ctx, SimEvent::EncoderFail, "encoder"),
         SimCommand::Led(which) => Ok(Some(if ctx.leds.get(which) { "on" } else { "off" })),
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! One command a line (see `shared/INTERFACES.md`): `press go_live`,
 //! `hold go_live 2.5`, `press product:<id>`, `weight 1.250`; and, for tests,
-//! `camera stall|resume|fail`, `mic fail|resume` and `led tally|status`. Errors are sentences for
+//! `camera stall|resume|fail`, `mic fail|resume`, `encoder fail` and `led tally|status`. Errors are sentences for
 //! the person at the other end of the socket.
 
 use std::time::Duration;
@@ -44,6 +44,9 @@ pub enum SimCommand {
     Weight(f64),
     Camera(CameraCommand),
     Mic(MicCommand),
+    /// The encoder in use fails (as a hardware encoder whose device stops):
+    /// the show falls back to the next one that works.
+    EncoderFail,
     Led(LedKind),
 }
 
@@ -104,6 +107,8 @@ pub fn parse_sim_line(line: &str, products: &[String]) -> Result<SimCommand, Str
         ["mic", "fail"] => Ok(SimCommand::Mic(MicCommand::Fail)),
         ["mic", "resume"] => Ok(SimCommand::Mic(MicCommand::Resume)),
         ["mic", ..] => Err("usage: mic fail|resume".into()),
+        ["encoder", "fail"] => Ok(SimCommand::EncoderFail),
+        ["encoder", ..] => Err("usage: encoder fail".into()),
         ["led", "tally"] => Ok(SimCommand::Led(LedKind::Tally)),
         ["led", "status"] => Ok(SimCommand::Led(LedKind::Status)),
         ["led", ..] => Err("usage: led tally|status".into()),
@@ -112,7 +117,7 @@ pub fn parse_sim_line(line: &str, products: &[String]) -> Result<SimCommand, Str
         ["weight", ..] => Err("usage: weight <kg>".into()),
         [] => Err("empty line".into()),
         [cmd, ..] => Err(format!(
-            "unknown command {:?} (press, hold, weight, camera, mic, led)",
+            "unknown command {:?} (press, hold, weight, camera, mic, encoder, led)",
             cmd.chars().take(32).collect::<String>()
         )),
     }
@@ -136,6 +141,10 @@ mod tests {
         assert_eq!(parse("mic fail"), Ok(SimCommand::Mic(MicCommand::Fail)));
         assert_eq!(parse("mic resume"), Ok(SimCommand::Mic(MicCommand::Resume)));
         assert!(parse("mic explode").unwrap_err().contains("usage: mic"));
+        assert_eq!(parse("encoder fail"), Ok(SimCommand::EncoderFail));
+        assert!(parse("encoder")
+            .unwrap_err()
+            .contains("usage: encoder fail"));
     }
 
     #[test]

@@ -120,8 +120,8 @@ async fn every_command_is_answered_and_forwarded() {
     assert_eq!(c.send("press go_live").await, "ok");
     let got = presses(&mut sim.edges, 6).await;
     // Each button keeps its own order; across buttons a product press (which
-    // fires when it settles) may come before a go-live press (classified on
-    // release) that started earlier.
+    // fires when it settles) may come before the end of a go-live press
+    // (classified on release) that started earlier.
     let of = |b: ButtonId| -> Vec<PressKind> {
         got.iter()
             .filter(|(id, _)| *id == b)
@@ -130,13 +130,18 @@ async fn every_command_is_answered_and_forwarded() {
     };
     assert_eq!(
         of(ButtonId::GoLive),
-        vec![PressKind::Short, PressKind::Short]
+        vec![
+            PressKind::Down,
+            PressKind::Short,
+            PressKind::Down,
+            PressKind::Short
+        ]
     );
     assert_eq!(
         of(ButtonId::Product("mussels".into())),
         vec![PressKind::Short]
     );
-    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got.len(), 5, "{got:?}");
 
     assert_eq!(c.send("hold go_live 0.3").await, "ok");
     let edges: Vec<bool> = {
@@ -181,7 +186,13 @@ async fn long_hold_classifies_as_long() {
     let mut c = Client::connect(&sim.path).await;
     assert_eq!(c.send("hold go_live 2.1").await, "ok");
     let got = presses(&mut sim.edges, 2).await;
-    assert_eq!(got, vec![(ButtonId::GoLive, PressKind::Long)]);
+    assert_eq!(
+        got,
+        vec![
+            (ButtonId::GoLive, PressKind::Down),
+            (ButtonId::GoLive, PressKind::Long)
+        ]
+    );
 }
 
 #[tokio::test]

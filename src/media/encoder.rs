@@ -78,6 +78,18 @@ pub const RANKING: &[KnownEncoder] = &[
         package: "nvidia-l4t-gstreamer (JetPack)",
         takes_new_size: false,
     },
+    // libav's wrapper of FFmpeg's `h264_omx`: the OpenMAX IL encoder, which
+    // on a Raspberry Pi under the older Raspberry Pi OS (with /opt/vc's
+    // libopenmaxil.so) drives the VideoCore's hardware encoder. Newer
+    // systems still list it (gstreamer1.0-libav registers every FFmpeg
+    // encoder) but cannot open it, so it is last of the hardware ones and,
+    // like every encoder, used only once it encoded frames here.
+    KnownEncoder {
+        element: "avenc_h264_omx",
+        hardware: true,
+        package: "gstreamer1.0-libav (OpenMAX IL, older Raspberry Pi OS)",
+        takes_new_size: false,
+    },
     KnownEncoder {
         element: "x264enc",
         hardware: false,
@@ -97,9 +109,15 @@ pub const RANKING: &[KnownEncoder] = &[
 pub struct EncoderChoice {
     pub element: String,
     pub hardware: bool,
-    /// "auto: v4l2h264enc is the best available (hardware)" or "configured".
+    /// "auto: v4l2h264enc is the best that encodes here (hardware)" or "configured".
     pub reason: String,
+    /// The encoders that encoded frames here and come after it, best
+    /// first: what a show falls back to when it fails mid-show.
+    pub fallbacks: Vec<String>,
 }
+
+/// What encoding a few frames with an element gave (`Err`: why not).
+pub type TrialResult = Result<(), String>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EncoderError {
@@ -110,6 +128,8 @@ pub enum EncoderError {
     },
     #[error("no H.264 encoder found on this box; install gstreamer1.0-plugins-ugly (x264enc) or a hardware encoder plugin")]
     NoneAvailable,
+    #[error("no H.264 encoder encodes on this box ({failures}); install gstreamer1.0-plugins-ugly (x264enc)")]
+    NoneWorks { failures: String },
 }
 
 fn list_or_none(v: &[String]) -> String {
@@ -162,6 +182,7 @@ pub fn choose(
             element: best.element.to_string(),
             hardware: best.hardware,
             reason: format!("auto: {} is the best available ({kind})", best.element),
+            fallbacks: Vec::new(),
         });
     };
     if !available(configured) {
@@ -180,6 +201,103 @@ pub fn choose(
         element: configured.to_string(),
         hardware,
         reason: "configured".into(),
+        fallbacks: Vec::new(),
+    })
+}
+
+fn kind(element: &str) -> &'static str {
+    if known(element).is_some_and(|k| k.hardware) {
+        "hardware"
+    } else {
+        "software"
+    }
+}
+
+/// The encoders worth encoding a few frames with for `configured`, best
+/// first: for `auto` every ranked encoder present; for a named one, it and
+/// then the software encoders present (where a box whose named encoder
+/// fails goes on).
+pub fn candidates(configured: &VideoEncoder, available: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let present = present(available);
+    match configured {
+        VideoEncoder::Auto => present.iter().map(|k| k.element.to_string()).collect(),
+        VideoEncoder::Element(name) => std::iter::once(name.clone())
+            .filter(|n| available(n))
+            .chain(
+                present
+                    .iter()
+                    .filter(|k| !k.hardware && k.element != name)
+                    .map(|k| k.element.to_string()),
+            )
+            .collect(),
+    }
+}
+
+/// Resolve `video.encoder` against what encodes here, not merely what the
+/// registry lists: `tried(element)` is what encoding a few frames with it
+/// gave (`None`: not tried, which counts as failing). `auto` takes the best
+/// of [`candidates`] that encoded; a named encoder that fails gives way to
+/// the best one that works, and says so. Pure: the trials ran before.
+pub fn choose_working(
+    configured: &VideoEncoder,
+    available: &dyn Fn(&str) -> bool,
+    tried: &dyn Fn(&str) -> Option<TrialResult>,
+) -> Result<EncoderChoice, EncoderError> {
+    if matches!(configured, VideoEncoder::Element(_)) {
+        // The registry's answer first: a name that is not there at all is a
+        // config mistake, said as before.
+        choose(configured, available)?;
+    }
+    let all = candidates(configured, available);
+    if all.is_empty() {
+        return Err(EncoderError::NoneAvailable);
+    }
+    let failure = |e: &str| match tried(e) {
+        Some(Ok(())) => None,
+        Some(Err(why)) => Some(why),
+        None => Some("not tried".to_string()),
+    };
+    let works: Vec<&String> = all.iter().filter(|e| failure(e).is_none()).collect();
+    let failed: Vec<String> = all
+        .iter()
+        .filter_map(|e| failure(e).map(|why| format!("{e} fails: {why}")))
+        .collect();
+    let Some(&chosen) = works.first() else {
+        return Err(EncoderError::NoneWorks {
+            failures: failed.join("; "),
+        });
+    };
+    let fallbacks = works[1..].iter().map(|e| e.to_string()).collect();
+    // What was passed over, best first, so status and probe say why the
+    // hardware encoder is not the one in use.
+    let passed_over: Vec<&String> = all.iter().take_while(|e| *e != chosen).collect();
+    let skipped = failed
+        .iter()
+        .filter(|f| passed_over.iter().any(|e| f.starts_with(&format!("{e} "))))
+        .cloned()
+        .collect::<Vec<_>>();
+    let why_not = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", skipped.join("; "))
+    };
+    let reason = match configured {
+        VideoEncoder::Auto => {
+            format!(
+                "auto: {chosen} is the best that encodes here ({}){why_not}",
+                kind(chosen)
+            )
+        }
+        VideoEncoder::Element(name) if name == chosen => "configured".to_string(),
+        VideoEncoder::Element(name) => {
+            format!("video.encoder = \"{name}\" does not encode here, {chosen} does{why_not}")
+        }
+    };
+    Ok(EncoderChoice {
+        element: chosen.clone(),
+        hardware: known(chosen).is_some_and(|k| k.hardware),
+        reason,
+        fallbacks,
     })
 }
 
@@ -327,6 +445,14 @@ pub fn settings(element: &str, v: &VideoConfig) -> EncoderSettings {
                 unit: BitrateUnit::Bps,
             },
         },
+        // FFmpeg's omx encoder takes only planar 4:2:0; its generic options
+        // are read when the codec opens, so the bitrate is fixed while live.
+        "avenc_h264_omx" => EncoderSettings {
+            input_caps: "video/x-raw,format=I420".into(),
+            element_desc: format!("avenc_h264_omx name={name} bitrate={bps} gop-size={gop}"),
+            output_caps: "video/x-h264".into(),
+            bitrate_control: BitrateControl::None,
+        },
         "nvv4l2h264enc" => EncoderSettings {
             input_caps: nv12,
             // The Jetson encoder only takes NVMM memory: nvvidconv uploads.
@@ -352,223 +478,5 @@ pub fn settings(element: &str, v: &VideoConfig) -> EncoderSettings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::X264Preset;
-
-    fn element(name: &str) -> VideoEncoder {
-        VideoEncoder::Element(name.into())
-    }
-
-    fn only(names: &'static [&'static str]) -> impl Fn(&str) -> bool {
-        move |n: &str| names.contains(&n)
-    }
-
-    #[test]
-    fn only_the_software_encoders_take_a_new_size_mid_stream() {
-        assert!(takes_new_size("x264enc"));
-        assert!(takes_new_size("openh264enc"));
-        for hw in RANKING.iter().filter(|k| k.hardware) {
-            assert!(!takes_new_size(hw.element), "{}", hw.element);
-        }
-        assert!(!takes_new_size("vendorh264enc"), "unknown: assume not");
-        assert!(!takes_new_size(""));
-    }
-
-    fn cfg(fps: u32, kf: u32, kbps: u32) -> VideoConfig {
-        VideoConfig {
-            framerate: fps,
-            keyframe_interval_s: kf,
-            bitrate_kbps: kbps,
-            ..VideoConfig::default()
-        }
-    }
-
-    #[test]
-    fn auto_picks_best_by_ranking() {
-        let cases: &[(&'static [&'static str], &str, bool)] = &[
-            (&["x264enc", "openh264enc"], "x264enc", false),
-            (&["openh264enc"], "openh264enc", false),
-            (&["x264enc", "v4l2h264enc"], "v4l2h264enc", true),
-            (&["vaapih264enc", "vah264enc", "x264enc"], "vah264enc", true),
-            (&["nvv4l2h264enc", "x264enc"], "nvv4l2h264enc", true),
-            (&["mpph264enc", "vah264enc"], "mpph264enc", true),
-        ];
-        for (set, want, hw) in cases {
-            let c = choose(&VideoEncoder::Auto, &only(set)).unwrap();
-            assert_eq!(c.element, *want, "set {set:?}");
-            assert_eq!(c.hardware, *hw);
-            assert!(c.reason.starts_with("auto: "), "{}", c.reason);
-            assert!(c.reason.contains(want));
-        }
-        let c = choose(&VideoEncoder::Auto, &only(&["v4l2h264enc"])).unwrap();
-        assert_eq!(
-            c.reason,
-            "auto: v4l2h264enc is the best available (hardware)"
-        );
-    }
-
-    #[test]
-    fn configured_overrides_ranking() {
-        let c = choose(&element("x264enc"), &only(&["x264enc", "v4l2h264enc"])).unwrap();
-        assert_eq!(c.element, "x264enc");
-        assert_eq!(c.reason, "configured");
-        assert!(!c.hardware);
-        // An unranked element that exists is accepted.
-        let c = choose(&element("myvendorenc"), &only(&["myvendorenc"])).unwrap();
-        assert_eq!(c.element, "myvendorenc");
-    }
-
-    #[test]
-    fn missing_configured_lists_what_exists() {
-        let e = choose(&element("v4l2h264enc"), &only(&["x264enc", "openh264enc"])).unwrap_err();
-        let text = e.to_string();
-        assert!(text.contains("v4l2h264enc"), "{text}");
-        assert!(text.contains("x264enc, openh264enc"), "{text}");
-        let e = choose(&element("v4l2h264enc"), &only(&[])).unwrap_err();
-        assert!(e.to_string().contains("gstreamer1.0-plugins-ugly"));
-    }
-
-    #[test]
-    fn auto_with_nothing_names_package() {
-        let e = choose(&VideoEncoder::Auto, &only(&["jpegdec"])).unwrap_err();
-        assert_eq!(e, EncoderError::NoneAvailable);
-        assert!(e.to_string().contains("gstreamer1.0-plugins-ugly"));
-    }
-
-    #[test]
-    fn x264_settings_follow_config() {
-        for (fps, kf, kbps) in [(30, 2, 2500), (25, 4, 800), (15, 1, 6000)] {
-            let s = settings("x264enc", &cfg(fps, kf, kbps));
-            assert!(s.element_desc.contains(&format!("bitrate={kbps} ")));
-            assert!(s
-                .element_desc
-                .contains(&format!("key-int-max={} ", fps * kf)));
-            assert!(s.element_desc.contains("tune=zerolatency"));
-            assert!(s.element_desc.contains("speed-preset=veryfast"));
-            assert_eq!(s.input_caps, "video/x-raw,format=I420");
-        }
-        let mut v = cfg(30, 2, 2500);
-        // Any text but a preset is refused when the config is parsed
-        // (`config::choices`), so each word reaches the element as written.
-        for &preset in X264Preset::ALL {
-            v.x264_preset = preset;
-            assert!(settings("x264enc", &v)
-                .element_desc
-                .contains(&format!("speed-preset={preset} ")));
-        }
-    }
-
-    #[test]
-    fn hardware_settings_use_their_units() {
-        let v = cfg(30, 2, 2500);
-        let s = settings("v4l2h264enc", &v);
-        assert!(s.element_desc.contains("video_bitrate=2500000,"));
-        assert!(s.element_desc.contains("h264_i_frame_period=60,"));
-        assert!(s.element_desc.contains("repeat_sequence_header=1"));
-        assert_eq!(s.output_caps, "video/x-h264,level=(string)4");
-        assert_eq!(
-            s.bitrate_control,
-            BitrateControl::ExtraControls {
-                key: "video_bitrate",
-                unit: BitrateUnit::Bps
-            }
-        );
-        let s = settings("openh264enc", &cfg(25, 2, 1000));
-        assert!(s.element_desc.contains("bitrate=1000000 "));
-        assert!(s.element_desc.contains("gop-size=50"));
-        let s = settings("mpph264enc", &v);
-        assert!(s.element_desc.contains("bps=2500000 ") && s.element_desc.contains("gop=60"));
-        let s = settings("vah264enc", &v);
-        assert!(
-            s.element_desc.contains("bitrate=2500 ") && s.element_desc.contains("key-int-max=60")
-        );
-        let s = settings("vaapih264enc", &v);
-        assert!(s.element_desc.contains("keyframe-period=60"));
-        let s = settings("nvv4l2h264enc", &v);
-        assert!(
-            s.element_desc.contains("bitrate=2500000 ")
-                && s.element_desc.contains("iframeinterval=60")
-        );
-        assert_eq!(
-            settings("weirdenc", &v).bitrate_control,
-            BitrateControl::None
-        );
-        for k in RANKING {
-            let s = settings(k.element, &v);
-            assert!(s
-                .element_desc
-                .contains(&format!("name={ENCODER_ELEMENT_NAME}")));
-            assert_ne!(s.bitrate_control, BitrateControl::None, "{}", k.element);
-        }
-    }
-
-    #[test]
-    fn zero_config_values_do_not_disable_gop() {
-        assert_eq!(gop_frames(&cfg(0, 0, 0)), 1);
-        assert!(settings("x264enc", &cfg(0, 0, 0))
-            .element_desc
-            .contains("bitrate=1 "));
-        assert_eq!(BitrateUnit::Bps.from_kbps(2500), 2_500_000);
-        assert_eq!(BitrateUnit::Kbps.from_kbps(2500), 2500);
-    }
-
-    /// Encode 30 small frames through the fragments for `element`, change the
-    /// bitrate while PLAYING the way [`BitrateControl`] says, and return the
-    /// caps h264parse delivered.
-    fn encode_through(element: &str) -> gstreamer::Caps {
-        use gstreamer as gst;
-        use gstreamer::prelude::*;
-        crate::media::init_for_tests();
-        let s = settings(element, &cfg(30, 1, 500));
-        let desc = format!(
-            "videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
-             videoconvert ! {} ! {} ! {} ! h264parse ! fakesink name=out",
-            s.input_caps, s.element_desc, s.output_caps
-        );
-        let pipeline = gst::parse::launch(&desc)
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
-        let enc = pipeline.by_name(ENCODER_ELEMENT_NAME).unwrap();
-        let BitrateControl::Property { name, unit } = s.bitrate_control else {
-            panic!("{element}: expected a bitrate property");
-        };
-        let value = u32::try_from(unit.from_kbps(400)).unwrap();
-        enc.set_property(name, value);
-        let msg = pipeline
-            .bus()
-            .unwrap()
-            .timed_pop_filtered(
-                gst::ClockTime::from_seconds(30),
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            )
-            .expect("no EOS within 30 s");
-        let sink = pipeline.by_name("out").unwrap();
-        let caps = sink.static_pad("sink").unwrap().current_caps();
-        pipeline.set_state(gst::State::Null).unwrap();
-        assert!(
-            matches!(msg.view(), gst::MessageView::Eos(_)),
-            "{element}: pipeline error: {msg:?}"
-        );
-        assert_eq!(enc.property::<u32>(name), value);
-        caps.unwrap()
-    }
-
-    /// x264enc with the default preset comes out Main profile, not the High
-    /// 4:4:4 Predictive that `videotestsrc ! x264enc` gives and platforms reject.
-    #[test]
-    fn x264_fragment_runs_and_is_main_profile() {
-        let caps = encode_through("x264enc");
-        let st = caps.structure(0).unwrap();
-        assert_eq!(st.get::<&str>("profile").unwrap(), "main", "{caps}");
-    }
-
-    /// openh264enc is installed here too: its property values must parse.
-    #[test]
-    fn openh264_fragment_runs() {
-        let caps = encode_through("openh264enc");
-        assert_eq!(caps.structure(0).unwrap().name(), "video/x-h264");
-    }
-}
+#[path = "encoder_tests.rs"]
+mod tests;

@@ -18,6 +18,7 @@ mod controls;
 pub mod destination;
 pub mod discover;
 pub mod encoder;
+pub mod encoder_trial;
 pub mod fault;
 pub mod link_signal;
 pub mod modes;
@@ -28,6 +29,7 @@ pub mod recorder;
 pub mod send_buffer;
 mod snapshot;
 pub mod tls_trust;
+pub mod warm_up;
 
 use std::sync::Once;
 
@@ -42,6 +44,15 @@ pub enum MediaEvent {
     CaptureReady,
     /// The encode pipeline could not start (missing encoder, bad pipeline).
     CaptureFailed(Failure),
+    /// The capture's settings for a config, worked out off the driver's
+    /// loop (the encoder trials take a moment).
+    Built(Box<BuiltSettings>),
+    /// The encoder element (`element`, its factory) failed in the running
+    /// encode pipeline; the errors that follow from it are not reported.
+    EncoderFailed {
+        element: String,
+        failure: Failure,
+    },
     /// The camera stopped delivering frames, its pipeline failed or (a clip,
     /// `Fault::EndOfClip`) it reached its end.
     CameraLost(Failure),
@@ -79,6 +90,23 @@ pub enum MediaEvent {
 }
 
 pub type EventTx = UnboundedSender<MediaEvent>;
+
+/// What [`MediaEvent::Built`] brings: for the build numbered `build`, the
+/// capture's settings and the encoder chosen (`None`: passthrough encodes
+/// nothing), or why there are none.
+#[derive(Debug, Clone)]
+pub struct BuiltSettings {
+    pub build: u64,
+    pub result: Result<(capture::CaptureSettings, Option<encoder::EncoderChoice>), String>,
+}
+
+/// Builds are told apart by their number (the settings hold a function
+/// pointer, which has no meaningful equality).
+impl PartialEq for BuiltSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.build == other.build
+    }
+}
 
 static INIT: Once = Once::new();
 

@@ -166,8 +166,8 @@ pub fn encode_pipeline(
          {image}! textoverlay name=lower_third silent=true valignment=bottom halignment=left \
            font-desc=\"Noto Sans CJK SC Bold {lower_pt}\" shaded-background=true line-alignment=left \
          ! videoscale ! capsfilter name=size caps=\"video/x-raw,width={w},height={h}\" \
-         ! videoconvert ! {input} ! {encoder} ! {output} \
-         ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
+         ! videoconvert name=pre_encoder ! {input} ! {encoder} ! {output} \
+         ! h264parse name=post_encoder config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
          ! appsink name=video ",
         caps = raw.caps(),
         // Adaptive bitrate's last resort on a thin link: a smaller picture.
@@ -189,7 +189,7 @@ pub fn encode_pipeline(
 
 fn audio_branch(aac_desc: &str, audio_channel: &str) -> String {
     format!(
-        "interaudiosrc name=mic_in channel={audio_channel} ! {AUDIO_CAPS} ! audioconvert \
+        "interaudiosrc name=mic_in channel={audio_channel} ! {AUDIO_CAPS} ! audioconvert name=aac_in \
          ! {aac_desc} ! aacparse ! audio/mpeg,mpegversion=4,stream-format=raw ! appsink name=audio"
     )
 }

@@ -6,7 +6,9 @@
 //! with no camera, microphone, GPIO or serial port gives a normal report with
 //! empty lists, never an error. [`render_human`] formats it for a terminal;
 //! `serde_json` serialises it. Opening each microphone for a moment is the
-//! only side effect (it tells "listed" from "really captures").
+//! only side effect (it tells "listed" from "really captures"), beside
+//! encoding a few frames with each H.264 encoder present (it tells "listed"
+//! from "really encodes"; see `encoder_trial`).
 
 use std::path::Path;
 
@@ -15,9 +17,12 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use serde::Serialize;
 
-use super::encoder::{self, EncoderChoice};
-use super::modes::{self, CameraMode, ModeFormat};
-use crate::config::VideoEncoder;
+use super::encoder::{self, EncoderChoice, TrialResult};
+use super::modes::{self, CameraMode};
+use crate::config::{VideoConfig, VideoEncoder};
+
+mod render;
+pub use render::render_human;
 
 /// The size and rate `probe` reports a mode choice for (the default config).
 pub const PROBE_WANT: (u32, u32, u32) = (1280, 720, 30);
@@ -65,13 +70,17 @@ pub struct EncoderInfo {
     pub element: String,
     pub hardware: bool,
     pub package: String,
+    /// It encoded a few frames here.
+    pub works: bool,
+    /// Why not (`None` when it works).
+    pub failure: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EncodersInfo {
-    /// Every ranked H.264 encoder present here, best first.
+    /// Every ranked H.264 encoder present here, best first, each tried.
     pub present: Vec<EncoderInfo>,
-    /// What `video.encoder = "auto"` resolves to...
+    /// What `video.encoder = "auto"` resolves to (the best that works)...
     pub auto: Option<EncoderChoice>,
     /// ...or why it cannot.
     pub auto_error: Option<String>,
@@ -81,12 +90,24 @@ pub struct EncodersInfo {
 pub fn probe() -> Result<ProbeReport> {
     super::init()?;
     let available = |name: &str| encoder::registry_available(name);
+    let (w, h, fps) = PROBE_WANT;
+    let video = VideoConfig {
+        width: w,
+        height: h,
+        framerate: fps,
+        ..VideoConfig::default()
+    };
+    let trials = super::encoder_trial::try_all(
+        &encoder::candidates(&VideoEncoder::Auto, &available),
+        &video,
+    );
+    let tried = |name: &str| trials.get(name).cloned();
     Ok(ProbeReport {
         gstreamer_version: gst::version_string().to_string(),
         board: board_model(Path::new("/proc/device-tree/model")),
         cameras: cameras(),
         audio_inputs: audio_inputs(),
-        encoders: encoders_info(&available),
+        encoders: encoders_info(&available, &tried),
         jpeg_decoders: modes::JPEG_DECODERS
             .iter()
             .filter(|d| available(d))
@@ -98,16 +119,29 @@ pub fn probe() -> Result<ProbeReport> {
 }
 
 /// The encoder part of the report for a registry that has what `available`
-/// says: a function of its own so that tests can hand it a fake registry.
-fn encoders_info(available: &dyn Fn(&str) -> bool) -> EncodersInfo {
-    let auto = encoder::choose(&VideoEncoder::Auto, available);
+/// says and trials that gave what `tried` says: a function of its own so
+/// that tests can hand it a fake registry.
+fn encoders_info(
+    available: &dyn Fn(&str) -> bool,
+    tried: &dyn Fn(&str) -> Option<TrialResult>,
+) -> EncodersInfo {
+    let auto = encoder::choose_working(&VideoEncoder::Auto, available, tried);
     EncodersInfo {
         present: encoder::present(available)
             .into_iter()
-            .map(|k| EncoderInfo {
-                element: k.element.into(),
-                hardware: k.hardware,
-                package: k.package.into(),
+            .map(|k| {
+                let failure = match tried(k.element) {
+                    Some(Ok(())) => None,
+                    Some(Err(why)) => Some(why),
+                    None => Some("not tried".into()),
+                };
+                EncoderInfo {
+                    element: k.element.into(),
+                    hardware: k.hardware,
+                    package: k.package.into(),
+                    works: failure.is_none(),
+                    failure,
+                }
             })
             .collect(),
         auto: auto.as_ref().ok().cloned(),
@@ -252,182 +286,40 @@ fn run_until_eos(pipeline: &gst::Pipeline) -> Result<(), String> {
     }
 }
 
-/// One line per format: "MJPEG: 1920x1080@30, 1280x720@30, ..." (each size
-/// with its fastest rate, in the camera's order).
-fn mode_lines(modes: &[CameraMode]) -> Vec<String> {
-    let mut formats: Vec<&ModeFormat> = Vec::new();
-    for m in modes {
-        if !formats.contains(&&m.format) {
-            formats.push(&m.format);
-        }
-    }
-    formats
-        .into_iter()
-        .map(|f| {
-            let sizes: Vec<String> = modes
-                .iter()
-                .filter(|m| &m.format == f)
-                .map(|m| {
-                    let fastest = m
-                        .framerates
-                        .iter()
-                        .copied()
-                        .max_by(|a, b| {
-                            (f64::from(a.0) / f64::from(a.1.max(1)))
-                                .total_cmp(&(f64::from(b.0) / f64::from(b.1.max(1))))
-                        })
-                        .map(|r| format!("@{}", modes::rate_text(r)))
-                        .unwrap_or_default();
-                    let min = m
-                        .min_size
-                        .map(|(w, h)| format!("{w}x{h}-"))
-                        .unwrap_or_default();
-                    format!("{min}{}x{}{fastest}", m.width, m.height)
-                })
-                .collect();
-            format!("{}: {}", modes::format_name(f), sizes.join(", "))
-        })
-        .collect()
-}
-
-/// The report as a technician reads it on a terminal.
-pub fn render_human(r: &ProbeReport) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "Board:      {}",
-        r.board
-            .as_deref()
-            .unwrap_or("unknown (no /proc/device-tree/model)")
-    );
-    let _ = writeln!(s, "GStreamer:  {}", r.gstreamer_version);
-
-    let _ = writeln!(s, "\nCameras:");
-    if r.cameras.is_empty() {
-        let _ = writeln!(s, "  none found (plug in a USB camera; check `ls /dev/video*` and that farmcast's user is in the video group)");
-    }
-    for c in &r.cameras {
-        let _ = writeln!(
-            s,
-            "  {} ({})",
-            c.name,
-            c.device.as_deref().unwrap_or("no device path")
-        );
-        for line in mode_lines(&c.modes) {
-            let _ = writeln!(s, "    {line}");
-        }
-        let (w, h, fps) = PROBE_WANT;
-        let _ = writeln!(
-            s,
-            "    for {w}x{h}@{fps}: {}",
-            c.mode_for_720p30.as_deref().unwrap_or("no usable mode")
-        );
-    }
-
-    let _ = writeln!(s, "\nAudio inputs:");
-    if r.audio_inputs.is_empty() {
-        let _ = writeln!(
-            s,
-            "  none found (plug in a USB microphone or sound card; check `arecord -l`)"
-        );
-    }
-    for a in &r.audio_inputs {
-        let status = match (&a.capture_error, a.can_capture) {
-            (_, true) => "captures".to_string(),
-            (Some(e), false) => format!("cannot capture: {e}"),
-            (None, false) => "cannot capture".to_string(),
-        };
-        let dev = a
-            .alsa_device
-            .as_deref()
-            .map(|d| format!(" (audio.source = \"alsa:{d}\")"))
-            .unwrap_or_default();
-        let _ = writeln!(s, "  {}{dev}: {status}", a.name);
-    }
-
-    let _ = writeln!(s, "\nH.264 encoders:");
-    if r.encoders.present.is_empty() {
-        let _ = writeln!(
-            s,
-            "  none found (install gstreamer1.0-plugins-ugly for x264enc)"
-        );
-    }
-    for e in &r.encoders.present {
-        let kind = if e.hardware { "hardware" } else { "software" };
-        let _ = writeln!(s, "  {:<14} {kind:<8}  {}", e.element, e.package);
-    }
-    match (&r.encoders.auto, &r.encoders.auto_error) {
-        (Some(c), _) => {
-            let why = c.reason.strip_prefix("auto: ").unwrap_or(&c.reason);
-            let _ = writeln!(s, "  auto picks {}: {why}", c.element);
-        }
-        (None, e) => {
-            let _ = writeln!(s, "  auto: {}", e.as_deref().unwrap_or("nothing to pick"));
-        }
-    }
-
-    let _ = writeln!(s, "\nJPEG decoders:");
-    match r.jpeg_decoders.first() {
-        None => {
-            let _ = writeln!(s, "  none found (install gstreamer1.0-plugins-good for jpegdec; MJPEG cameras need one)");
-        }
-        Some(first) => {
-            let _ = writeln!(
-                s,
-                "  {} (MJPEG cameras use {first})",
-                r.jpeg_decoders.join(", ")
-            );
-        }
-    }
-
-    let _ = writeln!(s, "\nGPIO chips:");
-    if r.gpio_chips.is_empty() {
-        let _ = writeln!(s, "  none found (not a Raspberry Pi-class board, or /dev/gpiochip* hidden from this service; gpio.backend = \"sim\" works anywhere)");
-    }
-    for g in &r.gpio_chips {
-        let _ = writeln!(s, "  {g}");
-    }
-
-    let _ = writeln!(s, "\nSerial ports:");
-    if r.serial_ports.is_empty() {
-        let _ = writeln!(s, "  none found (a serial scale shows up as /dev/ttyUSB* or /dev/ttyACM* when plugged in)");
-    }
-    for p in &r.serial_ports {
-        let _ = writeln!(s, "  {p}");
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The probe runs on whatever machine the tests run on (with or without
-    /// a camera or a hardware encoder): `auto` is the first encoder of the
-    /// preference order that is present here, whichever that is.
+    /// a camera or a hardware encoder): every encoder present is tried, and
+    /// `auto` is the first of the preference order that encoded. Here that
+    /// passes over libav's OpenMAX encoder, which is listed and fails.
     #[test]
-    fn probe_runs_here_and_auto_picks_the_best_present_encoder() {
+    fn probe_runs_here_and_auto_picks_the_best_working_encoder() {
         let r = probe().expect("probe is a normal report even without devices");
         assert!(
             r.gstreamer_version.starts_with("GStreamer 1."),
             "{}",
             r.gstreamer_version
         );
-        // The test suite's streaming tests need x264enc; it is never the only
-        // thing auto may pick, though.
-        assert!(r.encoders.present.iter().any(|e| e.element == "x264enc"));
-        let best = &r.encoders.present[0];
+        let x264 = r.encoders.present.iter().find(|e| e.element == "x264enc");
+        assert!(x264.is_some_and(|e| e.works), "{:?}", r.encoders);
+        let omx = r
+            .encoders
+            .present
+            .iter()
+            .find(|e| e.element == "avenc_h264_omx")
+            .expect("gstreamer1.0-libav lists avenc_h264_omx");
+        assert!(!omx.works);
+        let why = omx.failure.as_deref().unwrap_or_default();
+        assert!(why.contains("not-negotiated"), "{why}");
+        let best = r.encoders.present.iter().find(|e| e.works).unwrap();
         let auto = r.encoders.auto.as_ref().expect("auto resolves");
         assert_eq!(auto.element, best.element, "{:?}", r.encoders);
-        let kind = if best.hardware {
-            "hardware"
-        } else {
-            "software"
-        };
-        assert_eq!(
-            auto.reason,
-            format!("auto: {} is the best available ({kind})", best.element)
+        assert!(
+            auto.reason.contains("avenc_h264_omx fails: "),
+            "{}",
+            auto.reason
         );
         assert!(r.jpeg_decoders.iter().any(|d| d == "jpegdec"));
         let text = render_human(&r);
@@ -435,6 +327,14 @@ mod tests {
             text.contains(&format!("auto picks {}", best.element)),
             "{text}"
         );
+        let line = |name: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(name))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(line("x264enc").contains(" works "), "{text}");
+        assert!(line("avenc_h264_omx").contains(" fails: "), "{text}");
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["encoders"]["auto"]["element"], best.element.as_str());
     }
@@ -457,7 +357,7 @@ mod tests {
         ];
         for &(registry, want) in cases {
             let has = |n: &str| registry.contains(&n);
-            let info = encoders_info(&has);
+            let info = encoders_info(&has, &|_| Some(Ok(())));
             assert_eq!(
                 info.auto.as_ref().map(|c| c.element.as_str()),
                 want,
@@ -481,6 +381,22 @@ mod tests {
                 assert!(info.auto_error.is_some(), "no reason for no auto: {info:?}");
             }
         }
+        // What fails its trial is listed, marked, and passed over.
+        let has = |n: &str| ["v4l2h264enc", "x264enc"].contains(&n);
+        let tried = |n: &str| {
+            Some(if n == "x264enc" {
+                Ok(())
+            } else {
+                Err("busy".into())
+            })
+        };
+        let info = encoders_info(&has, &tried);
+        assert_eq!(
+            info.auto.as_ref().map(|c| c.element.as_str()),
+            Some("x264enc")
+        );
+        let v4l2 = &info.present[0];
+        assert_eq!((v4l2.works, v4l2.failure.as_deref()), (false, Some("busy")));
     }
 
     fn two_camera_report() -> ProbeReport {
@@ -517,12 +433,34 @@ mod tests {
                 capture_error: Some("could not be opened (busy or gone)".into()),
             }],
             encoders: EncodersInfo {
-                present: vec![EncoderInfo {
-                    element: "v4l2h264enc".into(),
-                    hardware: true,
-                    package: "gstreamer1.0-plugins-good".into(),
-                }],
-                auto: encoder::choose(&VideoEncoder::Auto, &|n| n == "v4l2h264enc").ok(),
+                present: vec![
+                    EncoderInfo {
+                        element: "v4l2h264enc".into(),
+                        hardware: true,
+                        package: "gstreamer1.0-plugins-good".into(),
+                        works: true,
+                        failure: None,
+                    },
+                    EncoderInfo {
+                        element: "avenc_h264_omx".into(),
+                        hardware: true,
+                        package: "gstreamer1.0-libav".into(),
+                        works: false,
+                        failure: Some("not-negotiated".into()),
+                    },
+                ],
+                auto: encoder::choose_working(
+                    &VideoEncoder::Auto,
+                    &|n| n == "v4l2h264enc" || n == "avenc_h264_omx",
+                    &|n| {
+                        Some(if n == "v4l2h264enc" {
+                            Ok(())
+                        } else {
+                            Err("not-negotiated".into())
+                        })
+                    },
+                )
+                .ok(),
                 auto_error: None,
             },
             jpeg_decoders: vec!["v4l2jpegdec".into(), "jpegdec".into()],
@@ -544,7 +482,9 @@ mod tests {
             "    MJPEG: 640x480@30",
             "    for 1280x720@30: MJPEG 640x480@30",
             "  USB Audio (audio.source = \"alsa:hw:1,0\"): cannot capture: could not be opened (busy or gone)",
-            "  auto picks v4l2h264enc: v4l2h264enc is the best available (hardware)",
+            "  auto picks v4l2h264enc: v4l2h264enc is the best that encodes here (hardware)",
+            "  v4l2h264enc    hardware  works  (gstreamer1.0-plugins-good)",
+            "  avenc_h264_omx hardware  fails: not-negotiated  (gstreamer1.0-libav)",
             "  v4l2jpegdec, jpegdec (MJPEG cameras use v4l2jpegdec)",
             "  /dev/gpiochip0",
         ];

@@ -67,6 +67,9 @@ pub struct Show {
     camera_backoff: Backoff,
     /// A go-live asked for before the capture ran: honoured at Standby.
     go_live_pending: bool,
+    /// The go-live press in hand already did its work when it settled (it
+    /// started the show): its release or long hold means nothing more.
+    press_spent: bool,
     ready_sent: bool,
     // What the driver was last told, so that actions are emitted on change only.
     state: State,
@@ -97,6 +100,7 @@ impl Show {
         let mut show = Show {
             rng: XorShift64::new(settings.jitter_seed),
             go_live_pending: settings.autostart,
+            press_spent: false,
             settings,
             timers: TimerTable::new(dests.len()),
             dests,
@@ -236,6 +240,17 @@ impl Show {
 
     fn on_button(&mut self, ev: ButtonEvent) {
         match (ev.button, ev.kind) {
+            // Off air, a press means only "go live": act as soon as it
+            // settles. On air it is told apart on release (short: ack) or
+            // at the long-press threshold (end the show).
+            (ButtonId::GoLive, PressKind::Down) => {
+                if self.phase == Phase::Idle {
+                    self.press_spent = true;
+                    self.go_live(true);
+                }
+            }
+            (ButtonId::GoLive, PressKind::Short | PressKind::Long)
+                if std::mem::take(&mut self.press_spent) => {}
             (ButtonId::GoLive, PressKind::Short) => self.go_live(true),
             (ButtonId::GoLive, PressKind::Long) => self.end_show(StopReason::LongPress),
             (ButtonId::Product(product_id), _) => {

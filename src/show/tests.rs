@@ -375,6 +375,33 @@ fn go_live_refused_when_the_camera_never_ran() {
 }
 
 #[test]
+fn go_live_acts_when_the_press_settles_and_the_rest_of_that_press_is_spent() {
+    // Off air: the settled press starts the show, before any release.
+    let mut r = rig_in(Standby);
+    let a = r.input(press(PressKind::Down));
+    assert_eq!(r.show.state(), Connecting);
+    assert!(a.contains(&Action::Connect("a".into())));
+    // Its release is not a second press (no ack flash on the tally).
+    assert!(key_actions(&r.input(press(PressKind::Short))).is_empty());
+    assert_eq!(r.show.state(), Connecting);
+    // The next press is a press again: a short one acks, a long one ends.
+    assert!(key_actions(&r.input(press(PressKind::Down))).is_empty());
+    assert_eq!(key_actions(&r.input(press(PressKind::Short))), vec!["Ack"]);
+    r.input(press(PressKind::Down));
+    r.input(press(PressKind::Long));
+    assert_eq!(r.show.state(), Stopping);
+}
+
+#[test]
+fn a_long_hold_that_started_the_show_does_not_end_it() {
+    // A farmer who holds the button down from standby meant "go live".
+    let mut r = rig_in(Standby);
+    r.input(press(PressKind::Down));
+    r.input(press(PressKind::Long));
+    assert_eq!(r.show.state(), Connecting);
+}
+
+#[test]
 fn press_while_starting_goes_live_when_ready() {
     let mut r = rig_in(Starting);
     r.input(press(PressKind::Short));

@@ -131,6 +131,8 @@ pub struct WebSettings {
     pub code_file: PathBuf,
     /// The local layer of product edits (`products.rs`).
     pub products_file: PathBuf,
+    /// The local layer of pasted servers (`push::servers_file`).
+    pub servers_file: PathBuf,
     pub destinations: Vec<DestinationView>,
     pub products: Vec<ProductView>,
 }
@@ -138,6 +140,10 @@ pub struct WebSettings {
 #[derive(Debug, Clone, Serialize)]
 pub struct DestinationView {
     pub name: String,
+    /// The `url` the config gives it, under any pasted server (what a
+    /// paste replaces; see `push::SavedServer`).
+    #[serde(skip)]
+    pub configured_url: String,
     /// `key_file` resolved against the config's folder; none when the key
     /// is inline (the page then cannot replace it).
     #[serde(skip)]
@@ -158,6 +164,9 @@ pub struct ProductView {
 
 impl WebSettings {
     pub fn from_config(config: &Config, config_dir: &Path) -> WebSettings {
+        let saved = push::parse_servers(
+            &std::fs::read_to_string(push::servers_file(&config.state_dir)).unwrap_or_default(),
+        );
         WebSettings {
             listen: config.web.listen.clone(),
             metrics_listen: config.web.metrics_listen.clone(),
@@ -166,6 +175,7 @@ impl WebSettings {
                 .join("web")
                 .join("pairing_code"),
             products_file: products::file(&config.state_dir),
+            servers_file: push::servers_file(&config.state_dir),
             destinations: config
                 .destinations
                 .iter()
@@ -178,6 +188,7 @@ impl WebSettings {
                         )
                     });
                     DestinationView {
+                        configured_url: push::configured_url(&d.url, saved.get(&d.name)),
                         name: d.name.clone(),
                         key_file: d.key_file.as_ref().map(|f| config_dir.join(f)),
                         pushable: d.key_file.is_some() && is_rtmp,

@@ -8,11 +8,13 @@
 //! application, everything after it (query included, verbatim) is the key.
 //! No error here echoes the pasted text: it holds the key.
 
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::secret::Secret;
 use crate::config::url::{self, Scheme};
+use crate::config::{Config, DestinationConfig};
 
 /// Longest URL taken: platform addresses are a few hundred characters.
 pub const MAX_URL: usize = 2048;
@@ -137,6 +139,87 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// The servers of pasted push addresses, by destination: a local layer in
+/// `STATE_DIR/web/push.toml` (the keys are in the key files), laid over
+/// every config the daemon runs, so that a platform that moves a show to
+/// another server (not only to a new key) is still right after a restart.
+/// Each entry remembers the `url` it replaced: when the config's `url`
+/// changes (a technician's edit, a fleet push), the config wins and the
+/// entry does nothing until the farmer pastes again.
+pub fn servers_file(state_dir: &str) -> PathBuf {
+    Path::new(state_dir).join("web").join("push.toml")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedServer {
+    pub server: String,
+    /// The destination's `url` in the config when the address was pasted.
+    pub replaced: String,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServersFile {
+    #[serde(default)]
+    servers: BTreeMap<String, SavedServer>,
+}
+
+/// Saved servers by destination name; a missing or unreadable file is none.
+pub fn parse_servers(text: &str) -> BTreeMap<String, SavedServer> {
+    toml::from_str::<ServersFile>(text)
+        .map(|f| f.servers)
+        .unwrap_or_default()
+}
+
+/// Records `saved` for `destination` in `file` (atomic, mode 0600).
+pub fn save_server(file: &Path, destination: &str, saved: SavedServer) -> std::io::Result<()> {
+    let mut servers = parse_servers(&std::fs::read_to_string(file).unwrap_or_default());
+    servers.insert(destination.to_string(), saved);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = toml::to_string(&ServersFile { servers }).unwrap_or_default();
+    write_private(file, text.as_bytes())
+}
+
+/// The saved servers laid over `config`'s destinations (at start and over
+/// every fleet push).
+pub fn apply_saved_servers(config: &mut Config) {
+    let text = std::fs::read_to_string(servers_file(&config.state_dir)).unwrap_or_default();
+    overlay_servers(&mut config.destinations, &parse_servers(&text));
+}
+
+/// Only over a destination that takes pasted addresses (its key is in a
+/// `key_file`, its URL is RTMP(S)) whose `url` is still the one replaced,
+/// and only a server that still reads as one.
+pub fn overlay_servers(
+    destinations: &mut [DestinationConfig],
+    servers: &BTreeMap<String, SavedServer>,
+) {
+    for d in destinations {
+        let Some(saved) = servers.get(&d.name) else {
+            continue;
+        };
+        if d.key_file.is_some() && d.url == saved.replaced && is_rtmp(&saved.server) {
+            d.url = saved.server.clone();
+        }
+    }
+}
+
+/// The `url` the config gave `destination` before the saved server was laid
+/// over it (what a new paste replaces).
+pub fn configured_url(url: &str, saved: Option<&SavedServer>) -> String {
+    match saved {
+        Some(s) if s.server == url => s.replaced.clone(),
+        _ => url.to_string(),
+    }
+}
+
+fn is_rtmp(url: &str) -> bool {
+    url::parse(url).is_ok_and(|u| matches!(u.scheme, Scheme::Rtmp | Scheme::Rtmps))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +301,83 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    fn dest(url: &str, key_file: bool) -> DestinationConfig {
+        DestinationConfig {
+            name: "taobao".into(),
+            url: url.into(),
+            key_file: key_file.then(|| "taobao.key".into()),
+            key: None,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn a_saved_server_holds_until_the_config_changes_the_url() {
+        let saved: BTreeMap<String, SavedServer> = [(
+            "taobao".to_string(),
+            SavedServer {
+                server: "rtmp://today.example/live".into(),
+                replaced: "rtmp://old.example/live".into(),
+            },
+        )]
+        .into_iter()
+        .collect();
+        // Over the url it replaced: taken.
+        let mut d = [dest("rtmp://old.example/live", true)];
+        overlay_servers(&mut d, &saved);
+        assert_eq!(d[0].url, "rtmp://today.example/live");
+        assert_eq!(
+            configured_url(&d[0].url, saved.get("taobao")),
+            "rtmp://old.example/live"
+        );
+        // A technician or a fleet push changed the url since: the config wins.
+        let mut d = [dest("rtmp://new.example/live", true)];
+        overlay_servers(&mut d, &saved);
+        assert_eq!(d[0].url, "rtmp://new.example/live");
+        // An inline key is not the page's to replace.
+        let mut d = [dest("rtmp://old.example/live", false)];
+        overlay_servers(&mut d, &saved);
+        assert_eq!(d[0].url, "rtmp://old.example/live");
+    }
+
+    #[test]
+    fn the_servers_file_round_trips_and_junk_is_no_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("web").join("push.toml");
+        let saved = SavedServer {
+            server: "rtmp://today.example/live".into(),
+            replaced: "rtmp://old.example/live".into(),
+        };
+        save_server(&file, "taobao", saved.clone()).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(parse_servers(&text).get("taobao"), Some(&saved));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        for junk in [
+            "",
+            "servers = 1",
+            "[servers.taobao]\nserver = 2",
+            "\u{0}\u{1}",
+        ] {
+            assert!(parse_servers(junk).is_empty(), "{junk:?}");
+        }
+        // A saved server that is not RTMP is not laid over anything.
+        let bad: BTreeMap<String, SavedServer> = [(
+            "taobao".to_string(),
+            SavedServer {
+                server: "http://evil.example/".into(),
+                replaced: "rtmp://old.example/live".into(),
+            },
+        )]
+        .into_iter()
+        .collect();
+        let mut d = [dest("rtmp://old.example/live", true)];
+        overlay_servers(&mut d, &bad);
+        assert_eq!(d[0].url, "rtmp://old.example/live");
     }
 }

@@ -452,7 +452,15 @@ async fn set_push(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let key = address.key.clone();
-    let written = tokio::task::spawn_blocking(move || push::write_key_file(&file, &key)).await;
+    let (servers, name) = (app.settings.servers_file.clone(), dest.name.clone());
+    let saved = push::SavedServer {
+        server: address.server.clone(),
+        replaced: dest.configured_url.clone(),
+    };
+    let written = tokio::task::spawn_blocking(move || {
+        push::write_key_file(&file, &key).and_then(|()| push::save_server(&servers, &name, saved))
+    })
+    .await;
     if !matches!(written, Ok(Ok(()))) {
         let why = match written {
             Ok(Err(e)) => e.to_string(),

@@ -22,6 +22,7 @@ use super::controls::EncodeControls;
 use super::plan::{self, AudioSource, EncoderPlan, RawFormat, VideoSource};
 pub use super::snapshot::Snapshotter;
 
+mod encoder_swap;
 mod mic;
 mod passthrough;
 use super::{EventTx, Failure, Fault, MediaEvent};
@@ -63,6 +64,8 @@ pub struct CaptureSettings {
 pub struct Health {
     /// Encoded video frames handed to the appsink since start.
     pub frames_out: AtomicU64,
+    /// Raw frames that reached the encoder's door, open or closed.
+    pub frames_in: AtomicU64,
     /// Frames the camera delivered since start.
     pub camera_frames: AtomicU64,
     /// Monotonic time of the last camera frame, in ns since `epoch`.
@@ -98,6 +101,10 @@ pub struct Capture {
     epoch: Instant,
     last_raw: Arc<Mutex<Option<gst::Sample>>>,
     decimation: Arc<AtomicU64>,
+    /// The encoder's door is open (see [`Capture::set_encoding`]).
+    encoding: Arc<AtomicBool>,
+    /// The encoder failed; set until another is swapped in (`encoder_swap`).
+    encoder_down: Arc<AtomicBool>,
     video_channel: String,
     audio_channel: String,
     events: EventTx,
@@ -144,47 +151,31 @@ impl Capture {
             }
         }
 
-        // In front of the encoder: keep the last raw frame (a reference, no
-        // copy) for JPEG snapshots, and drop frames when adaptive bitrate asks
-        // for a lower frame rate (1 of every `decimation` frames is kept).
+        // In front of the encoder (its door): snapshots, standby, frame
+        // decimation (`encoder_swap::watch_encoder_input`).
         let last_raw = Arc::new(Mutex::new(None));
         let decimation = Arc::new(AtomicU64::new(1));
+        let encoding = Arc::new(AtomicBool::new(true));
         let controls = EncodeControls::find(
             &encode,
             settings.encoder.bitrate_control.clone(),
             (settings.raw.width, settings.raw.height),
         );
-        if let Some(pad) = controls.encoder().and_then(|e| e.static_pad("sink")) {
-            let last = last_raw.clone();
-            let keep_one_in = decimation.clone();
-            let seen = AtomicU64::new(0);
-            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-                let seen = seen.fetch_add(1, Ordering::Relaxed) + 1;
-                let n = keep_one_in.load(Ordering::Relaxed).max(1);
-                if n > 1 && !seen.is_multiple_of(n) {
-                    return gst::PadProbeReturn::Drop;
-                }
-                if let Some(buffer) = info.buffer() {
-                    let sample = gst::Sample::builder()
-                        .buffer(buffer)
-                        .caps_if_some(pad.current_caps().as_ref())
-                        .build();
-                    if let Ok(mut slot) = last.lock() {
-                        *slot = Some(sample);
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            });
+        let watched = encoder_swap::watch_encoder_input(
+            controls.encoder(),
+            &last_raw,
+            &decimation,
+            &encoding,
+            &health,
+        );
+        if !watched {
+            // Passthrough: no encoder, no door; what comes in goes out.
+            count_buffers(&video_sink.static_pad("sink"), &health, |h| &h.frames_in);
         }
+        sound_door(&encode, &encoding);
 
-        let tx = events.clone();
-        bus::watch(&encode, move |msg| {
-            if let gst::MessageView::Error(err) = msg.view() {
-                let e = BusError::from_message(err);
-                tracing::error!(error = %e, "encode pipeline failed");
-                let _ = tx.send(MediaEvent::CaptureFailed(e.failure()));
-            }
-        });
+        let encoder_down = Arc::new(AtomicBool::new(false));
+        encoder_swap::watch_encode_bus(&encode, events.clone(), encoder_down.clone());
 
         // The sources are live and paced by the clock already; syncing the
         // appsinks again would only add a wait (and a wake-up) per buffer.
@@ -220,6 +211,8 @@ impl Capture {
             epoch: Instant::now(),
             last_raw,
             decimation,
+            encoding,
+            encoder_down,
             video_channel,
             audio_channel,
             events,
@@ -482,6 +475,13 @@ impl Capture {
             .store(u64::from(n.max(1)), Ordering::Relaxed);
     }
 
+    /// Open or close the encoder's door (`appliance::MediaCmd::Encode`).
+    /// Closed, no frame reaches the encoder: it does no work. Opening needs
+    /// nothing else: every consumer asks for a keyframe as it starts.
+    pub fn set_encoding(&self, on: bool) {
+        self.encoding.store(on, Ordering::Relaxed);
+    }
+
     /// Show or hide the slate over the picture.
     pub fn set_slate(&self, on: bool) {
         self.controls.set_slate(on);
@@ -536,6 +536,31 @@ pub(crate) fn appsink(pipeline: &gst::Pipeline, name: &str) -> Result<gst_app::A
         .by_name(name)
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| anyhow!("no appsink named {name}"))
+}
+
+/// The AAC encoder's door, beside the picture's: closed in standby, so the
+/// encoder rests (it was 15% of the standby CPU). The first buffer through
+/// an opened door is marked a discontinuity: the encoder starts its
+/// timestamps afresh rather than stretching the gap.
+fn sound_door(encode: &gst::Pipeline, encoding: &Arc<AtomicBool>) {
+    let Some(pad) = encode.by_name("aac_in").and_then(|e| e.static_pad("src")) else {
+        return;
+    };
+    let open = encoding.clone();
+    let was_open = AtomicBool::new(true);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let now_open = open.load(Ordering::Relaxed);
+        if !now_open {
+            was_open.store(false, Ordering::Relaxed);
+            return gst::PadProbeReturn::Drop;
+        }
+        if !was_open.swap(true, Ordering::Relaxed) {
+            if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
+                buffer.make_mut().set_flags(gst::BufferFlags::DISCONT);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 fn count_buffers(pad: &Option<gst::Pad>, health: &Arc<Health>, field: fn(&Health) -> &AtomicU64) {
