@@ -265,11 +265,10 @@ impl Core {
                 // A new capture's encoder runs at the configured rate: tell
                 // it the target again.
                 self.media.abr.encoder_restarted();
-                if self.config.live.adaptive_bitrate && !self.config.video.passthrough {
-                    if self.media.abr.poll_change().is_some() {
-                        let kbps = self.media.abr.encoder_kbps();
-                        self.media_cmd(MediaCmd::SetBitrate(kbps));
-                    }
+                let adapting = self.config.live.adaptive_bitrate && !self.config.video.passthrough;
+                if adapting && self.media.abr.poll_change().is_some() {
+                    let kbps = self.media.abr.encoder_kbps();
+                    self.media_cmd(MediaCmd::SetBitrate(kbps));
                 }
                 ShowInput::CaptureReady
             }

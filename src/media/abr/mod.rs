@@ -52,6 +52,7 @@
 //!   - *cautious* within 10% of it: a step of a tenth of that rate every
 //!     `increase_interval`, and none until `near_congestion_wait` (5 s)
 //!     after that congestion.
+//!
 //!   A destination that has just connected does not cut for a queue under
 //!   three times the high-water mark for `connect_grace` (a new connection
 //!   starts with a burst of the pictures since the last keyframe).
@@ -401,7 +402,8 @@ impl AbrController {
         let peak = self.queue_peak_since_cut.max(state.queued_ms);
         let shrinking =
             draining_since_cut && state.cause == Some(Cause::Queue) && state.queued_ms < peak;
-        let cut = state.congested() && !(settling && lagging) && !starting && !shrinking;
+        let held_back = (settling && lagging) || starting || shrinking;
+        let cut = state.congested() && !held_back;
         self.queue_peak_since_cut = if cut { state.queued_ms } else { peak };
         let size = self.link_kbps.entry(dest.to_string()).or_default();
         // What reached the far end, where it can be told from what only
