@@ -67,7 +67,7 @@ impl AbrController {
                     // Steps of a tenth of the ceiling (two cross the zone),
                     // not 5% of the maximum: that is 17% of a 1200 link
                     // with 4000 configured, an overshoot every time.
-                    t + (c / 10).max(1)
+                    t + c.div_ceil(10).max(1)
                 }
             }
         };

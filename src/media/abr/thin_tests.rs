@@ -199,3 +199,30 @@ fn slow_start_waits_while_the_link_does_not_deliver_the_target() {
     }
     assert_eq!(c.target_kbps(), 1000);
 }
+
+#[test]
+fn two_careful_steps_cross_the_zone_around_the_last_congestion() {
+    // Congested at 788 (a 600 kbit/s link), then the link grows: up to 90%
+    // of 788 quickly, two tenths of it to 110%, then slow start again.
+    let mut c = ctl(4000, 400);
+    c.start(None);
+    let mut f = Feed::new();
+    c.target_kbps = 788;
+    f.tick(&mut c, "a", 50, 788);
+    f.tick(&mut c, "a", 900, 600);
+    let cut = c.target_kbps();
+    assert!(cut < 600, "{cut}");
+    let mut seen = vec![cut];
+    for _ in 0..60 {
+        f.full(&mut c, "a", 20);
+        if c.target_kbps() != *seen.last().unwrap() {
+            seen.push(c.target_kbps());
+        }
+    }
+    let careful: Vec<&u32> = seen.iter().filter(|&&t| (710..867).contains(&t)).collect();
+    assert!(careful.len() <= 2, "{seen:?}");
+    assert!(
+        seen.iter().any(|&t| t > 1200),
+        "no slow start past it: {seen:?}"
+    );
+}
