@@ -219,12 +219,15 @@ link_name() {
 
 # The target farmcast's show started at, from its log.
 show_start() {
-    sed 's/\x1b\[[0-9;]*m//g' "$OUT/farmcast.log" | awk '/abr: / && /the show starts/ {
+    # Reads to the end (no early exit: sed would die of SIGPIPE, and
+    # pipefail would end the whole run).
+    sed 's/\x1b\[[0-9;]*m//g' "$OUT/farmcast.log" | awk '/abr: / && /the show starts/ && !done {
         t = ""; r = ""
         if (match($0, /target_kbps=[0-9]+/)) t = substr($0, RSTART + 12, RLENGTH - 12)
         if (match($0, /remembered_link_kbps=[0-9]+/)) r = substr($0, RSTART + 21, RLENGTH - 21)
-        if (r != "") print t " (remembered " r ")"; else print t " (nothing remembered)"
-        exit }'
+        if (r != "") out = t " (remembered " r ")"; else out = t " (nothing remembered)"
+        done = 1 }
+        END { print out }'
 }
 
 # KiB (or "?") as MiB.
