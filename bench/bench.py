@@ -17,7 +17,7 @@ Sections (`--only NAME[,NAME]` runs some and keeps the others' last figures):
 - tag: `press product:<id>` -> first frame with the lower third (issue 4).
 - mqtt: command round trip through a loopback mosquitto (issue 5).
 - status: CPU cost of publishing status every second (issue 5).
-- uplink: bench/uplink.sh's shaped-link table (issue 8; root and netns).
+- uplink: bench/uplink.sh's shaped links, fixed and stepping (issues 8 and 14; root and netns).
 - config: `check-config` on a 64 KB file with thousands of problems (issue 12).
 - flood: 1,100 junk commands and 1,100 junk pushes at the control plane ->
   memory growth, the next `logs` answer, the link (issue 12).
@@ -59,6 +59,7 @@ import sections_media
 import sections_mqtt
 import sections_loop
 import sections_fleet
+from sections_uplink import uplink_section
 import sections_onair
 import sections_web
 
@@ -310,50 +311,6 @@ def golive_section(args, run_dir, clip, cmd):
     return lines
 
 
-def uplink_section(args, cmd):
-    lines = ["## Shaped uplink (issue 8)", "",
-             f"- command: `{cmd}` → `bench/uplink.sh` (DURATION={args.uplink_seconds})", ""]
-    why = None
-    if os.geteuid() != 0:
-        why = "not root: a network namespace and tc need root"
-    elif subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
-        why = "`ip netns` does not work here"
-    elif not os.access(args.farmcast, os.X_OK):
-        why = f"no binary at {args.farmcast}"
-    if why:
-        return lines + [f"Skipped: {why}.", "", "Targets: adapts to a thin link: n/a", ""]
-    print(f"uplink.sh, {args.uplink_seconds} s per program ...", flush=True)
-    env = dict(os.environ, DURATION=str(args.uplink_seconds), FARMCAST_BIN=args.farmcast)
-    out = subprocess.run(["bash", os.path.join(ROOT, "bench", "uplink.sh")], env=env,
-                         capture_output=True, text=True, timeout=6 * args.uplink_seconds + 180)
-    body = out.stdout.strip().splitlines()
-    if out.returncode != 0 or not any(l.startswith("| farmcast") for l in body):
-        return lines + [f"n/a: uplink.sh exited {out.returncode}: "
-                        + " | ".join(out.stderr.strip().splitlines()[-5:])[:400], "",
-                        "Targets: adapts to a thin link: n/a", ""]
-    body = [l for l in body if not l.startswith("(logs and recordings")]
-    while body and not body[-1].strip():
-        body.pop()
-    print("\n".join(body), flush=True)
-    lines += body + ["", "`time to adapt` = first publish (SRT: first bytes) → first logged "
-                     "`abr target_kbps=N` with N below the link rate.", ""]
-    for proto in ("RTMP", "SRT"):
-        fc = next((l for l in body if l.startswith(f"| farmcast {proto}")), "").split("|")
-        ff = next((l for l in body if l.startswith(f"| ffmpeg {proto}")), "").split("|")
-        if len(fc) <= 6:
-            continue
-        fc_pct, adapt = fc[5].strip(), fc[6].strip()
-        ff_pct = ff[5].strip() if len(ff) > 5 else "n/a"
-        try:
-            ok = float(fc_pct.rstrip("%")) > float(ff_pct.rstrip("%")) and adapt.endswith(" s")
-        except ValueError:
-            ok = None
-        lines += [f"Targets ({proto}): farmcast delivers more of the frames than ffmpeg over "
-                  f"the same thin link ({fc_pct} vs {ff_pct}) and adapts (time to adapt "
-                  f"{adapt}): {verdict(ok)}.", ""]
-    return lines
-
-
 def assemble(args, blocks):
     """BENCHMARKS.md: a header, then the sections in order; with --only, the
     sections not run keep what the existing file had."""
@@ -435,7 +392,7 @@ def main():
     ap.add_argument("--status-runs", type=int, default=int(env("BENCH_STATUS_RUNS", 3)))
     ap.add_argument("--status-seconds", type=int, default=int(env("BENCH_STATUS_SECONDS", 20)))
     ap.add_argument("--flood-runs", type=int, default=int(env("BENCH_FLOOD_RUNS", 3)))
-    ap.add_argument("--uplink-seconds", type=int, default=int(env("BENCH_UPLINK_SECONDS", 60)))
+    ap.add_argument("--uplink-seconds", type=int, default=int(env("BENCH_UPLINK_SECONDS", 45)))
     ap.add_argument("--loop-runs", type=int, default=int(env("BENCH_LOOP_RUNS", 3)))
     ap.add_argument("--loop-seconds", type=int, default=int(env("BENCH_LOOP_SECONDS", 30)))
     ap.add_argument("--loop-files", type=int, default=int(env("BENCH_LOOP_FILES", 20000)))

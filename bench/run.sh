@@ -7,7 +7,7 @@
 #   tag      `press product:<id>` -> first frame with the lower third (issue 4)
 #   mqtt     command round trip through a loopback mosquitto (issue 5)
 #   status   CPU cost of publishing status every second      (issue 5)
-#   uplink   bench/uplink.sh's shaped-link table (issue 8; root + ip netns)
+#   uplink   bench/uplink.sh: fixed and stepping shaped links, farmcast vs ffmpeg (issues 8, 14; root + ip netns)
 #   config   `check-config` on a 64 KB file with thousands of problems (issue 12)
 #   flood    1,100 junk commands + 1,100 junk pushes over MQTT: memory, `logs`, link (issue 12)
 #   loop     the driver loop's longest turn: camera restarts, status 1/s, 20,000 recordings (issue 13)
@@ -23,7 +23,7 @@
 #   --tags N (BENCH_TAGS, 5)                                   tag
 #   --rtt-logs N (BENCH_RTT_LOGS, 20) --rtt-golive N (BENCH_RTT_GOLIVE, 5)   mqtt
 #   --status-runs N (BENCH_STATUS_RUNS, 3) --status-seconds S (BENCH_STATUS_SECONDS, 20)
-#   --uplink-seconds S (BENCH_UPLINK_SECONDS, 60)
+#   --uplink-seconds S (BENCH_UPLINK_SECONDS, 45)
 #   --flood-runs N (BENCH_FLOOD_RUNS, 3)                       flood
 #   --loop-runs N (BENCH_LOOP_RUNS, 3) --loop-seconds S (BENCH_LOOP_SECONDS, 30)
 #   --loop-files N (BENCH_LOOP_FILES, 20000) --loop-before PATH (BENCH_LOOP_BEFORE)   loop

@@ -1,32 +1,48 @@
 #!/usr/bin/env bash
-# The shaped-link row of BENCHMARKS.md (issue 8): farmcast and ffmpeg each push
-# the same 640x360@30 clip at the same nominal bitrate (4000 kbit/s, x264
-# ultrafast/zerolatency, GOP 1 s, AAC 128k) through a 1200 kbit/s tbf link to
+# The shaped-link rows of BENCHMARKS.md (issues 8 and 14): farmcast and ffmpeg
+# each push the same 640x360@30 clip at the same nominal bitrate (4000 kbit/s,
+# x264 ultrafast/zerolatency, GOP 1 s, AAC 128k) through a tbf-shaped link to
 # nginx-rtmp in its own network namespace, one after the other, for DURATION
-# seconds of wall clock each. ffmpeg has no adaptation: over a thin link its
-# output blocks and it falls behind real time.
+# seconds of wall clock from the first publish. ffmpeg has no adaptation:
+# over a thin link its output blocks and it falls behind real time.
 #
-# The same again over SRT, to srt-live-transmit in the namespace (ffmpeg with
-# libsrt, mpegts, pkt_size 1316).
+# Two links:
+#   fixed     LINK_KBIT (1200) all along;
+#   stepping  1200 -> 600 at STEP1 s (15) -> 2000 at STEP2 s (30) after the
+#             publish (`tc qdisc change` on the running tbf).
+# farmcast runs first with an empty state folder (nothing remembered: it
+# starts at a quarter of the ceiling and ramps up), then again with what the
+# first run remembered (`<state_dir>/abr/links.json`), then on the stepping
+# link (still remembering the fixed link). SRT=1 (the default) adds the fixed
+# link over SRT, to srt-live-transmit in the namespace (ffmpeg with libsrt).
 #
-# Measured per program: frames the server recorded (ffprobe packet count) out
-# of DURATION x 30, the time from the first publish to the first logged
-# `abr target_kbps=N` with N below the link (farmcast only; n/a when the
-# daemon never logs one, e.g. `live.adaptive_bitrate = false`), reconnects
-# (recordings made - 1), peak RSS (VmHWM). bench/run.sh (section `uplink`)
-# runs this and puts the table in BENCHMARKS.md.
+# Measured per run:
+# - frames delivered: video frames the server recorded (ffprobe packet
+#   count) out of DURATION x 30 (target >= 99%);
+# - carried 7-10 s after go-live: what the server received from 7 to 10 s
+#   after the publish (the recording's growth, sampled every 250 ms), in
+#   percent of the link (target >= 80%); on the stepping link also 7-10 s
+#   after each step, of the new rate;
+# - reconnects (recordings made - 1), peak RSS (VmHWM), and the target the
+#   show started at (farmcast's log).
 #
-# Prints a markdown table; does not touch BENCHMARKS.md. Needs root (network
+# Prints a markdown table; does not touch BENCHMARKS.md (`bench/run.sh --only
+# uplink` does, through bench/sections_uplink.py). Needs root (network
 # namespace, tc); elsewhere it prints SKIP and exits 0. Nothing leaves the
 # machine: the only addresses are the two ends of a veth pair made here, and a
 # blackhole route for their /30 keeps traffic here while a link is down.
 #
-#   bench/uplink.sh                    # DURATION=60 LINK_KBIT=1200 BITRATE=4000
-#   FARMCAST_BIN=target/debug/farmcast DURATION=30 bench/uplink.sh
+#   bench/uplink.sh                    # DURATION=45 LINK_KBIT=1200 BITRATE=4000
+#   FARMCAST_BIN=target/debug/farmcast DURATION=30 SRT=0 bench/uplink.sh
 set -euo pipefail
 
-DURATION=${DURATION:-60}
+DURATION=${DURATION:-45}
 LINK_KBIT=${LINK_KBIT:-1200}
+STEP1=${STEP1:-15}
+STEP1_KBIT=${STEP1_KBIT:-600}
+STEP2=${STEP2:-30}
+STEP2_KBIT=${STEP2_KBIT:-2000}
+SRT=${SRT:-1}
 BITRATE=${BITRATE:-4000}
 MIN_BITRATE=${MIN_BITRATE:-400}
 FPS=30
@@ -79,7 +95,9 @@ ip netns exec "$NS" ip addr add "$NADDR/30" dev "$NIF"
 ip netns exec "$NS" ip link set "$NIF" up
 ip netns exec "$NS" ip link set lo up
 ip route get "$NADDR" | grep -q "dev $HIF " || { echo "$NADDR not routed through $HIF" >&2; exit 1; }
-tc qdisc replace dev "$HIF" root tbf rate "${LINK_KBIT}kbit" burst 32kbit latency 400ms
+# $1: replace (make it) or change (a new rate for the running one).
+shape() { tc qdisc "$1" dev "$HIF" root tbf rate "${2}kbit" burst 32kbit latency 400ms; }
+shape replace "$LINK_KBIT"
 
 # nginx-rtmp in the namespace: records everything, logs each publish per stream.
 mkdir -p "$OUT/nginx/rec"
@@ -138,7 +156,7 @@ frames_of() {
     for f in "$OUT/nginx/rec/$1"-*.flv; do
         [ -s "$f" ] || continue
         n=$(ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets \
-            -of csv=p=0 "$f" 2>/dev/null | head -n1)
+            -of csv=p=0 "$f" 2>/dev/null | head -n1) || true
         total=$(( total + ${n:-0} ))
     done
     echo "$total"
@@ -150,19 +168,77 @@ reconnects_of() {
     echo $(( n > 0 ? n - 1 : 0 ))
 }
 
-# Seconds from the publish to the first `abr ... target_kbps=N` with N < link.
-adapt_time() {
-    local published=$1 line stamp
-    line=$(sed 's/\x1b\[[0-9;]*m//g' "$OUT/farmcast.log" \
-        | awk -v link="$LINK_KBIT" '/abr/ && match($0, /target_kbps=[0-9]+/) {
-              v = substr($0, RSTART + 12, RLENGTH - 12) + 0; if (v < link) { print; exit } }')
-    [ -n "$line" ] || { echo "n/a"; return; }
-    stamp=$(echo "$line" | awk '{print $1}')
-    awk -v a="$(date -d "$stamp" +%s.%N)" -v p="$published" 'BEGIN { printf "%.1f s", a - p }'
+# Samples the bytes the server has of stream $1 (a command printing a byte
+# count) every 250 ms into $2 as "epoch bytes", until killed.
+sample_bytes() {
+    while :; do
+        printf '%s %s\n' "$(date +%s.%N)" "$($1)"
+        sleep 0.25
+    done >"$2"
+}
+flv_bytes() { cat "$OUT"/nginx/rec/"$1"-*.flv 2>/dev/null | wc -c; }
+ts_bytes() { stat -c %s "$OUT/srt-$1.ts" 2>/dev/null || echo 0; }
+
+# What the server received from $3 to $4 s after the publish $2, in percent
+# of $5 kbit/s, from the samples in $1.
+carried() {
+    awk -v p="$2" -v a="$3" -v b="$4" -v link="$5" '
+        { t = $1 - p; if (t <= a) { ta = t; sa = $2 } if (t <= b) { tb = t; sb = $2 } }
+        END { if (tb <= ta) { print "n/a"; exit }
+              printf "%.0f%%", 100 * (sb - sa) * 8 / 1000 / (tb - ta) / link }' "$1"
 }
 
+# Runs the link plan $1 (fixed | stepping) in the background from now on.
+PLAN=""
+link_plan() {
+    [ "$1" = stepping ] || return 0
+    (sleep "$STEP1"; shape change "$STEP1_KBIT"; sleep $(( STEP2 - STEP1 )); shape change "$STEP2_KBIT") &
+    PLAN=$!
+    PIDS+=("$PLAN")
+}
+end_plan() {
+    if [ -n "$PLAN" ]; then kill "$PLAN" 2>/dev/null || true; fi
+    PLAN=""
+    shape change "$LINK_KBIT"
+}
+
+# The carried columns for link plan $1: samples $2, publish $3.
+carried_cols() {
+    local at10
+    at10=$(carried "$2" "$3" 7 10 "$LINK_KBIT")
+    if [ "$1" = stepping ]; then
+        echo "$at10 | $(carried "$2" "$3" $(( STEP1 + 7 )) $(( STEP1 + 10 )) "$STEP1_KBIT") | $(carried "$2" "$3" $(( STEP2 + 7 )) $(( STEP2 + 10 )) "$STEP2_KBIT")"
+    else
+        echo "$at10 | - | -"
+    fi
+}
+
+link_name() {
+    if [ "$1" = stepping ]; then echo "${LINK_KBIT}→${STEP1_KBIT}→${STEP2_KBIT}"; else echo "$LINK_KBIT"; fi
+}
+
+# The target farmcast's show started at, from its log.
+show_start() {
+    # Reads to the end (no early exit: sed would die of SIGPIPE, and
+    # pipefail would end the whole run).
+    sed 's/\x1b\[[0-9;]*m//g' "$OUT/farmcast.log" | awk '/abr: / && /the show starts/ && !done {
+        t = ""; r = ""
+        if (match($0, /target_kbps=[0-9]+/)) t = substr($0, RSTART + 12, RLENGTH - 12)
+        if (match($0, /remembered_link_kbps=[0-9]+/)) r = substr($0, RSTART + 21, RLENGTH - 21)
+        if (r != "") out = t " (remembered " r ")"; else out = t " (nothing remembered)"
+        done = 1 }
+        END { print out }'
+}
+
+# KiB (or "?") as MiB.
+mib() { if [[ "$1" =~ ^[0-9]+$ ]]; then echo "$(( $1 / 1024 )) MiB"; else echo "?"; fi; }
+
+pct() { awk -v a="${1:-0}" -v b="$(( DURATION * FPS ))" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
+
 ROWS=()
-row() { ROWS+=("| $1 | $LINK_KBIT | $BITRATE | $2 | $3 | $4 | $5 | $6 |"); }
+# $1 link plan, $2 program label, $3 start, $4 frames, $5 carried columns, $6 reconnects, $7 RSS
+row() { ROWS+=("| $(link_name "$1") | $2 | $3 | $4 / $(( DURATION * FPS )) | $(pct "$4") | $5 | $6 | $7 |"); }
+no_publish() { ROWS+=("| $(link_name "$1") | $2 | no publish | - | - | - | - | - | - | - |"); }
 
 # SRT: srt-live-transmit listening in the namespace, one per program, writing
 # the MPEG-TS it gets to a file. SRT has no publish log: "published" is the
@@ -183,18 +259,37 @@ first_bytes() {
     echo ""
 }
 ts_frames() {
-    ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets \
-        -of csv=p=0 "$OUT/srt-$1.ts" 2>/dev/null | head -n1
+    local n
+    n=$(ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets \
+        -of csv=p=0 "$OUT/srt-$1.ts" 2>/dev/null | head -n1) || true
+    echo "${n:-0}"
 }
 
-pct() { awk -v a="${1:-0}" -v b="$(( DURATION * FPS ))" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
+# Waits DURATION s of a run (the link plan and the byte sampler beside it)
+# from its publish; $1 plan, $2 bytes command, $3 samples file.
+on_air() {
+    local sampler
+    link_plan "$1"
+    sample_bytes "$2" "$3" &
+    sampler=$!
+    PIDS+=("$sampler")
+    sleep "$DURATION"
+    SAMPLER=$sampler
+}
+after_run() {
+    sleep 3 # the server closes the file once the shaped link drains
+    kill "$SAMPLER" 2>/dev/null || true
+    end_plan
+}
 
-# Runs farmcast for DURATION s to one destination: $1 label, $2 the
-# `[[destinations]]` url/key lines, $3 a command printing the publish time,
-# $4 one printing the frames delivered, $5 one printing reconnects.
+# Runs farmcast for DURATION s to one destination: $1 link plan, $2 label,
+# $3 the `[[destinations]]` url/key lines, $4 a command printing the publish
+# time, $5 one printing the frames delivered, $6 one printing reconnects, $7
+# one printing the bytes the server has. The state folder is kept between runs.
 run_farmcast() {
-    local label=$1 dest=$2 published frames rss fc
-    cat >"$OUT/farmcast.toml" <<EOF
+    local plan=$1 label=$2 dest=$3 published frames rss fc start samples
+    samples="$OUT/bytes-${label// /-}-$plan-$(date +%s%N).log"
+    cat >"$OUT/farmcast.toml" <<TOML
 device_id = "bench-uplink"
 state_dir = "$OUT/state"
 
@@ -231,83 +326,97 @@ enabled = false
 [[destinations]]
 name = "uplink"
 $dest
-EOF
+TOML
     RUST_LOG=info "$BIN" run --config "$OUT/farmcast.toml" </dev/null >"$OUT/farmcast.log" 2>&1 &
     fc=$!
     PIDS+=("$fc")
-    published=$($3)
+    published=$($4)
     if [ -z "$published" ]; then
         echo "farmcast ($label) never published; its log: $OUT/farmcast.log" >&2
-        row "$label" "no publish" - - - -
+        no_publish "$plan" "$label"
         kill -KILL "$fc" 2>/dev/null || true
         return
     fi
-    sleep "$DURATION"
+    on_air "$plan" "$7" "$samples"
     rss=$(peak_rss_kib "$fc")
     kill -TERM "$fc"
     for _ in $(seq 100); do kill -0 "$fc" 2>/dev/null || break; sleep 0.1; done
-    sleep 3 # the server closes the file once the shaped link drains
-    frames=$($4)
-    row "$label" "$frames / $(( DURATION * FPS ))" "$(pct "$frames")" \
-        "$(adapt_time "$published")" "$($5)" "$(( rss / 1024 )) MiB"
-    cp "$OUT/farmcast.log" "$OUT/farmcast-${label// /-}.log"
+    after_run
+    frames=$($5)
+    start=$(show_start)
+    row "$plan" "$label" "${start:-?}" "$frames" "$(carried_cols "$plan" "$samples" "$published")" \
+        "$($6)" "$(mib "$rss")"
+    cp "$OUT/farmcast.log" "$OUT/farmcast-${label// /-}-$plan-$published.log"
 }
 
-# Runs ffmpeg for DURATION s: $1 label, $2-$4 as run_farmcast's $3-$5, then
-# ffmpeg's output arguments.
+# Runs ffmpeg for DURATION s: $1 link plan, $2 label, $3-$6 as run_farmcast's
+# $4-$7, then ffmpeg's output arguments.
 run_ffmpeg() {
-    local label=$1 pubcmd=$2 framescmd=$3 recocmd=$4 ff published frames rss
-    shift 4
+    local plan=$1 label=$2 pubcmd=$3 framescmd=$4 recocmd=$5 bytescmd=$6 ff published frames rss samples
+    shift 6
+    samples="$OUT/bytes-${label// /-}-$plan.log"
     ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$CLIP" \
         -f lavfi -i "sine=frequency=440:sample_rate=48000" -map 0:v -map 1:a \
         -c:v libx264 -preset ultrafast -tune zerolatency -pix_fmt yuv420p \
         -b:v "${BITRATE}k" -maxrate "${BITRATE}k" -bufsize "${BITRATE}k" -g "$FPS" \
-        -c:a aac -b:a 128k "$@" >"$OUT/ffmpeg-${label// /-}.log" 2>&1 &
+        -c:a aac -b:a 128k "$@" >"$OUT/ffmpeg-${label// /-}-$plan.log" 2>&1 &
     ff=$!
     PIDS+=("$ff")
     published=$($pubcmd)
     if [ -z "$published" ]; then
-        row "$label" "no publish" - - - -
+        no_publish "$plan" "$label"
         kill -KILL "$ff" 2>/dev/null || true
         return
     fi
-    sleep "$DURATION"
+    on_air "$plan" "$bytescmd" "$samples"
     rss=$(peak_rss_kib "$ff")
     kill -INT "$ff" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$ff" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$ff" 2>/dev/null || true
-    sleep 3
+    after_run
     frames=$($framescmd)
-    row "$label" "$frames / $(( DURATION * FPS ))" "$(pct "$frames")" \
-        "n/a (no adaptation)" "$($recocmd)" "$(( rss / 1024 )) MiB"
+    row "$plan" "$label" "$BITRATE (fixed)" "$frames" "$(carried_cols "$plan" "$samples" "$published")" \
+        "$($recocmd)" "$(mib "$rss")"
 }
 
 # Reconnects over SRT: the daemon logs each destination that failed.
 srt_reconnects() { grep -c "destination failed" "$OUT/farmcast.log" || true; }
 
 # --- RTMP -------------------------------------------------------------------
-run_farmcast "farmcast RTMP" "url = \"rtmp://$NADDR:1935/live\"
-key = \"farmcast\"" "first_publish farmcast" "frames_of farmcast" "reconnects_of farmcast"
-run_ffmpeg "ffmpeg RTMP" "first_publish ffmpeg" "frames_of ffmpeg" "reconnects_of ffmpeg" \
-    -f flv "rtmp://$NADDR:1935/live/ffmpeg"
+# Each run publishes a stream of its own, so its recordings are its own.
+rtmp_farmcast() {
+    run_farmcast "$1" "farmcast RTMP" "url = \"rtmp://$NADDR:1935/live\"
+key = \"$2\"" "first_publish $2" "frames_of $2" "reconnects_of $2" "flv_bytes $2"
+}
+rtmp_ffmpeg() {
+    run_ffmpeg "$1" "ffmpeg RTMP" "first_publish $2" "frames_of $2" "reconnects_of $2" "flv_bytes $2" \
+        -f flv "rtmp://$NADDR:1935/live/$2"
+}
+rtmp_farmcast fixed fc-cold # nothing remembered yet
+rtmp_farmcast fixed fc-warm # what fc-cold's link delivered
+rtmp_ffmpeg fixed ff-fixed
 
-# --- SRT --------------------------------------------------------------------
-if command -v srt-live-transmit >/dev/null; then
+# --- SRT (the fixed link; farmcast remembers it from the RTMP runs) ---------
+if [ "$SRT" = 1 ] && command -v srt-live-transmit >/dev/null; then
     srt_listen farmcast "$SRT_PORT"
-    run_farmcast "farmcast SRT" "url = \"srt://$NADDR:$SRT_PORT\"" \
-        "first_bytes farmcast" "ts_frames farmcast" srt_reconnects
+    run_farmcast fixed "farmcast SRT" "url = \"srt://$NADDR:$SRT_PORT\"" \
+        "first_bytes farmcast" "ts_frames farmcast" srt_reconnects "ts_bytes farmcast"
     srt_listen ffmpeg $((SRT_PORT + 1))
-    run_ffmpeg "ffmpeg SRT" "first_bytes ffmpeg" "ts_frames ffmpeg" "echo n/a" \
+    run_ffmpeg fixed "ffmpeg SRT" "first_bytes ffmpeg" "ts_frames ffmpeg" "echo n/a" "ts_bytes ffmpeg" \
         -f mpegts "srt://$NADDR:$((SRT_PORT + 1))?mode=caller&pkt_size=1316"
-else
+elif [ "$SRT" = 1 ]; then
     echo "srt-live-transmit missing (Debian: srt-tools): no SRT rows" >&2
 fi
 
+# --- the stepping link (farmcast remembering the fixed link) -----------------
+rtmp_farmcast stepping fc-step
+rtmp_ffmpeg stepping ff-step
+
 echo
-echo "Shaped link: ${LINK_KBIT} kbit/s tbf (burst 32 kbit, latency 400 ms) to nginx-rtmp or srt-live-transmit in a netns; 640x360@${FPS} clip, x264 ultrafast/zerolatency, ${BITRATE} kbit/s nominal, ${DURATION} s on air each"
+echo "Shaped links: tbf (burst 32 kbit, latency 400 ms) to nginx-rtmp or srt-live-transmit in a netns, fixed at ${LINK_KBIT} kbit/s or stepping ${LINK_KBIT} → ${STEP1_KBIT} kbit/s at ${STEP1} s → ${STEP2_KBIT} kbit/s at ${STEP2} s after the publish; 640x360@${FPS} clip, x264 ultrafast/zerolatency, ${BITRATE} kbit/s nominal, ${DURATION} s on air each; farmcast's state folder kept from run to run (its first run: nothing remembered)"
 echo
-echo "| program | link kbit/s | nominal kbit/s | frames delivered | delivered | time to adapt | reconnects | peak RSS |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| link kbit/s | program | start kbit/s | frames delivered | delivered | carried 7–10 s after go-live | 7–10 s after → ${STEP1_KBIT} | 7–10 s after → ${STEP2_KBIT} | reconnects | peak RSS |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "(logs and recordings: $OUT)"

@@ -236,6 +236,27 @@ impl Shell {
                     .map_err(|e| format!("{e:#}"));
                 return Some(Input::CalibrationSaved { change, saved });
             }
+            // A thread of its own: a sync of a busy SD card must not hold the
+            // loop, and this is once a show.
+            Work::SaveLinks { path, rates, wall } => {
+                let spawned = std::thread::Builder::new()
+                    .name("link-memory".into())
+                    .spawn(
+                        move || match crate::media::abr::memory::save(&path, &rates, wall) {
+                            Ok(()) => tracing::info!(file = %path.display(), "link memory saved"),
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), "link memory not saved")
+                            }
+                        },
+                    );
+                match spawned {
+                    Ok(handle) => {
+                        self.link_writes.retain(|h| !h.is_finished());
+                        self.link_writes.push(handle);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no thread to save the link memory"),
+                }
+            }
             Work::SalesLog { dir, event } => match serde_json::to_string(&event) {
                 Ok(line) => self.disk_work.sales_log(dir, line),
                 Err(e) => tracing::warn!(error = %e, "sales log line not made"),

@@ -75,6 +75,9 @@ struct Shell {
     turns: turns::TurnStats,
     /// What the current turn did, for the turn statistics.
     turn: turns::Turn,
+    /// The link memory being written (joined before the process exits: the
+    /// show's end is also the daemon's at a SIGTERM).
+    link_writes: Vec<std::thread::JoinHandle<()>>,
     exit: bool,
 }
 
@@ -125,6 +128,7 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
         probe_tx,
         turns: turns::TurnStats::default(),
         turn: turns::Turn::default(),
+        link_writes: Vec::new(),
         exit: false,
         fleet: None,
         web,
@@ -141,7 +145,12 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
     };
     shell.fleet = session;
     let mut core = Core::new(now(), start);
-    shell.drain(&mut core, now(), VecDeque::new());
+    let links = crate::media::abr::memory::path_in(std::path::Path::new(&core.config().state_dir));
+    let (rates, warning) = crate::media::abr::memory::load(&links);
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    shell.drain(&mut core, now(), VecDeque::from([Input::LinkMemory(rates)]));
     let mut incoming = shell.links.new_incoming.take();
 
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -243,6 +252,9 @@ async fn run_loop(loaded: fleet_link::Loaded, config_dir: std::path::PathBuf) ->
             }
             _ => break,
         }
+    }
+    for w in shell.link_writes.drain(..) {
+        let _ = w.join();
     }
     tracing::info!("stopped");
     shell.media.shutdown();

@@ -304,7 +304,9 @@ impl Core {
         settings.shows_before = self.show.shows_started();
         settings.jitter_seed ^= self.seed;
         self.show = Show::new(settings, super::enabled_destinations(&config), now.at);
+        let links = std::mem::take(&mut self.media.links);
         self.media = super::media::MediaState::new(&config);
+        self.media.links = links;
         self.selling.update_catalog(&config);
         self.config = config;
         self.fleet.trial = Some(now.at + TRIAL);

@@ -55,6 +55,9 @@ pub enum Input {
     },
     /// The farmer's phone page.
     Web(WebAsk),
+    /// What each destination's link delivered last time, read from the
+    /// state folder at start (`media::abr::memory`).
+    LinkMemory(crate::media::abr::memory::LinkRates),
     /// SIGTERM or Ctrl-C.
     Shutdown,
     /// A deadline from [`super::Core::poll_timeout`] passed (or nothing at all).
@@ -277,6 +280,13 @@ pub enum Work {
     SaveCalibration {
         state_dir: PathBuf,
         change: CalChange,
+    },
+    /// Remember what each destination's link delivered (written off the
+    /// loop, atomically; no answer).
+    SaveLinks {
+        path: PathBuf,
+        rates: crate::media::abr::memory::LinkRates,
+        wall: std::time::SystemTime,
     },
     /// One line of the show's sales log.
     SalesLog {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{Core, EncoderInfo, HealthSample, MediaCmd, MediaReport, Now, Output, Work};
 use crate::config::Config;
+use crate::media::abr::memory::{self, LinkRates};
 use crate::media::abr::{AbrController, AbrSettings};
 use crate::show::{Command, Input as ShowInput, LinkState, State};
 
@@ -59,6 +60,9 @@ pub struct MediaState {
     pub bitrates: Vec<(String, u32)>,
     /// A lost microphone, reopened on a capped backoff like the GPIO.
     pub mic: super::parts::Retry,
+    /// What each destination's link delivered in earlier shows (kbit/s):
+    /// read at start, updated and written at each show's end.
+    pub links: LinkRates,
     /// The encoder's fallback within a show.
     pub fallback: super::encoder::Fallback,
 }
@@ -80,6 +84,7 @@ impl MediaState {
             dropped_frames: 0,
             bitrates: Vec::new(),
             mic: super::parts::Retry::new("mic", 0x51c),
+            links: LinkRates::new(),
             fallback: Default::default(),
         }
     }
@@ -113,10 +118,23 @@ impl MediaState {
 /// only encoders that take a new picture size mid-stream may be scaled.
 pub fn abr_for(config: &Config, encoder: &EncoderInfo) -> AbrController {
     let mut settings = AbrSettings::from_video(&config.video);
+    settings.audio_kbps = config.audio.bitrate_kbps;
     if !encoder.resizable {
         settings.max_scale_step = 0;
     }
     AbrController::new(settings)
+}
+
+/// The slowest link the enabled destinations had last time, or `None` when
+/// any of them has nothing remembered (it may be the slowest).
+fn remembered_rate(config: &Config, links: &LinkRates) -> Option<u32> {
+    let mut rates = config
+        .destinations
+        .iter()
+        .filter(|d| d.enabled)
+        .map(|d| links.get(&d.name).copied());
+    let first = rates.next()??;
+    rates.try_fold(first, |low, r| r.map(|r| low.min(r)))
 }
 
 impl Core {
@@ -136,6 +154,66 @@ impl Core {
         self.media.encoder = info;
         self.media.decimation = 1;
         self.media.scale_step = 0;
+        self.start_abr(false);
+    }
+
+    /// The links remembered from earlier shows, read at start.
+    pub(super) fn links_remembered(&mut self, rates: LinkRates) {
+        self.media.links = rates;
+        if !self.show.state().in_show() {
+            self.start_abr(false);
+        }
+    }
+
+    /// The controller starts over at what the links delivered last time (or
+    /// low, to ramp up): at the build, so standby already encodes at it, and
+    /// at each show's start. Logged at a show's start: the rate a show starts
+    /// at is what a technician asks about a thin link.
+    pub(super) fn start_abr(&mut self, show: bool) {
+        if !self.config.live.adaptive_bitrate || self.config.video.passthrough {
+            return;
+        }
+        let remembered = remembered_rate(&self.config, &self.media.links);
+        self.media.abr.start(remembered);
+        let kbps = self.media.abr.encoder_kbps();
+        if show {
+            match remembered {
+                Some(link) => tracing::info!(
+                    target_kbps = kbps,
+                    remembered_link_kbps = link,
+                    "abr: the show starts at what the link delivered last time"
+                ),
+                None => tracing::info!(
+                    target_kbps = kbps,
+                    "abr: nothing remembered of the links; the show starts low and ramps up"
+                ),
+            }
+        }
+        if self.media.abr.poll_change().is_some() {
+            self.media_cmd(MediaCmd::SetBitrate(kbps));
+        }
+    }
+
+    /// A show ended: what each link delivered in it is kept for the next
+    /// one, and written to the state folder.
+    pub(super) fn remember_links(&mut self, now: Now) {
+        if !self.config.live.adaptive_bitrate || self.config.video.passthrough {
+            return;
+        }
+        let before = self.media.links.clone();
+        for (name, kbps) in self.media.abr.link_rates() {
+            self.media.links.insert(name.to_string(), kbps);
+        }
+        if self.media.links == before {
+            return;
+        }
+        tracing::info!(links = ?self.media.links, "abr: remembering what the links delivered");
+        let path = memory::path_in(std::path::Path::new(&self.config.state_dir));
+        self.out.push_back(Output::Work(Work::SaveLinks {
+            path,
+            rates: self.media.links.clone(),
+            wall: now.wall,
+        }));
     }
 
     /// The encoder in use failed: the next one that worked when the media
@@ -183,7 +261,17 @@ impl Core {
                 self.set_camera_lost(false);
                 ShowInput::CameraRestored
             }
-            MediaReport::CaptureReady => ShowInput::CaptureReady,
+            MediaReport::CaptureReady => {
+                // A new capture's encoder runs at the configured rate: tell
+                // it the target again.
+                self.media.abr.encoder_restarted();
+                let adapting = self.config.live.adaptive_bitrate && !self.config.video.passthrough;
+                if adapting && self.media.abr.poll_change().is_some() {
+                    let kbps = self.media.abr.encoder_kbps();
+                    self.media_cmd(MediaCmd::SetBitrate(kbps));
+                }
+                ShowInput::CaptureReady
+            }
             MediaReport::CaptureFailed(why) => ShowInput::CaptureFailed(why),
             MediaReport::ClipEnded => {
                 // A clip loops: open it again, the show never notices.

@@ -31,6 +31,8 @@ mod status;
 pub mod watchdog;
 
 #[cfg(test)]
+mod abr_tests;
+#[cfg(test)]
 mod harness;
 #[cfg(test)]
 mod proptests;
@@ -195,6 +197,7 @@ impl Core {
             Input::MqttTrial(result) => self.mqtt_trial_done(now, result),
             Input::CalibrationSaved { change, saved } => self.calibration_saved(change, saved),
             Input::Web(ask) => self.on_web(now, ask),
+            Input::LinkMemory(rates) => self.links_remembered(rates),
             Input::Shutdown => self.show_input(now, crate::show::Input::Shutdown),
             Input::Tick => {}
         }
@@ -285,8 +288,14 @@ impl Core {
                 self.media.abr.forget(&name);
                 self.media_cmd(MediaCmd::Disconnect(name))
             }
-            Action::StartRecording { show_id } => self.start_recording(now, &show_id),
-            Action::StopRecording => self.stop_recording(),
+            Action::StartRecording { show_id } => {
+                self.start_abr(true);
+                self.start_recording(now, &show_id)
+            }
+            Action::StopRecording => {
+                self.remember_links(now);
+                self.stop_recording()
+            }
             Action::Slate(on) => self.media_cmd(MediaCmd::Slate(on)),
             Action::Tally(p) => self.lights.set(Light::Tally, now.at, p),
             Action::StatusLed(p) => self.lights.set(Light::Status, now.at, p),

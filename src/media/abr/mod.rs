@@ -17,19 +17,45 @@
 //!   consecutive samples while above the low-water mark, or SRT dropped late
 //!   packets or lost more than `srt_loss_pct` (see `link_signal`). Congestion multiplies
 //!   the target by `decrease_factor` (or brings it to `delivered_share` of
-//!   what the link sent lately, if that is lower and above the floor), at
-//!   most once per `decrease_interval`.
-//!   A queue that is above the mark but draining is left alone: the last cut
-//!   is working, and cutting again for the same standing queue overshoots;
+//!   what the link sent lately beside the sound (`audio_kbps`), if that is
+//!   lower and above the floor), at most once per `decrease_interval`. A cut
+//!   on a link that carries 10% more than the target is a backlog (a new
+//!   connection's burst), not a thin link: it sets no ceiling.
+//!   A queue that is above the mark but draining is left alone, and so is
+//!   one shorter than when the last cut came, within `growth_settle` of it:
+//!   the last cut is working, and cutting again for the same standing queue overshoots;
 //!   for the same reason growth alone, or an SRT round trip still above half
 //!   its latency, does not cut within `growth_settle` of the last cut (the
 //!   network's queue takes that long to drain after it).
-//! - **Up slowly.** When every destination has stayed below the low-water mark
-//!   for `increase_interval` and sends at least `keep_up_ratio` of the target
-//!   (a quiet scene that does not fill the target proves nothing about the
-//!   link), the target grows by `increase_step_pct` of the maximum; within
-//!   90% of the rate that was last cut (remembered `congestion_memory`), only
-//!   every `cautious_factor` intervals.
+//! - **Start where the link was.** [`AbrController::start`] puts the target at
+//!   `delivered_share` of what the slowest destination's link delivered last
+//!   time beside the sound (see `memory`: the box does not move, so yesterday's link is the
+//!   best guess for today), or, with nothing remembered, at a quarter of the
+//!   maximum (`cold_start_div`). The configured rate itself is only a ceiling:
+//!   4000 kbit/s into a 1200 kbit/s link lost frames for 3 s before the first
+//!   cut.
+//! - **Up like TCP.** When every destination has stayed below the low-water
+//!   mark and sends at least `keep_up_ratio` of the target (a quiet scene
+//!   that does not fill the target proves nothing about the link):
+//!   - *slow start*: with no congestion known (none yet in this show and
+//!     nothing remembered, or the last one forgotten after
+//!     `congestion_memory`), or once the target is 10% past the rate of the
+//!     last congestion (the link has grown since: 600 → 2000 kbit/s), the
+//!     target is multiplied by `slow_start_factor` every `slow_start_interval`
+//!     while every link delivers `slow_start_carry_pct` of the target (the
+//!     queue shows an overshoot 2.5 s late; the delivery rate, bytes that
+//!     left the socket over the last second, at once);
+//!   - *recovery* below 90% of the last congestion's rate: a step of
+//!     `increase_step_pct` of the maximum, or half the way to that 90% if
+//!     more (BIC's binary search: back to where the link was full quickly,
+//!     then carefully), every `recovery_interval`;
+//!   - *cautious* within 10% of it: a step of a tenth of that rate every
+//!     `increase_interval`, and none until `near_congestion_wait` (5 s)
+//!     after that congestion.
+//!
+//!   A destination that has just connected does not cut for a queue under
+//!   three times the high-water mark for `connect_grace` (a new connection
+//!   starts with a burst of the pictures since the last keyframe).
 //! - **Drop frames last.** At the floor and still congested for
 //!   `starve_after`, the decimation doubles (up to `max_decimation`); a clear
 //!   link halves it again before the bitrate may rise. Decimation above 1
@@ -54,6 +80,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use self::link_size::LinkSize;
 use super::link_signal::LinkState;
 pub use super::link_signal::Thresholds;
 pub use super::link_signal::{Cause, LinkSample, SrtCounters};
@@ -68,22 +95,35 @@ pub struct AbrSettings {
     pub signal: Thresholds,
     pub decrease_factor: f64,
     /// On a cut, the target goes no higher than this share of what the
-    /// congested link sent lately (the rest is sound and muxing).
+    /// On a cut, and at a show's start, the target goes no higher than
+    /// this share of what the link carries beside the sound (the rest is
+    /// muxing and room for the queue to drain).
     pub delivered_share: f64,
+    /// What rides beside the video on every link (the sound, always sent,
+    /// silent without a microphone), kbit/s.
+    pub audio_kbps: u32,
     pub decrease_interval: Duration,
     /// After a cut, a queue that is still growing (or an SRT round trip still
     /// long) is not cut again for this long: a smoothed RTT, a kernel buffer
     /// and SRT's send buffer all show a cut late, and cutting on their lag
     /// sawed 1072 kbit/s down to 525, and to 400.
     pub growth_settle: Duration,
+    /// After a cut, a standing queue below its peak since the cut is that
+    /// cut working, for this long: the backlog of an overshoot drains at
+    /// what the link has left over (150 kbit/s of a 1200 link at 90%), and
+    /// cutting again 1 s later took 929 to 650 and 455.
+    pub drain_allowance: Duration,
     /// Step up, in percent of `max_kbps`.
     pub increase_step_pct: u32,
     /// Clear time needed before each step up.
     pub increase_interval: Duration,
-    /// Step-ups that would come within 90% of the rate of the last congestion
-    /// wait this many `increase_interval`s: the link was full there a moment
-    /// ago, and on SRT an overshoot costs dropped packets, not just a queue.
+    /// Frames or size given up within `congestion_memory` come back only
+    /// after this many `increase_interval`s clear.
     pub cautious_factor: u32,
+    /// Step-ups within 10% of the rate of the last congestion wait this long
+    /// after it: the link was full there a moment ago, and on SRT an
+    /// overshoot costs dropped packets, not just a queue.
+    pub near_congestion_wait: Duration,
     /// How long the rate of the last congestion is remembered.
     pub congestion_memory: Duration,
     /// Measured send rate / target needed for a step up.
@@ -95,6 +135,28 @@ pub struct AbrSettings {
     pub max_scale_step: u32,
     /// Smallest change worth telling the encoder, in percent of the last one.
     pub min_change_pct: u32,
+    /// Nothing remembered of the links: start at `max_kbps / cold_start_div`.
+    pub cold_start_div: u32,
+    /// Slow start: the target is multiplied by this ...
+    pub slow_start_factor: f64,
+    /// ... after this long clear, while every link delivers at least
+    /// `slow_start_carry_pct` of the target (without that check, at 1 s it
+    /// went 1335 → 2003 → 3005 over a 1200 kbit/s link before the queue
+    /// showed).
+    pub slow_start_interval: Duration,
+    /// After a destination connects, a queue (standing or growing) under
+    /// three times the high-water mark does not cut for this long: a new
+    /// connection starts with a burst (measured at go-live: about 150 kB,
+    /// the group of pictures since the last keyframe, into the socket at
+    /// once), and cutting on it took a show started at 1000 kbit/s on a
+    /// 1200 kbit/s link down to 452 and set a false ceiling there.
+    pub connect_grace: Duration,
+    /// Slow start only while every destination sends at least this share of
+    /// the target, in percent.
+    pub slow_start_carry_pct: u32,
+    /// Below 90% of the last congestion's rate (the link carried more a
+    /// moment ago), a step up after this long clear.
+    pub recovery_interval: Duration,
     /// A destination not observed for this long is ignored.
     pub stale_after: Duration,
 }
@@ -109,18 +171,27 @@ impl AbrSettings {
             min_kbps: min_kbps.clamp(1, max_kbps),
             signal: Thresholds::default(),
             decrease_factor: 0.7,
-            delivered_share: 0.85,
+            delivered_share: 0.9,
+            audio_kbps: 0,
             decrease_interval: Duration::from_secs(1),
             growth_settle: Duration::from_secs(2),
+            drain_allowance: Duration::from_secs(4),
             increase_step_pct: 5,
             increase_interval: Duration::from_millis(2500),
             cautious_factor: 3,
+            near_congestion_wait: Duration::from_secs(5),
             congestion_memory: Duration::from_secs(60),
             keep_up_ratio: 0.6,
             starve_after: Duration::from_secs(3),
             max_decimation: 4,
             max_scale_step: 1,
             min_change_pct: 5,
+            cold_start_div: 4,
+            slow_start_factor: 1.5,
+            slow_start_interval: Duration::from_secs(1),
+            connect_grace: Duration::from_secs(3),
+            recovery_interval: Duration::from_secs(1),
+            slow_start_carry_pct: 95,
             stale_after: Duration::from_secs(3),
         }
     }
@@ -128,6 +199,12 @@ impl AbrSettings {
     /// From `[video]`: `bitrate_kbps` is the ceiling, `min_bitrate_kbps` the floor.
     pub fn from_video(v: &crate::config::VideoConfig) -> AbrSettings {
         AbrSettings::new(v.bitrate_kbps, v.min_bitrate_kbps)
+    }
+
+    /// The video target that fits a link carrying `link_kbps` in all.
+    pub fn video_share(&self, link_kbps: u32) -> u32 {
+        let video = link_kbps.saturating_sub(self.audio_kbps);
+        (f64::from(video) * self.delivered_share).round() as u32
     }
 }
 
@@ -150,6 +227,17 @@ pub struct AbrController {
     /// Since when the target has sat at the floor while congested.
     starving_since: Option<Instant>,
     last_decimation_change: Option<Instant>,
+    /// The rate (kbit/s) each destination's link delivered when it was last
+    /// full (`true`), or the most it carried while never full, kept past
+    /// `forget`: what the show end remembers for the next show.
+    link_kbps: HashMap<String, LinkSize>,
+    /// The longest queue (ms) seen since the last cut.
+    queue_peak_since_cut: u64,
+    /// When each destination that is up connected (its first sample).
+    connected_at: HashMap<String, Instant>,
+    /// The link rate remembered from the last show: the rate of the last
+    /// congestion until this show has one of its own.
+    remembered: Option<u32>,
 }
 
 impl AbrController {
@@ -179,7 +267,45 @@ impl AbrController {
             clear_since: None,
             starving_since: None,
             last_decimation_change: None,
+            link_kbps: HashMap::new(),
+            connected_at: HashMap::new(),
+            queue_peak_since_cut: 0,
+            remembered: None,
         }
+    }
+
+    /// A new show's start: the target at `delivered_share` of `remembered`
+    /// less the sound
+    /// (what the slowest destination's link delivered last time, kbit/s,
+    /// everything included), or at `max_kbps / cold_start_div` with nothing
+    /// remembered, clamped to the bounds; slow start from there. What the
+    /// encoder was told is kept, so [`Self::poll_change`] tells the new target.
+    pub fn start(&mut self, remembered: Option<u32>) {
+        let s = &self.s;
+        let (min, max) = (s.min_kbps, s.max_kbps);
+        let target = match remembered {
+            Some(k) => s.video_share(k),
+            None => max / s.cold_start_div.max(1),
+        };
+        let applied = self.applied_kbps;
+        *self = AbrController::new(self.s.clone());
+        self.applied_kbps = applied;
+        self.target_kbps = target.clamp(min, max);
+        self.remembered = remembered.filter(|&k| k > 0);
+    }
+
+    /// The encoder was made again, at the configured rate (`max_kbps`): the
+    /// next [`Self::poll_change`] tells it the target again.
+    pub fn encoder_restarted(&mut self) {
+        self.applied_kbps = self.s.max_kbps;
+    }
+
+    /// What each destination's link delivered when full (or at least carried)
+    /// during this controller's life, kbit/s: what to remember.
+    pub fn link_rates(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.link_kbps
+            .iter()
+            .filter_map(|(n, s)| Some((n.as_str(), s.kbps()?)))
     }
 
     pub fn settings(&self) -> &AbrSettings {
@@ -243,6 +369,7 @@ impl AbrController {
     /// The destination went down or was stopped: it no longer holds the target back.
     pub fn forget(&mut self, dest: &str) {
         self.dests.remove(dest);
+        self.connected_at.remove(dest);
     }
 
     /// One sample of `dest` (up) at `now`; may move the target.
@@ -258,8 +385,34 @@ impl AbrController {
             .last_decrease
             .is_some_and(|t| now.saturating_duration_since(t) < self.s.growth_settle);
         let lagging = matches!(state.cause, Some(Cause::Growth | Cause::SrtLate));
-        let cut = state.congested() && !(settling && lagging);
-        let delivered = state.measured_kbps;
+        let connected = *self.connected_at.entry(dest.to_string()).or_insert(now);
+        let starting = now.saturating_duration_since(connected) < self.s.connect_grace
+            && matches!(state.cause, Some(Cause::Queue | Cause::Growth))
+            && state.queued_ms < 3 * self.s.signal.high_water_ms;
+        // A standing queue smaller than when the last cut came is that cut
+        // working: sample to sample a keyframe hides the drain, and cutting
+        // again on it took 1575 to 1103, 772, 540 on a 1200 link.
+        // In time at the target: after a cut the same bytes read longer, so
+        // only a queue that really went down counts.
+        // Measured against the queue's peak since the cut (it keeps rising
+        // a moment after one), for `drain_allowance`.
+        let draining_since_cut = self
+            .last_decrease
+            .is_some_and(|t| now.saturating_duration_since(t) < self.s.drain_allowance);
+        let peak = self.queue_peak_since_cut.max(state.queued_ms);
+        let shrinking =
+            draining_since_cut && state.cause == Some(Cause::Queue) && state.queued_ms < peak;
+        let held_back = (settling && lagging) || starting || shrinking;
+        let cut = state.congested() && !held_back;
+        self.queue_peak_since_cut = if cut { state.queued_ms } else { peak };
+        let size = self.link_kbps.entry(dest.to_string()).or_default();
+        // What reached the far end, where it can be told from what only
+        // went into the socket; else what was written.
+        let delivered = size.delivered(now, &sample).or(state.measured_kbps);
+        size.last = delivered;
+        if let (Some(m), false) = (delivered, starting) {
+            size.sample(m, state.congested(), self.s.min_kbps);
+        }
         self.dests.insert(dest.to_string(), state);
         self.decide(now, cut.then_some(delivered));
     }
@@ -319,19 +472,28 @@ impl AbrController {
         }
         self.starving_since = None;
         if !all_clear {
-            self.clear_since = None;
+            // Between the marks and not growing: a keyframe standing in the
+            // queue for a sample (at 1 s GOPs one sample in four). It holds
+            // the climb but does not restart its clock: restarting it held
+            // 1200 → 1800 on a 2000 kbit/s link for 7 s.
             return;
         }
         let since = *self.clear_since.get_or_insert(now);
         let clear_for = now.saturating_duration_since(since);
-        if clear_for < self.s.increase_interval {
+        let restoring = self.scale_step > 0 || self.decimation > 1;
+        let soonest = self
+            .s
+            .recovery_interval
+            .min(self.s.slow_start_interval)
+            .min(self.s.increase_interval);
+        if clear_for < soonest || (restoring && clear_for < self.s.increase_interval) {
             return;
         }
         let cautious = self.s.increase_interval * self.s.cautious_factor.max(1);
         let starved_lately = self
             .last_starved
             .is_some_and(|t| now.saturating_duration_since(t) < self.s.congestion_memory);
-        if (self.scale_step > 0 || self.decimation > 1) && starved_lately && clear_for < cautious {
+        if restoring && starved_lately && clear_for < cautious {
             // Frames and size given up a moment ago: the link was too thin
             // for them then; wait longer before asking it again.
             return;
@@ -347,20 +509,10 @@ impl AbrController {
             self.last_decimation_change = Some(now);
             self.clear_since = Some(now);
         } else if keeps_up && self.target_kbps < self.s.max_kbps {
-            let step = (u64::from(self.s.max_kbps) * u64::from(self.s.increase_step_pct) / 100)
-                .max(1) as u32;
-            let next = self
-                .target_kbps
-                .saturating_add(step)
-                .clamp(self.s.min_kbps, self.s.max_kbps);
-            let near_the_last_congestion = self.last_congested.is_some_and(|(kbps, at)| {
-                now.saturating_duration_since(at) < self.s.congestion_memory
-                    && u64::from(next) * 10 >= u64::from(kbps) * 9
-            });
-            if near_the_last_congestion && clear_for < cautious {
+            let Some(next) = self.next_up(now, clear_for) else {
                 return;
-            }
-            self.target_kbps = next;
+            };
+            self.target_kbps = next.clamp(self.s.min_kbps, self.s.max_kbps);
             self.clear_since = Some(now);
         }
     }
@@ -377,15 +529,26 @@ impl AbrController {
                 // below: 4000 into 1200 kbit/s took four ×0.7 steps (4 s of
                 // dropped frames) and now takes one. Not when it is below
                 // the floor: a stalled or cut link says nothing of its size.
+                // Clearly below the target (by 10%), it is the cut itself:
+                // ×0.7 on top took a 1200 → 600 link to the floor.
                 if let Some(d) = delivered {
-                    let guess = (f64::from(d) * self.s.delivered_share).round() as u32;
+                    let guess = self.s.video_share(d);
                     if guess > self.s.min_kbps {
-                        cut = cut.min(guess);
+                        let clearly_below = u64::from(guess) * 10 < u64::from(self.target_kbps) * 9;
+                        cut = if clearly_below { guess } else { cut.min(guess) };
                     }
                 }
                 // A factor of 1 or more must still make progress downwards.
                 let cut = cut.min(self.target_kbps.saturating_sub(1));
-                self.last_congested = Some((self.target_kbps, now));
+                // A link carrying 10% more than the target is not too thin
+                // for it: the queue is a backlog (a new connection's first
+                // burst). Cut to drain it, but the rate is no ceiling: one
+                // taken there held 700 → 900 back 7.5 s on a 1200 link.
+                let backlog = delivered
+                    .is_some_and(|d| u64::from(d) * 10 >= u64::from(self.target_kbps) * 11);
+                if !backlog {
+                    self.last_congested = Some((self.target_kbps, now));
+                }
                 self.target_kbps = cut.clamp(self.s.min_kbps, self.s.max_kbps);
                 self.last_decrease = Some(now);
             }
@@ -409,6 +572,10 @@ impl AbrController {
         }
     }
 }
+
+mod climb;
+mod link_size;
+pub mod memory;
 
 #[cfg(test)]
 mod tests;

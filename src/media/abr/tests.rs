@@ -5,14 +5,27 @@ use super::*;
 use crate::media::link_signal::SrtCounters;
 use proptest::prelude::*;
 
-const TICK: Duration = Duration::from_millis(250);
+pub(super) const TICK: Duration = Duration::from_millis(250);
 
-fn ctl(max: u32, min: u32) -> AbrController {
-    AbrController::new(AbrSettings::new(max, min))
+/// A controller without the grace after a connect: each test below looks
+/// at one rule from the first sample (the grace has its own test).
+pub(super) fn ctl(max: u32, min: u32) -> AbrController {
+    AbrController::new(AbrSettings {
+        connect_grace: Duration::ZERO,
+        ..AbrSettings::new(max, min)
+    })
+}
+
+/// The defaults, grace and all, with 128 kbit/s of sound beside the video.
+pub(super) fn ctl_as_shipped(max: u32, min: u32) -> AbrController {
+    AbrController::new(AbrSettings {
+        audio_kbps: 128,
+        ..AbrSettings::new(max, min)
+    })
 }
 
 /// Drives one destination: `queued_ms` per tick, sending `send_kbps`.
-struct Feed {
+pub(super) struct Feed {
     t0: Instant,
     now: Instant,
     sent: u64,
@@ -69,9 +82,9 @@ fn a_standing_queue_cuts_at_most_once_a_second() {
         seen.push(c.target_kbps());
     }
     // First sample cuts at once (×0.7: no rate known yet); then every
-    // fourth tick (1 s), to 85% of the 1200 kbit/s sent, then ×0.7.
-    assert_eq!(seen, [2800, 2800, 2800, 2800, 1020, 1020, 1020, 1020, 714]);
-    assert_eq!(c.poll_change(), Some(714));
+    // fourth tick (1 s), to 90% of the 1200 kbit/s sent, then ×0.7.
+    assert_eq!(seen, [2800, 2800, 2800, 2800, 1080, 1080, 1080, 1080, 756]);
+    assert_eq!(c.poll_change(), Some(756));
     assert_eq!(c.poll_change(), None);
 }
 
@@ -131,20 +144,25 @@ fn growth_that_lags_a_cut_does_not_cut_again_until_it_settles() {
 }
 
 #[test]
-fn a_clear_link_steps_up_by_five_percent_every_interval() {
+fn a_clear_link_climbs_back_fast_then_carefully_near_the_last_cut() {
     let mut c = ctl(4000, 400);
     let mut f = Feed::new();
     f.tick(&mut c, "a", 900, 2800);
     assert_eq!(c.target_kbps(), 2800);
     let mut ups = Vec::new();
-    for _ in 0..24 {
+    for _ in 0..40 {
         f.full(&mut c, "a", 20);
         ups.push(c.target_kbps());
     }
-    // Clear from the first clear tick; 2.5 s = 10 ticks per step.
-    assert_eq!(ups[9], 2800);
-    assert_eq!(ups[10], 3000);
-    assert_eq!(ups[20], 3200);
+    // A step a second (4 ticks), half the way to 90% of the 4000 that was
+    // cut (3600) or 5% of the maximum, up to 3600; past it, a tenth of
+    // 4000 after 2.5 s clear and not before 5 s after the cut.
+    assert_eq!(ups[3], 2800);
+    assert_eq!(ups[4], 3200);
+    assert_eq!(ups[8], 3400);
+    assert_eq!(ups[12], 3600);
+    assert_eq!(ups[21], 3600);
+    assert_eq!(ups[22], 4000);
     assert!(ups.windows(2).all(|w| w[1] >= w[0]));
 }
 
@@ -423,7 +441,7 @@ fn a_floor_above_the_ceiling_is_the_ceiling() {
 /// within 10 s and the leaky 2 s queue must stop overflowing.
 #[test]
 fn a_1200_kbit_link_is_found_within_ten_seconds() {
-    let mut c = ctl(4000, 400);
+    let mut c = ctl_as_shipped(4000, 400);
     let mut f = Feed::new();
     let link = 1200.0 - 128.0;
     let mut queue_bits = 0.0f64;
@@ -522,3 +540,6 @@ proptest! {
         prop_assert_eq!(c.frame_decimation(), 1);
     }
 }
+
+#[path = "thin_tests.rs"]
+mod thin;

@@ -1,0 +1,76 @@
+//! How the target climbs on a clear link (see the module docs of [`super`]:
+//! slow start, recovery, the careful zone near the last congestion).
+
+use std::time::{Duration, Instant};
+
+use super::AbrController;
+
+impl AbrController {
+    /// The rate of the last congestion while it is remembered, else the
+    /// link rate remembered from the last show.
+    pub(super) fn ceiling(&self, now: Instant) -> Option<u32> {
+        match self.last_congested {
+            Some((kbps, at)) if now.saturating_duration_since(at) < self.s.congestion_memory => {
+                Some(kbps)
+            }
+            _ => self.remembered,
+        }
+    }
+
+    /// The next target up after `clear_for` of a clear link, if it is time.
+    pub(super) fn next_up(&self, now: Instant, clear_for: Duration) -> Option<u32> {
+        let t = u64::from(self.target_kbps);
+        let step = (u64::from(self.s.max_kbps) * u64::from(self.s.increase_step_pct) / 100).max(1);
+        // Into the unknown only when every link delivers the whole target
+        // (sound and muxing ride on top): a queue reads late (2.5 s), and
+        // 1575 went on to 2363 over a 1200 kbit/s link before it showed.
+        let carried = self.dests.keys().all(|d| {
+            self.link_kbps
+                .get(d)
+                .and_then(|l| l.last)
+                .is_some_and(|m| u64::from(m) * 100 >= t * u64::from(self.s.slow_start_carry_pct))
+        });
+        let slow_start = |t: u64| {
+            let next = (t as f64 * self.s.slow_start_factor).round() as u64;
+            (carried && clear_for >= self.s.slow_start_interval).then_some(next.max(t + 1))
+        };
+        let next = match self.ceiling(now).map(u64::from) {
+            // Nothing known of the link, or past where it was full: it has
+            // room we know nothing of.
+            None => slow_start(t)?,
+            Some(c) if t * 10 >= c * 11 => slow_start(t)?,
+            Some(c) => {
+                let near = (c * 9).div_ceil(10);
+                if t < near {
+                    // The link carried more than this a moment ago: back
+                    // there (to the edge of the careful zone) quickly.
+                    let next = (t + step.max((near - t) / 2)).min(near);
+                    (clear_for >= self.s.recovery_interval).then_some(next)?
+                } else {
+                    if clear_for < self.s.increase_interval {
+                        return None;
+                    }
+                    // Where the link was full a moment ago (on SRT an
+                    // overshoot costs dropped packets, not just a queue):
+                    // not until `near_congestion_wait` after that
+                    // congestion. Counted from the congestion, not from the
+                    // last step: a link that has been clear that long since
+                    // may have grown (600 → 2000 kbit/s), and waiting again
+                    // at every step took 30 s to find it.
+                    let wait = self.s.near_congestion_wait;
+                    let recent = self
+                        .last_congested
+                        .is_some_and(|(_, at)| now.saturating_duration_since(at) < wait);
+                    if recent {
+                        return None;
+                    }
+                    // Steps of a tenth of the ceiling (two cross the zone),
+                    // not 5% of the maximum: that is 17% of a 1200 link
+                    // with 4000 configured, an overshoot every time.
+                    t + c.div_ceil(10).max(1)
+                }
+            }
+        };
+        Some(u32::try_from(next).unwrap_or(u32::MAX))
+    }
+}
