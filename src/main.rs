@@ -83,6 +83,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Run { config } => {
+            limit_malloc_arenas();
             farmcast::logging::init();
             match farmcast::app::run(&config) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -153,6 +154,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// At most two malloc arenas, before any thread starts. glibc gives every
+/// thread that allocates an arena of its own, up to 8 per core; the
+/// daemon's ~20 threads (GStreamer's streaming threads, x264's, tokio's)
+/// each kept freed memory in theirs. `MALLOC_ARENA_MAX` in the environment
+/// (systemd's `Environment=`, or a benchmark comparing) wins over this.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called on the main thread before any other thread exists;
+        // mallopt only sets a parameter of the allocator.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
     }
 }
 
