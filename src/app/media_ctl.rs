@@ -39,7 +39,11 @@ pub struct MediaCtl {
 
 impl MediaCtl {
     pub fn new(config: &Config, events: EventTx) -> MediaCtl {
-        crate::media::camera::preload_plugins();
+        let srt = config.destinations.iter().any(|d| {
+            crate::media::plan::Transport::of_url(&d.url)
+                == Some(crate::media::plan::Transport::Srt)
+        });
+        crate::media::camera::preload_plugins(srt, config.recording.enabled);
         let (settings, setup_error, encoder) = match capture_settings(config) {
             Ok((s, encoder)) => (Some(s), None, encoder),
             Err(e) => {
