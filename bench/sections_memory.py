@@ -35,16 +35,19 @@ def no_thp():
 
 
 def run_measured(argv, seconds, env=None, stop=signal.SIGINT, preexec=None, log=os.devnull):
-    """Runs argv for `seconds`, stops it; (cpu s, peak RSS MiB, CPU s by thread name)."""
+    """Runs argv for `seconds`, stops it; (cpu s, peak RSS MiB from wait4(), VmHWM MiB
+    just before the stop, CPU s by thread name). wait4()'s figure counts the memory
+    of the forked Python child before its exec (~25 MiB); VmHWM starts at the exec."""
     with open(log, "w") as logf:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                 env=env, start_new_session=True, preexec_fn=preexec)
     deadline = time.time() + seconds
-    threads = {}
+    threads, hwm = {}, None
     while time.time() < deadline:
         if proc.poll() is not None:
             raise NotAvailable(f"{argv[0]} exited early ({proc.returncode}): {tail(log)}")
         threads = thread_cpu(proc.pid) or threads
+        hwm = vm_hwm(proc.pid) or hwm
         time.sleep(0.25)
     os.kill(proc.pid, stop)
     end = time.time() + 15
@@ -57,7 +60,16 @@ def run_measured(argv, seconds, env=None, stop=signal.SIGINT, preexec=None, log=
         os.killpg(proc.pid, signal.SIGKILL)
         _, _, ru = os.wait4(proc.pid, 0)
     proc.returncode = 0
-    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, threads
+    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, hwm, threads
+
+
+def vm_hwm(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            m = re.search(r"VmHWM:\s+(\d+) kB", f.read())
+    except OSError:
+        return None
+    return int(m.group(1)) / 1024 if m else None
 
 
 def thread_cpu(pid):
@@ -154,7 +166,7 @@ def farmcast_runs(fc, run_dir, clip, runs, seconds):
                 known = len(nginx.publish_times())
                 print(f"farmcast {label}, run {i + 1}/{runs} ...", flush=True)
                 try:
-                    cpu, rss, threads = run_measured(
+                    cpu, rss, _, threads = run_measured(
                         [fc, "run", "--config", cfg], seconds,
                         env=dict(os.environ, RUST_LOG="info", **env), stop=signal.SIGTERM,
                         log=os.path.join(work, f"{stream}.log"))
@@ -174,50 +186,43 @@ def farmcast_runs(fc, run_dir, clip, runs, seconds):
 
 
 def gst_parts(clip):
-    """(label, gst-launch description) — each a step up from the previous row."""
+    """(id, label, gst-launch description); all but `x264thp` run without huge pages."""
     x264 = ("x264enc speed-preset=veryfast tune=zerolatency bitrate=2500 key-int-max=60 "
             "vbv-buf-capacity=1000 rc-lookahead=0 bframes=0 ! video/x-h264,profile=main")
     audio = ("audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
-             "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2 ! {} "
+             "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2 ! audioconvert "
+             "! {} "
              "bitrate=128000 ! aacparse ! fakesink")
     y4m = f"filesrc location={clip} blocksize={{}} ! y4mdec ! clocksync"
     return [
-        ("GStreamer, nothing running (`fakesrc num-buffers=1 ! fakesink`)",
-         "fakesrc num-buffers=1 ! fakesink", False, 1),
-        ("y4m read + parse, 4 KiB reads (filesrc's default)",
-         f"{y4m.format(4096)} ! fakesink", False, None),
-        ("y4m read + parse, 64 KiB reads (farmcast)", f"{y4m.format(65536)} ! fakesink", False,
-         None),
-        ("+ x264 720p, huge pages (the process's default)",
-         f"{y4m.format(65536)} ! {x264} ! fakesink", False, None),
-        ("+ x264 720p, no huge pages (farmcast)", f"{y4m.format(65536)} ! {x264} ! fakesink",
-         True, None),
-        ("+ x264 `threads=1` (no huge pages)",
-         f"{y4m.format(65536)} ! {x264.replace('x264enc ', 'x264enc threads=1 ')} ! fakesink",
-         True, None),
-        ("AAC 128k alone, `avenc_aac` (gst-libav)", audio.format("avenc_aac"), True, None),
-        ("AAC 128k alone, `voaacenc` (farmcast)", audio.format("voaacenc"), True, None),
+        ("gst", "GStreamer idle (a live source, one buffer a second, into fakesink)",
+         "audiotestsrc is-live=true samplesperbuffer=48000 ! fakesink"),
+        ("y4m4k", "y4m read + parse, 4 KiB reads (filesrc's default)",
+         f"{y4m.format(4096)} ! fakesink"),
+        ("y4m64k", "y4m read + parse, 64 KiB reads (farmcast)", f"{y4m.format(65536)} ! fakesink"),
+        ("x264thp", "+ x264 720p, huge pages (the process's default)",
+         f"{y4m.format(65536)} ! {x264} ! fakesink"),
+        ("x264", "+ x264 720p, no huge pages (farmcast)", f"{y4m.format(65536)} ! {x264} ! fakesink"),
+        ("x264t1", "+ x264 `threads=1` (no huge pages)",
+         f"{y4m.format(65536)} ! {x264.replace('x264enc ', 'x264enc threads=1 ')} ! fakesink"),
+        ("libav", "AAC 128k alone, `avenc_aac` (gst-libav)", audio.format("avenc_aac")),
+        ("voaac", "AAC 128k alone, `voaacenc` (farmcast)", audio.format("voaacenc")),
     ]
 
 
 def gst_runs(clip, runs, seconds):
     out = {}
     for i in range(runs):
-        for label, desc, nothp, fixed in gst_parts(clip):
+        for key, label, desc in gst_parts(clip):
             argv = ["gst-launch-1.0", "-q", "-e"] + desc.split()
             print(f"gst-launch {label}, run {i + 1}/{runs} ...", flush=True)
-            if fixed:  # ends by itself
-                t = time.time()
-                proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        preexec_fn=no_thp if nothp else None)
-                _, _, ru = os.wait4(proc.pid, 0)
-                proc.returncode = 0
-                cpu, rss = ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
-                secs = time.time() - t
-            else:
-                cpu, rss, _ = run_measured(argv, seconds, preexec=no_thp if nothp else None)
-                secs = seconds
-            out.setdefault(label, []).append((cpu, rss, secs))
+            try:
+                cpu, _, hwm, _ = run_measured(argv, seconds,
+                                              preexec=None if key == "x264thp" else no_thp)
+            except NotAvailable as e:
+                print(f"  n/a: {e}", flush=True)
+                continue
+            out.setdefault((key, label), []).append((cpu, hwm, seconds))
     return out
 
 
@@ -281,12 +286,12 @@ def memory_section(fc, run_dir, clip, runs, seconds, cmd):
                   "box), `mic_in:src` the AAC encode, `farmcast` the daemon's own loop."]
     lines += ["", f"The pipeline's parts alone under gst-launch-1.0 ({max(seconds // 2, 5)} s "
               f"a run, medians of {runs}; the same clip, x264 and AAC settings):", "",
-              "| part | CPU % of one core | peak RSS MiB |", "| --- | ---: | ---: |"]
+              "| part | CPU % of one core | peak RSS (VmHWM) MiB |", "| --- | ---: | ---: |"]
     med_part = {}
-    for label, rows in parts.items():
+    for (key, label), rows in parts.items():
         cpu = statistics.median(r[0] / r[2] for r in rows)
         rss = _med(rows, 1)
-        med_part[label] = (100 * cpu, rss)
+        med_part[key] = (100 * cpu, rss)
         lines.append(f"| {label} | {100 * cpu:.1f} | {rss:.1f} |")
     lines += ["", f"A read of `/proc/net/tcp` and `/proc/net/tcp6` here: {tcp_ms:.2f} ms "
               f"(median of 100; the kernel walks its whole connection hash for each). The "
@@ -325,16 +330,22 @@ def costs(daemon, base_rss, base_cpu, part, seconds):
             out.append(f"- {what}: {got[0]:+.1f} MiB peak RSS, {got[1]:+.1f} points of one "
                        "core")
     p = part
-    keys = list(p)
-    if len(keys) >= 8:
-        out.append(f"- y4m reads of 64 KiB instead of 4 KiB: {p[keys[2]][0] - p[keys[1]][0]:+.1f} "
-                   f"points of one core, {p[keys[2]][1] - p[keys[1]][1]:+.1f} MiB")
-        out.append(f"- x264 at 720p (no huge pages): {p[keys[4]][1] - p[keys[2]][1]:.1f} MiB; "
-                   f"with huge pages {p[keys[3]][1] - p[keys[2]][1]:.1f} MiB")
-        out.append(f"- x264 `threads=1` instead of one per core: "
-                   f"{p[keys[5]][1] - p[keys[4]][1]:+.1f} MiB, "
-                   f"{p[keys[5]][0] - p[keys[4]][0]:+.1f} points (kept at one per core: a "
-                   "720p frame must fit in 33 ms)")
-        out.append(f"- gst-libav for AAC alone: {p[keys[6]][1] - p[keys[7]][1]:+.1f} MiB, "
-                   f"{p[keys[6]][0] - p[keys[7]][0]:+.1f} points against voaacenc")
+
+    def diff(a, b, i):
+        return p[a][i] - p[b][i]
+
+    if {"y4m4k", "y4m64k"} <= p.keys():
+        out.append(f"- y4m reads of 64 KiB instead of 4 KiB: {diff('y4m64k', 'y4m4k', 0):+.1f} "
+                   f"points of one core, {diff('y4m64k', 'y4m4k', 1):+.1f} MiB")
+    if {"x264", "x264thp", "y4m64k"} <= p.keys():
+        out.append(f"- x264 at 720p: {diff('x264', 'y4m64k', 1):.1f} MiB without huge pages, "
+                   f"{diff('x264thp', 'y4m64k', 1):.1f} MiB with them; CPU "
+                   f"{diff('x264', 'x264thp', 0):+.1f} points without")
+    if {"x264", "x264t1"} <= p.keys():
+        out.append(f"- x264 `threads=1` instead of one per core: {diff('x264t1', 'x264', 1):+.1f} "
+                   f"MiB, {diff('x264t1', 'x264', 0):+.1f} points (kept at one per core: on a "
+                   "slow box a 720p frame must still fit in 33 ms)")
+    if {"libav", "voaac"} <= p.keys():
+        out.append(f"- gst-libav for AAC, alone: {diff('libav', 'voaac', 1):+.1f} MiB, "
+                   f"{diff('libav', 'voaac', 0):+.1f} points against voaacenc")
     return out
