@@ -239,6 +239,13 @@ def tcp_table_read_ms(reads=100):
     return (time.perf_counter() - t) * 1000 / reads
 
 
+def spread(rows):
+    if not rows:
+        return ""
+    cpu, rss = [r[0] for r in rows], [r[1] for r in rows]
+    return f"{min(cpu):.2f}–{max(cpu):.2f}, {min(rss):.1f}–{max(rss):.1f}"
+
+
 def _med(rows, i):
     vals = [r[i] for r in rows]
     return statistics.median(vals) if vals else None
@@ -259,8 +266,8 @@ def memory_section(fc, run_dir, clip, runs, seconds, cmd):
         f"{runs}. Each variant turns one thing back (or on) without a rebuild. Peak RSS and "
         "CPU from wait4().", "",
         "| farmcast | runs | CPU s | CPU % of one core | peak RSS MiB | RSS vs as built MiB "
-        "| video frames at server | note |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        "| runs' spread: CPU s, peak RSS MiB | video frames at server | note |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
     for label, rows in daemon.items():
         cpu, rss = _med(rows, 0), _med(rows, 1)
         delta = None if rss is None or base_rss is None else rss - base_rss
@@ -268,7 +275,8 @@ def memory_section(fc, run_dir, clip, runs, seconds, cmd):
             f"| {label} | {len(rows)} | {fmt(cpu, 2)} | "
             f"{fmt(None if cpu is None else 100 * cpu / seconds, 1)} | {fmt(rss, 1)} | "
             f"{'' if delta is None or not rows or label == 'as built' else f'{delta:+.1f}'} | "
-            f"{fmt(_med(rows, 3))} | {reasons.get(label, '').replace('|', '/')} |")
+            f"{spread(rows)} | {fmt(_med(rows, 3))} | "
+            f"{reasons.get(label, '').replace('|', '/')} |")
     if base:
         names = set().union(*(r[2] for r in base))
         by = {n: statistics.median(r[2].get(n, 0.0) for r in base) for n in names}
@@ -308,7 +316,10 @@ def memory_section(fc, run_dir, clip, runs, seconds, cmd):
 
 def costs(daemon, base_rss, base_cpu, part, seconds):
     """The differences the tables measure, one line each."""
-    out = ["What each part costs (differences of the medians above):", ""]
+    out = ["What each part costs (differences of the medians above). The daemon's CPU "
+           "differences are only as good as the runs' spread in the first table (a shared "
+           "machine moves it by a second or more); the gst-launch rows measure each part's "
+           "CPU alone:", ""]
 
     def d(label):
         rows = daemon.get(label) or []
