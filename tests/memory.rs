@@ -1,8 +1,8 @@
 //! Issue 14's memory savings hold in the real daemon (figures in
 //! BENCHMARKS.md, section `memory`): a box that streams to RTMP maps
 //! neither gst-libav (its AAC comes from voaacenc; gst-libav alone was
-//! 36 MiB resident) nor SRT's libraries, and runs without transparent huge
-//! pages (x264 asks for them; 5-7 MiB). What reached the server is still
+//! about 40 MiB resident) nor SRT's libraries, and runs without transparent
+//! huge pages (x264 asks for them; 5-6 MiB). What reached the server is still
 //! valid H.264 and AAC.
 
 mod common;

@@ -239,9 +239,9 @@ fn font_pt(at_720p: u32, height: u32) -> u32 {
 /// `voaacenc` (gstreamer1.0-plugins-bad, a dependency of the package) comes
 /// before `avenc_aac`: loading gst-libav for its AAC encoder maps libavcodec,
 /// libavformat, libavfilter and their ~170 libraries (x265, rav1e, flite's
-/// voices, librsvg, ...), 38 MiB of the daemon's resident memory for a 128k
-/// stereo encode that voaacenc does within 0.1% of a core (BENCHMARKS.md,
-/// section `memory`). `avenc_aac` stays as the fallback.
+/// voices, librsvg, ...): about 40 MiB of the daemon's resident memory, for
+/// a 128k stereo encode that voaacenc does in about 1% of a core
+/// (BENCHMARKS.md, section `memory`). `avenc_aac` stays as the fallback.
 pub fn aac_encoder(audio: &AudioConfig, available: &dyn Fn(&str) -> bool) -> Option<String> {
     let bps = audio.bitrate_kbps.saturating_mul(1000);
     ["fdkaacenc", "voaacenc", "avenc_aac"]
