@@ -291,7 +291,16 @@ def memory_section(fc, run_dir, clip, runs, seconds, cmd):
                   "threads (they take the name of the thread that made them): overlays, "
                   "scale and convert (pass-through at the configured size) and the encode. "
                   "`filesrc#:src` reads and parses the clip (a camera's capture thread on a "
-                  "box), `mic_in:src` the AAC encode, `farmcast` the daemon's own loop."]
+                  "box), `mic_in:src` the AAC encode, `farmcast` the daemon's own loop.",
+                  "",
+                  "Against ffmpeg (the main table): x264's settings are the same in all "
+                  "three peers (the option string x264 writes into the stream differs only "
+                  "in `keyint_min`, which ffmpeg derives from `-g`), and the encode "
+                  "pipeline's convert, scale and overlays pass frames through untouched. "
+                  f"Outside the encode thread group farmcast spent "
+                  f"{total - by.get('camera_in:src', 0.0):.2f} s: the clip's read and parse "
+                  "(y4mdec copies every frame into a buffer of its own, as in gst-launch), "
+                  "the sound (test tone, inter elements, AAC), muxing and sending."]
     lines += ["", f"The pipeline's parts alone under gst-launch-1.0 ({max(seconds // 2, 5)} s "
               f"a run, medians of {runs}; the same clip, x264 and AAC settings):", "",
               "| part | CPU % of one core | peak RSS (VmHWM) MiB |", "| --- | ---: | ---: |"]
