@@ -12,6 +12,9 @@ Sections (`--only NAME[,NAME]` runs some and keeps the others' last figures):
   `date +%s.%N`, a fork+exec of /bin/sh, ~ms); start -> first video frame at
   the server (a thread polls the recording nginx writes for its first H.264
   frame).
+- memory: what each part of farmcast costs in peak RSS and CPU: the daemon
+  with one thing turned back or on at a time, the pipeline's parts alone
+  under gst-launch-1.0 (issue 14; bench/sections_memory.py).
 - golive: `press go_live` on the sim socket -> publish accepted (issue 3).
 - restart: nginx SIGKILLed and restarted -> first frame again (issue 3).
 - tag: `press product:<id>` -> first frame with the lower third (issue 4).
@@ -60,12 +63,13 @@ import sections_mqtt
 import sections_loop
 import sections_fleet
 from sections_uplink import uplink_section
+import sections_memory
 import sections_onair
 import sections_web
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ["onair", "main", "golive", "standby", "restart", "tag", "web", "mqtt", "status",
-            "uplink", "config", "flood", "loop", "fleet"]
+SECTIONS = ["onair", "main", "memory", "golive", "standby", "restart", "tag", "web", "mqtt",
+            "status", "uplink", "config", "flood", "loop", "fleet"]
 
 HEADER = ("| peer | runs | CPU s (user+sys) | CPU % of one core | peak RSS MiB | start → publish ms "
           "| start → first video frame ms | video frames at server | kbit/s at server | note |")
@@ -273,6 +277,11 @@ def main_section(args, run_dir, clip, cmd):
         row("peak RSS ≤ gst-launch-1.0", f"{fc[1]:.1f} vs {gst[1]:.1f} MiB", fc[1] <= gst[1])
     else:
         row("peak RSS ≤ gst-launch-1.0", "n/a", None)
+    # Issue 14's figure; bench/run.sh --only memory says what each part costs.
+    if fc[1] is not None:
+        row("peak RSS ≤ 64 MiB", f"{fc[1]:.1f} MiB", fc[1] <= 64)
+    else:
+        row("peak RSS ≤ 64 MiB", "n/a", None)
     lines.append("")
     return lines
 
@@ -403,6 +412,8 @@ def main():
     ap.add_argument("--web-seconds", type=int, default=int(env("BENCH_WEB_SECONDS", 10)))
     ap.add_argument("--web-taps", type=int, default=int(env("BENCH_WEB_TAPS", 3)))
     ap.add_argument("--fleet-runs", type=int, default=int(env("BENCH_FLEET_RUNS", 3)))
+    ap.add_argument("--memory-runs", type=int, default=int(env("BENCH_MEMORY_RUNS", 3)))
+    ap.add_argument("--memory-seconds", type=int, default=int(env("BENCH_MEMORY_SECONDS", 20)))
     ap.add_argument("--loop-before", default=env("BENCH_LOOP_BEFORE", ""),
                     help="a farmcast built from the base commit, for the loop's `before` row")
     ap.add_argument("--only", default=env("BENCH_ONLY", ""),
@@ -432,8 +443,8 @@ def main():
     clip = os.path.join(args.workdir, "clip.y4m")
     # Long enough that no peer reaches its end (gst-launch cannot loop a file);
     # about 1 GB of y4m, so only made when a section that plays it runs.
-    if {"main", "golive", "status", "standby", "web"} & set(chosen):
-        make_clip(clip, max(args.seconds, args.status_seconds) + 3)
+    if {"main", "memory", "golive", "status", "standby", "web"} & set(chosen):
+        make_clip(clip, max(args.seconds, args.status_seconds, args.memory_seconds) + 3)
     # Keep only the latest run's recordings and logs for inspection.
     for old in glob.glob(os.path.join(args.workdir, "run-*")):
         shutil.rmtree(old, ignore_errors=True)
@@ -451,6 +462,9 @@ def main():
             block = golive_section(args, run_dir, clip, cmd)
         elif name == "onair":
             continue  # written last, from what the other sections measured
+        elif name == "memory" and have_fc:
+            block = sections_memory.memory_section(fc, run_dir, clip, args.memory_runs,
+                                                   args.memory_seconds, cmd)
         elif not have_fc and name != "uplink":
             block = [f"## {name}", "", f"- command: `{cmd}`", "",
                      f"n/a: no binary at {fc} (make bench builds it)", ""]

@@ -2,6 +2,7 @@
 # farmcast's benchmark; writes BENCHMARKS.md, one section per figure (see
 # bench/bench.py for what each measures and how):
 #   main     farmcast vs gst-launch-1.0 vs ffmpeg, same clip and encoder settings
+#   memory   what each part costs in peak RSS and CPU        (issue 14)
 #   golive   `press go_live` -> publish accepted            (issue 3)
 #   restart  ingest server SIGKILLed + restarted -> frames again (issue 3)
 #   tag      `press product:<id>` -> first frame with the lower third (issue 4)
@@ -18,6 +19,7 @@
 # Options (or env):
 #   --only SECTION[,SECTION]  run only these; the others keep their last figures (BENCH_ONLY)
 #   --runs N (BENCH_RUNS, 3) --seconds S (BENCH_SECONDS, 20)   main table
+#   --memory-runs N (BENCH_MEMORY_RUNS, 3) --memory-seconds S (BENCH_MEMORY_SECONDS, 20)
 #   --presses P (BENCH_PRESSES, 5)                             golive
 #   --restarts N (BENCH_RESTARTS, 3)                           restart
 #   --tags N (BENCH_TAGS, 5)                                   tag
@@ -35,7 +37,7 @@
 # Smallest end-to-end check (about 3 minutes):
 #   bench/run.sh --runs 1 --seconds 8 --presses 2 --restarts 1 --tags 2 --rtt-logs 5 \
 #     --rtt-golive 1 --status-runs 1 --status-seconds 8 --uplink-seconds 15 --flood-runs 1 \
-#     --fleet-boxes 50 --fleet-runs 1 --out /tmp/x.md
+#     --fleet-boxes 50 --fleet-runs 1 --memory-runs 1 --memory-seconds 8 --out /tmp/x.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The default binary is built from this tree first: a stale release build

@@ -83,6 +83,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Run { config } => {
+            tune_memory();
             farmcast::logging::init();
             match farmcast::app::run(&config) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -153,6 +154,39 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Memory settings of the process, before any thread starts.
+///
+/// At most two malloc arenas: glibc gives every thread that allocates an
+/// arena of its own, up to 8 per core, and the daemon's ~20 threads
+/// (GStreamer's streaming threads, x264's, tokio's) each kept freed memory
+/// in theirs. `MALLOC_ARENA_MAX` in the environment (systemd's
+/// `Environment=`, or a benchmark comparing) wins over this.
+///
+/// No transparent huge pages: x264 asks for them (`MADV_HUGEPAGE`) on each
+/// buffer of 1.75 MiB or more, and a huge page is resident whole however
+/// little of it is touched: 6 MiB of the encoder's memory at 720p, for no
+/// measurable CPU (BENCHMARKS.md, section `memory`). `FARMCAST_THP=1` keeps
+/// them, for that comparison.
+fn tune_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called on the main thread before any other thread exists;
+        // mallopt only sets a parameter of the allocator.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("FARMCAST_THP").is_none() {
+        // SAFETY: prctl with integer arguments only; it sets a flag of this
+        // process (and of the children it starts). A kernel without it
+        // answers EINVAL, which leaves things as they were.
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        }
     }
 }
 

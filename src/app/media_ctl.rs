@@ -4,7 +4,7 @@
 //! show folder, the recorder's retries and a lost camera are the core's.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{anyhow, Result};
@@ -13,8 +13,10 @@ use crate::appliance::{EncoderInfo, MediaReport};
 use crate::config::{Config, DestinationConfig};
 use crate::media::capture::{CameraFault, Capture, CaptureSettings};
 use crate::media::destination::{Destination, QueueBounds};
-use crate::media::plan::{self, EncoderPlan};
+use crate::media::plan::EncoderPlan;
 use crate::media::recorder::Recorder;
+
+use super::media_settings::{capture_settings, encoder_info};
 use crate::media::{encoder, EventTx, Fault, MediaEvent};
 
 /// Numbers the media builds, so a build's settings reach only its own
@@ -22,6 +24,8 @@ use crate::media::{encoder, EventTx, Fault, MediaEvent};
 static BUILDS: AtomicU64 = AtomicU64::new(0);
 
 pub struct MediaCtl {
+    /// The transports the config's destinations use (loaded in standby).
+    warm: Vec<crate::media::plan::Transport>,
     settings: Option<CaptureSettings>,
     /// Why the capture cannot be built (missing encoder), reported at every try.
     setup_error: Option<String>,
@@ -56,7 +60,8 @@ impl MediaCtl {
     /// `MediaEvent::Built` (then [`MediaCtl::take_built`] has the encoder
     /// for the core); a capture asked for meanwhile starts then.
     pub fn new(config: &Config, events: EventTx) -> MediaCtl {
-        crate::media::camera::preload_plugins();
+        let srt = crate::media::warm_up::uses(config, crate::media::plan::Transport::Srt);
+        crate::media::camera::preload_plugins(srt, config.recording.enabled);
         let build = BUILDS.fetch_add(1, Ordering::Relaxed) + 1;
         let mut ctl = MediaCtl::idle(config, events.clone());
         ctl.building = Some(build);
@@ -82,6 +87,7 @@ impl MediaCtl {
     /// A media side that builds nothing until the core's first `Rebuild`.
     pub fn idle(config: &Config, events: EventTx) -> MediaCtl {
         MediaCtl {
+            warm: crate::media::warm_up::transports(config),
             settings: None,
             setup_error: None,
             building: None,
@@ -160,7 +166,7 @@ impl MediaCtl {
             match Capture::new(settings, self.events.clone()) {
                 Ok(c) => {
                     self.capture = Some(c);
-                    crate::media::warm_up::start();
+                    crate::media::warm_up::start(self.warm.clone());
                 }
                 Err(e) => return Some(MediaReport::CaptureFailed(format!("{e:#}"))),
             }
@@ -520,93 +526,4 @@ impl MediaCtl {
 fn camera_failed(e: anyhow::Error) -> MediaReport {
     tracing::warn!(error = %format!("{e:#}"), "camera did not start");
     MediaReport::CameraFailed(format!("{e:#}"))
-}
-
-/// Everything the capture needs, chosen from the config and this box's
-/// GStreamer registry (and, for the encoder, what encodes here). Returns the
-/// settings and the encoder chosen (`None`: passthrough encodes nothing).
-/// Takes a moment (the trials): off the driver's loop.
-pub fn capture_settings(
-    config: &Config,
-) -> Result<(CaptureSettings, Option<encoder::EncoderChoice>)> {
-    crate::media::init()?;
-    let video_source = config.video.source.clone();
-    let audio_source = config.audio.source.clone();
-    let available = &encoder::registry_available;
-    let choice = if config.video.passthrough {
-        // Nothing is encoded: no trials.
-        encoder::choose(&config.video.encoder, available)
-    } else {
-        // Listed is not working: each candidate encodes a few frames first
-        // (in parallel, bounded), and the ones that did are the fallbacks.
-        let candidates = encoder::candidates(&config.video.encoder, available);
-        let trials = crate::media::encoder_trial::try_all(&candidates, &config.video);
-        for (element, result) in &trials {
-            match result {
-                Ok(()) => tracing::info!(element, "encoder trial: works"),
-                Err(why) => tracing::warn!(element, why, "encoder trial: fails"),
-            }
-        }
-        encoder::choose_working(&config.video.encoder, available, &|e| {
-            trials.get(e).cloned()
-        })
-    }
-    .map_err(|e| anyhow!("video.encoder: {e}"))?;
-    if config.video.passthrough {
-        tracing::info!(
-            "video.passthrough: the camera's own H.264 goes out as it is; no slate, no lower third"
-        );
-    } else {
-        tracing::info!(encoder = %choice.element, reason = %choice.reason, "encoder chosen");
-    }
-    let s = encoder::settings(&choice.element, &config.video);
-    let enc = EncoderPlan {
-        input_caps: s.input_caps,
-        element_desc: s.element_desc,
-        output_caps: s.output_caps,
-        bitrate_control: s.bitrate_control,
-    };
-    let aac = plan::aac_encoder(&config.audio, &encoder::registry_available)
-        .ok_or_else(|| anyhow!("no AAC encoder: install gstreamer1.0-libav"))?;
-    let raw = plan::raw_format(&config.video, &enc);
-    Ok((
-        CaptureSettings {
-            video_source,
-            audio_source,
-            raw,
-            encoder: enc,
-            aac,
-            slate_text: config.live.slate_text.clone(),
-            slate_image: config.live.slate_image.clone().filter(|p| {
-                let ok = Path::new(p).is_file();
-                if !ok {
-                    tracing::warn!(path = %p, "live.slate_image is not a readable file; the text slate is used");
-                }
-                ok
-            }),
-            audio_offset_ms: config.audio.offset_ms,
-            passthrough: config.video.passthrough,
-            camera_head: crate::media::camera::camera_head,
-        },
-        (!config.video.passthrough).then_some(choice),
-    ))
-}
-
-/// The core's view of the encoder chosen (`None`: passthrough).
-fn encoder_info(choice: Option<encoder::EncoderChoice>) -> EncoderInfo {
-    match choice {
-        None => EncoderInfo {
-            name: "passthrough".to_string(),
-            resizable: false,
-            reason: "video.passthrough".to_string(),
-            fallbacks: Vec::new(),
-        },
-        Some(c) => EncoderInfo {
-            // Only software encoders take a new picture size mid-stream.
-            resizable: encoder::takes_new_size(&c.element),
-            name: c.element,
-            reason: c.reason,
-            fallbacks: c.fallbacks,
-        },
-    }
 }

@@ -13,6 +13,7 @@ mod effects;
 mod fleet_link;
 mod hardware;
 mod media_ctl;
+mod media_settings;
 mod notify;
 mod remote;
 mod turns;
@@ -32,7 +33,7 @@ use crate::gpio::{Led, SimEvent};
 use crate::media::capture::CameraFault;
 use wake::Wake;
 
-pub use media_ctl::capture_settings;
+pub use media_settings::capture_settings;
 
 /// Load the config and run the daemon until SIGTERM.
 pub fn run(config_path: &Path) -> Result<()> {

@@ -106,19 +106,21 @@ pub(crate) fn discover_mic(discovery: u64, events: super::EventTx) {
 /// driver's loop runs) rather than by the first go-live's pipelines: loading
 /// rtmp2 (GIO, TLS) and its neighbours made that turn of the loop take
 /// 100-300 ms on a busy box. Loading is once per process; later calls are
-/// cheap.
-pub fn preload_plugins() {
-    for name in [
+/// cheap. SRT's plugins (libsrt, GnuTLS: about 3 MiB resident) only for a
+/// config with an `srt://` destination, the recorder's only with recording
+/// on; a later config that adds them loads them at its first use.
+pub fn preload_plugins(srt: bool, recording: bool) {
+    let srt_plugins: &[&str] = if srt { &["srtsink", "mpegtsmux"] } else { &[] };
+    let recorder: &[&str] = if recording { &["splitmuxsink"] } else { &[] };
+    let always = [
         "appsrc",
         "queue",
         "h264parse",
         "aacparse",
         "flvmux",
         "rtmp2sink",
-        "srtsink",
-        "mpegtsmux",
-        "splitmuxsink",
-    ] {
+    ];
+    for name in always.iter().chain(srt_plugins).chain(recorder) {
         if let Some(factory) = gstreamer::ElementFactory::find(name) {
             // A missing plugin is reported where it is used, with its package.
             let _ = gstreamer::prelude::PluginFeatureExtManual::load(&factory);

@@ -76,6 +76,9 @@ pub fn camera_pipeline(head: &str, raw: &RawFormat, channel: &str) -> String {
     format!("{head} ! {}", video_tail(raw, channel))
 }
 
+/// How much `filesrc` reads at a time from a `.y4m` clip.
+const Y4M_READ_BYTES: u32 = 64 * 1024;
+
 /// Head of the camera pipeline for the sources that are not cameras.
 pub fn synthetic_video_head(source: &VideoSource) -> Option<String> {
     match source {
@@ -89,8 +92,10 @@ pub fn synthetic_video_head(source: &VideoSource) -> Option<String> {
         // the benchmark's) is read as it is; anything else (mp4, mkv, ...)
         // through decodebin: its video goes on, its sound (the microphone
         // is the show's sound) into a sink that drops it.
+        // 64 KiB reads instead of filesrc's 4 KiB: a 720p frame is 1.3 MiB,
+        // and 340 reads a frame cost twice the CPU of the parse itself.
         VideoSource::File(path) if path.to_ascii_lowercase().ends_with(".y4m") => Some(format!(
-            "filesrc location={} ! y4mdec",
+            "filesrc location={} blocksize={Y4M_READ_BYTES} ! y4mdec",
             quote(path)
         )),
         VideoSource::File(path) => Some(format!(
@@ -230,17 +235,19 @@ fn font_pt(at_720p: u32, height: u32) -> u32 {
 }
 
 /// The AAC encoder, best first among those present.
+///
+/// `voaacenc` (gstreamer1.0-plugins-bad, a dependency of the package) comes
+/// before `avenc_aac`: loading gst-libav for its AAC encoder maps libavcodec,
+/// libavformat, libavfilter and their ~170 libraries (x265, rav1e, flite's
+/// voices, librsvg, ...): about 40 MiB of the daemon's resident memory, for
+/// a 128k stereo encode that voaacenc does in about 1% of a core
+/// (BENCHMARKS.md, section `memory`). `avenc_aac` stays as the fallback.
 pub fn aac_encoder(audio: &AudioConfig, available: &dyn Fn(&str) -> bool) -> Option<String> {
     let bps = audio.bitrate_kbps.saturating_mul(1000);
-    if available("fdkaacenc") {
-        Some(format!("fdkaacenc bitrate={bps}"))
-    } else if available("avenc_aac") {
-        Some(format!("avenc_aac bitrate={bps}"))
-    } else if available("voaacenc") {
-        Some(format!("voaacenc bitrate={bps}"))
-    } else {
-        None
-    }
+    ["fdkaacenc", "voaacenc", "avenc_aac"]
+        .into_iter()
+        .find(|e| available(e))
+        .map(|e| format!("{e} bitrate={bps}"))
 }
 
 /// How a destination's URL is muxed and sent.

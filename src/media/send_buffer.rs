@@ -122,7 +122,7 @@ pub fn cap(inodes: &[u64], remote: SocketAddr, bytes: u32) -> usize {
 }
 
 /// `socket:[12345]` → 12345.
-fn socket_inode(link: &str) -> Option<u64> {
+pub(crate) fn socket_inode(link: &str) -> Option<u64> {
     link.strip_prefix("socket:[")?
         .strip_suffix(']')?
         .parse()

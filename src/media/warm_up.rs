@@ -13,13 +13,34 @@ use std::ffi::CString;
 
 use super::capture::parse_pipeline;
 use super::plan::{self, Transport};
+use crate::config::Config;
 
-/// Start the warm-up on a thread of its own; returns at once.
-pub fn start() {
+/// The transports `config`'s enabled destinations use, each once.
+pub fn transports(config: &Config) -> Vec<Transport> {
+    let mut out = Vec::new();
+    for d in config.destinations.iter().filter(|d| d.enabled) {
+        if let Some(t) = Transport::of_url(&d.url) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+/// Whether a destination of `config` uses `transport`.
+pub fn uses(config: &Config, transport: Transport) -> bool {
+    transports(config).contains(&transport)
+}
+
+/// Start the warm-up of `transports` on a thread of its own; returns at
+/// once. Only what the config uses is loaded: a box without SRT maps none
+/// of libsrt (see `camera::preload_plugins`).
+pub fn start(transports: Vec<Transport>) {
     let spawned = std::thread::Builder::new()
         .name("warm-up".into())
-        .spawn(|| {
-            for transport in [Transport::Rtmp, Transport::Srt] {
+        .spawn(move || {
+            for transport in transports {
                 // Building instantiates every element, which loads its plugin.
                 let _ = parse_pipeline(&plan::destination_pipeline(transport), "warm-up");
             }
