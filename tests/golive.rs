@@ -16,13 +16,19 @@ use std::time::Duration;
 
 use common::config::TestConfig;
 use common::{Farmcast, NginxRtmp};
-use farmcast::media::proc_net::{read_tcp_tables, tcp_connections};
+use farmcast::media::proc_net::tcp_connections;
 
 const CONNECT: Duration = Duration::from_secs(20);
 
 /// `TCP_NODELAY` of the daemon's TCP connections to `remote`, one per socket.
 fn nodelay_of(pid: i32, remote: SocketAddr) -> Vec<bool> {
-    let table = read_tcp_tables().expect("/proc/net/tcp readable");
+    // The kernel's whole table (the daemon's `read_tcp_tables` reads only
+    // its own process's sockets).
+    let table = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect::<Vec<_>>()
+        .join("");
     let inodes: Vec<String> = tcp_connections(&table, remote)
         .iter()
         .map(|c| format!("socket:[{}]", c.inode))

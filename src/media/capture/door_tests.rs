@@ -81,9 +81,28 @@ fn count(seen: &Seen) -> usize {
     seen.lock().map(|v| v.len()).unwrap_or(0)
 }
 
+/// Counts GStreamer's CRITICALs from now on (a closed door once wrote one
+/// per frame; see `encoder_swap::watch_encoder_input`).
+fn count_criticals() -> Arc<std::sync::atomic::AtomicUsize> {
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = n.clone();
+    gst::glib::log_set_handler(
+        Some("GStreamer"),
+        gst::glib::LogLevels::LEVEL_CRITICAL,
+        false,
+        false,
+        move |_, _, message| {
+            eprintln!("GStreamer-CRITICAL: {message}");
+            seen.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+    n
+}
+
 #[test]
 fn a_closed_door_lets_no_frame_or_sound_to_the_encoders_and_opens_on_a_keyframe() {
     crate::media::init_for_tests();
+    let criticals = count_criticals();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let c = Capture::new(settings(0), tx).expect("capture");
     let video = watch(&c, "video");
@@ -126,6 +145,7 @@ fn a_closed_door_lets_no_frame_or_sound_to_the_encoders_and_opens_on_a_keyframe(
         "the first frame through the opened door is not a keyframe"
     );
     assert!(count(&audio) > a, "no sound after the door opened");
+    assert_eq!(criticals.load(Ordering::Relaxed), 0, "GStreamer CRITICALs");
 }
 
 /// Median of (arrival running time − PTS) of the buffers seen after the

@@ -34,6 +34,12 @@ const VIDEO_SOURCE: &str = "camera_in";
 /// The bin a swap puts between them.
 const BIN: &str = "encoder_bin";
 
+/// A buffer a probe keeps from going on is answered `Handled`, not `Drop`:
+/// the bindings have already taken (and free) the buffer, and GStreamer 1.22
+/// then unrefs the NULL left behind on `Drop`, a CRITICAL on stderr per
+/// frame (30 a second all day in standby). `Handled` tells it the probe
+/// consumed the buffer.
+///
 /// In front of the encoder, its door: keep the last raw frame (a reference,
 /// no copy) for JPEG snapshots; count every frame that reaches it
 /// (`frames_in`, the watchdog's proof in standby); drop every frame while
@@ -62,7 +68,7 @@ pub(super) fn watch_encoder_input(
         let seen = seen.fetch_add(1, Ordering::Relaxed) + 1;
         let n = keep_one_in.load(Ordering::Relaxed).max(1);
         if open && n > 1 && !seen.is_multiple_of(n) {
-            return gst::PadProbeReturn::Drop;
+            return gst::PadProbeReturn::Handled;
         }
         if let Some(buffer) = info.buffer() {
             let sample = gst::Sample::builder()
@@ -76,7 +82,7 @@ pub(super) fn watch_encoder_input(
         if open {
             gst::PadProbeReturn::Ok
         } else {
-            gst::PadProbeReturn::Drop
+            gst::PadProbeReturn::Handled
         }
     });
     true

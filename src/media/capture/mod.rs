@@ -567,7 +567,7 @@ fn shift_sound(encode: &gst::Pipeline, offset_ms: i32) {
                 buffer.make_mut().set_pts(t);
                 gst::PadProbeReturn::Ok
             }
-            None => gst::PadProbeReturn::Drop,
+            None => gst::PadProbeReturn::Handled,
         }
     });
 }
@@ -586,7 +586,7 @@ fn sound_door(encode: &gst::Pipeline, encoding: &Arc<AtomicBool>) {
         let now_open = open.load(Ordering::Relaxed);
         if !now_open {
             was_open.store(false, Ordering::Relaxed);
-            return gst::PadProbeReturn::Drop;
+            return gst::PadProbeReturn::Handled;
         }
         if !was_open.swap(true, Ordering::Relaxed) {
             if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
