@@ -270,6 +270,7 @@ def main_section(args, run_dir, clip, cmd):
     else:
         row("CPU within 5% of gst-launch-1.0", "n/a", None)
     if fc[0] is not None and ff[0] is not None:
+        FIGURES["cpu_vs_ffmpeg"] = fc[0] / ff[0]
         row("CPU ≤ ffmpeg", f"{fc[0]:.2f} s vs {ff[0]:.2f} s", fc[0] <= ff[0])
     else:
         row("CPU ≤ ffmpeg", "n/a", None)
@@ -279,6 +280,7 @@ def main_section(args, run_dir, clip, cmd):
         row("peak RSS ≤ gst-launch-1.0", "n/a", None)
     # Issue 14's figure; bench/run.sh --only memory says what each part costs.
     if fc[1] is not None:
+        FIGURES["rss_mib"] = fc[1]
         row("peak RSS ≤ 64 MiB", f"{fc[1]:.1f} MiB", fc[1] <= 64)
     else:
         row("peak RSS ≤ 64 MiB", "n/a", None)
