@@ -230,8 +230,8 @@ def main_section(args, run_dir, clip, cmd):
         f"- command: `{cmd}` (runs={args.runs}, seconds={args.seconds})",
         f"- gst-launch-1.0: {version(['gst-launch-1.0', '--version'])}; "
         f"ffmpeg: {version(['ffmpeg', '-version'])}",
-        "- farmcast runs with `recording.enabled = false` so that it does the same work as "
-        "the other two",
+        "- farmcast runs with `recording.enabled = false` and `min_bitrate_kbps` at the "
+        "bitrate (no climb from a low start) so that it does the same work as the other two",
         "",
         f"Input: {WIDTH}x{HEIGHT} {FPS} fps testsrc2 clip (y4m, replayed in real time) + 440 Hz "
         f"tone. Encoding: x264 veryfast, zerolatency, {BITRATE_KBPS} kbit/s, keyframe every "
