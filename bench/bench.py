@@ -56,8 +56,8 @@ import tempfile
 import time
 
 from common import (AUDIO_KBPS, BITRATE_KBPS, FIGURES, FPS, HEIGHT, KEYFRAME_S, MODULE,
-                    WIDTH, NotAvailable, Nginx, fmt, make_clip, med, run_peer, sim, tail,
-                    verdict, wait_sim, write_farmcast)
+                    WIDTH, NotAvailable, Nginx, fmt, make_clip, med, run_peer, sim, stop_group,
+                    tail, verdict, wait_sim, write_farmcast)
 import sections_media
 import sections_mqtt
 import sections_loop
@@ -149,12 +149,7 @@ def go_live_presses(farmcast, workdir, nginx, clip, presses, logdir):
             time.sleep(1.5)
         return results, sections_onair.golive_breakdown(log, pairs)
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 def machine():

@@ -10,13 +10,12 @@
 import datetime
 import os
 import re
-import signal
 import statistics
 import subprocess
 import time
 
-from common import (FIGURES, NotAvailable, Nginx, sim, tail, verdict, wait_sim,
-                    write_farmcast)
+from common import (FIGURES, NotAvailable, Nginx, cpu_s, sim, stop_group, tail, verdict,
+                    wait_sim, write_farmcast)
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z\s+\w+\s+(.*)$")
 
@@ -80,12 +79,6 @@ def breakdown_lines(rows):
     ]
 
 
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def standby_vs_live(binary, run_dir, clip, seconds):
     """CPU seconds of one daemon over `seconds` in standby, then over
     `seconds` live (3 s after the press), and the press → publish ms."""
@@ -119,11 +112,7 @@ def standby_vs_live(binary, run_dir, clip, seconds):
         live = cpu_s(proc.pid) - a
         return standby, live, golive
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         nginx.close()
 
 

@@ -12,13 +12,12 @@ the main table's 1280x720 clip and x264 settings, one nginx-rtmp destination.
 import http.client
 import json
 import os
-import signal
 import statistics
 import subprocess
 import time
 
-from common import (FIGURES, Nginx, NotAvailable, free_port, tail, verdict, wait_sim,
-                    write_farmcast)
+from common import (FIGURES, Nginx, NotAvailable, cpu_s, free_port, stop_group, tail,
+                    verdict, wait_sim, write_farmcast)
 
 CODE = "482913"
 
@@ -51,12 +50,6 @@ class Phone:
         data = r.read()
         c.close()
         return r, data
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def watch(phone, pid, seconds, with_phone):
@@ -115,11 +108,7 @@ def web_run(binary, run_dir, clip, seconds, taps):
         out["tap_ms"] = tap_ms
         return out
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         nginx.close()
 
 
