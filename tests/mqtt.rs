@@ -4,6 +4,9 @@
 //! missing binary fails the test naming the Debian package. The test's own
 //! observer is a plain rumqttc client (or `mosquitto_sub` for TLS).
 
+mod common;
+
+use common::free_port;
 use farmcast::mqtt::commands::CommandKind;
 use farmcast::mqtt::payloads::{Event, EventBody, Status};
 use farmcast::mqtt::{self, Incoming, MqttSettings};
@@ -17,11 +20,6 @@ use tokio::time::timeout;
 
 const PREFIX: &str = "farmcast";
 const WAIT: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 struct Broker {
     child: Option<Child>,

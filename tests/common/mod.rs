@@ -40,13 +40,52 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A port that was free a moment ago: bind 127.0.0.1:0, read it, release it.
+/// A loopback port that is free for TCP and UDP and that no other call in
+/// this test process has handed out.
+///
+/// Picked below the kernel's ephemeral range (`ip_local_port_range`): the
+/// port `bind(:0)` returns is one the kernel also gives to outgoing
+/// connections, so another test's client socket could hold it by the time
+/// our server binds (a CI run lost nginx's bind that way). A process-wide
+/// set keeps two parallel tests from being handed the same number between
+/// one's pick and its server's bind.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener
-        .local_addr()
-        .expect("local_addr of a bound socket")
-        .port()
+    use std::collections::HashSet;
+    use std::net::UdpSocket;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    const SPAN: u32 = 12_000;
+    let low = ephemeral_low();
+    let base = low.saturating_sub(SPAN).max(1024);
+    let span = low - base;
+    // Start where another test binary (run before or after) is unlikely to.
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    for i in 0..span {
+        let port = (base + (seed.wrapping_add(i * 7919)) % span) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        let udp = UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {base}..{low}");
+}
+
+/// The first port of the kernel's ephemeral range (32768 when unreadable).
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
 }
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`.

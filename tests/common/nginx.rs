@@ -52,23 +52,28 @@ impl NginxRtmp {
         let dir = tempfile::tempdir().expect("tempdir for nginx");
         let record_dir = dir.path().join("rec");
         std::fs::create_dir_all(&record_dir).expect("create record dir");
-        let port = if host == "[::1]" {
-            free_port_v6()
-        } else {
-            free_port()
-        };
         let mut server = NginxRtmp {
             host,
-            port,
-            http_port: free_port(),
+            port: 0,
+            http_port: 0,
             record_dir,
             apps: apps.iter().map(|a| a.to_string()).collect(),
             dir,
             proc: None,
         };
-        server.write_config();
-        server.launch();
-        server
+        // A port can still be taken between the pick and nginx's bind (by a
+        // process outside this test binary): try anew on fresh ports.
+        let mut why = String::new();
+        for _ in 0..3 {
+            server.port = free_port();
+            server.http_port = free_port();
+            server.write_config();
+            match server.try_launch() {
+                Ok(()) => return server,
+                Err(e) => why = e,
+            }
+        }
+        panic!("{why}");
     }
 
     /// `rtmp://HOST:PORT/APP`; the stream key goes after it.
@@ -212,11 +217,19 @@ impl NginxRtmp {
     }
 
     fn launch(&mut self) {
+        if let Err(why) = self.try_launch() {
+            panic!("{why}");
+        }
+    }
+
+    fn try_launch(&mut self) -> Result<(), String> {
         let nginx = require("nginx", PACKAGES);
         assert!(
             Path::new(MODULE).is_file(),
             "{MODULE} missing: install the Debian package libnginx-mod-rtmp"
         );
+        let pid_file = self.dir.path().join("nginx.pid");
+        let _ = std::fs::remove_file(&pid_file);
         let mut cmd = Command::new(nginx);
         cmd.arg("-p")
             .arg(self.dir.path())
@@ -225,19 +238,31 @@ impl NginxRtmp {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        self.proc = Some(GroupChild::spawn(cmd, "nginx"));
+        let mut proc = GroupChild::spawn(cmd, "nginx");
+        // nginx writes its pid file only once every listen socket is bound,
+        // so a pid file naming this master says the ports are ours: a bare
+        // connect would also succeed against whoever else holds them.
+        let master = proc.pid().unwrap_or(-1).to_string();
+        let ours = wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == master)
+                || !proc.is_running()
+        }) && proc.is_running();
         let rtmp = format!("{}:{}", self.host, self.port);
-        let up = wait_until(Duration::from_secs(10), || {
-            TcpStream::connect(&rtmp).is_ok()
-        }) && wait_for_tcp(self.http_port, Duration::from_secs(5));
+        let up =
+            ours && wait_until(Duration::from_secs(10), || {
+                TcpStream::connect(&rtmp).is_ok()
+            }) && wait_for_tcp(self.http_port, Duration::from_secs(5));
         if !up {
-            let log = self.error_log();
-            self.kill();
-            panic!(
-                "nginx did not listen on {} / {}: {log}",
-                self.port, self.http_port
-            );
+            proc.kill();
+            return Err(format!(
+                "nginx did not listen on {} / {}: {}",
+                self.port,
+                self.http_port,
+                self.error_log()
+            ));
         }
+        self.proc = Some(proc);
+        Ok(())
     }
 }
 
@@ -245,14 +270,6 @@ impl Drop for NginxRtmp {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// A port free on the IPv6 loopback.
-fn free_port_v6() -> u16 {
-    std::net::TcpListener::bind("[::1]:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind [::1]:0: this machine has no IPv6 loopback")
-        .port()
 }
 
 fn set_mode(path: &Path, mode: u32) {
