@@ -112,7 +112,12 @@ fn a_show_end_remembers_what_each_link_delivered_and_the_next_show_starts_there(
     sim.go_live_press();
     sim.run_for(Duration::from_secs(1));
     let want = (f64::from(kbps - 128) * 0.9).round() as u32;
-    assert_eq!(sim.core.media.abr.target_kbps(), want);
+    assert_eq!(
+        sim.core.media.abr.target_kbps(),
+        want,
+        "{kbps} {:?}",
+        bitrates(&sim)
+    );
     assert_eq!(bitrates(&sim).last(), Some(&want));
 }
 

@@ -17,10 +17,14 @@ pub(super) struct LinkSize {
     full: VecDeque<u32>,
     /// The most it carried while clear.
     carried: u32,
+    /// The most it carried while clear since the last full sample.
+    carried_since_full: u32,
     /// (when, bytes written in all, bytes written less those still queued).
     window: VecDeque<(Instant, u64, u64)>,
     /// The last delivery rate (or written rate, where none is known yet).
     pub(super) last: Option<u32>,
+    /// The last rate written into the queues (video, sound, muxing).
+    pub(super) written: Option<u32>,
 }
 
 impl LinkSize {
@@ -60,7 +64,9 @@ impl LinkSize {
     pub(super) fn sample(&mut self, kbps: u32, congested: bool, floor: u32) {
         if !congested {
             self.carried = self.carried.max(kbps);
+            self.carried_since_full = self.carried_since_full.max(kbps);
         } else if kbps > floor {
+            self.carried_since_full = 0;
             if self.full.len() == Self::KEEP {
                 self.full.pop_front();
             }
@@ -69,14 +75,16 @@ impl LinkSize {
     }
 
     /// The (lower) median of the full samples (one congestion's first reads high,
-    /// a stall low). Never full: the most it carried (it has at least that).
+    /// a stall low), or more if it carried more while clear since the last
+    /// of them (a queue that read long at a low target is not a full link).
+    /// Never full: the most it carried (it has at least that).
     pub(super) fn kbps(&self) -> Option<u32> {
         if self.full.is_empty() {
             return (self.carried > 0).then_some(self.carried);
         }
         let mut v: Vec<u32> = self.full.iter().copied().collect();
         v.sort_unstable();
-        Some(v[(v.len() - 1) / 2])
+        Some(v[(v.len() - 1) / 2].max(self.carried_since_full))
     }
 }
 
@@ -121,7 +129,11 @@ mod tests {
             l.sample(k, true, 400);
         }
         assert_eq!(l.kbps(), Some(1200), "300 is a stall: not counted");
+        l.sample(1100, false, 400);
+        assert_eq!(l.kbps(), Some(1200), "carried less than full: still full");
         l.sample(2000, false, 400);
-        assert_eq!(l.kbps(), Some(1200), "clear samples say nothing once full");
+        assert_eq!(l.kbps(), Some(2000), "carried more since: it has that");
+        l.sample(1250, true, 400);
+        assert_eq!(l.kbps(), Some(1250), "full again: the median");
     }
 }

@@ -176,12 +176,20 @@ fn a_backlog_on_a_link_that_carries_more_than_the_target_sets_no_ceiling() {
     let mut c = ctl(4000, 400);
     c.start(None);
     let mut f = Feed::new();
-    // A standing queue while the link carries 1130 of a 1000 target.
+    // A standing queue while the link carries 1130 of a 1000 target: a
+    // backlog draining, no cut at all.
     f.tick(&mut c, "a", 50, 1130);
-    f.tick(&mut c, "a", 900, 1130);
+    for _ in 0..8 {
+        f.tick(&mut c, "a", 900, 1130);
+    }
+    assert_eq!(c.target_kbps(), 1000);
+    // A queue growing all the same (a burst on top): cut to drain it...
+    for q in [1000, 1100, 1200, 1300] {
+        f.tick(&mut c, "a", q, 1130);
+    }
     assert_eq!(c.target_kbps(), 700);
-    // Drained: slow start again (×1.5 after 1 s), not the careful climb
-    // towards a false ceiling at 1000.
+    // ... but drained, slow start again (×1.5 after 1 s), not the careful
+    // climb towards a false ceiling at 1000.
     for _ in 0..5 {
         f.full(&mut c, "a", 20);
     }
@@ -189,15 +197,33 @@ fn a_backlog_on_a_link_that_carries_more_than_the_target_sets_no_ceiling() {
 }
 
 #[test]
-fn slow_start_waits_while_the_link_does_not_deliver_the_target() {
+fn slow_start_waits_while_the_link_does_not_deliver_what_is_written() {
     let mut c = ctl(4000, 400);
     c.start(None);
-    let mut f = Feed::new();
-    // No queue shows (it shows late), but only 800 of the 1000 go out.
-    for _ in 0..20 {
-        f.tick(&mut c, "a", 20, 800);
+    let t0 = Instant::now();
+    // No queue shows in time yet (it shows late), but of the 1000 kbit/s
+    // written only 800 leave the socket: the rest stays in it.
+    for i in 1..=12u32 {
+        c.observe(
+            t0 + super::TICK * i,
+            "a",
+            LinkSample {
+                queued_ms: 20,
+                queued_bytes: 6_250 * u64::from(i),
+                sent_bytes_total: 31_250 * u64::from(i),
+                ..LinkSample::default()
+            },
+        );
+        assert!(c.target_kbps() <= 1000, "{}", c.target_kbps());
     }
-    assert_eq!(c.target_kbps(), 1000);
+    // Everything written leaves: it climbs.
+    let before = c.target_kbps();
+    let mut f = Feed::new();
+    f.now = t0 + super::TICK * 12;
+    for _ in 0..16 {
+        f.full(&mut c, "a", 20);
+    }
+    assert!(c.target_kbps() > before, "{before} → {}", c.target_kbps());
 }
 
 #[test]
@@ -225,4 +251,79 @@ fn two_careful_steps_cross_the_zone_around_the_last_congestion() {
         seen.iter().any(|&t| t > 1200),
         "no slow start past it: {seen:?}"
     );
+}
+
+#[test]
+fn at_the_floor_a_link_that_carries_the_floor_drains_its_backlog_with_every_frame() {
+    // 400 kbit/s of video and 128 of sound into a 575 kbit/s link (the
+    // 600 step of the link): the queue stands above the mark while
+    // the backlog of the step drains, and no frame is given up for it.
+    let mut c = ctl_as_shipped(4000, 400);
+    c.start(Some(560));
+    assert_eq!(c.target_kbps(), 400);
+    let mut f = Feed::new();
+    for _ in 0..4 * 20 {
+        f.tick(&mut c, "a", 1500, 575);
+        assert_eq!(c.frame_decimation(), 1, "at {:?}", f.elapsed());
+    }
+    // A link that carries less than the floor sends: frames go after 3 s.
+    for _ in 0..4 * 5 {
+        f.tick(&mut c, "a", 1500, 500);
+    }
+    assert_eq!(c.frame_decimation(), 2);
+    // Now it carries what one frame in two sends, and 5% more: no further.
+    for _ in 0..4 * 10 {
+        f.tick(&mut c, "a", 1500, 400);
+    }
+    assert_eq!(c.frame_decimation(), 2);
+}
+
+#[test]
+fn a_backlog_leaving_far_faster_than_the_last_congestion_forgets_it() {
+    // Congested at 470 (a 600 link); then the link grows to 2000: its
+    // backlog leaves at 1900 kbit/s, and the climb is slow start again,
+    // not careful steps of 47 kbit/s every 2.5 s near 470.
+    let mut c = ctl_as_shipped(4000, 400);
+    c.start(Some(600));
+    let mut f = Feed::new();
+    for _ in 0..4 * 4 {
+        f.tick(&mut c, "a", 20, 600);
+    }
+    c.target_kbps = 470;
+    f.now += Duration::from_secs(10);
+    f.tick(&mut c, "a", 1500, 600);
+    f.tick(&mut c, "a", 1500, 600);
+    assert!(c.ceiling(f.now).is_some());
+    for _ in 0..4 {
+        f.tick(&mut c, "a", 600, 1900);
+    }
+    assert_eq!(c.ceiling(f.now), None);
+    let mut seen = vec![c.target_kbps()];
+    for _ in 0..4 * 4 {
+        f.tick(&mut c, "a", 20, 1900);
+        seen.push(c.target_kbps());
+    }
+    assert!(*seen.last().unwrap() >= 1300, "{seen:?}");
+}
+
+#[test]
+fn a_queue_still_rising_just_after_a_cut_is_not_cut_again_until_it_settles() {
+    // Above the mark and still rising for a moment after a cut: the
+    // encoder's output at the old rate, not a reason for a second cut.
+    let mut c = ctl(4000, 400);
+    let mut f = Feed::new();
+    f.tick(&mut c, "a", 600, 1200);
+    assert_eq!(c.target_kbps(), 2800);
+    let mut q = 600;
+    for _ in 0..7 {
+        q += 50;
+        f.tick(&mut c, "a", q, 1200);
+        assert_eq!(c.target_kbps(), 2800, "at {:?}", f.elapsed());
+    }
+    // Still rising once `growth_settle` has passed: the cut was not enough.
+    for _ in 0..2 {
+        q += 50;
+        f.tick(&mut c, "a", q, 1200);
+    }
+    assert!(c.target_kbps() < 2800, "{}", c.target_kbps());
 }
