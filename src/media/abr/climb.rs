@@ -49,10 +49,10 @@ impl AbrController {
         // 1200 kbit/s link.
         let pct = u64::from(self.s.slow_start_carry_pct);
         let sends = t + u64::from(self.s.audio_kbps);
-        let carried = self.dests.keys().all(|d| {
+        let carried = self.dests.iter().all(|(d, state)| {
             self.link_kbps
                 .get(d)
-                .is_some_and(|l| match (l.last, l.written) {
+                .is_some_and(|l| match (l.last, state.measured_kbps) {
                     (Some(m), Some(w)) => {
                         let (m, w) = (u64::from(m), u64::from(w));
                         m * 100 >= w * pct && w * 100 >= sends * pct.saturating_sub(5)

@@ -23,8 +23,6 @@ pub(super) struct LinkSize {
     window: VecDeque<(Instant, u64, u64)>,
     /// The last delivery rate (or written rate, where none is known yet).
     pub(super) last: Option<u32>,
-    /// The last rate written into the queues (video, sound, muxing).
-    pub(super) written: Option<u32>,
 }
 
 impl LinkSize {

@@ -437,7 +437,6 @@ impl AbrController {
         let measured_delivery = size.delivered(now, &sample);
         let delivered = measured_delivery.or(state.measured_kbps);
         size.last = delivered;
-        size.written = state.measured_kbps;
         // A standing queue on a link that carries 5% more than all we send
         // (the video as now decimated, and the sound) is a backlog
         // draining: a connection's first burst, or the overshoot a cut has
