@@ -56,8 +56,8 @@ import tempfile
 import time
 
 from common import (AUDIO_KBPS, BITRATE_KBPS, FIGURES, FPS, HEIGHT, KEYFRAME_S, MODULE,
-                    WIDTH, NotAvailable, Nginx, fmt, make_clip, med, run_peer, sim, stop_group,
-                    tail, verdict, wait_sim, write_farmcast)
+                    WIDTH, X264_VBV_MS, NotAvailable, Nginx, fmt, make_clip, med, run_peer, sim,
+                    stop_group, tail, verdict, wait_sim, write_farmcast)
 import sections_media
 import sections_mqtt
 import sections_loop
@@ -82,7 +82,7 @@ def gst_cmd(clip, url):
             "videoconvert", "!", "video/x-raw,format=I420", "!",
             # farmcast's own x264enc settings (src/media/encoder.rs), to the letter.
             "x264enc", "speed-preset=veryfast", "tune=zerolatency",
-            f"bitrate={BITRATE_KBPS}", f"key-int-max={gop}", "vbv-buf-capacity=1000",
+            f"bitrate={BITRATE_KBPS}", f"key-int-max={gop}", f"vbv-buf-capacity={X264_VBV_MS}",
             "rc-lookahead=0", "bframes=0", "!",
             "video/x-h264,profile=main", "!", "h264parse", "!", "queue", "!", "mux.video",
             "audiotestsrc", "is-live=true", "wave=sine", "freq=440", "!",
@@ -96,8 +96,8 @@ def gst_cmd(clip, url):
 
 def ffmpeg_cmd(clip, url):
     gop = FPS * KEYFRAME_S
-    # farmcast sets x264's VBV buffer to 1000 ms; match it.
-    bufsize = BITRATE_KBPS
+    # farmcast's VBV buffer, in kbit.
+    bufsize = BITRATE_KBPS * X264_VBV_MS // 1000
     return ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
             "-re", "-i", clip,
             "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
@@ -399,6 +399,7 @@ def main():
     ap.add_argument("--status-seconds", type=int, default=int(env("BENCH_STATUS_SECONDS", 20)))
     ap.add_argument("--flood-runs", type=int, default=int(env("BENCH_FLOOD_RUNS", 3)))
     ap.add_argument("--uplink-seconds", type=int, default=int(env("BENCH_UPLINK_SECONDS", 45)))
+    ap.add_argument("--uplink-runs", type=int, default=int(env("BENCH_UPLINK_RUNS", 3)))
     ap.add_argument("--loop-runs", type=int, default=int(env("BENCH_LOOP_RUNS", 3)))
     ap.add_argument("--loop-seconds", type=int, default=int(env("BENCH_LOOP_SECONDS", 30)))
     ap.add_argument("--loop-files", type=int, default=int(env("BENCH_LOOP_FILES", 20000)))

@@ -21,6 +21,8 @@ WIDTH, HEIGHT, FPS = 1280, 720, 30
 # (bench/sections_onair.py): only what this invocation measured.
 FIGURES = {}
 BITRATE_KBPS, KEYFRAME_S, AUDIO_KBPS = 2500, 2, 128
+# farmcast's x264enc vbv-buf-capacity (src/media/encoder.rs), given to every peer.
+X264_VBV_MS = 300
 
 
 class NotAvailable(Exception):

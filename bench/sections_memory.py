@@ -24,7 +24,8 @@ import statistics
 import subprocess
 import time
 
-from common import (NotAvailable, Nginx, count_video_packets, fmt, tail, write_farmcast)
+from common import (X264_VBV_MS, NotAvailable, Nginx, count_video_packets, fmt, tail,
+                    write_farmcast)
 
 PR_SET_THP_DISABLE = 41
 
@@ -188,7 +189,7 @@ def farmcast_runs(fc, run_dir, clip, runs, seconds):
 def gst_parts(clip):
     """(id, label, gst-launch description); all but `x264thp` run without huge pages."""
     x264 = ("x264enc speed-preset=veryfast tune=zerolatency bitrate=2500 key-int-max=60 "
-            "vbv-buf-capacity=1000 rc-lookahead=0 bframes=0 ! video/x-h264,profile=main")
+            f"vbv-buf-capacity={X264_VBV_MS} rc-lookahead=0 bframes=0 ! video/x-h264,profile=main")
     audio = ("audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
              "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2 ! audioconvert "
              "! {} "

@@ -34,6 +34,8 @@
 #
 #   bench/uplink.sh                    # DURATION=45 LINK_KBIT=1200 BITRATE=4000
 #   FARMCAST_BIN=target/debug/farmcast DURATION=30 SRT=0 bench/uplink.sh
+#   RUNS=3 bench/uplink.sh             # each farmcast run three times
+#   ONLY="fc-warm fc-step" bench/uplink.sh   # of fc-cold fc-warm ff-fixed fc-srt ff-srt fc-step ff-step
 set -euo pipefail
 
 DURATION=${DURATION:-45}
@@ -43,6 +45,11 @@ STEP1_KBIT=${STEP1_KBIT:-600}
 STEP2=${STEP2:-30}
 STEP2_KBIT=${STEP2_KBIT:-2000}
 SRT=${SRT:-1}
+# Every farmcast run RUNS times (one 45 s run cannot tell a few points
+# apart on this rig); ONLY, a subset of the run names below, for a quick look.
+RUNS=${RUNS:-1}
+ONLY=${ONLY:-}
+wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 BITRATE=${BITRATE:-4000}
 MIN_BITRATE=${MIN_BITRATE:-400}
 FPS=30
@@ -327,7 +334,7 @@ enabled = false
 name = "uplink"
 $dest
 TOML
-    RUST_LOG=info "$BIN" run --config "$OUT/farmcast.toml" </dev/null >"$OUT/farmcast.log" 2>&1 &
+    RUST_LOG=${RUST_LOG:-info,farmcast::abr_sample=debug} "$BIN" run --config "$OUT/farmcast.toml" </dev/null >"$OUT/farmcast.log" 2>&1 &
     fc=$!
     PIDS+=("$fc")
     published=$($4)
@@ -358,7 +365,7 @@ run_ffmpeg() {
     ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$CLIP" \
         -f lavfi -i "sine=frequency=440:sample_rate=48000" -map 0:v -map 1:a \
         -c:v libx264 -preset ultrafast -tune zerolatency -pix_fmt yuv420p \
-        -b:v "${BITRATE}k" -maxrate "${BITRATE}k" -bufsize "${BITRATE}k" -g "$FPS" \
+        -b:v "${BITRATE}k" -maxrate "${BITRATE}k" -bufsize "$(( BITRATE * 3 / 10 ))k" -g "$FPS" \
         -c:a aac -b:a 128k "$@" >"$OUT/ffmpeg-${label// /-}-$plan.log" 2>&1 &
     ff=$!
     PIDS+=("$ff")
@@ -392,25 +399,34 @@ rtmp_ffmpeg() {
     run_ffmpeg "$1" "ffmpeg RTMP" "first_publish $2" "frames_of $2" "reconnects_of $2" "flv_bytes $2" \
         -f flv "rtmp://$NADDR:1935/live/$2"
 }
-rtmp_farmcast fixed fc-cold # nothing remembered yet
-rtmp_farmcast fixed fc-warm # what fc-cold's link delivered
-rtmp_ffmpeg fixed ff-fixed
+# Each repetition starts with an empty state folder, so its first run is
+# cold; ffmpeg (no adaptation, the same every time) runs in the first only.
+for rep in $(seq "$RUNS"); do
+    rm -rf "$OUT/state"
+    if wanted fc-cold; then rtmp_farmcast fixed "fc-cold-$rep"; fi # nothing remembered yet
+    if wanted fc-warm; then rtmp_farmcast fixed "fc-warm-$rep"; fi # what fc-cold's link delivered
+    if [ "$rep" = 1 ] && wanted ff-fixed; then rtmp_ffmpeg fixed ff-fixed; fi
 
-# --- SRT (the fixed link; farmcast remembers it from the RTMP runs) ---------
-if [ "$SRT" = 1 ] && command -v srt-live-transmit >/dev/null; then
-    srt_listen farmcast "$SRT_PORT"
-    run_farmcast fixed "farmcast SRT" "url = \"srt://$NADDR:$SRT_PORT\"" \
-        "first_bytes farmcast" "ts_frames farmcast" srt_reconnects "ts_bytes farmcast"
-    srt_listen ffmpeg $((SRT_PORT + 1))
-    run_ffmpeg fixed "ffmpeg SRT" "first_bytes ffmpeg" "ts_frames ffmpeg" "echo n/a" "ts_bytes ffmpeg" \
-        -f mpegts "srt://$NADDR:$((SRT_PORT + 1))?mode=caller&pkt_size=1316"
-elif [ "$SRT" = 1 ]; then
-    echo "srt-live-transmit missing (Debian: srt-tools): no SRT rows" >&2
-fi
+    # --- SRT (the fixed link; farmcast remembers it from the RTMP runs) -----
+    if [ "$SRT" = 1 ] && command -v srt-live-transmit >/dev/null; then
+        if wanted fc-srt; then
+            srt_listen "farmcast-$rep" $((SRT_PORT + 1 + rep))
+            run_farmcast fixed "farmcast SRT" "url = \"srt://$NADDR:$((SRT_PORT + 1 + rep))\"" \
+                "first_bytes farmcast-$rep" "ts_frames farmcast-$rep" srt_reconnects "ts_bytes farmcast-$rep"
+        fi
+        if [ "$rep" = 1 ] && wanted ff-srt; then
+            srt_listen ffmpeg $((SRT_PORT + 1))
+            run_ffmpeg fixed "ffmpeg SRT" "first_bytes ffmpeg" "ts_frames ffmpeg" "echo n/a" "ts_bytes ffmpeg" \
+                -f mpegts "srt://$NADDR:$((SRT_PORT + 1))?mode=caller&pkt_size=1316"
+        fi
+    elif [ "$SRT" = 1 ] && [ "$rep" = 1 ]; then
+        echo "srt-live-transmit missing (Debian: srt-tools): no SRT rows" >&2
+    fi
 
-# --- the stepping link (farmcast remembering the fixed link) -----------------
-rtmp_farmcast stepping fc-step
-rtmp_ffmpeg stepping ff-step
+    # --- the stepping link (farmcast remembering the fixed link) -------------
+    if wanted fc-step; then rtmp_farmcast stepping "fc-step-$rep"; fi
+    if [ "$rep" = 1 ] && wanted ff-step; then rtmp_ffmpeg stepping ff-step; fi
+done
 
 echo
 echo "Shaped links: tbf (burst 32 kbit, latency 400 ms) to nginx-rtmp or srt-live-transmit in a netns, fixed at ${LINK_KBIT} kbit/s or stepping ${LINK_KBIT} → ${STEP1_KBIT} kbit/s at ${STEP1} s → ${STEP2_KBIT} kbit/s at ${STEP2} s after the publish; 640x360@${FPS} clip, x264 ultrafast/zerolatency, ${BITRATE} kbit/s nominal, ${DURATION} s on air each; farmcast's state folder kept from run to run (its first run: nothing remembered)"

@@ -521,7 +521,26 @@ impl Core {
             return;
         }
         for (name, sample) in links {
+            let (queued_bytes, sent) = (sample.queued_bytes, sample.sent_bytes_total);
             self.media.abr.observe(now, &name, sample);
+            // Each sample as the controller read it: what a thin link's
+            // figures in BENCHMARKS.md are explained from
+            // (`RUST_LOG=farmcast::abr_sample=debug`).
+            if let Some(l) = self.media.abr.link(&name) {
+                tracing::debug!(
+                    target: "farmcast::abr_sample",
+                    destination = %name,
+                    queued_bytes,
+                    sent,
+                    queued_ms = l.queued_ms,
+                    growth = l.growth,
+                    cause = l.cause.map(|c| c.as_str()),
+                    written_kbps = l.measured_kbps,
+                    delivered_kbps = self.media.abr.delivered_kbps(&name),
+                    target_kbps = self.media.abr.target_kbps(),
+                    ceiling_kbps = self.media.abr.ceiling_kbps(now),
+                );
+            }
         }
         let target_moved = self.media.abr.poll_change().is_some();
         let m = &mut self.media;

@@ -370,15 +370,20 @@ pub fn settings(element: &str, v: &VideoConfig) -> EncoderSettings {
             // zerolatency: no frame lookahead, no B-frames, sliced threads, so
             // a frame leaves the encoder as soon as it is coded; the explicit
             // rc-lookahead/bframes repeat that so a later tune change cannot
-            // bring 40 frames of delay back. vbv-buf-capacity=1000 ms caps
-            // bursts at about one second of bitrate, which RTMP uplinks
-            // absorb. threads is left to x264 (one per core), which with
-            // sliced threads costs no latency.
+            // bring 40 frames of delay back. vbv-buf-capacity=300 ms: a
+            // keyframe's burst fits a thin uplink's queue, and a new
+            // bitrate takes hold in about a second. x264's rate control
+            // averages over about four buffers (its CBR decay), so at
+            // 1000 ms each rise of adaptive bitrate took 4-5 s to be
+            // written (900 → 1350 on a 2000 kbit/s link: 4.5 s), and slow
+            // start waits for that (BENCHMARKS.md, uplink). threads is left
+            // to x264 (one per core), which with sliced threads costs no
+            // latency.
             EncoderSettings {
                 input_caps: "video/x-raw,format=I420".into(),
                 element_desc: format!(
                     "x264enc name={name} tune=zerolatency speed-preset={preset} bitrate={kbps} \
-                     key-int-max={gop} vbv-buf-capacity=1000 rc-lookahead=0 bframes=0"
+                     key-int-max={gop} vbv-buf-capacity=300 rc-lookahead=0 bframes=0"
                 ),
                 output_caps: "video/x-h264,profile=main".into(),
                 bitrate_control: BitrateControl::Property {

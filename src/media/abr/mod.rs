@@ -365,6 +365,18 @@ impl AbrController {
         self.dests.get(dest).and_then(|d| d.measured_kbps)
     }
 
+    /// What `dest`'s link delivered over the last second (bytes that left
+    /// the queues), or what was written where that is not known yet.
+    pub fn delivered_kbps(&self, dest: &str) -> Option<u32> {
+        self.link_kbps.get(dest).and_then(|l| l.last)
+    }
+
+    /// The rate the climb is careful near (the last congestion's, or the
+    /// one remembered from the last show), if any.
+    pub fn ceiling_kbps(&self, now: Instant) -> Option<u32> {
+        self.ceiling(now)
+    }
+
     /// A new target for the encoder when it moved enough to be worth a
     /// property change (≥ `min_change_pct`, or a bound reached); `None` otherwise.
     pub fn poll_change(&mut self) -> Option<u32> {
