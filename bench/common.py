@@ -306,7 +306,9 @@ class Farmcast:
 
     def __init__(self, binary, cfg, log):
         self.log = log
-        env = dict(os.environ, RUST_LOG="info")
+        # farmcast::frames: a line per destination connect and per tag, for
+        # the tag section's frame count.
+        env = dict(os.environ, RUST_LOG="info,farmcast::frames=debug")
         with open(log, "w") as logf:
             self.proc = subprocess.Popen([binary, "run", "--config", cfg],
                                          stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,

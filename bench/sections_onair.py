@@ -154,7 +154,8 @@ ROWS = [
     ("golive_ms", "press → publish accepted at a loopback server", "≤ 100 ms",
      lambda v: v <= 100, "{:.0f} ms"),
     ("tag_frames", "product press → first frame at the server with the lower third "
-     "(ordinal among the frames after the daemon's `tagged` line)", "1 (the next frame)",
+     "(ordinal among the frames that entered the encoder after the text was set; "
+     "section `tag`)", "1 (the first frame encoded after the press is debounced)",
      lambda v: v <= 1, "{:.0f}"),
     ("rss_mib", "peak RSS, main table", "≤ 64 MiB", lambda v: v <= 64, "{:.1f} MiB"),
     ("cpu_vs_ffmpeg", "CPU, main table, against ffmpeg", "≤ 1.00×", lambda v: v <= 1.0,

@@ -488,6 +488,24 @@ impl Capture {
     /// Set or clear the lower third (product name, weight, price).
     pub fn set_lower_third(&self, text: Option<&str>) {
         self.controls.set_lower_third(text);
+        if text.is_some() && tracing::enabled!(target: "farmcast::frames", tracing::Level::DEBUG) {
+            // The last frame that entered the encoder before the text was
+            // set: every later one should carry it (the tag benchmark
+            // checks that at the server, against each destination's
+            // `first_frame_ms`).
+            let pts = self
+                .last_raw
+                .lock()
+                .ok()
+                .and_then(|s| s.as_ref().and_then(|s| s.buffer().and_then(|b| b.pts())));
+            let pad = self.controls.encoder().and_then(|e| e.static_pad("sink"));
+            let at = pts.zip(pad).and_then(|(pts, pad)| running_time(&pad, pts));
+            tracing::debug!(
+                target: "farmcast::frames",
+                last_into_encoder_ms = at.map(|t| t.mseconds()),
+                "lower third set"
+            );
+        }
     }
     /// A handle that makes JPEG snapshots of the current frame from any thread.
     pub fn snapshotter(&self) -> Snapshotter {
@@ -605,4 +623,13 @@ fn count_buffers(pad: &Option<gst::Pad>, health: &Arc<Health>, field: fn(&Health
             gst::PadProbeReturn::Ok
         });
     }
+}
+
+/// `pts` on `pad` as running time (its segment's): what the frame's
+/// timestamp means on either side of the encoder, which moves the
+/// timestamps themselves (x264enc adds 1000 hours) but not the running time.
+pub(crate) fn running_time(pad: &gst::Pad, pts: gst::ClockTime) -> Option<gst::ClockTime> {
+    let event = pad.sticky_event::<gst::event::Segment>(0)?;
+    let segment = event.segment().downcast_ref::<gst::ClockTime>()?;
+    segment.to_running_time(pts)
 }
