@@ -432,6 +432,33 @@ fn counter(stats: &gst::StructureRef, field: &str) -> Option<u64> {
     }
 }
 
+/// The running time of the first frame this destination sends, at debug
+/// (`farmcast::frames`): with the lower third's `last_into_encoder_ms` it places, to the frame, the first
+/// picture encoded after a tag among the frames the server recorded
+/// (`bench/run.sh --only tag`).
+fn log_first_frame(appsrc: &gst_app::AppSrc, name: &str) {
+    if !tracing::enabled!(target: "farmcast::frames", tracing::Level::DEBUG) {
+        return;
+    }
+    let Some(pad) = appsrc.static_pad("src") else {
+        return;
+    };
+    let name = name.to_string();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let pts = info.buffer().and_then(|b| b.pts());
+        if let Some(at) = pts.and_then(|pts| super::capture::running_time(pad, pts)) {
+            tracing::debug!(
+                target: "farmcast::frames",
+                destination = %name,
+                first_frame_ms = at.mseconds(),
+                "first frame sent"
+            );
+            return gst::PadProbeReturn::Remove;
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,31 +504,4 @@ mod tests {
             "a negative count is 0, a field of another type is absent"
         );
     }
-}
-
-/// The running time of the first frame this destination sends, at debug
-/// (`farmcast::frames`): with the lower third's `last_into_encoder_ms` it places, to the frame, the first
-/// picture encoded after a tag among the frames the server recorded
-/// (`bench/run.sh --only tag`).
-fn log_first_frame(appsrc: &gst_app::AppSrc, name: &str) {
-    if !tracing::enabled!(target: "farmcast::frames", tracing::Level::DEBUG) {
-        return;
-    }
-    let Some(pad) = appsrc.static_pad("src") else {
-        return;
-    };
-    let name = name.to_string();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let pts = info.buffer().and_then(|b| b.pts());
-        if let Some(at) = pts.and_then(|pts| super::capture::running_time(pad, pts)) {
-            tracing::debug!(
-                target: "farmcast::frames",
-                destination = %name,
-                first_frame_ms = at.mseconds(),
-                "first frame sent"
-            );
-            return gst::PadProbeReturn::Remove;
-        }
-        gst::PadProbeReturn::Ok
-    });
 }
