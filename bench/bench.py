@@ -190,13 +190,18 @@ def main_section(args, run_dir, clip, cmd):
     nginx = Nginx(run_dir)
     peers = [p for p in args.peers.split(",") if p]
     results, reasons = {}, {}
+    for peer in peers:
+        results[peer] = []
+        if peer == "farmcast" and not os.access(args.farmcast, os.X_OK):
+            reasons[peer] = f"no binary at {args.farmcast} (make bench builds it)"
     try:
-        for peer in peers:
-            results[peer] = []
-            if peer == "farmcast" and not os.access(args.farmcast, os.X_OK):
-                reasons[peer] = f"no binary at {args.farmcast} (make bench builds it)"
-                continue
-            for i in range(args.runs):
+        # Interleaved (run 1 of each peer, then run 2, ...): a noisy minute
+        # on a shared machine then costs every peer a run, not one peer its
+        # median.
+        for i in range(args.runs):
+            for peer in peers:
+                if peer in reasons:
+                    continue
                 stream = f"{peer.split('-')[0]}-{i}"
                 env, sig = None, signal.SIGINT
                 if peer == "gst-launch-1.0":
@@ -214,7 +219,7 @@ def main_section(args, run_dir, clip, cmd):
                 except NotAvailable as e:
                     reasons[peer] = str(e)[:400]
                     print(f"  n/a: {reasons[peer]}", flush=True)
-                    break
+                    continue
                 print("  " + ", ".join(f"{k}={fmt(v, 1)}" for k, v in r.items()), flush=True)
                 results[peer].append(r)
     finally:
@@ -231,7 +236,8 @@ def main_section(args, run_dir, clip, cmd):
         f"Input: {WIDTH}x{HEIGHT} {FPS} fps testsrc2 clip (y4m, replayed in real time) + 440 Hz "
         f"tone. Encoding: x264 veryfast, zerolatency, {BITRATE_KBPS} kbit/s, keyframe every "
         f"{KEYFRAME_S} s, AAC {AUDIO_KBPS}k, FLV to a local nginx-rtmp, each peer stopped "
-        f"{args.seconds} s after it was started. Figures are medians of the runs. CPU and peak "
+        f"{args.seconds} s after it was started, the peers' runs interleaved. Figures are "
+        "medians of the runs. CPU and peak "
         "RSS come from wait4() on the peer; publish = nginx exec_publish timestamp; first "
         "frame = first H.264 frame in nginx's recording.",
         "",
@@ -388,7 +394,7 @@ def stamp(args, block):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     env = os.environ.get
-    ap.add_argument("--runs", type=int, default=int(env("BENCH_RUNS", 3)))
+    ap.add_argument("--runs", type=int, default=int(env("BENCH_RUNS", 5)))
     ap.add_argument("--seconds", type=int, default=int(env("BENCH_SECONDS", 20)))
     ap.add_argument("--presses", type=int, default=int(env("BENCH_PRESSES", 5)))
     ap.add_argument("--restarts", type=int, default=int(env("BENCH_RESTARTS", 3)))
