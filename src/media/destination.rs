@@ -433,9 +433,9 @@ fn counter(stats: &gst::StructureRef, field: &str) -> Option<u64> {
 }
 
 /// The running time of the first frame this destination sends, at debug
-/// (`farmcast::frames`): with the lower third's `last_into_encoder_ms` it places, to the frame, the first
-/// picture encoded after a tag among the frames the server recorded
-/// (`bench/run.sh --only tag`).
+/// (`farmcast::frames`): with the lower third's `last_into_encoder_ms` it
+/// places, to the frame, the first picture encoded after a tag among the
+/// frames the server recorded (`bench/run.sh --only tag`).
 fn log_first_frame(appsrc: &gst_app::AppSrc, name: &str) {
     if !tracing::enabled!(target: "farmcast::frames", tracing::Level::DEBUG) {
         return;
