@@ -245,27 +245,14 @@ def debug_values(log, message, field):
     message is `message`, in order."""
     pattern = re.compile(r"(\S+Z)\s+DEBUG\s+" + re.escape(message) + r"\b.*\b"
                          + re.escape(field) + r"=(\d+)")
-    out = []
-    try:
-        with open(log, errors="replace") as f:
-            for line in f:
-                m = pattern.match(ANSI.sub("", line))
-                if m:
-                    try:
-                        at = datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00"))
-                        out.append((at.timestamp(), int(m.group(2))))
-                    except ValueError:
-                        pass
-    except OSError:
-        pass
-    return out
+    return [(at, int(m.group(2))) for at, m in log_matches(log, pattern)]
 
 
 def encoded_ordinal(flv_pts, first_ms, last_in_ms, hit):
     """The ordinal of frame `hit` among the frames that entered the encoder
     after the last one before the text was set (1: the very first carried
-    it). A frame's encoder timestamp is its FLV timestamp moved by the offset
-    the first frame gives (the destination's first frame is the recording's
+    it). A frame's running time is its FLV timestamp moved by the offset the
+    first frame gives (the destination's first frame is the recording's
     first); the comparison allows half a frame for the ms rounding."""
     if not flv_pts or hit >= len(flv_pts):
         return None
@@ -277,6 +264,12 @@ def encoded_ordinal(flv_pts, first_ms, last_in_ms, hit):
 def log_times(log, message):
     """Epoch times of the daemon's INFO lines whose message is `message`."""
     pattern = re.compile(r"(\S+Z)\s+INFO\s+" + re.escape(message) + r"\b")
+    return [at for at, _ in log_matches(log, pattern)]
+
+
+def log_matches(log, pattern):
+    """(epoch time, match) of the daemon's log lines `pattern` matches (its
+    first group the line's timestamp), in order; none if the log is gone."""
     out = []
     try:
         with open(log, errors="replace") as f:
@@ -284,8 +277,8 @@ def log_times(log, message):
                 m = pattern.match(ANSI.sub("", line))
                 if m:
                     try:
-                        out.append(datetime.datetime.fromisoformat(
-                            m.group(1).replace("Z", "+00:00")).timestamp())
+                        at = datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00"))
+                        out.append((at.timestamp(), m))
                     except ValueError:
                         pass
     except OSError:
