@@ -30,6 +30,7 @@ pub mod send_buffer;
 mod snapshot;
 pub mod tls_trust;
 pub mod warm_up;
+pub mod y4m;
 
 use std::sync::Once;
 

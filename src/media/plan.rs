@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  camera pipeline (rebuilt alone when the camera stalls or vanishes)
-//!  v4l2src|videotestsrc|filesrc … ! convert/scale/rate ! caps ! intervideosink ─┐
+//!  v4l2src|videotestsrc|appsrc|filesrc … ! convert/scale ! caps ! intervideosink ─┐
 //!  mic pipeline (rebuilt alone)                                                  │
 //!  alsasrc|audiotestsrc ! convert/resample ! caps ! interaudiosink ───────────┐  │
 //!                                                                             │  │
@@ -89,12 +89,14 @@ pub fn synthetic_video_head(source: &VideoSource) -> Option<String> {
         ),
         // `sync` on the inter sink paces the file in real time; EOS rebuilds the
         // pipeline, which loops the clip. A raw `.y4m` clip (the demo's and
-        // the benchmark's) is read as it is; anything else (mp4, mkv, ...)
-        // through decodebin: its video goes on, its sound (the microphone
-        // is the show's sound) into a sink that drops it.
+        // the benchmark's) is read as it is: by the capture itself into
+        // [`clip_head`] when its frames are laid out as GStreamer's I420,
+        // else by y4mdec, here. Anything else (mp4, mkv, ...) goes through
+        // decodebin: its video goes on, its sound (the microphone is the
+        // show's sound) into a sink that drops it.
         // 64 KiB reads instead of filesrc's 4 KiB: a 720p frame is 1.3 MiB,
         // and 340 reads a frame cost twice the CPU of the parse itself.
-        VideoSource::File(path) if path.to_ascii_lowercase().ends_with(".y4m") => Some(format!(
+        VideoSource::File(path) if is_y4m(path) => Some(format!(
             "filesrc location={} blocksize={Y4M_READ_BYTES} ! y4mdec",
             quote(path)
         )),
@@ -108,10 +110,27 @@ pub fn synthetic_video_head(source: &VideoSource) -> Option<String> {
     }
 }
 
+/// Whether a clip is a raw YUV4MPEG2 one, by its name.
+pub fn is_y4m(path: &str) -> bool {
+    path.to_ascii_lowercase().ends_with(".y4m")
+}
+
+/// Head of the camera pipeline for a `.y4m` clip the capture reads itself
+/// (`capture::clip`): one buffer a frame, in `caps`, timestamped from the
+/// clip's frame rate; the inter sink's `sync` paces it.
+pub fn clip_head(appsrc: &str, caps: &str) -> String {
+    format!(
+        "appsrc name={appsrc} format=time is-live=false stream-type=stream caps={}",
+        quote(caps)
+    )
+}
+
 /// The mic pipeline; `None` when there is no microphone to open.
 pub fn audio_pipeline(source: &AudioSource, channel: &str) -> Option<String> {
     let head = match source {
-        AudioSource::Test => "audiotestsrc is-live=true wave=sine freq=440 volume=0.2".to_string(),
+        AudioSource::Test => {
+            "audiotestsrc is-live=true wave=sine-table freq=440 volume=0.2".to_string()
+        }
         // A small buffer: the sound card's clock is slaved to the pipeline's
         // (`slave-method=re-timestamp`), so a long show does not drift.
         AudioSource::Alsa(dev) => format!(
@@ -285,7 +304,7 @@ pub fn destination_pipeline(transport: Transport) -> String {
     match transport {
         Transport::Rtmp => "appsrc name=video ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! mux.video \
              appsrc name=audio ! aacparse ! mux.audio \
-             flvmux name=mux streamable=true ! rtmp2sink name=sink sync=false async=false"
+             flvmux name=mux streamable=true ! rtmp2sink name=sink chunk-size=4096 sync=false async=false"
             .to_string(),
         // alignment=7: seven TS packets per UDP payload, what SRT ingest expects.
         Transport::Srt => "appsrc name=video ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! mux. \
@@ -400,6 +419,16 @@ mod tests {
             ),
             camera_pipeline(
                 &synthetic_video_head(&VideoSource::File("/x.y4m".into())).unwrap(),
+                &raw,
+                "v",
+            ),
+            camera_pipeline(
+                &clip_head(
+                    "clip_in",
+                    &crate::media::y4m::parse_header(b"YUV4MPEG2 W320 H240 F30:1\n")
+                        .unwrap()
+                        .i420_caps(),
+                ),
                 &raw,
                 "v",
             ),

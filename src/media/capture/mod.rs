@@ -22,6 +22,7 @@ use super::controls::EncodeControls;
 use super::plan::{self, AudioSource, EncoderPlan, RawFormat, VideoSource};
 pub use super::snapshot::Snapshotter;
 
+mod clip;
 #[cfg(test)]
 mod door_tests;
 mod encoder_swap;
@@ -248,12 +249,23 @@ impl Capture {
         }
         // A synthetic source shares no device with the old pipeline.
         super::camera::teardown(old);
-        let head = match &self.settings.video_source {
-            VideoSource::Test if passthrough => plan::synthetic_h264_head(&self.settings.raw),
-            source => plan::synthetic_video_head(source)
+        let clip = match &self.settings.video_source {
+            // A clip that cannot be opened here goes to y4mdec, whose error
+            // reaches the show as any camera's would.
+            VideoSource::File(path) if !passthrough && plan::is_y4m(path) => {
+                clip::Clip::open(path).ok().flatten()
+            }
+            _ => None,
+        };
+        let head = match (&self.settings.video_source, &clip) {
+            (_, Some(clip)) => clip.head(),
+            (VideoSource::Test, None) if passthrough => {
+                plan::synthetic_h264_head(&self.settings.raw)
+            }
+            (source, None) => plan::synthetic_video_head(source)
                 .ok_or_else(|| anyhow!("no head for {source:?}"))?,
         };
-        self.open_camera(head)?;
+        self.open_camera(head, clip)?;
         Ok(CameraStart::Started)
     }
 
@@ -272,11 +284,11 @@ impl Capture {
         }
         Some(
             head.map_err(|e| anyhow!(e))
-                .and_then(|h| self.open_camera(h)),
+                .and_then(|h| self.open_camera(h, None)),
         )
     }
 
-    fn open_camera(&mut self, head: String) -> Result<()> {
+    fn open_camera(&mut self, head: String, clip: Option<clip::Clip>) -> Result<()> {
         let passthrough = self.settings.passthrough;
         let desc = if passthrough {
             plan::passthrough_camera_pipeline(&head)
@@ -288,6 +300,9 @@ impl Capture {
         camera.use_clock(Some(&gst::SystemClock::obtain()));
         if passthrough {
             self.feed_passthrough(&camera)?;
+        }
+        if let Some(clip) = clip {
+            clip::feed(&camera, clip)?;
         }
 
         let gen = self.camera_gen.fetch_add(1, Ordering::SeqCst) + 1;
