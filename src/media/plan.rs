@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  camera pipeline (rebuilt alone when the camera stalls or vanishes)
-//!  v4l2src|videotestsrc|appsrc|filesrc … ! convert/scale ! caps ! intervideosink ─┐
+//!  v4l2src|videotestsrc|appsrc|filesrc ! convert/scale ! caps ! intervideosink ─┐
 //!  mic pipeline (rebuilt alone)                                                  │
 //!  alsasrc|audiotestsrc ! convert/resample ! caps ! interaudiosink ───────────┐  │
 //!                                                                             │  │
@@ -128,6 +128,7 @@ pub fn clip_head(appsrc: &str, caps: &str) -> String {
 /// The mic pipeline; `None` when there is no microphone to open.
 pub fn audio_pipeline(source: &AudioSource, channel: &str) -> Option<String> {
     let head = match source {
+        // sine-table: the same tone from a table, not a sin() a sample.
         AudioSource::Test => {
             "audiotestsrc is-live=true wave=sine-table freq=440 volume=0.2".to_string()
         }
@@ -300,7 +301,9 @@ pub fn destination_pipeline(transport: Transport) -> String {
     // link: 3 s of sending at 400 kbit/s, ahead of the sound. flvmux runs
     // not live (the appsrcs say so): it interleaves by timestamp, however far
     // behind the clock a thin link leaves it. mpegtsmux stays live, with the
-    // latency it waits for a late pad.
+    // latency it waits for a late pad. RTMP goes out in 4096-byte chunks as
+    // ffmpeg and OBS send it, not rtmp2sink's 128: 80 chunk headers a
+    // second at 2.5 Mbit/s instead of 2,600.
     match transport {
         Transport::Rtmp => "appsrc name=video ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! mux.video \
              appsrc name=audio ! aacparse ! mux.audio \
