@@ -200,7 +200,7 @@ def gst_parts(clip):
          "audiotestsrc is-live=true samplesperbuffer=48000 ! fakesink"),
         ("y4m4k", "y4m read + parse, 4 KiB reads (filesrc's default)",
          f"{y4m.format(4096)} ! fakesink"),
-        ("y4m64k", "y4m read + parse, 64 KiB reads (farmcast)", f"{y4m.format(65536)} ! fakesink"),
+        ("y4m64k", "y4m read + parse, 64 KiB reads (farmcast for clips it does not read itself)", f"{y4m.format(65536)} ! fakesink"),
         ("x264thp", "+ x264 720p, huge pages (the process's default)",
          f"{y4m.format(65536)} ! {x264} ! fakesink"),
         ("x264", "+ x264 720p, no huge pages (farmcast)", f"{y4m.format(65536)} ! {x264} ! fakesink"),
@@ -291,7 +291,7 @@ def memory_section(fc, run_dir, clip, runs, seconds, cmd):
         lines += ["", "`camera_in:src` is the encode pipeline's video thread and x264's own "
                   "threads (they take the name of the thread that made them): overlays, "
                   "scale and convert (pass-through at the configured size) and the encode. "
-                  "`filesrc#:src` reads and parses the clip (a camera's capture thread on a "
+                  "`clip_in:src` reads the clip, a frame a read (a camera's capture thread on a "
                   "box), `mic_in:src` the AAC encode, `farmcast` the daemon's own loop.",
                   "",
                   "Against ffmpeg (the main table): x264's settings are the same in all "
@@ -300,7 +300,8 @@ def memory_section(fc, run_dir, clip, runs, seconds, cmd):
                   "pipeline's convert, scale and overlays pass frames through untouched. "
                   f"Outside the encode thread group farmcast spent "
                   f"{total - by.get('camera_in:src', 0.0):.2f} s: the clip's read and parse "
-                  "(y4mdec copies every frame into a buffer of its own, as in gst-launch), "
+                  "(one read a frame into a pooled buffer, as ffmpeg reads it; gst-launch's "
+                  "y4mdec copies every frame again out of the blocks filesrc read), "
                   "the sound (test tone, inter elements, AAC), muxing and sending."]
     lines += ["", f"The pipeline's parts alone under gst-launch-1.0 ({max(seconds // 2, 5)} s "
               f"a run, medians of {runs}; the same clip, x264 and AAC settings):", "",

@@ -303,7 +303,7 @@ pub fn destination_pipeline(transport: Transport) -> String {
     // behind the clock a thin link leaves it. mpegtsmux stays live, with the
     // latency it waits for a late pad. RTMP goes out in 4096-byte chunks as
     // ffmpeg and OBS send it, not rtmp2sink's 128: 80 chunk headers a
-    // second at 2.5 Mbit/s instead of 2,600.
+    // second at 2.5 Mbit/s instead of 2,400.
     match transport {
         Transport::Rtmp => "appsrc name=video ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! mux.video \
              appsrc name=audio ! aacparse ! mux.audio \
