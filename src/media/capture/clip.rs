@@ -89,7 +89,8 @@ impl Clip {
             }
         }
         let (n, d) = (u64::from(self.header.fps_n), u64::from(self.header.fps_d));
-        let at = |frame: u64| gst::ClockTime::SECOND.mul_div_floor(frame * d, n);
+        // Saturating: a header's rate is outside input (u32 both ways).
+        let at = |frame: u64| gst::ClockTime::SECOND.mul_div_floor(frame.saturating_mul(d), n);
         {
             let buffer = buffer.make_mut();
             buffer.set_pts(at(self.frame));
