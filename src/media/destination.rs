@@ -87,6 +87,9 @@ impl Destination {
             Transport::Rtmp => endpoint.connect_target(),
             Transport::Srt => None,
         };
+        // Not while the warm-up registers GIO's types on its thread: GLib
+        // can deadlock on two threads doing that at once (`warm_up`).
+        crate::media::warm_up::settle(crate::media::warm_up::SETTLE_BOUND);
         let pipeline = parse_pipeline(&plan::destination_pipeline(transport), name)?;
         pipeline.set_property("name", format!("dest-{name}"));
         let sink = pipeline
