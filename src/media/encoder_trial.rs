@@ -67,16 +67,13 @@ pub fn try_all(elements: &[String], video: &VideoConfig) -> HashMap<String, Tria
 /// One trial, on the caller's thread.
 pub fn try_one(element: &str, video: &VideoConfig) -> TrialResult {
     let s = encoder::settings(element, video);
-    // The configured size and rate: a hardware encoder may take 320x240
-    // and refuse 1080p.
+    let (w, h) = trial_size(element, video);
     let desc = format!(
         "videotestsrc num-buffers={TRIAL_FRAMES} ! video/x-raw,width={w},height={h},framerate={f}/1 \
          ! videoconvert ! {} ! {} ! {} ! fakesink name=out",
         s.input_caps,
         s.element_desc,
         s.output_caps,
-        w = video.width.max(16),
-        h = video.height.max(16),
         f = video.framerate.max(1),
     );
     let pipeline = gst::parse::launch(&desc)
@@ -94,6 +91,22 @@ pub fn try_one(element: &str, video: &VideoConfig) -> TrialResult {
     let result = run(&pipeline, &encoded);
     let _ = pipeline.set_state(gst::State::Null);
     result
+}
+
+/// The largest picture a software encoder is tried on.
+const SOFTWARE_TRIAL: (u32, u32) = (320, 240);
+
+/// The size `element` is tried at. A hardware encoder (and any element
+/// this module does not know) at the configured size: it may take 320x240
+/// and refuse 1080p. A software encoder has no such limit, and at 720p its
+/// trial cost 0.1 core-seconds at every start (x264 and openh264 together,
+/// a third of the daemon's first half-second), so at most [`SOFTWARE_TRIAL`].
+fn trial_size(element: &str, video: &VideoConfig) -> (u32, u32) {
+    let (w, h) = (video.width.max(16), video.height.max(16));
+    match encoder::known(element) {
+        Some(k) if !k.hardware => (w.min(SOFTWARE_TRIAL.0), h.min(SOFTWARE_TRIAL.1)),
+        _ => (w, h),
+    }
 }
 
 fn run(pipeline: &gst::Pipeline, encoded: &AtomicU64) -> TrialResult {
@@ -159,6 +172,32 @@ mod tests {
         assert!(omx.contains("not-negotiated"), "{omx}");
         let none = r["nosuchenc"].as_ref().unwrap_err();
         assert!(none.starts_with("cannot build it"), "{none}");
+    }
+
+    #[test]
+    fn software_encoders_are_tried_small_and_hardware_at_the_configured_size() {
+        let hd = VideoConfig {
+            width: 1920,
+            height: 1080,
+            ..VideoConfig::default()
+        };
+        assert_eq!(trial_size("x264enc", &hd), (320, 240));
+        assert_eq!(trial_size("openh264enc", &hd), (320, 240));
+        for hw in [
+            "v4l2h264enc",
+            "vah264enc",
+            "avenc_h264_omx",
+            "somevendorh264enc",
+        ] {
+            assert_eq!(trial_size(hw, &hd), (1920, 1080), "{hw}");
+        }
+        // Never larger than configured, never below what encoders take.
+        let tiny = VideoConfig {
+            width: 176,
+            height: 4,
+            ..VideoConfig::default()
+        };
+        assert_eq!(trial_size("x264enc", &tiny), (176, 16));
     }
 
     #[test]
