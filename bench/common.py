@@ -351,8 +351,11 @@ def tail(path, n=15):
         return ""
 
 
-def run_peer(name, argv, stop_signal, seconds, nginx, stream, logdir, env=None):
-    """Runs one peer for `seconds` and returns its measurements."""
+def run_peer(name, argv, stop_signal, seconds, nginx, stream, logdir, env=None, on_air=False):
+    """Runs one peer for `seconds` and returns its measurements. With
+    `on_air`, the seconds count from its first video frame at the server, so
+    that every peer delivers the same frames: counted from the start, a peer
+    that goes on air 0.2 s sooner encodes 6 frames more in the same time."""
     known = len(nginx.publish_times())
     watcher = FrameWatcher(nginx.rec, stream)
     log = os.path.join(logdir, f"{stream}.log")
@@ -364,6 +367,8 @@ def run_peer(name, argv, stop_signal, seconds, nginx, stream, logdir, env=None):
         deadline = t0 + seconds
         status = None
         while time.time() < deadline:
+            if on_air and watcher.seen_at is not None:
+                deadline = watcher.seen_at + seconds
             pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -373,6 +378,7 @@ def run_peer(name, argv, stop_signal, seconds, nginx, stream, logdir, env=None):
             watcher.stop.set()
             raise NotAvailable(f"{name} exited with status {status} after "
                                f"{time.time() - t0:.1f} s: {tail(log)}")
+        ran_s = time.time() - t0
         os.kill(proc.pid, stop_signal)
         wait_end = time.time() + 15
         rusage = None
@@ -397,6 +403,7 @@ def run_peer(name, argv, stop_signal, seconds, nginx, stream, logdir, env=None):
         raise NotAvailable(f"{name} published but no video frame reached the server: {tail(log)}")
     return {
         "cpu_s": rusage.ru_utime + rusage.ru_stime,
+        "ran_s": ran_s,
         "rss_mib": rusage.ru_maxrss / 1024,
         "publish_ms": (times[0] - t0) * 1000,
         "frame_ms": frame_ms,
