@@ -148,52 +148,104 @@ fn a_closed_door_lets_no_frame_or_sound_to_the_encoders_and_opens_on_a_keyframe(
     assert_eq!(criticals.load(Ordering::Relaxed), 0, "GStreamer CRITICALs");
 }
 
-/// The least (arrival running time − PTS) of the buffers seen after the
-/// first second, in ms: how far behind the clock a stream runs when
-/// nothing holds it up. The least, not the median: a loaded machine only
-/// ever adds to a buffer's lag (a median moved by 450 ms once, with a
-/// compile on the same two cores), and over 1.5 s of buffers some pass
-/// unhindered.
-fn lag_ms(seen: &Seen) -> f64 {
-    let v = seen.lock().unwrap();
-    v.iter()
-        .filter(|(pts, _, _)| *pts > 1_000_000_000)
-        .map(|(pts, rt, _)| (*rt as f64 - *pts as f64) / 1e6)
-        .reduce(f64::min)
-        .unwrap_or(f64::NAN)
+/// (the buffer's first sample, PTS in ns) of each buffer through `pad`.
+type Stamps = Arc<Mutex<Vec<(u64, u64)>>>;
+
+fn stamps(pad: &gst::Pad) -> Stamps {
+    let seen: Stamps = Arc::default();
+    let log = seen.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let (Some(b), Ok(mut v)) = (info.buffer(), log.lock()) {
+            if let Some(pts) = b.pts() {
+                v.push((b.offset(), pts.nseconds()));
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    seen
 }
 
-/// The sound's lag behind the picture at the appsinks, in ms, for an offset.
-fn sound_behind_picture(offset_ms: i32) -> f64 {
+/// What one run with `offset_ms` shows of the sound: (each buffer's PTS as
+/// `mic_in` stamped it and as the AAC encoder received it, paired by its
+/// first sample; the last PTS the encoder received; the PTS of what reached
+/// the appsink). Timestamps only, no arrival times: a loaded machine (CI's
+/// two cores, a compile beside) moved an arrival-time reading of this by 170 ms.
+fn sound_through(offset_ms: i32) -> (Vec<(i64, i64)>, i64, Vec<i64>) {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let c = Capture::new(settings(offset_ms), tx).expect("capture");
-    let mut c = c;
+    let mut c = Capture::new(settings(offset_ms), tx).expect("capture");
     c.start_mic().expect("the test tone");
-    let video = watch(&c, "video");
-    let audio = watch(&c, "audio");
-    wait(Duration::from_millis(2500));
+    let pad = |name: &str, dir: &str| {
+        c.encode
+            .by_name(name)
+            .and_then(|e| e.static_pad(dir))
+            .unwrap_or_else(|| panic!("{name}.{dir}"))
+    };
+    let stamped = stamps(&pad("mic_in", "src"));
+    let encoder_in = pad("aac_in", "src").peer().expect("the AAC encoder");
+    let received = stamps(&encoder_in);
+    let out = watch(&c, "audio");
+    let until = Instant::now() + Duration::from_secs(10);
+    while count(&out) < 40 && Instant::now() < until {
+        wait(Duration::from_millis(20));
+    }
     c.shutdown();
-    lag_ms(&video) - lag_ms(&audio)
+    let stamped: std::collections::HashMap<u64, u64> =
+        stamped.lock().unwrap().iter().copied().collect();
+    let received = received.lock().unwrap().clone();
+    let pairs = received
+        .iter()
+        .filter_map(|(first, pts)| Some((*stamped.get(first)? as i64, *pts as i64)))
+        .collect();
+    let last = received.last().map_or(-1, |(_, pts)| *pts as i64);
+    let out = out
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(pts, _, _)| *pts as i64)
+        .collect();
+    (pairs, last, out)
 }
 
 #[test]
 fn audio_offset_moves_the_sound_by_its_sign_and_size() {
     crate::media::init_for_tests();
-    // Same clock, same pipeline: a buffer's PTS is when it was captured
-    // (plus the offset, for the sound); the lag behind the clock at the
-    // appsink is the pipeline's own latency, minus the offset.
-    let none = sound_behind_picture(0);
-    let later = sound_behind_picture(300);
-    let earlier = sound_behind_picture(-200);
-    // A positive offset delays the sound: its timestamps move 300 ms later.
-    let moved = later - none;
-    assert!(
-        (moved - 300.0).abs() < 60.0,
-        "+300 moved the sound {moved:.0} ms"
-    );
-    let moved = earlier - none;
-    assert!(
-        (moved + 200.0).abs() < 60.0,
-        "-200 moved the sound {moved:.0} ms"
-    );
+    const MS: i64 = 1_000_000;
+    // The AAC encoder's frame: 1024 samples at 48 kHz.
+    const AAC_FRAME: i64 = 1024 * 1_000_000_000 / 48_000;
+    for offset_ms in [0, 300, -200] {
+        let (pairs, last, out) = sound_through(offset_ms);
+        assert!(
+            pairs.len() >= 20,
+            "{offset_ms}: {} buffers paired",
+            pairs.len()
+        );
+        // Every buffer the encoder gets is moved by the offset, exactly
+        // (positive: later, the sound delayed).
+        for (stamped, received) in &pairs {
+            assert_eq!(
+                received - stamped,
+                i64::from(offset_ms) * MS,
+                "{offset_ms}: stamped {stamped}, the encoder got {received}"
+            );
+        }
+        // And what the appsink passes on keeps the moved timestamps: frame
+        // after frame, the last of them within what the encoder may hold
+        // (a frame and a buffer) of the last it got. An offset that only
+        // moved the segment, as a pad offset does, left these 300 ms away.
+        assert!(out.len() >= 40, "{offset_ms}: {} AAC frames", out.len());
+        for w in out.windows(2) {
+            assert!(
+                (w[1] - w[0] - AAC_FRAME).abs() <= MS,
+                "{offset_ms}: AAC frames at {} and {}",
+                w[0],
+                w[1]
+            );
+        }
+        let behind = last - out[out.len() - 1];
+        assert!(
+            (-25 * MS..=50 * MS).contains(&behind),
+            "{offset_ms}: the last AAC frame {} ms from the last sound the encoder got",
+            behind / MS
+        );
+    }
 }

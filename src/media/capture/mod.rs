@@ -574,11 +574,13 @@ pub(crate) fn appsink(pipeline: &gst::Pipeline, name: &str) -> Result<gst_app::A
 /// moves the segment, and the buffers reached the appsinks with their
 /// timestamps unchanged: the offset did nothing (`door_tests` measured it).
 /// Sound that would land before the stream's start is dropped.
+/// On the converter's input, not on `mic_in`'s output: what `mic_in`
+/// stamped stays readable there, which is how `door_tests` checks the shift.
 fn shift_sound(encode: &gst::Pipeline, offset_ms: i32) {
     if offset_ms == 0 {
         return;
     }
-    let Some(pad) = encode.by_name("mic_in").and_then(|e| e.static_pad("src")) else {
+    let Some(pad) = encode.by_name("aac_in").and_then(|e| e.static_pad("sink")) else {
         return;
     };
     let shift = gst::ClockTime::from_mseconds(u64::from(offset_ms.unsigned_abs()));
