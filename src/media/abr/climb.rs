@@ -77,7 +77,17 @@ impl AbrController {
                     let next = (t + step.max((near - t) / 2)).min(near);
                     (clear_for >= self.s.recovery_interval).then_some(next)?
                 } else {
-                    if clear_for < self.s.increase_interval {
+                    // A congestion of this show long past: the link has had
+                    // time to grow, and 2.5 s a step is 5 s to cross the zone.
+                    let long_past = self.last_congested.is_some_and(|(_, at)| {
+                        now.saturating_duration_since(at) >= self.s.careful_for
+                    });
+                    let interval = if long_past {
+                        self.s.recovery_interval
+                    } else {
+                        self.s.increase_interval
+                    };
+                    if clear_for < interval {
                         return None;
                     }
                     // Where the link was full a moment ago (on SRT an

@@ -51,7 +51,8 @@
 //!     then carefully), every `recovery_interval`;
 //!   - *cautious* within 10% of it: a step of a tenth of that rate every
 //!     `increase_interval`, and none until `near_congestion_wait` (5 s)
-//!     after that congestion.
+//!     after that congestion; a step every `recovery_interval` once that
+//!     congestion is `careful_for` (10 s) old (the link may have grown).
 //!
 //!   The rate of the last congestion (or the one remembered, less the
 //!   sound) is forgotten when a backlog leaves 20% faster than it: the link
@@ -132,6 +133,14 @@ pub struct AbrSettings {
     /// after it: the link was full there a moment ago, and on SRT an
     /// overshoot costs dropped packets, not just a queue.
     pub near_congestion_wait: Duration,
+    /// A congestion this long past (seen in this show) no longer slows the
+    /// careful steps: they come every `recovery_interval`, not every
+    /// `increase_interval`. The link has had time to change since: a show
+    /// that sat 12 s at what a 600 kbit/s link carried took 5 s to cross
+    /// the zone when the link grew to 2000, and carried 47% of it 7-10 s
+    /// after the step. On a link that stays the same, the next congestion
+    /// comes sooner than this (the careful steps reach it).
+    pub careful_for: Duration,
     /// How long the rate of the last congestion is remembered.
     pub congestion_memory: Duration,
     /// Measured send rate / target needed for a step up.
@@ -188,6 +197,7 @@ impl AbrSettings {
             increase_interval: Duration::from_millis(2500),
             cautious_factor: 3,
             near_congestion_wait: Duration::from_secs(5),
+            careful_for: Duration::from_secs(10),
             congestion_memory: Duration::from_secs(60),
             keep_up_ratio: 0.6,
             starve_after: Duration::from_secs(3),

@@ -4,7 +4,7 @@
 //! 1200 → 600 → 2000 kbit/s.
 
 use super::super::*;
-use super::{ctl, ctl_as_shipped, Feed};
+use super::{ctl, ctl_as_shipped, Feed, TICK};
 
 /// A fluid model of one destination behind a link of `link(tick)` kbit/s for
 /// the video (audio already taken off, but counted in what is sent), with
@@ -226,16 +226,22 @@ fn slow_start_waits_while_the_link_does_not_deliver_what_is_written() {
     assert!(c.target_kbps() > before, "{before} → {}", c.target_kbps());
 }
 
-#[test]
-fn two_careful_steps_cross_the_zone_around_the_last_congestion() {
-    // Congested at 788 (a 600 kbit/s link), then the link grows: up to 90%
-    // of 788 quickly, two tenths of it to 110%, then slow start again.
+/// A show at 788 kbit/s whose link carries 600 (with the sound): one cut.
+fn cut_at_788_on_a_600_link() -> (AbrController, Feed) {
     let mut c = ctl(4000, 400);
     c.start(None);
     let mut f = Feed::new();
     c.target_kbps = 788;
     f.tick(&mut c, "a", 50, 788);
     f.tick(&mut c, "a", 900, 600);
+    (c, f)
+}
+
+#[test]
+fn two_careful_steps_cross_the_zone_around_the_last_congestion() {
+    // Congested at 788 (a 600 kbit/s link), then the link grows: up to 90%
+    // of 788 quickly, two tenths of it to 110%, then slow start again.
+    let (mut c, mut f) = cut_at_788_on_a_600_link();
     let cut = c.target_kbps();
     assert!(cut < 600, "{cut}");
     let mut seen = vec![cut];
@@ -251,6 +257,47 @@ fn two_careful_steps_cross_the_zone_around_the_last_congestion() {
         seen.iter().any(|&t| t > 1200),
         "no slow start past it: {seen:?}"
     );
+}
+
+/// The careful steps of a congestion long past (`careful_for`) come a
+/// second apart: a show that sat 12 s at what a 600 kbit/s link carried
+/// took 5 s to cross the zone when the link grew to 2000 (2.5 s a step),
+/// and carried 47% of it 7-10 s after the step on the bench.
+#[test]
+fn long_after_the_last_congestion_the_careful_steps_come_a_second_apart() {
+    // (held at the cut, the gaps allowed between careful steps).
+    let cases = [
+        (Duration::from_secs(12), TICK * 4..=TICK * 4),
+        (Duration::ZERO, TICK * 10..=Duration::MAX),
+    ];
+    for (held, gaps) in cases {
+        let (mut c, mut f) = cut_at_788_on_a_600_link();
+        let cut = c.target_kbps();
+        // A queue between the marks: no cut, no climb.
+        let until = f.elapsed() + held;
+        while f.elapsed() < until {
+            f.full(&mut c, "a", 300);
+        }
+        assert_eq!(c.target_kbps(), cut, "held");
+        let mut steps = vec![(f.elapsed(), cut)];
+        for _ in 0..80 {
+            f.full(&mut c, "a", 20);
+            if c.target_kbps() != steps.last().unwrap().1 {
+                steps.push((f.elapsed(), c.target_kbps()));
+            }
+        }
+        // The steps into and across the zone around 788 (90% to 110%).
+        let careful: Vec<_> = steps
+            .windows(2)
+            .filter(|w| (709..=867).contains(&w[0].1))
+            .map(|w| w[1].0 - w[0].0)
+            .collect();
+        assert!(!careful.is_empty(), "{steps:?}");
+        assert!(
+            careful.iter().all(|d| gaps.contains(d)),
+            "{held:?}: {steps:?}"
+        );
+    }
 }
 
 #[test]
