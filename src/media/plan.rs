@@ -129,9 +129,12 @@ pub fn clip_head(appsrc: &str, caps: &str) -> String {
 pub fn audio_pipeline(source: &AudioSource, channel: &str) -> Option<String> {
     let head = match source {
         // sine-table: the same tone from a table, not a sin() a sample.
-        AudioSource::Test => {
-            "audiotestsrc is-live=true wave=sine-table freq=440 volume=0.2".to_string()
-        }
+        // One buffer per AUDIO_PERIOD_NS, the size interaudiosrc takes, not
+        // the 1024 samples (47 a second) it sends by default.
+        AudioSource::Test => format!(
+            "audiotestsrc is-live=true wave=sine-table freq=440 volume=0.2 samplesperbuffer={}",
+            AUDIO_PERIOD_NS * 48_000 / 1_000_000_000
+        ),
         // A small buffer: the sound card's clock is slaved to the pipeline's
         // (`slave-method=re-timestamp`), so a long show does not drift.
         AudioSource::Alsa(dev) => format!(
@@ -212,9 +215,18 @@ pub fn encode_pipeline(
     d
 }
 
+/// How much sound `interaudiosrc` hands the AAC encoder at a time: 50 ms,
+/// not its default 25. Every buffer wakes the encoder's sound thread, then
+/// the destination's `appsrc`, `flvmux` and `rtmp2sink` threads; at 50 ms
+/// the sound's share of the daemon's CPU falls by about a third, 0.15 core-s
+/// per 20 s at 720p (3%; BENCHMARKS.md, `main`). What it costs: the sound
+/// reaches the muxer up to 25 ms later, which the muxer's interleaving
+/// absorbs (timestamps, not arrival, keep picture and sound together).
+pub(crate) const AUDIO_PERIOD_NS: u64 = 50_000_000;
+
 fn audio_branch(aac_desc: &str, audio_channel: &str) -> String {
     format!(
-        "interaudiosrc name=mic_in channel={audio_channel} ! {AUDIO_CAPS} ! audioconvert name=aac_in \
+        "interaudiosrc name=mic_in channel={audio_channel} period-time={AUDIO_PERIOD_NS} ! {AUDIO_CAPS} ! audioconvert name=aac_in \
          ! {aac_desc} ! aacparse ! audio/mpeg,mpegversion=4,stream-format=raw ! appsink name=audio"
     )
 }
