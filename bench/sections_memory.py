@@ -187,7 +187,9 @@ def farmcast_runs(fc, run_dir, clip, runs, seconds):
 
 
 def gst_parts(clip):
-    """(id, label, gst-launch description); all but `x264thp` run without huge pages."""
+    """(id, label, argv): gst-launch-1.0 parts, all but `x264thp` without huge pages,
+    then ffmpeg's own for the same work, as the main table runs it (huge pages as
+    the system gives them)."""
     x264 = ("x264enc speed-preset=veryfast tune=zerolatency bitrate=2500 key-int-max=60 "
             f"vbv-buf-capacity={X264_VBV_MS} rc-lookahead=0 bframes=0 ! video/x-h264,profile=main")
     audio = ("audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
@@ -195,6 +197,24 @@ def gst_parts(clip):
              "! {} "
              "bitrate=128000 ! aacparse ! fakesink")
     y4m = f"filesrc location={clip} blocksize={{}} ! y4mdec ! clocksync"
+    gst = [(key, label, ["gst-launch-1.0", "-q", "-e"] + desc.split())
+           for key, label, desc in gst_descriptions(clip, x264, audio, y4m)]
+    ff = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"]
+    ff_x264 = ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
+               "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", f"{2500 * X264_VBV_MS // 1000}k",
+               "-g", "60", "-keyint_min", "60", "-pix_fmt", "yuv420p", "-profile:v", "main"]
+    return gst + [
+        ("ffy4m", "ffmpeg: y4m read (`-re`, `-c:v rawvideo`, null output)",
+         ff + ["-re", "-i", clip, "-c:v", "rawvideo", "-f", "null", "-"]),
+        ("ffx264", "ffmpeg: + x264 720p (libx264, the same settings)",
+         ff + ["-re", "-i", clip] + ff_x264 + ["-f", "null", "-"]),
+        ("ffaac", "ffmpeg: AAC 128k alone (its own `aac`)",
+         ff + ["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+               "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-f", "null", "-"]),
+    ]
+
+
+def gst_descriptions(clip, x264, audio, y4m):
     return [
         ("gst", "GStreamer idle (a live source, one buffer a second, into fakesink)",
          "audiotestsrc is-live=true samplesperbuffer=48000 ! fakesink"),
@@ -214,12 +234,13 @@ def gst_parts(clip):
 def gst_runs(clip, runs, seconds):
     out = {}
     for i in range(runs):
-        for key, label, desc in gst_parts(clip):
-            argv = ["gst-launch-1.0", "-q", "-e"] + desc.split()
-            print(f"gst-launch {label}, run {i + 1}/{runs} ...", flush=True)
+        for key, label, argv in gst_parts(clip):
+            print(f"{label}, run {i + 1}/{runs} ...", flush=True)
+            # ffmpeg runs as the main table runs it; the gst-launch parts as
+            # farmcast runs them, without huge pages (but `x264thp`).
+            thp = key == "x264thp" or argv[0] == "ffmpeg"
             try:
-                cpu, _, hwm, _ = run_measured(argv, seconds,
-                                              preexec=None if key == "x264thp" else no_thp)
+                cpu, _, hwm, _ = run_measured(argv, seconds, preexec=None if thp else no_thp)
             except NotAvailable as e:
                 print(f"  n/a: {e}", flush=True)
                 continue
@@ -303,8 +324,9 @@ def memory_section(fc, run_dir, clip, runs, seconds, cmd):
                   "(one read a frame into a pooled buffer, as ffmpeg reads it; gst-launch's "
                   "y4mdec copies every frame again out of the blocks filesrc read), "
                   "the sound (test tone, inter elements, AAC), muxing and sending."]
-    lines += ["", f"The pipeline's parts alone under gst-launch-1.0 ({max(seconds // 2, 5)} s "
-              f"a run, medians of {runs}; the same clip, x264 and AAC settings):", "",
+    lines += ["", f"The pipeline's parts alone under gst-launch-1.0, and the same work under "
+              f"ffmpeg ({max(seconds // 2, 5)} s a run, medians of {runs}; the same clip, x264 "
+              "and AAC settings):", "",
               "| part | CPU % of one core | peak RSS (VmHWM) MiB |", "| --- | ---: | ---: |"]
     med_part = {}
     for (key, label), rows in parts.items():
@@ -370,4 +392,12 @@ def costs(daemon, base_rss, base_cpu, part, seconds):
     if {"libav", "voaac"} <= p.keys():
         out.append(f"- gst-libav for AAC, alone: {diff('libav', 'voaac', 1):+.1f} MiB, "
                    f"{diff('libav', 'voaac', 0):+.1f} points against voaacenc")
+    if {"x264", "x264thp", "y4m64k", "ffx264", "ffy4m"} <= p.keys():
+        out.append(f"- x264 at 720p under each (its row less the read's): GStreamer "
+                   f"{diff('x264', 'y4m64k', 0):.1f} points (no huge pages), "
+                   f"{diff('x264thp', 'y4m64k', 0):.1f} with them; ffmpeg "
+                   f"{diff('ffx264', 'ffy4m', 0):.1f}")
+    if {"ffaac", "voaac"} <= p.keys():
+        out.append(f"- AAC 128k: voaacenc (farmcast) {p['voaac'][0]:.1f} points, ffmpeg's "
+                   f"`aac` {p['ffaac'][0]:.1f}")
     return out
