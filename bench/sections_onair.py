@@ -189,4 +189,11 @@ def onair_section(cmd):
             lines.append(f"| {what} | not run | {target} | n/a |")
         else:
             lines.append(f"| {what} | {fmt.format(v)} | {target} | {verdict(ok(v))} |")
+    iso = FIGURES.get("cpu_isolation")
+    if iso is not None and FIGURES.get("cpu_vs_ffmpeg", 0) > 1.0:
+        lines += ["", f"CPU against ffmpeg, why not met: farmcast's pipelines are kept apart "
+                  "(a stalled camera, a lost microphone, a slow destination stop nothing "
+                  f"else), and that costs {iso[0]:+.2f} core-s a run in the main table; the "
+                  f"same parts in one pipeline ran at {iso[1]:.2f}× ffmpeg (section `main`). "
+                  "Section `memory` compares the encoders alone, under each."]
     return lines + [""]
