@@ -279,9 +279,21 @@ def main_section(args, run_dir, clip, cmd):
             f"{fmt(med(rows, 'frames'))} | {fmt(med(rows, 'kbps'))} | "
             f"{note.replace('|', '/')} |")
     # The runs themselves: a median of five hides how far apart they were.
-    lines += ["", "CPU s of each run, in the order they ran: " + "; ".join(
-        f"{peer} " + ", ".join(f"{r['cpu_s']:.2f}" for r in rows)
-        for peer, rows in results.items() if rows) + "."]
+    # A run that delivered fewer frames than the others did less work: its CPU
+    # is not comparable, and it says so (a clip read that stalled on the disk
+    # cost farmcast 83 frames in one run of the 08:26 table).
+    frames = sorted(r["frames"] for rows in results.values() for r in rows
+                    if r.get("frames") is not None)
+    usual = frames[len(frames) // 2] if frames else None
+
+    def run_cpu(r):
+        short = usual and r.get("frames") is not None and r["frames"] < 0.97 * usual
+        return f"{r['cpu_s']:.2f}" + (f" ({r['frames']:.0f} frames)" if short else "")
+
+    lines += ["", "CPU s of each run, in the order they ran (frames at the server beside a "
+              "run that delivered 3% fewer than most): " + "; ".join(
+                  f"{peer} " + ", ".join(run_cpu(r) for r in rows)
+                  for peer, rows in results.items() if rows) + "."]
     fc = med_of.get("farmcast", (None, None))
     one, ff = med_of.get(ONE_PIPELINE, (None, None)), med_of.get("ffmpeg", (None, None))
     if fc[0] is not None and one[0] is not None and ff[0] is not None:
@@ -291,10 +303,10 @@ def main_section(args, run_dir, clip, cmd):
             "table-driven tone, x264 as above) in one gst-launch pipeline: no inter elements "
             "between the sources and the encoder, no appsink/appsrc between the encoder and "
             "the destination (it still copies each frame out of y4mdec, which farmcast's "
-            f"clip reader does not). farmcast less it, {fc[0] - one[0]:+.2f} s, is the price of "
-            "keeping a stalled camera, a lost microphone and a slow destination from "
-            f"stopping the rest; without that, the same parts run at {one[0] / ff[0]:.2f}× "
-            "ffmpeg.")]
+            f"clip reader does not). farmcast less it: {fc[0] - one[0]:+.2f} s, what keeping a "
+            "stalled camera, a lost microphone and a slow destination from stopping the rest "
+            "costs, net of the copy farmcast's reader saves. The same parts in one pipeline "
+            f"run at {one[0] / ff[0]:.2f}× ffmpeg.")]
     lines += ["", "Targets:", "", "| target | measured | met |", "| --- | --- | --- |"]
     gst = med_of.get("gst-launch-1.0", (None, None))
     ff = med_of.get("ffmpeg", (None, None))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # farmcast's benchmark; writes BENCHMARKS.md, one section per figure (see
 # bench/bench.py for what each measures and how):
-#   main     farmcast vs gst-launch-1.0 vs ffmpeg, same clip and encoder settings
+#   main     farmcast vs gst-launch-1.0 vs farmcast's parts in one gst-launch pipeline vs ffmpeg, same clip and encoder settings
 #   memory   what each part costs in peak RSS and CPU        (issue 14)
 #   golive   `press go_live` -> publish accepted            (issue 3)
 #   restart  ingest server SIGKILLed + restarted -> frames again (issue 3)

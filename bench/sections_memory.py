@@ -315,8 +315,8 @@ def memory_section(fc, run_dir, clip, runs, seconds, cmd):
                   "`clip_in:src` reads the clip, a frame a read (a camera's capture thread on a "
                   "box), `mic_in:src` the AAC encode, `farmcast` the daemon's own loop.",
                   "",
-                  "Against ffmpeg (the main table): x264's settings are the same in all "
-                  "three peers (the option string x264 writes into the stream differs only "
+                  "Against ffmpeg (the main table): x264's settings are the same in every "
+                  "peer (the option string x264 writes into the stream differs only "
                   "in `keyint_min`, which ffmpeg derives from `-g`), and the encode "
                   "pipeline's convert, scale and overlays pass frames through untouched. "
                   f"Outside the encode thread group farmcast spent "
