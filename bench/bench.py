@@ -97,7 +97,8 @@ def gst_cmd(clip, url):
 # farmcast's parts (64 KiB clip reads, voaacenc, the table-driven tone) in
 # one pipeline: what farmcast would cost without its pipelines' isolation
 # (camera and microphone behind inter elements, each destination fed through
-# appsrcs). farmcast less this peer is the price of that isolation.
+# appsrcs). farmcast less this peer is the price of that isolation, net of
+# the copy out of y4mdec that farmcast's own clip reader does not make.
 ONE_PIPELINE = "gst-one-pipeline"
 
 

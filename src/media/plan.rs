@@ -219,7 +219,7 @@ pub fn encode_pipeline(
 /// not its default 25. Every buffer wakes the encoder's sound thread, then
 /// the destination's `appsrc`, `flvmux` and `rtmp2sink` threads; at 50 ms
 /// the sound's share of the daemon's CPU falls by about a third, 0.15 core-s
-/// per 20 s at 720p (3%; BENCHMARKS.md, `main`). What it costs: the sound
+/// per 20 s at 720p (3%, thread by thread; BENCHMARKS.md, `memory`). What it costs: the sound
 /// reaches the muxer up to 25 ms later, which the muxer's interleaving
 /// absorbs (timestamps, not arrival, keep picture and sound together).
 pub(crate) const AUDIO_PERIOD_NS: u64 = 50_000_000;
