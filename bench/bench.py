@@ -295,7 +295,7 @@ def main_section(args, run_dir, clip, cmd):
               "run that delivered 3% fewer than most): " + "; ".join(
                   f"{peer} " + ", ".join(run_cpu(r) for r in rows)
                   for peer, rows in results.items() if rows) + "."]
-    fc = med_of.get("farmcast", (None, None))
+    fc, gst = med_of.get("farmcast", (None, None)), med_of.get("gst-launch-1.0", (None, None))
     one, ff = med_of.get(ONE_PIPELINE, (None, None)), med_of.get("ffmpeg", (None, None))
     if fc[0] is not None and one[0] is not None and ff[0] is not None:
         FIGURES["cpu_isolation"] = (fc[0] - one[0], one[0] / ff[0])
@@ -309,8 +309,6 @@ def main_section(args, run_dir, clip, cmd):
             "costs, net of the copy farmcast's reader saves. The same parts in one pipeline "
             f"run at {one[0] / ff[0]:.2f}× ffmpeg.")]
     lines += ["", "Targets:", "", "| target | measured | met |", "| --- | --- | --- |"]
-    gst = med_of.get("gst-launch-1.0", (None, None))
-    ff = med_of.get("ffmpeg", (None, None))
 
     def row(name, measured, ok):
         lines.append(f"| {name} | {measured} | {verdict(ok)} |")
